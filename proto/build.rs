@@ -1,0 +1,11 @@
+//! Compiles `cluster.proto` with protox, a pure-Rust protobuf compiler, so building needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=cluster.proto");
+    let fds = protox::compile(["cluster.proto"], ["."])?;
+    tonic_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,645 @@
+//! Kong-compatible entities: Service, Route, Consumer, Plugin.
+//!
+//! Each entity is parsed from JSON through [`crate::schema::Fields`], so validation errors name their field,
+//! defaults are filled in and unknown fields are rejected. PATCH is "merge into the current JSON, then parse
+//! the whole", so every stored entity passed the same checks.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::StateError;
+use crate::plugins;
+use crate::schema::{FieldErrors, Fields};
+
+/// The entity collections, by their Admin API names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `/services`
+    Service,
+    /// `/routes`
+    Route,
+    /// `/consumers`
+    Consumer,
+    /// `/plugins`
+    Plugin,
+}
+
+impl Kind {
+    /// The collection name (`services`).
+    pub fn collection(self) -> &'static str {
+        match self {
+            Kind::Service => "services",
+            Kind::Route => "routes",
+            Kind::Consumer => "consumers",
+            Kind::Plugin => "plugins",
+        }
+    }
+
+    /// All kinds in dependency order (referenced entities first).
+    pub const ALL: [Kind; 4] = [Kind::Service, Kind::Consumer, Kind::Route, Kind::Plugin];
+}
+
+/// Looks up entities by id or by their unique name while parsing references.
+pub trait Resolver {
+    /// The id of the entity of `kind` whose id, or name (username for consumers), is `key`.
+    fn resolve(&self, kind: Kind, key: &str) -> Option<Uuid>;
+}
+
+/// What the parser needs besides the input: the id and timestamps to assign, and a reference resolver.
+pub struct ParseCtx<'a> {
+    /// The id to use when the input has none.
+    pub id: Uuid,
+    /// Unix seconds of this change.
+    pub now: i64,
+    /// `created_at` of the entity being replaced, if any.
+    pub created_at: Option<i64>,
+    /// Resolves references to other entities.
+    pub resolver: &'a dyn Resolver,
+}
+
+/// A reference to another entity as Kong serialises it: `{"id": "…"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// The referenced entity's id.
+    pub id: Uuid,
+}
+
+/// An upstream API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub path: Option<String>,
+    pub retries: u32,
+    pub connect_timeout: u64,
+    pub write_timeout: u64,
+    pub read_timeout: u64,
+    pub enabled: bool,
+    pub tls_verify: Option<bool>,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A rule that matches client requests and sends them to a Service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub protocols: Vec<String>,
+    pub methods: Vec<String>,
+    pub hosts: Vec<String>,
+    pub paths: Vec<String>,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub regex_priority: i64,
+    pub strip_path: bool,
+    pub preserve_host: bool,
+    pub path_handling: String,
+    pub https_redirect_status_code: u16,
+    pub request_buffering: bool,
+    pub response_buffering: bool,
+    pub service: Option<ForeignKey>,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A user or application of the APIs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub id: Uuid,
+    pub username: Option<String>,
+    pub custom_id: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A plugin instance, global or scoped to a Service, Route and/or Consumer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plugin {
+    pub id: Uuid,
+    pub name: String,
+    pub instance_name: Option<String>,
+    /// The plugin's config, validated and with every default filled in.
+    pub config: Value,
+    pub enabled: bool,
+    pub protocols: Vec<String>,
+    pub service: Option<ForeignKey>,
+    pub route: Option<ForeignKey>,
+    pub consumer: Option<ForeignKey>,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn name_pattern() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9.\-_~]+$").expect("static regex"))
+}
+
+fn host_pattern() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-_]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-_]*[A-Za-z0-9])?)*\.?)$")
+            .expect("static regex")
+    })
+}
+
+/// Common fields every entity has: id, tags, timestamps.
+fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<String>, i64) {
+    let id = match f.opt_string("id") {
+        Some(s) => match Uuid::parse_str(&s) {
+            Ok(id) => id,
+            Err(_) => {
+                f.error("id", "expected a valid UUID");
+                ctx.id
+            }
+        },
+        None => ctx.id,
+    };
+    let tags = f.strings("tags");
+    for (i, t) in tags.iter().enumerate() {
+        if t.is_empty() || t.contains(',') || t.contains('/') {
+            f.error(
+                &format!("tags.{}", i + 1),
+                "tags must be non-empty and cannot contain ',' or '/'",
+            );
+        }
+    }
+    // Timestamps are assigned by the server; inputs may carry them (exports) but they are not trusted.
+    let created = f.opt_int("created_at", 0, i64::MAX);
+    f.ignore("updated_at");
+    let created_at = ctx.created_at.or(created).unwrap_or(ctx.now);
+    (id, tags, created_at)
+}
+
+fn read_name(f: &mut Fields<'_>) -> Option<String> {
+    let name = f.opt_string("name")?;
+    if !name_pattern().is_match(&name) {
+        f.error(
+            "name",
+            "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed",
+        );
+    }
+    Some(name)
+}
+
+fn read_ref(
+    f: &mut Fields<'_>,
+    fk: &mut Vec<String>,
+    ctx: &ParseCtx<'_>,
+    field: &str,
+    kind: Kind,
+) -> Option<ForeignKey> {
+    let raw = f.raw(field)?;
+    let key = match raw {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => match (m.get("id"), m.get("name"), m.get("username")) {
+            (Some(Value::String(s)), _, _) => s.clone(),
+            (_, Some(Value::String(s)), _) => s.clone(),
+            (_, _, Some(Value::String(s))) => s.clone(),
+            _ => {
+                f.error(field, "expected a reference such as {\"id\": \"…\"}");
+                return None;
+            }
+        },
+        _ => {
+            f.error(field, "expected a reference such as {\"id\": \"…\"}");
+            return None;
+        }
+    };
+    match ctx.resolver.resolve(kind, &key) {
+        Some(id) => Some(ForeignKey { id }),
+        None => {
+            fk.push(format!(
+                "the foreign key '{key}' in field '{field}' does not reference an existing '{}' entity",
+                kind.collection()
+            ));
+            None
+        }
+    }
+}
+
+fn finish<T>(f: Fields<'_>, fk: Vec<String>, value: T) -> Result<T, StateError> {
+    let errors = f.finish();
+    if !errors.is_empty() {
+        return Err(StateError::Schema(errors));
+    }
+    if let Some(first) = fk.into_iter().next() {
+        return Err(StateError::ForeignKey(first));
+    }
+    Ok(value)
+}
+
+fn timeout(f: &mut Fields<'_>, name: &str) -> u64 {
+    f.int_or(name, 1, i32::MAX as i64, 60_000) as u64
+}
+
+impl Service {
+    /// Parses and validates a Service, expanding the `url` shorthand.
+    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Service, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let name = read_name(&mut f);
+        let mut protocol = f.opt_one_of("protocol", &["http", "https"]);
+        let mut host = f.opt_string("host");
+        let mut port = f.opt_int("port", 0, 65535);
+        let mut path = f.opt_string("path");
+        if let Some(raw) = f.opt_string("url") {
+            match url::Url::parse(&raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    protocol = Some(u.scheme().to_string());
+                    host = u.host_str().map(str::to_string);
+                    port = Some(i64::from(u.port_or_known_default().unwrap_or(80)));
+                    path = if u.path() == "/" && !raw.trim_end().ends_with('/') {
+                        None
+                    } else {
+                        Some(u.path().to_string())
+                    };
+                }
+                Ok(_) => f.error("url", "expected an http or https URL with a host"),
+                Err(e) => f.error("url", format!("invalid URL: {e}")),
+            }
+        }
+        let protocol = protocol.unwrap_or_else(|| "http".to_string());
+        let host = match host {
+            Some(h) if host_pattern().is_match(&h) => h,
+            Some(_) => {
+                f.error("host", "invalid hostname");
+                String::new()
+            }
+            None => {
+                f.error("host", "required field missing");
+                String::new()
+            }
+        };
+        let default_port = if protocol == "https" { 443 } else { 80 };
+        if let Some(p) = &path {
+            if !p.starts_with('/') {
+                f.error("path", "should start with: /");
+            } else if p.contains('?') || p.contains('#') || p.contains("//") {
+                f.error("path", "must not contain a query, a fragment or empty segments");
+            }
+        }
+        let retries = f.int_or("retries", 0, 32767, 5) as u32;
+        let connect_timeout = timeout(&mut f, "connect_timeout");
+        let write_timeout = timeout(&mut f, "write_timeout");
+        let read_timeout = timeout(&mut f, "read_timeout");
+        let enabled = f.bool_or("enabled", true);
+        let tls_verify = f.opt_bool("tls_verify");
+        // Nested collections in declarative files are handled by the caller.
+        f.ignore("routes");
+        f.ignore("plugins");
+        let svc = Service {
+            id,
+            name,
+            protocol,
+            host,
+            port: port.unwrap_or(default_port) as u16,
+            path,
+            retries,
+            connect_timeout,
+            write_timeout,
+            read_timeout,
+            enabled,
+            tls_verify,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, Vec::new(), svc)
+    }
+}
+
+const METHOD_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+impl Route {
+    /// Parses and validates a Route; `service` may be forced by a nested endpoint.
+    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Route, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let mut fk = Vec::new();
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let name = read_name(&mut f);
+        let protocols = f
+            .opt_many_of("protocols", &["http", "https"])
+            .unwrap_or_else(|| vec!["http".into(), "https".into()]);
+        if protocols.is_empty() {
+            f.error("protocols", "length must be at least 1");
+        }
+        let methods = f.strings("methods");
+        for (i, m) in methods.iter().enumerate() {
+            if m.is_empty() || !m.chars().all(|c| METHOD_CHARS.contains(c)) {
+                f.error(
+                    &format!("methods.{}", i + 1),
+                    "invalid value: methods are uppercase letters",
+                );
+            }
+        }
+        let hosts = f.strings("hosts");
+        for (i, h) in hosts.iter().enumerate() {
+            if let Err(msg) = validate_route_host(h) {
+                f.error(&format!("hosts.{}", i + 1), msg);
+            }
+        }
+        let paths = f.strings("paths");
+        for (i, p) in paths.iter().enumerate() {
+            if let Err(msg) = validate_route_path(p) {
+                f.error(&format!("paths.{}", i + 1), msg);
+            }
+        }
+        let mut headers = BTreeMap::new();
+        if let Some(raw) = f.raw("headers") {
+            match raw {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        let values: Option<Vec<String>> = match v {
+                            Value::String(s) => Some(vec![s.clone()]),
+                            Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
+                            _ => None,
+                        };
+                        match values {
+                            Some(vals) if !vals.is_empty() => {
+                                if k.eq_ignore_ascii_case("host") {
+                                    f.error(&format!("headers.{k}"), "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+                                }
+                                headers.insert(k.to_ascii_lowercase(), vals);
+                            }
+                            _ => f.error(&format!("headers.{k}"), "expected an array of strings"),
+                        }
+                    }
+                }
+                _ => f.error("headers", "expected a map"),
+            }
+        }
+        let regex_priority = f.int_or("regex_priority", i32::MIN as i64, i32::MAX as i64, 0);
+        let strip_path = f.bool_or("strip_path", true);
+        let preserve_host = f.bool_or("preserve_host", false);
+        let path_handling = f
+            .opt_one_of("path_handling", &["v0", "v1"])
+            .unwrap_or_else(|| "v0".into());
+        let https_redirect_status_code = f.int_or("https_redirect_status_code", 0, 999, 426) as u16;
+        if ![426, 301, 302, 307, 308].contains(&https_redirect_status_code) {
+            f.error(
+                "https_redirect_status_code",
+                "expected one of: 426, 301, 302, 307, 308",
+            );
+        }
+        let request_buffering = f.bool_or("request_buffering", true);
+        let response_buffering = f.bool_or("response_buffering", true);
+        let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
+        f.ignore("plugins");
+        if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
+            f.error(
+                "@entity",
+                "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
+            );
+        }
+        let route = Route {
+            id,
+            name,
+            protocols,
+            methods,
+            hosts,
+            paths,
+            headers,
+            regex_priority,
+            strip_path,
+            preserve_host,
+            path_handling,
+            https_redirect_status_code,
+            request_buffering,
+            response_buffering,
+            service,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, fk, route)
+    }
+}
+
+/// Checks a route host: a hostname, optionally with one leading or trailing `*` label and a port.
+fn validate_route_host(h: &str) -> Result<(), &'static str> {
+    let (name, port) = match h.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') => (n, Some(p)),
+        _ => (h, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err("invalid port number");
+        }
+    }
+    let stars = name.matches('*').count();
+    if stars > 1 {
+        return Err("invalid wildcard: must have at most one wildcard");
+    }
+    if stars == 1 && !(name.starts_with("*.") || name.ends_with(".*")) {
+        return Err("invalid wildcard: must be placed at leftmost or rightmost label");
+    }
+    let plain = name.trim_start_matches("*.").trim_end_matches(".*");
+    if plain.is_empty() || !host_pattern().is_match(plain) {
+        return Err("invalid hostname");
+    }
+    Ok(())
+}
+
+/// Checks a route path: a prefix starting with `/`, or a regex starting with `~`.
+fn validate_route_path(p: &str) -> Result<(), String> {
+    if let Some(re) = p.strip_prefix('~') {
+        return Regex::new(re)
+            .map(|_| ())
+            .map_err(|e| format!("invalid regex: '{re}': {e}"));
+    }
+    if !p.starts_with('/') {
+        return Err("should start with: / (fixed path) or ~/ (regex path)".into());
+    }
+    if p.contains("//") {
+        return Err("must not have empty segments".into());
+    }
+    Ok(())
+}
+
+impl Consumer {
+    /// Parses and validates a Consumer.
+    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Consumer, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let username = f.opt_string("username").filter(|s| !s.is_empty());
+        let custom_id = f.opt_string("custom_id").filter(|s| !s.is_empty());
+        f.ignore("plugins");
+        if username.is_none() && custom_id.is_none() {
+            f.error(
+                "@entity",
+                "at least one of these fields must be non-empty: 'custom_id', 'username'",
+            );
+        }
+        let c = Consumer {
+            id,
+            username,
+            custom_id,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, Vec::new(), c)
+    }
+}
+
+impl Plugin {
+    /// Parses and validates a Plugin, including its `config` through the plugin's own schema.
+    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Plugin, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let mut fk = Vec::new();
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let name = f.string("name").unwrap_or_default();
+        let instance_name = f.opt_string("instance_name");
+        if let Some(n) = &instance_name {
+            if !name_pattern().is_match(n) {
+                f.error("instance_name", "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed");
+            }
+        }
+        let enabled = f.bool_or("enabled", true);
+        let protocols = f
+            .opt_many_of("protocols", &["grpc", "grpcs", "http", "https"])
+            .unwrap_or_else(|| vec!["grpc".into(), "grpcs".into(), "http".into(), "https".into()]);
+        let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
+        let route = read_ref(&mut f, &mut fk, ctx, "route", Kind::Route);
+        let consumer = read_ref(&mut f, &mut fk, ctx, "consumer", Kind::Consumer);
+        let empty = Value::Object(Map::new());
+        let raw_config = f.raw("config").unwrap_or(&empty).clone();
+        let mut config = Value::Null;
+        if !name.is_empty() {
+            match plugins::validate_config(&name, &raw_config, ctx.resolver) {
+                Ok(c) => config = c,
+                Err(e) => f.errors.merge_under("config", e),
+            }
+        }
+        let p = Plugin {
+            id,
+            name,
+            instance_name,
+            config,
+            enabled,
+            protocols,
+            service,
+            route,
+            consumer,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, fk, p)
+    }
+
+    /// A copy whose secret config fields are replaced by [`plugins::REDACTED`].
+    pub fn redacted(&self) -> Plugin {
+        let mut p = self.clone();
+        plugins::redact(&p.name, &mut p.config);
+        p
+    }
+}
+
+/// Merges `patch` into `base` (objects recursively; anything else replaces), as PATCH does.
+pub fn merge_json(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge_json(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// Builds a `FieldErrors` with a single entry (helper for callers outside this module).
+pub fn field_error(path: &str, message: &str) -> FieldErrors {
+    let mut e = FieldErrors::new();
+    e.add(path, message);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct NoRefs;
+    impl Resolver for NoRefs {
+        fn resolve(&self, _: Kind, _: &str) -> Option<Uuid> {
+            None
+        }
+    }
+
+    fn ctx() -> ParseCtx<'static> {
+        ParseCtx {
+            id: Uuid::nil(),
+            now: 1000,
+            created_at: None,
+            resolver: &NoRefs,
+        }
+    }
+
+    #[test]
+    fn service_url_shorthand_expands() {
+        let s = Service::parse(&json!({"name": "example-service", "url": "https://httpbin.org/anything"}), &ctx()).unwrap();
+        assert_eq!((s.protocol.as_str(), s.host.as_str(), s.port), ("https", "httpbin.org", 443));
+        assert_eq!(s.path.as_deref(), Some("/anything"));
+        assert_eq!((s.retries, s.connect_timeout), (5, 60_000));
+        let s = Service::parse(&json!({"url": "http://up:8080"}), &ctx()).unwrap();
+        assert_eq!((s.port, s.path), (8080, None));
+    }
+
+    #[test]
+    fn service_errors_name_fields() {
+        let err = Service::parse(&json!({"name": "bad name", "port": "x", "colour": 1}), &ctx()).unwrap_err();
+        let StateError::Schema(e) = err else { panic!("{err:?}") };
+        assert!(e.0.contains_key("name"));
+        assert_eq!(e.0["port"], "expected an integer");
+        assert_eq!(e.0["host"], "required field missing");
+        assert_eq!(e.0["colour"], "unknown field");
+    }
+
+    #[test]
+    fn route_requires_a_matching_field_and_valid_paths() {
+        let err = Route::parse(&json!({"name": "r"}), &ctx()).unwrap_err();
+        let StateError::Schema(e) = err else { panic!() };
+        assert!(e.0["@entity"].contains("must set one of"));
+        let err = Route::parse(&json!({"paths": ["nope", "~/(unclosed"]}), &ctx()).unwrap_err();
+        let StateError::Schema(e) = err else { panic!() };
+        assert!(e.0.contains_key("paths.1") && e.0.contains_key("paths.2"));
+        let r = Route::parse(&json!({"paths": ["/a"], "hosts": ["*.example.com"]}), &ctx()).unwrap();
+        assert!(r.strip_path && !r.preserve_host && r.protocols == ["http", "https"]);
+    }
+
+    #[test]
+    fn route_reference_must_exist() {
+        let err = Route::parse(&json!({"paths": ["/a"], "service": {"id": "5bd8ac36-4b5b-4a3b-8f52-6f4a4b0d4f5c"}}), &ctx()).unwrap_err();
+        assert!(matches!(err, StateError::ForeignKey(_)));
+    }
+
+    #[test]
+    fn consumer_needs_username_or_custom_id() {
+        assert!(Consumer::parse(&json!({}), &ctx()).is_err());
+        assert!(Consumer::parse(&json!({"custom_id": "c1"}), &ctx()).is_ok());
+    }
+
+    #[test]
+    fn merge_patches_nested_objects() {
+        let mut base = json!({"a": 1, "config": {"x": 1, "y": 2}});
+        merge_json(&mut base, &json!({"config": {"y": 3}, "b": null}));
+        assert_eq!(base, json!({"a": 1, "config": {"x": 1, "y": 3}, "b": null}));
+    }
+}

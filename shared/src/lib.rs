@@ -1,0 +1,17 @@
+//! Types both planes agree on, with no I/O: entities and their validation, plugin config schemas, the
+//! configuration state and its consistency check, snapshot encoding and hashing, error codes, pairing tokens.
+
+pub mod entity;
+pub mod error;
+pub mod pairing;
+pub mod plugins;
+pub mod schema;
+pub mod state;
+
+pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
+pub use error::{ErrorCode, StateError};
+pub use schema::FieldErrors;
+pub use state::{Change, ConfigState, Entity};
+
+/// The software version of this build, reported by nodes and the control plane.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

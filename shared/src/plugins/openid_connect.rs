@@ -1,0 +1,327 @@
+//! Config schema of `openid-connect`: the subset of Kong's fields this gateway implements, with Kong's names
+//! and defaults (except `ssl_verify`, which defaults to true here).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{anonymous_field, url_field};
+use crate::entity::Resolver;
+use crate::schema::{FieldErrors, Fields};
+
+/// The plugin's name.
+pub const NAME: &str = "openid-connect";
+/// The schema version this release speaks.
+pub const VERSION: &str = "1.0.0";
+/// Fields that hold secrets.
+pub const SECRET_FIELDS: &[&str] = &["client_secret", "client_jwk"];
+
+/// Authentication methods this gateway implements, in lookup order.
+pub const AUTH_METHODS: &[&str] = &["bearer", "introspection", "password", "client_credentials"];
+/// Client authentication methods towards the identity provider.
+pub const CLIENT_AUTH: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+];
+const PARAM_TYPES: &[&str] = &["header", "query", "body"];
+
+/// A validated `openid-connect` config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub issuer: String,
+    pub auth_methods: Vec<String>,
+    pub bearer_token_param_type: Vec<String>,
+    pub password_param_type: Vec<String>,
+    pub client_credentials_param_type: Vec<String>,
+    pub client_id: Vec<String>,
+    pub client_secret: Vec<String>,
+    /// JWKs (with private parts) for `private_key_jwt`.
+    pub client_jwk: Vec<Value>,
+    pub client_alg: Vec<String>,
+    pub client_auth: Vec<String>,
+    /// Request argument that selects one of several configured clients.
+    pub client_arg: String,
+    pub token_endpoint_auth_method: Option<String>,
+    pub introspection_endpoint_auth_method: Option<String>,
+    pub scopes: Vec<String>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_hint: String,
+    pub introspection_headers_names: Vec<String>,
+    pub introspection_headers_values: Vec<String>,
+    pub introspection_post_args_names: Vec<String>,
+    pub introspection_post_args_values: Vec<String>,
+    pub introspection_accept: String,
+    pub introspect_jwt_tokens: bool,
+    pub introspection_check_active: bool,
+    pub cache_introspection: bool,
+    pub cache_tokens: bool,
+    pub cache_ttl: u64,
+    pub cache_ttl_min: Option<u64>,
+    pub cache_ttl_max: Option<u64>,
+    pub scopes_required: Vec<String>,
+    pub scopes_claim: Vec<String>,
+    pub audience_required: Vec<String>,
+    pub audience_claim: Vec<String>,
+    pub issuers_allowed: Vec<String>,
+    pub consumer_claim: Vec<String>,
+    pub consumer_by: Vec<String>,
+    pub consumer_optional: bool,
+    pub credential_claim: Vec<String>,
+    pub anonymous: Option<String>,
+    pub upstream_access_token_header: Option<String>,
+    pub upstream_introspection_header: Option<String>,
+    pub upstream_headers_claims: Vec<String>,
+    pub upstream_headers_names: Vec<String>,
+    pub hide_credentials: bool,
+    pub display_errors: bool,
+    /// Seconds of clock skew allowed on `exp`/`nbf`.
+    pub leeway: u64,
+    /// Milliseconds for calls to the identity provider.
+    pub timeout: u64,
+    /// Seconds between two rediscoveries of the same issuer.
+    pub rediscovery_lifetime: u64,
+    pub ssl_verify: bool,
+    pub run_on_preflight: bool,
+    pub unauthorized_error_message: String,
+    pub forbidden_error_message: String,
+}
+
+fn list_or(f: &mut Fields<'_>, name: &str, allowed: Option<&[&str]>, default: &[&str]) -> Vec<String> {
+    let v = match allowed {
+        Some(a) => f.opt_many_of(name, a),
+        None => f.opt_strings(name),
+    };
+    v.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+}
+
+impl Config {
+    /// Validates a raw config, filling in defaults.
+    pub fn parse(v: &Value, resolver: &dyn Resolver) -> Result<Config, FieldErrors> {
+        let mut f = Fields::new(v, "")?;
+        let issuer = url_field(&mut f, "issuer", true).unwrap_or_default();
+        let auth_methods = list_or(&mut f, "auth_methods", Some(AUTH_METHODS), AUTH_METHODS);
+        let bearer_token_param_type = list_or(&mut f, "bearer_token_param_type", Some(PARAM_TYPES), PARAM_TYPES);
+        let password_param_type = list_or(&mut f, "password_param_type", Some(PARAM_TYPES), PARAM_TYPES);
+        let client_credentials_param_type =
+            list_or(&mut f, "client_credentials_param_type", Some(PARAM_TYPES), PARAM_TYPES);
+        let client_id = f.strings("client_id");
+        let client_secret = f.strings("client_secret");
+        let client_jwk = match f.raw("client_jwk") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !item.is_object() {
+                        f.error(&format!("client_jwk.{}", i + 1), "expected a JWK object");
+                    }
+                }
+                items.clone()
+            }
+            Some(obj @ Value::Object(_)) => vec![obj.clone()],
+            Some(_) => {
+                f.error("client_jwk", "expected an array of JWK objects");
+                Vec::new()
+            }
+        };
+        let client_alg = f.strings("client_alg");
+        let client_auth = list_or(&mut f, "client_auth", Some(CLIENT_AUTH), &[]);
+        let client_arg = f.opt_string("client_arg").unwrap_or_else(|| "client_id".into());
+        let token_endpoint_auth_method = f.opt_one_of("token_endpoint_auth_method", CLIENT_AUTH);
+        let introspection_endpoint_auth_method =
+            f.opt_one_of("introspection_endpoint_auth_method", CLIENT_AUTH);
+        let scopes = list_or(&mut f, "scopes", None, &["openid"]);
+        let introspection_endpoint = url_field(&mut f, "introspection_endpoint", false);
+        let introspection_hint = f
+            .opt_string("introspection_hint")
+            .unwrap_or_else(|| "access_token".into());
+        let introspection_headers_names = f.strings("introspection_headers_names");
+        let introspection_headers_values = f.strings("introspection_headers_values");
+        if introspection_headers_names.len() != introspection_headers_values.len() {
+            f.error("introspection_headers_values", "must have as many entries as introspection_headers_names");
+        }
+        let introspection_post_args_names = f.strings("introspection_post_args_names");
+        let introspection_post_args_values = f.strings("introspection_post_args_values");
+        if introspection_post_args_names.len() != introspection_post_args_values.len() {
+            f.error("introspection_post_args_values", "must have as many entries as introspection_post_args_names");
+        }
+        let introspection_accept = f
+            .opt_one_of(
+                "introspection_accept",
+                &["application/json", "application/token-introspection+jwt"],
+            )
+            .unwrap_or_else(|| "application/json".into());
+        let introspect_jwt_tokens = f.bool_or("introspect_jwt_tokens", false);
+        let introspection_check_active = f.bool_or("introspection_check_active", true);
+        let cache_introspection = f.bool_or("cache_introspection", true);
+        let cache_tokens = f.bool_or("cache_tokens", true);
+        let cache_ttl = f.int_or("cache_ttl", 0, i32::MAX as i64, 3600) as u64;
+        let cache_ttl_min = f.opt_int("cache_ttl_min", 0, i32::MAX as i64).map(|v| v as u64);
+        let cache_ttl_max = f.opt_int("cache_ttl_max", 0, i32::MAX as i64).map(|v| v as u64);
+        if let (Some(min), Some(max)) = (cache_ttl_min, cache_ttl_max) {
+            if min > max {
+                f.error("cache_ttl_min", "must not be greater than cache_ttl_max");
+            }
+        }
+        let scopes_required = f.strings("scopes_required");
+        let scopes_claim = list_or(&mut f, "scopes_claim", None, &["scope"]);
+        let audience_required = f.strings("audience_required");
+        let audience_claim = list_or(&mut f, "audience_claim", None, &["aud"]);
+        let issuers_allowed = f.strings("issuers_allowed");
+        let consumer_claim = f.strings("consumer_claim");
+        let consumer_by = list_or(&mut f, "consumer_by", Some(&["username", "custom_id", "id"]), &["username", "custom_id"]);
+        let consumer_optional = f.bool_or("consumer_optional", false);
+        let credential_claim = list_or(&mut f, "credential_claim", None, &["sub"]);
+        let anonymous = anonymous_field(&mut f, resolver);
+        let upstream_access_token_header = if f.has("upstream_access_token_header") {
+            f.opt_string("upstream_access_token_header").filter(|s| !s.is_empty())
+        } else {
+            f.ignore("upstream_access_token_header");
+            Some("authorization:bearer".into())
+        };
+        let upstream_introspection_header = f.opt_string("upstream_introspection_header").filter(|s| !s.is_empty());
+        let upstream_headers_claims = f.strings("upstream_headers_claims");
+        let upstream_headers_names = f.strings("upstream_headers_names");
+        if upstream_headers_claims.len() != upstream_headers_names.len() {
+            f.error("upstream_headers_names", "must have as many entries as upstream_headers_claims");
+        }
+        let hide_credentials = f.bool_or("hide_credentials", false);
+        let display_errors = f.bool_or("display_errors", false);
+        let leeway = f.int_or("leeway", 0, 3600, 0) as u64;
+        let timeout = f.int_or("timeout", 1, i32::MAX as i64, 10_000) as u64;
+        let rediscovery_lifetime = f.int_or("rediscovery_lifetime", 0, i32::MAX as i64, 30) as u64;
+        let ssl_verify = f.bool_or("ssl_verify", true);
+        let run_on_preflight = f.bool_or("run_on_preflight", true);
+        let unauthorized_error_message = f
+            .opt_string("unauthorized_error_message")
+            .unwrap_or_else(|| "Unauthorized".into());
+        let forbidden_error_message = f
+            .opt_string("forbidden_error_message")
+            .unwrap_or_else(|| "Forbidden".into());
+
+        // Cross-field rules.
+        let needs_client = auth_methods
+            .iter()
+            .any(|m| m == "password" || m == "introspection");
+        if needs_client && client_id.is_empty() {
+            f.error("client_id", "required when auth_methods include 'password' or 'introspection'");
+        }
+        let auths: Vec<&str> = client_auth
+            .iter()
+            .map(String::as_str)
+            .chain(token_endpoint_auth_method.as_deref())
+            .chain(introspection_endpoint_auth_method.as_deref())
+            .collect();
+        let uses_secret = auths.iter().any(|a| a.starts_with("client_secret"))
+            || (auths.is_empty() && needs_client);
+        if uses_secret && client_secret.is_empty() {
+            f.error("client_secret", "required by the selected client authentication method");
+        }
+        if auths.contains(&"private_key_jwt") && client_jwk.is_empty() {
+            f.error("client_jwk", "required when client authentication is 'private_key_jwt'");
+        }
+        if !client_secret.is_empty() && client_secret.len() != client_id.len() {
+            f.error("client_secret", "must have as many entries as client_id");
+        }
+
+        let errors = f.finish();
+        errors.into_result(Config {
+            issuer,
+            auth_methods,
+            bearer_token_param_type,
+            password_param_type,
+            client_credentials_param_type,
+            client_id,
+            client_secret,
+            client_jwk,
+            client_alg,
+            client_auth,
+            client_arg,
+            token_endpoint_auth_method,
+            introspection_endpoint_auth_method,
+            scopes,
+            introspection_endpoint,
+            introspection_hint,
+            introspection_headers_names,
+            introspection_headers_values,
+            introspection_post_args_names,
+            introspection_post_args_values,
+            introspection_accept,
+            introspect_jwt_tokens,
+            introspection_check_active,
+            cache_introspection,
+            cache_tokens,
+            cache_ttl,
+            cache_ttl_min,
+            cache_ttl_max,
+            scopes_required,
+            scopes_claim,
+            audience_required,
+            audience_claim,
+            issuers_allowed,
+            consumer_claim,
+            consumer_by,
+            consumer_optional,
+            credential_claim,
+            anonymous,
+            upstream_access_token_header,
+            upstream_introspection_header,
+            upstream_headers_claims,
+            upstream_headers_names,
+            hide_credentials,
+            display_errors,
+            leeway,
+            timeout,
+            rediscovery_lifetime,
+            ssl_verify,
+            run_on_preflight,
+            unauthorized_error_message,
+            forbidden_error_message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::Kind;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    struct NoRefs;
+    impl Resolver for NoRefs {
+        fn resolve(&self, _: Kind, _: &str) -> Option<Uuid> {
+            None
+        }
+    }
+
+    #[test]
+    fn kong_how_to_config_is_accepted() {
+        let c = Config::parse(
+            &json!({
+                "issuer": "http://keycloak.local:8080/realms/master",
+                "client_id": ["kong"], "client_secret": ["secret"],
+                "client_auth": ["client_secret_post"],
+                "auth_methods": ["introspection", "password"],
+                "bearer_token_param_type": ["header"]
+            }),
+            &NoRefs,
+        )
+        .unwrap();
+        assert_eq!(c.scopes, ["openid"]);
+        assert_eq!(c.upstream_access_token_header.as_deref(), Some("authorization:bearer"));
+        assert_eq!(c.cache_ttl, 3600);
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let e = Config::parse(
+            &json!({"issuer": "https://idp", "auth_methods": ["password", "session"], "client_auth": ["private_key_jwt"]}),
+            &NoRefs,
+        )
+        .unwrap_err();
+        assert!(e.0.contains_key("client_id"), "{e:?}");
+        assert!(e.0.contains_key("client_jwk"), "{e:?}");
+        assert!(e.0.contains_key("auth_methods.2"), "{e:?}");
+    }
+}

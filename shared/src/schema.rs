@@ -1,0 +1,353 @@
+//! A small field-by-field reader over JSON objects that collects Kong-style, per-field errors.
+//!
+//! Every entity and plugin config is parsed through [`Fields`], so a bad input always names the field
+//! and the reason (`{"port": "expected an integer"}`), and unknown fields are rejected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+/// Validation errors keyed by a dotted field path (`config.introspection_url`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub BTreeMap<String, String>);
+
+impl FieldErrors {
+    /// An empty set of errors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an error for `path`; the first error for a path wins.
+    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(path.into()).or_insert_with(|| message.into());
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Moves every error of `other` below `prefix`.
+    pub fn merge_under(&mut self, prefix: &str, other: FieldErrors) {
+        for (path, message) in other.0 {
+            let full = if prefix.is_empty() { path } else { format!("{prefix}.{path}") };
+            self.add(full, message);
+        }
+    }
+
+    /// `Ok(value)` when no error was recorded.
+    pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Renders the errors as nested JSON objects, as Kong does (`{"config":{"ttl":"…"}}`).
+    pub fn to_json(&self) -> Value {
+        let mut root = Map::new();
+        for (path, message) in &self.0 {
+            let parts: Vec<&str> = path.split('.').collect();
+            insert_nested(&mut root, &parts, message);
+        }
+        Value::Object(root)
+    }
+
+    /// One line naming every field, for log lines and NACK reasons.
+    pub fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, m)| format!("{p}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn insert_nested(map: &mut Map<String, Value>, parts: &[&str], message: &str) {
+    match parts {
+        [] => {}
+        [last] => {
+            map.entry(last.to_string())
+                .or_insert_with(|| Value::String(message.to_string()));
+        }
+        [first, rest @ ..] => {
+            let child = map
+                .entry(first.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = child {
+                insert_nested(inner, rest, message);
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+impl std::error::Error for FieldErrors {}
+
+/// Reads typed fields out of one JSON object, recording errors under `prefix`.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    seen: BTreeSet<String>,
+    prefix: String,
+    /// Errors found so far.
+    pub errors: FieldErrors,
+}
+
+impl<'a> Fields<'a> {
+    /// Starts reading `value`, which must be an object; otherwise the error is recorded at `prefix`.
+    pub fn new(value: &'a Value, prefix: &str) -> Result<Self, FieldErrors> {
+        match value {
+            Value::Object(map) => Ok(Self {
+                map,
+                seen: BTreeSet::new(),
+                prefix: prefix.to_string(),
+                errors: FieldErrors::new(),
+            }),
+            _ => {
+                let mut errors = FieldErrors::new();
+                let path = if prefix.is_empty() { "@entity" } else { prefix };
+                errors.add(path, "expected a record");
+                Err(errors)
+            }
+        }
+    }
+
+    /// The full dotted path of a field.
+    pub fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
+    }
+
+    /// Records an error on field `name`.
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        let path = self.path(name);
+        self.errors.add(path, message);
+    }
+
+    /// The raw value of a field; JSON `null` counts as absent.
+    pub fn raw(&mut self, name: &str) -> Option<&'a Value> {
+        self.seen.insert(name.to_string());
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// True when the object has the field with a non-null value (without marking it read).
+    pub fn has(&self, name: &str) -> bool {
+        !matches!(self.map.get(name), None | Some(Value::Null))
+    }
+
+    /// An optional string.
+    pub fn opt_string(&mut self, name: &str) -> Option<String> {
+        match self.raw(name)? {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.error(name, "expected a string");
+                None
+            }
+        }
+    }
+
+    /// A required string.
+    pub fn string(&mut self, name: &str) -> Option<String> {
+        let v = self.opt_string(name);
+        if v.is_none() && !self.errors.0.contains_key(&self.path(name)) {
+            self.error(name, "required field missing");
+        }
+        v
+    }
+
+    /// An optional integer within `[min, max]`; numeric strings are accepted (form bodies).
+    pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let v = self.raw(name)?;
+        let n = match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n < min || n > max => {
+                self.error(name, format!("value should be between {min} and {max}"));
+                None
+            }
+            Some(n) => Some(n),
+            None => {
+                self.error(name, "expected an integer");
+                None
+            }
+        }
+    }
+
+    /// An integer with a default.
+    pub fn int_or(&mut self, name: &str, min: i64, max: i64, default: i64) -> i64 {
+        self.opt_int(name, min, max).unwrap_or(default)
+    }
+
+    /// An optional boolean; "true"/"false" strings are accepted (form bodies).
+    pub fn opt_bool(&mut self, name: &str) -> Option<bool> {
+        match self.raw(name)? {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if s == "true" => Some(true),
+            Value::String(s) if s == "false" => Some(false),
+            _ => {
+                self.error(name, "expected a boolean");
+                None
+            }
+        }
+    }
+
+    /// A boolean with a default.
+    pub fn bool_or(&mut self, name: &str, default: bool) -> bool {
+        self.opt_bool(name).unwrap_or(default)
+    }
+
+    /// An optional array of strings; a single string is accepted as a one-element array (form bodies).
+    pub fn opt_strings(&mut self, name: &str) -> Option<Vec<String>> {
+        match self.raw(name)? {
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        _ => {
+                            let path = format!("{}.{}", self.path(name), i + 1);
+                            self.errors.add(path, "expected a string");
+                        }
+                    }
+                }
+                Some(out)
+            }
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Object(m) if m.is_empty() => Some(Vec::new()),
+            _ => {
+                self.error(name, "expected an array");
+                None
+            }
+        }
+    }
+
+    /// An array of strings, empty by default.
+    pub fn strings(&mut self, name: &str) -> Vec<String> {
+        self.opt_strings(name).unwrap_or_default()
+    }
+
+    /// An optional map of string to string.
+    pub fn opt_string_map(&mut self, name: &str) -> Option<BTreeMap<String, String>> {
+        match self.raw(name)? {
+            Value::Object(m) => {
+                let mut out = BTreeMap::new();
+                for (k, v) in m {
+                    match v {
+                        Value::String(s) => {
+                            out.insert(k.clone(), s.clone());
+                        }
+                        Value::Number(n) => {
+                            out.insert(k.clone(), n.to_string());
+                        }
+                        _ => {
+                            let path = format!("{}.{}", self.path(name), k);
+                            self.errors.add(path, "expected a string");
+                        }
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                self.error(name, "expected a map");
+                None
+            }
+        }
+    }
+
+    /// A string that must be one of `allowed`.
+    pub fn opt_one_of(&mut self, name: &str, allowed: &[&str]) -> Option<String> {
+        let v = self.opt_string(name)?;
+        if allowed.contains(&v.as_str()) {
+            Some(v)
+        } else {
+            self.error(name, format!("expected one of: {}", allowed.join(", ")));
+            None
+        }
+    }
+
+    /// An array whose every element must be one of `allowed`.
+    pub fn opt_many_of(&mut self, name: &str, allowed: &[&str]) -> Option<Vec<String>> {
+        let v = self.opt_strings(name)?;
+        for (i, item) in v.iter().enumerate() {
+            if !allowed.contains(&item.as_str()) {
+                let path = format!("{}.{}", self.path(name), i + 1);
+                self.errors
+                    .add(path, format!("expected one of: {}", allowed.join(", ")));
+            }
+        }
+        Some(v)
+    }
+
+    /// Marks a field as known without reading it.
+    pub fn ignore(&mut self, name: &str) {
+        self.seen.insert(name.to_string());
+    }
+
+    /// Records "unknown field" for every field that was not read, and returns the errors.
+    pub fn finish(mut self) -> FieldErrors {
+        let unknown: Vec<String> = self
+            .map
+            .keys()
+            .filter(|k| !self.seen.contains(*k))
+            .cloned()
+            .collect();
+        for k in unknown {
+            self.error(&k, "unknown field");
+        }
+        self.errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collects_typed_and_unknown_field_errors() {
+        let v = json!({"port": "abc", "name": 3, "extra": true, "tags": ["a", 1]});
+        let mut f = Fields::new(&v, "").unwrap();
+        assert_eq!(f.opt_int("port", 0, 65535), None);
+        assert_eq!(f.opt_string("name"), None);
+        f.strings("tags");
+        let errors = f.finish();
+        assert_eq!(errors.0["port"], "expected an integer");
+        assert_eq!(errors.0["name"], "expected a string");
+        assert_eq!(errors.0["extra"], "unknown field");
+        assert_eq!(errors.0["tags.2"], "expected a string");
+    }
+
+    #[test]
+    fn renders_nested_paths() {
+        let mut e = FieldErrors::new();
+        e.add("config.ttl", "expected an integer");
+        e.add("name", "bad");
+        assert_eq!(
+            e.to_json(),
+            json!({"config": {"ttl": "expected an integer"}, "name": "bad"})
+        );
+    }
+
+    #[test]
+    fn range_is_checked() {
+        let v = json!({"port": 70000});
+        let mut f = Fields::new(&v, "").unwrap();
+        assert_eq!(f.opt_int("port", 0, 65535), None);
+        assert!(f.finish().0["port"].contains("between 0 and 65535"));
+    }
+}

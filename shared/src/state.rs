@@ -1,0 +1,506 @@
+//! The desired configuration as a plain value, with the operations the Admin API performs on it and the
+//! consistency check every snapshot must pass before it is published or applied.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
+use crate::error::StateError;
+use crate::plugins;
+
+/// One entity of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entity {
+    Service(Service),
+    Route(Route),
+    Consumer(Consumer),
+    Plugin(Plugin),
+}
+
+impl Entity {
+    /// The entity's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Entity::Service(_) => Kind::Service,
+            Entity::Route(_) => Kind::Route,
+            Entity::Consumer(_) => Kind::Consumer,
+            Entity::Plugin(_) => Kind::Plugin,
+        }
+    }
+
+    /// The entity's id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Entity::Service(e) => e.id,
+            Entity::Route(e) => e.id,
+            Entity::Consumer(e) => e.id,
+            Entity::Plugin(e) => e.id,
+        }
+    }
+
+    /// The entity as stored (secrets included).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Entity::Service(e) => serde_json::to_value(e),
+            Entity::Route(e) => serde_json::to_value(e),
+            Entity::Consumer(e) => serde_json::to_value(e),
+            Entity::Plugin(e) => serde_json::to_value(e),
+        }
+        .expect("entities serialise")
+    }
+
+    /// The entity as the Admin API shows it (secrets redacted).
+    pub fn to_public_json(&self) -> Value {
+        match self {
+            Entity::Plugin(p) => serde_json::to_value(p.redacted()).expect("entities serialise"),
+            other => other.to_json(),
+        }
+    }
+
+    /// The entity's tags.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Entity::Service(e) => &e.tags,
+            Entity::Route(e) => &e.tags,
+            Entity::Consumer(e) => &e.tags,
+            Entity::Plugin(e) => &e.tags,
+        }
+    }
+
+    /// `created_at` of the entity.
+    pub fn created_at(&self) -> i64 {
+        match self {
+            Entity::Service(e) => e.created_at,
+            Entity::Route(e) => e.created_at,
+            Entity::Consumer(e) => e.created_at,
+            Entity::Plugin(e) => e.created_at,
+        }
+    }
+
+    /// Decodes a stored entity of `kind`.
+    pub fn from_stored(kind: Kind, v: Value) -> Result<Entity, serde_json::Error> {
+        Ok(match kind {
+            Kind::Service => Entity::Service(serde_json::from_value(v)?),
+            Kind::Route => Entity::Route(serde_json::from_value(v)?),
+            Kind::Consumer => Entity::Consumer(serde_json::from_value(v)?),
+            Kind::Plugin => Entity::Plugin(serde_json::from_value(v)?),
+        })
+    }
+}
+
+/// A change to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Insert or replace an entity.
+    Put(Entity),
+    /// Remove an entity.
+    Delete(Kind, Uuid),
+}
+
+/// The whole configuration: every Service, Route, Consumer and Plugin, keyed by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigState {
+    pub services: BTreeMap<Uuid, Service>,
+    pub routes: BTreeMap<Uuid, Route>,
+    pub consumers: BTreeMap<Uuid, Consumer>,
+    pub plugins: BTreeMap<Uuid, Plugin>,
+}
+
+impl Resolver for ConfigState {
+    fn resolve(&self, kind: Kind, key: &str) -> Option<Uuid> {
+        let by_id = Uuid::parse_str(key).ok();
+        match kind {
+            Kind::Service => by_id
+                .filter(|id| self.services.contains_key(id))
+                .or_else(|| self.services.values().find(|s| s.name.as_deref() == Some(key)).map(|s| s.id)),
+            Kind::Route => by_id
+                .filter(|id| self.routes.contains_key(id))
+                .or_else(|| self.routes.values().find(|r| r.name.as_deref() == Some(key)).map(|r| r.id)),
+            Kind::Consumer => by_id.filter(|id| self.consumers.contains_key(id)).or_else(|| {
+                self.consumers
+                    .values()
+                    .find(|c| c.username.as_deref() == Some(key))
+                    .map(|c| c.id)
+            }),
+            Kind::Plugin => by_id
+                .filter(|id| self.plugins.contains_key(id))
+                .or_else(|| {
+                    self.plugins
+                        .values()
+                        .find(|p| p.instance_name.as_deref() == Some(key))
+                        .map(|p| p.id)
+                }),
+        }
+    }
+}
+
+impl ConfigState {
+    /// Looks up an entity by kind and id.
+    pub fn get(&self, kind: Kind, id: &Uuid) -> Option<Entity> {
+        match kind {
+            Kind::Service => self.services.get(id).cloned().map(Entity::Service),
+            Kind::Route => self.routes.get(id).cloned().map(Entity::Route),
+            Kind::Consumer => self.consumers.get(id).cloned().map(Entity::Consumer),
+            Kind::Plugin => self.plugins.get(id).cloned().map(Entity::Plugin),
+        }
+    }
+
+    /// Every entity of `kind`, ordered by id.
+    pub fn list(&self, kind: Kind) -> Vec<Entity> {
+        match kind {
+            Kind::Service => self.services.values().cloned().map(Entity::Service).collect(),
+            Kind::Route => self.routes.values().cloned().map(Entity::Route).collect(),
+            Kind::Consumer => self.consumers.values().cloned().map(Entity::Consumer).collect(),
+            Kind::Plugin => self.plugins.values().cloned().map(Entity::Plugin).collect(),
+        }
+    }
+
+    /// Number of entities of all kinds.
+    pub fn len(&self) -> usize {
+        self.services.len() + self.routes.len() + self.consumers.len() + self.plugins.len()
+    }
+
+    /// True when there is no entity at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts or replaces an entity after checking unique fields and references.
+    pub fn put(&mut self, entity: Entity) -> Result<Vec<Change>, StateError> {
+        self.check_unique(&entity)?;
+        self.check_refs(&entity)?;
+        match &entity {
+            Entity::Service(s) => {
+                self.services.insert(s.id, s.clone());
+            }
+            Entity::Route(r) => {
+                self.routes.insert(r.id, r.clone());
+            }
+            Entity::Consumer(c) => {
+                self.consumers.insert(c.id, c.clone());
+            }
+            Entity::Plugin(p) => {
+                self.plugins.insert(p.id, p.clone());
+            }
+        }
+        Ok(vec![Change::Put(entity)])
+    }
+
+    fn check_unique(&self, e: &Entity) -> Result<(), StateError> {
+        let conflict = |field: &str, value: &str| {
+            Err(StateError::Unique(format!(
+                "UNIQUE violation detected on '{{{field}=\"{value}\"}}'"
+            )))
+        };
+        match e {
+            Entity::Service(s) => {
+                if let Some(n) = &s.name {
+                    if self.services.values().any(|o| o.id != s.id && o.name.as_ref() == Some(n)) {
+                        return conflict("name", n);
+                    }
+                }
+            }
+            Entity::Route(r) => {
+                if let Some(n) = &r.name {
+                    if self.routes.values().any(|o| o.id != r.id && o.name.as_ref() == Some(n)) {
+                        return conflict("name", n);
+                    }
+                }
+            }
+            Entity::Consumer(c) => {
+                if let Some(n) = &c.username {
+                    if self.consumers.values().any(|o| o.id != c.id && o.username.as_ref() == Some(n)) {
+                        return conflict("username", n);
+                    }
+                }
+                if let Some(n) = &c.custom_id {
+                    if self.consumers.values().any(|o| o.id != c.id && o.custom_id.as_ref() == Some(n)) {
+                        return conflict("custom_id", n);
+                    }
+                }
+            }
+            Entity::Plugin(p) => {
+                let same_scope = self.plugins.values().find(|o| {
+                    o.id != p.id
+                        && o.name == p.name
+                        && o.service == p.service
+                        && o.route == p.route
+                        && o.consumer == p.consumer
+                });
+                if same_scope.is_some() {
+                    return Err(StateError::Unique(format!(
+                        "UNIQUE violation detected on '{{consumer={},name=\"{}\",route={},service={}}}'",
+                        fk_text(&p.consumer),
+                        p.name,
+                        fk_text(&p.route),
+                        fk_text(&p.service)
+                    )));
+                }
+                if let Some(n) = &p.instance_name {
+                    if self.plugins.values().any(|o| o.id != p.id && o.instance_name.as_ref() == Some(n)) {
+                        return conflict("instance_name", n);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_refs(&self, e: &Entity) -> Result<(), StateError> {
+        let missing = |field: &str, id: &Uuid, kind: Kind| {
+            Err(StateError::ForeignKey(format!(
+                "the foreign key '{{id=\"{id}\"}}' in field '{field}' does not reference an existing '{}' entity",
+                kind.collection()
+            )))
+        };
+        match e {
+            Entity::Route(r) => {
+                if let Some(fk) = &r.service {
+                    if !self.services.contains_key(&fk.id) {
+                        return missing("service", &fk.id, Kind::Service);
+                    }
+                }
+            }
+            Entity::Plugin(p) => {
+                for (field, fk, kind, exists) in [
+                    ("service", &p.service, Kind::Service, p.service.map(|f| self.services.contains_key(&f.id))),
+                    ("route", &p.route, Kind::Route, p.route.map(|f| self.routes.contains_key(&f.id))),
+                    ("consumer", &p.consumer, Kind::Consumer, p.consumer.map(|f| self.consumers.contains_key(&f.id))),
+                ] {
+                    if exists == Some(false) {
+                        return missing(field, &fk.expect("checked above").id, kind);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Removes an entity. A Service still used by Routes, or a Consumer used as a plugin's `anonymous`, is
+    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it.
+    pub fn delete(&mut self, kind: Kind, id: &Uuid) -> Result<Vec<Change>, StateError> {
+        if self.get(kind, id).is_none() {
+            return Err(StateError::NotFound);
+        }
+        let mut changes = vec![Change::Delete(kind, *id)];
+        match kind {
+            Kind::Service => {
+                if self.routes.values().any(|r| r.service.map(|f| f.id) == Some(*id)) {
+                    return Err(StateError::ForeignKey(
+                        "an existing 'routes' entity references this 'services' entity".into(),
+                    ));
+                }
+                self.services.remove(id);
+            }
+            Kind::Route => {
+                self.routes.remove(id);
+            }
+            Kind::Consumer => {
+                let consumer = &self.consumers[id];
+                let keys = [Some(id.to_string()), consumer.username.clone()];
+                if let Some(p) = self.plugins.values().find(|p| {
+                    p.config
+                        .get("anonymous")
+                        .and_then(Value::as_str)
+                        .is_some_and(|a| keys.iter().flatten().any(|k| k == a))
+                }) {
+                    return Err(StateError::ForeignKey(format!(
+                        "this consumer is the 'anonymous' consumer of plugin '{}' ({})",
+                        p.name, p.id
+                    )));
+                }
+                self.consumers.remove(id);
+            }
+            Kind::Plugin => {
+                self.plugins.remove(id);
+            }
+        }
+        let scoped: Vec<Uuid> = self
+            .plugins
+            .values()
+            .filter(|p| {
+                let scope = match kind {
+                    Kind::Service => p.service,
+                    Kind::Route => p.route,
+                    Kind::Consumer => p.consumer,
+                    Kind::Plugin => None,
+                };
+                scope.map(|f| f.id) == Some(*id)
+            })
+            .map(|p| p.id)
+            .collect();
+        for pid in scoped {
+            self.plugins.remove(&pid);
+            changes.push(Change::Delete(Kind::Plugin, pid));
+        }
+        Ok(changes)
+    }
+
+    /// Checks that the state is self-consistent: unique fields, every reference resolves and every plugin
+    /// config is valid for its schema. Returns every problem found.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for s in self.services.values() {
+            if let Some(n) = &s.name {
+                if !seen.insert(("service", n.clone())) {
+                    problems.push(format!("services: duplicate name '{n}'"));
+                }
+            }
+        }
+        for r in self.routes.values() {
+            if let Some(n) = &r.name {
+                if !seen.insert(("route", n.clone())) {
+                    problems.push(format!("routes: duplicate name '{n}'"));
+                }
+            }
+            if let Some(fk) = r.service {
+                if !self.services.contains_key(&fk.id) {
+                    problems.push(format!("route {}: service {} does not exist", r.id, fk.id));
+                }
+            }
+        }
+        for c in self.consumers.values() {
+            if let Some(n) = &c.username {
+                if !seen.insert(("username", n.clone())) {
+                    problems.push(format!("consumers: duplicate username '{n}'"));
+                }
+            }
+        }
+        let mut scopes = HashSet::new();
+        for p in self.plugins.values() {
+            if !scopes.insert((p.name.clone(), p.service, p.route, p.consumer)) {
+                problems.push(format!("plugin {}: another '{}' plugin has the same scope", p.id, p.name));
+            }
+            if let Err(e) = self.check_refs(&Entity::Plugin(p.clone())) {
+                problems.push(format!("plugin {}: {e}", p.id));
+            }
+            if let Err(e) = plugins::validate_config(&p.name, &p.config, self) {
+                problems.push(format!("plugin {} ({}): invalid config: {}", p.id, p.name, e.summary()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The names of plugins used by enabled plugin entities.
+    pub fn plugin_names(&self) -> std::collections::BTreeSet<String> {
+        self.plugins.values().map(|p| p.name.clone()).collect()
+    }
+}
+
+fn fk_text(fk: &Option<crate::entity::ForeignKey>) -> String {
+    match fk {
+        Some(f) => format!("{{id=\"{}\"}}", f.id),
+        None => "null".into(),
+    }
+}
+
+/// Encodes a state once for the wire and disk: deterministic JSON (maps are ordered).
+pub fn encode(state: &ConfigState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("config state serialises")
+}
+
+/// Hex SHA-256 of an encoded state.
+pub fn hash(payload: &[u8]) -> String {
+    hex::encode(Sha256::digest(payload))
+}
+
+/// Decodes an encoded state, checks its hash and its consistency.
+pub fn decode(payload: &[u8], expected_hash: &str) -> Result<ConfigState, String> {
+    let actual = hash(payload);
+    if actual != expected_hash {
+        return Err(format!("hash mismatch: payload hashes to {actual}, expected {expected_hash}"));
+    }
+    let state: ConfigState =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not a valid config: {e}"))?;
+    state.check().map_err(|p| p.join("; "))?;
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::ParseCtx;
+    use serde_json::json;
+
+    fn ctx(state: &ConfigState, n: u128) -> ParseCtx<'_> {
+        ParseCtx { id: Uuid::from_u128(n), now: 1, created_at: None, resolver: state }
+    }
+
+    fn add(state: &mut ConfigState, kind: Kind, v: Value, n: u128) -> Result<Vec<Change>, StateError> {
+        let c = ctx(state, n);
+        let e = match kind {
+            Kind::Service => Entity::Service(Service::parse(&v, &c)?),
+            Kind::Route => Entity::Route(Route::parse(&v, &c)?),
+            Kind::Consumer => Entity::Consumer(Consumer::parse(&v, &c)?),
+            Kind::Plugin => Entity::Plugin(Plugin::parse(&v, &c)?),
+        };
+        state.put(e)
+    }
+
+    fn sample() -> ConfigState {
+        let mut s = ConfigState::default();
+        add(&mut s, Kind::Service, json!({"name": "svc", "url": "http://up"}), 1).unwrap();
+        add(&mut s, Kind::Route, json!({"name": "r", "paths": ["/"], "service": {"name": "svc"}}), 2).unwrap();
+        add(&mut s, Kind::Consumer, json!({"username": "anon"}), 3).unwrap();
+        add(
+            &mut s,
+            Kind::Plugin,
+            json!({"name": "oauth2-introspection", "service": "svc", "config": {"introspection_url": "http://idp/i", "authorization_value": "x", "anonymous": "anon"}}),
+            4,
+        )
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn unique_names_and_plugin_scopes() {
+        let mut s = sample();
+        let e = add(&mut s, Kind::Service, json!({"name": "svc", "url": "http://b"}), 9).unwrap_err();
+        assert!(matches!(e, StateError::Unique(_)));
+        let e = add(
+            &mut s,
+            Kind::Plugin,
+            json!({"name": "oauth2-introspection", "service": "svc", "config": {"introspection_url": "http://idp/i", "authorization_value": "x"}}),
+            10,
+        )
+        .unwrap_err();
+        assert!(matches!(e, StateError::Unique(_)), "{e:?}");
+    }
+
+    #[test]
+    fn delete_rules() {
+        let mut s = sample();
+        let svc = Uuid::from_u128(1);
+        assert!(matches!(s.delete(Kind::Service, &svc), Err(StateError::ForeignKey(_))));
+        assert!(matches!(s.delete(Kind::Consumer, &Uuid::from_u128(3)), Err(StateError::ForeignKey(_))));
+        s.delete(Kind::Route, &Uuid::from_u128(2)).unwrap();
+        let changes = s.delete(Kind::Service, &svc).unwrap();
+        assert_eq!(changes.len(), 2, "the service's plugin goes with it");
+        assert!(s.plugins.is_empty());
+        assert!(matches!(s.delete(Kind::Service, &svc), Err(StateError::NotFound)));
+    }
+
+    #[test]
+    fn encode_is_deterministic_and_checked() {
+        let s = sample();
+        let a = encode(&s);
+        assert_eq!(a, encode(&s.clone()));
+        let h = hash(&a);
+        assert_eq!(decode(&a, &h).unwrap(), s);
+        assert!(decode(&a, "00").unwrap_err().contains("hash mismatch"));
+        let mut broken = s.clone();
+        broken.services.clear();
+        let b = encode(&broken);
+        assert!(decode(&b, &hash(&b)).unwrap_err().contains("does not exist"));
+    }
+}
