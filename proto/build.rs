@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_client(true)
         .build_server(true)
+        .bytes(["portcullis.cluster.v1.Snapshot.payload"])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -1,0 +1,238 @@
+//! The Portcullis control plane: Admin API, durable store, cluster CA, and snapshot distribution to data
+//! planes over mutually authenticated gRPC.
+//!
+//! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
+
+pub mod admin;
+pub mod cluster;
+pub mod core;
+pub mod pki;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tracing::info;
+
+use cluster::{Cluster, ClusterSettings};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Control-plane settings; every flag has a `PORTCULLIS_*` environment twin.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "control-plane", version, about = "Portcullis control plane")]
+pub struct Config {
+    /// Where the store, the cluster CA and the server certificate live.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./cp-data")]
+    pub data_dir: PathBuf,
+    /// Admin API address; without an admin token only a loopback address is allowed.
+    #[arg(
+        long,
+        env = "PORTCULLIS_ADMIN_LISTEN",
+        default_value = "127.0.0.1:8001"
+    )]
+    pub admin_listen: SocketAddr,
+    /// Cluster (gRPC, mTLS) address that data planes dial.
+    #[arg(
+        long,
+        env = "PORTCULLIS_CLUSTER_LISTEN",
+        default_value = "0.0.0.0:8005"
+    )]
+    pub cluster_listen: SocketAddr,
+    /// Names (DNS or IP) data planes use to reach the cluster listener; put in its certificate.
+    #[arg(
+        long = "cluster-hostname",
+        env = "PORTCULLIS_CLUSTER_HOSTNAME",
+        value_delimiter = ','
+    )]
+    pub cluster_hostnames: Vec<String>,
+    /// File holding the admin token (`Authorization: Bearer <token>` or `Kong-Admin-Token`).
+    #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Milliseconds between heartbeats on each sync stream.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds of silence after which a data plane is considered disconnected.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_TIMEOUT_MS", default_value_t = 6000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Lifetime of node certificates in seconds; nodes renew in-band when a third of it is left.
+    #[arg(long, env = "PORTCULLIS_CERT_LIFETIME_SECS", default_value_t = 86_400)]
+    pub cert_lifetime_secs: u64,
+}
+
+/// Already-bound listeners.
+pub struct Listeners {
+    /// Admin API.
+    pub admin: TcpListener,
+    /// Cluster gRPC.
+    pub cluster: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config`.
+    pub async fn bind(config: &Config) -> Result<Listeners> {
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on admin address {}", config.admin_listen))?;
+        let cluster = TcpListener::bind(config.cluster_listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on cluster address {}", config.cluster_listen)
+            })?;
+        Ok(Listeners { admin, cluster })
+    }
+}
+
+/// Sets up `tracing` to stderr; the level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn read_admin_token(config: &Config) -> Result<Option<String>> {
+    let Some(path) = &config.admin_token_file else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read admin token file {}", path.display()))?
+        .trim()
+        .to_string();
+    if token.len() < 16 {
+        bail!(
+            "admin token in {} is shorter than 16 characters",
+            path.display()
+        );
+    }
+    Ok(Some(token))
+}
+
+/// Runs the control plane until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let admin_addr = listeners.admin.local_addr()?;
+    let cluster_addr = listeners.cluster.local_addr()?;
+    let admin_token = read_admin_token(&config)?;
+    if admin_token.is_none() && !admin_addr.ip().is_loopback() {
+        bail!("the admin API listens on {admin_addr}, which is not a loopback address: set --admin-token-file");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SledStore::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
+    );
+    let core = Arc::new(
+        core::Core::open(store.clone()).context("cannot load the configuration from the store")?,
+    );
+    let pki = pki::ClusterPki::load_or_create(
+        &pki::pki_dir(&config.data_dir),
+        &config.cluster_hostnames,
+    )?;
+    let tls = pki.server_tls_config()?;
+
+    let (published_tx, published_rx) = watch::channel(None);
+    let (status_tx, status_rx) = watch::channel(Default::default());
+    let publisher = tokio::spawn(cluster::snapshots::run_publisher(
+        core.subscribe(),
+        published_tx,
+        status_tx,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let cluster = Arc::new(Cluster {
+        pki,
+        nodes: cluster::nodes::Nodes::load(store.clone())?,
+        settings: ClusterSettings {
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
+            heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
+            cert_lifetime: Duration::from_secs(config.cert_lifetime_secs.max(10)),
+        },
+        snapshots: published_rx,
+        publish_status: status_rx,
+        purges: broadcast::channel(1024).0,
+        shutdown: stop_rx.clone(),
+    });
+    let ctx = Arc::new(admin::AdminCtx {
+        core: core.clone(),
+        cluster: cluster.clone(),
+        admin_token,
+        configuration: json!({
+            "admin_listen": admin_addr.to_string(),
+            "cluster_listen": cluster_addr.to_string(),
+            "cluster_hostnames": config.cluster_hostnames,
+            "data_dir": config.data_dir.display().to_string(),
+            "admin_token_required": config.admin_token_file.is_some(),
+            "heartbeat_interval_ms": cluster.settings.heartbeat_interval.as_millis() as u64,
+            "heartbeat_timeout_ms": cluster.settings.heartbeat_timeout.as_millis() as u64,
+            "cert_lifetime_secs": cluster.settings.cert_lifetime.as_secs(),
+            "ca_fingerprint": cluster.pki.ca_fingerprint,
+        }),
+    });
+
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let admin_server = axum::serve(listeners.admin, admin::router(ctx))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(proto::cluster_server::ClusterServer::new(
+            cluster::service::ClusterService::new(cluster.clone()),
+        ))
+        .serve_with_incoming_shutdown(
+            cluster::transport::incoming(listeners.cluster, tls),
+            stopped(stop_rx.clone()),
+        );
+    info!(admin = %admin_addr, cluster = %cluster_addr, version = core.current().version, ca_fingerprint = %cluster.pki.ca_fingerprint, "control plane started");
+
+    let (a, g) = tokio::join!(
+        async { admin_server.await.context("admin API server failed") },
+        async {
+            // Long-lived sync streams end when the sessions see the shutdown; bound the wait anyway.
+            match tokio::time::timeout(Duration::from_secs(10), grpc).await {
+                Ok(r) => r.context("cluster server failed"),
+                Err(_) => Ok(()),
+            }
+        }
+    );
+    publisher.abort();
+    store.healthy();
+    info!("control plane stopped");
+    a.and(g)
+}

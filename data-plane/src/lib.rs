@@ -1,0 +1,415 @@
+//! The Portcullis data plane: a reverse proxy with authentication plugins and per-node caches, configured by
+//! snapshots streamed from the control plane and kept on disk as last-known-good.
+//!
+//! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
+
+pub mod cache;
+pub mod identity;
+pub mod lkg;
+pub mod metrics;
+pub mod plugins;
+pub mod proxy;
+pub mod router;
+pub mod runtime;
+pub mod status;
+pub mod sync;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwapOption;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use cache::Caches;
+use identity::Identity;
+use lkg::{Lkg, StoredSnapshot};
+use metrics::Metrics;
+use plugins::{BuildCtx, IdpClients};
+use runtime::RuntimeConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Data-plane settings; every flag has a `PORTCULLIS_*` environment twin.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "data-plane", version, about = "Portcullis data plane")]
+pub struct Config {
+    /// Where the node identity and the last-known-good config live.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./dp-data")]
+    pub data_dir: PathBuf,
+    /// The control plane's cluster address (host:port). Without it the node serves its last-known-good config.
+    #[arg(long, env = "PORTCULLIS_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+    /// One-time pairing token; needed on the first start only.
+    #[arg(long, env = "PORTCULLIS_PAIRING_TOKEN", hide_env_values = true)]
+    pub pairing_token: Option<String>,
+    /// Proxy address.
+    #[arg(long, env = "PORTCULLIS_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    pub proxy_listen: SocketAddr,
+    /// Status and metrics address.
+    #[arg(
+        long,
+        env = "PORTCULLIS_STATUS_LISTEN",
+        default_value = "127.0.0.1:8100"
+    )]
+    pub status_listen: SocketAddr,
+    /// Name reported to the control plane (default: the host name).
+    #[arg(long, env = "PORTCULLIS_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Plugins this node runs: `bundled` (all) or a comma-separated list, like Kong's `plugins` property.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PLUGINS",
+        value_delimiter = ',',
+        default_value = "bundled"
+    )]
+    pub plugins: Vec<String>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Header carrying the request id (added when absent, sent upstream and back).
+    #[arg(
+        long,
+        env = "PORTCULLIS_REQUEST_ID_HEADER",
+        default_value = "x-request-id"
+    )]
+    pub request_id_header: String,
+    /// Milliseconds between heartbeats to the control plane.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds of silence after which the control plane is considered gone and the node reconnects.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_TIMEOUT_MS", default_value_t = 6000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Largest snapshot this node accepts, in bytes; larger ones are rejected (NACK).
+    #[arg(long, env = "PORTCULLIS_MAX_CONFIG_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_config_bytes: usize,
+    /// Entries per plugin cache.
+    #[arg(long, env = "PORTCULLIS_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: u64,
+    /// Extra CA certificates (PEM) trusted for identity providers.
+    #[arg(long, env = "PORTCULLIS_IDP_CA_FILE")]
+    pub idp_ca_file: Option<PathBuf>,
+    /// Milliseconds in-flight requests get to finish on shutdown.
+    #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+}
+
+/// Already-bound listeners.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub status: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config`.
+    pub async fn bind(config: &Config) -> Result<Listeners> {
+        Ok(Listeners {
+            proxy: TcpListener::bind(config.proxy_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on proxy address {}", config.proxy_listen)
+                })?,
+            status: TcpListener::bind(config.status_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on status address {}", config.status_listen)
+                })?,
+        })
+    }
+}
+
+/// Sets up `tracing` to stderr; the level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Settings the running node needs.
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub request_id_header: String,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub max_config_bytes: usize,
+    /// Plugins this node runs, with versions.
+    pub plugins: Vec<(&'static str, &'static str)>,
+}
+
+/// What the node knows about its control-plane connection.
+#[derive(Debug, Clone, Default)]
+pub struct CpStatus {
+    pub node_id: Option<String>,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    pub last_rejected: Option<String>,
+    pub lkg_error: Option<String>,
+}
+
+/// A running node.
+pub struct Node {
+    pub settings: Settings,
+    pub runtime: ArcSwapOption<RuntimeConfig>,
+    pub metrics: Arc<Metrics>,
+    pub caches: Arc<Caches>,
+    pub clients: Arc<IdpClients>,
+    pub upstreams: proxy::UpstreamClients,
+    pub lkg: Lkg,
+    pub identity: Mutex<Option<Identity>>,
+    pub cp_status: Mutex<CpStatus>,
+    pub started: Instant,
+}
+
+impl Node {
+    /// Decodes, validates and builds a snapshot, swaps it in, and (when `persist`) stores it as
+    /// last-known-good. On error the current config stays live.
+    pub fn apply(
+        &self,
+        version: u64,
+        hash: &str,
+        payload: &[u8],
+        persist: bool,
+    ) -> Result<(), String> {
+        if let Some(cur) = self.runtime.load_full() {
+            if cur.hash == hash {
+                return Ok(());
+            }
+        }
+        let result = self.build(version, hash, payload);
+        let rt = match result {
+            Ok(rt) => rt,
+            Err(reason) => {
+                self.metrics.config_rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(version, %reason, "snapshot rejected; keeping the current config");
+                return Err(reason);
+            }
+        };
+        let routes = rt.routes.len();
+        self.runtime.store(Some(Arc::new(rt)));
+        self.metrics.config_applied.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .config_version
+            .store(version, Ordering::Relaxed);
+        info!(version, hash, routes, "config applied");
+        if persist {
+            let snap = StoredSnapshot {
+                version,
+                hash: hash.to_string(),
+                payload: payload.to_vec(),
+            };
+            let outcome = self.lkg.save(&snap);
+            let mut st = self.cp_status.lock().expect("cp status lock");
+            match outcome {
+                Ok(()) => st.lkg_error = None,
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), version, "cannot store the last-known-good config; serving it anyway");
+                    st.lkg_error = Some(format!("{e:#}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&self, version: u64, hash: &str, payload: &[u8]) -> Result<RuntimeConfig, String> {
+        if payload.len() > self.settings.max_config_bytes {
+            return Err(format!(
+                "snapshot is {} bytes, larger than this node's limit of {} bytes (--max-config-bytes)",
+                payload.len(),
+                self.settings.max_config_bytes
+            ));
+        }
+        let state = shared::state::decode(payload, hash)?;
+        let allowed: Vec<String> = self
+            .settings
+            .plugins
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        RuntimeConfig::build(
+            version,
+            hash.to_string(),
+            Arc::new(state),
+            |state| BuildCtx {
+                state,
+                caches: self.caches.clone(),
+                metrics: self.metrics.clone(),
+                clients: self.clients.clone(),
+            },
+            &allowed,
+        )
+    }
+
+    /// The lifetime the current certificate was issued for, in seconds.
+    pub fn cert_lifetime_hint(&self, identity: &Identity) -> i64 {
+        identity::pem_validity(&identity.cert_pem)
+            .map(|(nb, na)| na - nb)
+            .unwrap_or(86_400)
+    }
+}
+
+fn select_plugins(wanted: &[String]) -> Result<Vec<(&'static str, &'static str)>> {
+    let all: Vec<(&'static str, &'static str)> = plugins::registry()
+        .iter()
+        .map(|(n, v, _)| (*n, *v))
+        .collect();
+    if wanted.iter().any(|w| w == "bundled") {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for w in wanted.iter().filter(|w| !w.is_empty() && *w != "off") {
+        match all.iter().find(|(n, _)| n == w) {
+            Some(p) => out.push(*p),
+            None => bail!(
+                "--plugins names unknown plugin '{w}' (known: {})",
+                all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the data plane until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let node_name = config.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "data-plane".into())
+    });
+    let extra_ca_pem = match &config.idp_ca_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("cannot read --idp-ca-file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let identity = Identity::load(&config.data_dir.join("identity"))?;
+    let node = Arc::new(Node {
+        settings: Settings {
+            data_dir: config.data_dir.join("identity"),
+            node_name: node_name.clone(),
+            request_id_header: config.request_id_header.to_ascii_lowercase(),
+            heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
+            heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
+            max_config_bytes: config.max_config_bytes,
+            plugins: select_plugins(&config.plugins)?,
+        },
+        runtime: ArcSwapOption::empty(),
+        metrics: Arc::new(Metrics::default()),
+        caches: Arc::new(Caches::new(config.cache_max_entries)),
+        clients: Arc::new(IdpClients::new(extra_ca_pem)),
+        upstreams: proxy::UpstreamClients::default(),
+        lkg: Lkg::open(&config.data_dir.join("lkg"))?,
+        identity: Mutex::new(identity.clone()),
+        cp_status: Mutex::new(CpStatus {
+            node_id: identity.as_ref().map(|i| i.node_id.clone()),
+            ..Default::default()
+        }),
+        started: Instant::now(),
+    });
+
+    // Serve the last-known-good config at once.
+    match node.lkg.load() {
+        Ok(Some(snap)) => match node.apply(snap.version, &snap.hash, &snap.payload, false) {
+            Ok(()) => info!(version = snap.version, "serving the last-known-good config"),
+            Err(reason) => {
+                error!(%reason, "the stored last-known-good config is unusable; waiting for the control plane")
+            }
+        },
+        Ok(None) => info!("no last-known-good config yet"),
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "cannot read the last-known-good config; waiting for the control plane")
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let proxy_addr = listeners.proxy.local_addr()?;
+    let status_addr = listeners.status.local_addr()?;
+    let proxy_task = tokio::spawn(proxy::serve(
+        listeners.proxy,
+        node.clone(),
+        stop_rx.clone(),
+        Duration::from_millis(config.drain_timeout_ms),
+    ));
+    let status_task = tokio::spawn(status::serve(
+        listeners.status,
+        node.clone(),
+        stop_rx.clone(),
+    ));
+    info!(proxy = %proxy_addr, status = %status_addr, node = %node_name, "data plane started");
+
+    let sync_task = match &config.control_plane {
+        Some(cp) => {
+            if node.identity.lock().expect("identity lock").is_none() {
+                let Some(token) = &config.pairing_token else {
+                    bail!(
+                        "this node has no identity in {}: start it once with --pairing-token",
+                        config.data_dir.display()
+                    );
+                };
+                let mut stop = stop_rx.clone();
+                let paired = tokio::select! {
+                    r = identity::pair(cp, token, &node_name) => r?,
+                    _ = stop.changed() => return Ok(()),
+                };
+                paired.save(&node.settings.data_dir)?;
+                info!(node_id = %paired.node_id, "paired with the control plane");
+                node.cp_status.lock().expect("cp status lock").node_id =
+                    Some(paired.node_id.clone());
+                *node.identity.lock().expect("identity lock") = Some(paired);
+            }
+            Some(tokio::spawn(sync::run(
+                node.clone(),
+                cp.clone(),
+                stop_rx.clone(),
+            )))
+        }
+        None => {
+            warn!("no --control-plane given: serving the last-known-good config only");
+            None
+        }
+    };
+
+    let _ = proxy_task.await;
+    let _ = status_task.await;
+    if let Some(t) = sync_task {
+        t.abort();
+    }
+    info!("data plane stopped");
+    Ok(())
+}

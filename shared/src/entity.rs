@@ -286,7 +286,10 @@ impl Service {
             if !p.starts_with('/') {
                 f.error("path", "should start with: /");
             } else if p.contains('?') || p.contains('#') || p.contains("//") {
-                f.error("path", "must not contain a query, a fragment or empty segments");
+                f.error(
+                    "path",
+                    "must not contain a query, a fragment or empty segments",
+                );
             }
         }
         let retries = f.int_or("retries", 0, 32767, 5) as u32;
@@ -362,7 +365,9 @@ impl Route {
                     for (k, v) in m {
                         let values: Option<Vec<String>> = match v {
                             Value::String(s) => Some(vec![s.clone()]),
-                            Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
+                            Value::Array(a) => {
+                                a.iter().map(|x| x.as_str().map(str::to_string)).collect()
+                            }
                             _ => None,
                         };
                         match values {
@@ -503,7 +508,10 @@ impl Plugin {
         let instance_name = f.opt_string("instance_name");
         if let Some(n) = &instance_name {
             if !name_pattern().is_match(n) {
-                f.error("instance_name", "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed");
+                f.error(
+                    "instance_name",
+                    "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed",
+                );
             }
         }
         let enabled = f.bool_or("enabled", true);
@@ -553,7 +561,9 @@ pub fn merge_json(base: &mut Value, patch: &Value) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
                 match b.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge_json(existing, v),
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        merge_json(existing, v)
+                    }
                     _ => {
                         b.insert(k.clone(), v.clone());
                     }
@@ -594,8 +604,15 @@ mod tests {
 
     #[test]
     fn service_url_shorthand_expands() {
-        let s = Service::parse(&json!({"name": "example-service", "url": "https://httpbin.org/anything"}), &ctx()).unwrap();
-        assert_eq!((s.protocol.as_str(), s.host.as_str(), s.port), ("https", "httpbin.org", 443));
+        let s = Service::parse(
+            &json!({"name": "example-service", "url": "https://httpbin.org/anything"}),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.protocol.as_str(), s.host.as_str(), s.port),
+            ("https", "httpbin.org", 443)
+        );
         assert_eq!(s.path.as_deref(), Some("/anything"));
         assert_eq!((s.retries, s.connect_timeout), (5, 60_000));
         let s = Service::parse(&json!({"url": "http://up:8080"}), &ctx()).unwrap();
@@ -604,8 +621,14 @@ mod tests {
 
     #[test]
     fn service_errors_name_fields() {
-        let err = Service::parse(&json!({"name": "bad name", "port": "x", "colour": 1}), &ctx()).unwrap_err();
-        let StateError::Schema(e) = err else { panic!("{err:?}") };
+        let err = Service::parse(
+            &json!({"name": "bad name", "port": "x", "colour": 1}),
+            &ctx(),
+        )
+        .unwrap_err();
+        let StateError::Schema(e) = err else {
+            panic!("{err:?}")
+        };
         assert!(e.0.contains_key("name"));
         assert_eq!(e.0["port"], "expected an integer");
         assert_eq!(e.0["host"], "required field missing");
@@ -620,13 +643,21 @@ mod tests {
         let err = Route::parse(&json!({"paths": ["nope", "~/(unclosed"]}), &ctx()).unwrap_err();
         let StateError::Schema(e) = err else { panic!() };
         assert!(e.0.contains_key("paths.1") && e.0.contains_key("paths.2"));
-        let r = Route::parse(&json!({"paths": ["/a"], "hosts": ["*.example.com"]}), &ctx()).unwrap();
+        let r = Route::parse(
+            &json!({"paths": ["/a"], "hosts": ["*.example.com"]}),
+            &ctx(),
+        )
+        .unwrap();
         assert!(r.strip_path && !r.preserve_host && r.protocols == ["http", "https"]);
     }
 
     #[test]
     fn route_reference_must_exist() {
-        let err = Route::parse(&json!({"paths": ["/a"], "service": {"id": "5bd8ac36-4b5b-4a3b-8f52-6f4a4b0d4f5c"}}), &ctx()).unwrap_err();
+        let err = Route::parse(
+            &json!({"paths": ["/a"], "service": {"id": "5bd8ac36-4b5b-4a3b-8f52-6f4a4b0d4f5c"}}),
+            &ctx(),
+        )
+        .unwrap_err();
         assert!(matches!(err, StateError::ForeignKey(_)));
     }
 

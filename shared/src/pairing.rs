@@ -22,16 +22,22 @@ pub struct PairingToken {
 impl PairingToken {
     /// Renders the token string handed to operators.
     pub fn encode(&self) -> String {
-        format!("{PREFIX}.{}.{}.{}", self.id, self.secret, self.ca_fingerprint)
+        format!(
+            "{PREFIX}.{}.{}.{}",
+            self.id, self.secret, self.ca_fingerprint
+        )
     }
 
     /// Parses a token string, saying what is wrong with it (never echoing the secret).
     pub fn parse(s: &str) -> Result<PairingToken, String> {
         let parts: Vec<&str> = s.trim().split('.').collect();
         if parts.len() != 4 || parts[0] != PREFIX {
-            return Err("malformed pairing token: expected pct1.<id>.<secret>.<ca-fingerprint>".into());
+            return Err(
+                "malformed pairing token: expected pct1.<id>.<secret>.<ca-fingerprint>".into(),
+            );
         }
-        let hex_ok = |p: &str, len: usize| p.len() == len && p.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex_ok =
+            |p: &str, len: usize| p.len() == len && p.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex_ok(parts[1], 16) {
             return Err("malformed pairing token: bad id".into());
         }
@@ -65,9 +71,15 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let t = PairingToken { id: "0123456789abcdef".into(), secret: "a".repeat(64), ca_fingerprint: "b".repeat(64) };
+        let t = PairingToken {
+            id: "0123456789abcdef".into(),
+            secret: "a".repeat(64),
+            ca_fingerprint: "b".repeat(64),
+        };
         assert_eq!(PairingToken::parse(&t.encode()).unwrap(), t);
-        assert!(PairingToken::parse("nope").unwrap_err().contains("malformed"));
+        assert!(PairingToken::parse("nope")
+            .unwrap_err()
+            .contains("malformed"));
         let forged = t.encode().replace("pct1.0123", "pct1.zz23");
         assert!(PairingToken::parse(&forged).is_err());
     }

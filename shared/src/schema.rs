@@ -30,7 +30,11 @@ impl FieldErrors {
     /// Moves every error of `other` below `prefix`.
     pub fn merge_under(&mut self, prefix: &str, other: FieldErrors) {
         for (path, message) in other.0 {
-            let full = if prefix.is_empty() { path } else { format!("{prefix}.{path}") };
+            let full = if prefix.is_empty() {
+                path
+            } else {
+                format!("{prefix}.{path}")
+            };
             self.add(full, message);
         }
     }

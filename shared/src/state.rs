@@ -116,16 +116,26 @@ impl Resolver for ConfigState {
         match kind {
             Kind::Service => by_id
                 .filter(|id| self.services.contains_key(id))
-                .or_else(|| self.services.values().find(|s| s.name.as_deref() == Some(key)).map(|s| s.id)),
-            Kind::Route => by_id
-                .filter(|id| self.routes.contains_key(id))
-                .or_else(|| self.routes.values().find(|r| r.name.as_deref() == Some(key)).map(|r| r.id)),
-            Kind::Consumer => by_id.filter(|id| self.consumers.contains_key(id)).or_else(|| {
-                self.consumers
+                .or_else(|| {
+                    self.services
+                        .values()
+                        .find(|s| s.name.as_deref() == Some(key))
+                        .map(|s| s.id)
+                }),
+            Kind::Route => by_id.filter(|id| self.routes.contains_key(id)).or_else(|| {
+                self.routes
                     .values()
-                    .find(|c| c.username.as_deref() == Some(key))
-                    .map(|c| c.id)
+                    .find(|r| r.name.as_deref() == Some(key))
+                    .map(|r| r.id)
             }),
+            Kind::Consumer => by_id
+                .filter(|id| self.consumers.contains_key(id))
+                .or_else(|| {
+                    self.consumers
+                        .values()
+                        .find(|c| c.username.as_deref() == Some(key))
+                        .map(|c| c.id)
+                }),
             Kind::Plugin => by_id
                 .filter(|id| self.plugins.contains_key(id))
                 .or_else(|| {
@@ -152,9 +162,19 @@ impl ConfigState {
     /// Every entity of `kind`, ordered by id.
     pub fn list(&self, kind: Kind) -> Vec<Entity> {
         match kind {
-            Kind::Service => self.services.values().cloned().map(Entity::Service).collect(),
+            Kind::Service => self
+                .services
+                .values()
+                .cloned()
+                .map(Entity::Service)
+                .collect(),
             Kind::Route => self.routes.values().cloned().map(Entity::Route).collect(),
-            Kind::Consumer => self.consumers.values().cloned().map(Entity::Consumer).collect(),
+            Kind::Consumer => self
+                .consumers
+                .values()
+                .cloned()
+                .map(Entity::Consumer)
+                .collect(),
             Kind::Plugin => self.plugins.values().cloned().map(Entity::Plugin).collect(),
         }
     }
@@ -199,26 +219,42 @@ impl ConfigState {
         match e {
             Entity::Service(s) => {
                 if let Some(n) = &s.name {
-                    if self.services.values().any(|o| o.id != s.id && o.name.as_ref() == Some(n)) {
+                    if self
+                        .services
+                        .values()
+                        .any(|o| o.id != s.id && o.name.as_ref() == Some(n))
+                    {
                         return conflict("name", n);
                     }
                 }
             }
             Entity::Route(r) => {
                 if let Some(n) = &r.name {
-                    if self.routes.values().any(|o| o.id != r.id && o.name.as_ref() == Some(n)) {
+                    if self
+                        .routes
+                        .values()
+                        .any(|o| o.id != r.id && o.name.as_ref() == Some(n))
+                    {
                         return conflict("name", n);
                     }
                 }
             }
             Entity::Consumer(c) => {
                 if let Some(n) = &c.username {
-                    if self.consumers.values().any(|o| o.id != c.id && o.username.as_ref() == Some(n)) {
+                    if self
+                        .consumers
+                        .values()
+                        .any(|o| o.id != c.id && o.username.as_ref() == Some(n))
+                    {
                         return conflict("username", n);
                     }
                 }
                 if let Some(n) = &c.custom_id {
-                    if self.consumers.values().any(|o| o.id != c.id && o.custom_id.as_ref() == Some(n)) {
+                    if self
+                        .consumers
+                        .values()
+                        .any(|o| o.id != c.id && o.custom_id.as_ref() == Some(n))
+                    {
                         return conflict("custom_id", n);
                     }
                 }
@@ -241,7 +277,11 @@ impl ConfigState {
                     )));
                 }
                 if let Some(n) = &p.instance_name {
-                    if self.plugins.values().any(|o| o.id != p.id && o.instance_name.as_ref() == Some(n)) {
+                    if self
+                        .plugins
+                        .values()
+                        .any(|o| o.id != p.id && o.instance_name.as_ref() == Some(n))
+                    {
                         return conflict("instance_name", n);
                     }
                 }
@@ -267,9 +307,24 @@ impl ConfigState {
             }
             Entity::Plugin(p) => {
                 for (field, fk, kind, exists) in [
-                    ("service", &p.service, Kind::Service, p.service.map(|f| self.services.contains_key(&f.id))),
-                    ("route", &p.route, Kind::Route, p.route.map(|f| self.routes.contains_key(&f.id))),
-                    ("consumer", &p.consumer, Kind::Consumer, p.consumer.map(|f| self.consumers.contains_key(&f.id))),
+                    (
+                        "service",
+                        &p.service,
+                        Kind::Service,
+                        p.service.map(|f| self.services.contains_key(&f.id)),
+                    ),
+                    (
+                        "route",
+                        &p.route,
+                        Kind::Route,
+                        p.route.map(|f| self.routes.contains_key(&f.id)),
+                    ),
+                    (
+                        "consumer",
+                        &p.consumer,
+                        Kind::Consumer,
+                        p.consumer.map(|f| self.consumers.contains_key(&f.id)),
+                    ),
                 ] {
                     if exists == Some(false) {
                         return missing(field, &fk.expect("checked above").id, kind);
@@ -290,7 +345,11 @@ impl ConfigState {
         let mut changes = vec![Change::Delete(kind, *id)];
         match kind {
             Kind::Service => {
-                if self.routes.values().any(|r| r.service.map(|f| f.id) == Some(*id)) {
+                if self
+                    .routes
+                    .values()
+                    .any(|r| r.service.map(|f| f.id) == Some(*id))
+                {
                     return Err(StateError::ForeignKey(
                         "an existing 'routes' entity references this 'services' entity".into(),
                     ));
@@ -375,13 +434,21 @@ impl ConfigState {
         let mut scopes = HashSet::new();
         for p in self.plugins.values() {
             if !scopes.insert((p.name.clone(), p.service, p.route, p.consumer)) {
-                problems.push(format!("plugin {}: another '{}' plugin has the same scope", p.id, p.name));
+                problems.push(format!(
+                    "plugin {}: another '{}' plugin has the same scope",
+                    p.id, p.name
+                ));
             }
             if let Err(e) = self.check_refs(&Entity::Plugin(p.clone())) {
                 problems.push(format!("plugin {}: {e}", p.id));
             }
             if let Err(e) = plugins::validate_config(&p.name, &p.config, self) {
-                problems.push(format!("plugin {} ({}): invalid config: {}", p.id, p.name, e.summary()));
+                problems.push(format!(
+                    "plugin {} ({}): invalid config: {}",
+                    p.id,
+                    p.name,
+                    e.summary()
+                ));
             }
         }
         if problems.is_empty() {
@@ -418,10 +485,12 @@ pub fn hash(payload: &[u8]) -> String {
 pub fn decode(payload: &[u8], expected_hash: &str) -> Result<ConfigState, String> {
     let actual = hash(payload);
     if actual != expected_hash {
-        return Err(format!("hash mismatch: payload hashes to {actual}, expected {expected_hash}"));
+        return Err(format!(
+            "hash mismatch: payload hashes to {actual}, expected {expected_hash}"
+        ));
     }
-    let state: ConfigState =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not a valid config: {e}"))?;
+    let state: ConfigState = serde_json::from_slice(payload)
+        .map_err(|e| format!("payload is not a valid config: {e}"))?;
     state.check().map_err(|p| p.join("; "))?;
     Ok(state)
 }
@@ -433,10 +502,20 @@ mod tests {
     use serde_json::json;
 
     fn ctx(state: &ConfigState, n: u128) -> ParseCtx<'_> {
-        ParseCtx { id: Uuid::from_u128(n), now: 1, created_at: None, resolver: state }
+        ParseCtx {
+            id: Uuid::from_u128(n),
+            now: 1,
+            created_at: None,
+            resolver: state,
+        }
     }
 
-    fn add(state: &mut ConfigState, kind: Kind, v: Value, n: u128) -> Result<Vec<Change>, StateError> {
+    fn add(
+        state: &mut ConfigState,
+        kind: Kind,
+        v: Value,
+        n: u128,
+    ) -> Result<Vec<Change>, StateError> {
         let c = ctx(state, n);
         let e = match kind {
             Kind::Service => Entity::Service(Service::parse(&v, &c)?),
@@ -449,8 +528,20 @@ mod tests {
 
     fn sample() -> ConfigState {
         let mut s = ConfigState::default();
-        add(&mut s, Kind::Service, json!({"name": "svc", "url": "http://up"}), 1).unwrap();
-        add(&mut s, Kind::Route, json!({"name": "r", "paths": ["/"], "service": {"name": "svc"}}), 2).unwrap();
+        add(
+            &mut s,
+            Kind::Service,
+            json!({"name": "svc", "url": "http://up"}),
+            1,
+        )
+        .unwrap();
+        add(
+            &mut s,
+            Kind::Route,
+            json!({"name": "r", "paths": ["/"], "service": {"name": "svc"}}),
+            2,
+        )
+        .unwrap();
         add(&mut s, Kind::Consumer, json!({"username": "anon"}), 3).unwrap();
         add(
             &mut s,
@@ -465,7 +556,13 @@ mod tests {
     #[test]
     fn unique_names_and_plugin_scopes() {
         let mut s = sample();
-        let e = add(&mut s, Kind::Service, json!({"name": "svc", "url": "http://b"}), 9).unwrap_err();
+        let e = add(
+            &mut s,
+            Kind::Service,
+            json!({"name": "svc", "url": "http://b"}),
+            9,
+        )
+        .unwrap_err();
         assert!(matches!(e, StateError::Unique(_)));
         let e = add(
             &mut s,
@@ -481,13 +578,22 @@ mod tests {
     fn delete_rules() {
         let mut s = sample();
         let svc = Uuid::from_u128(1);
-        assert!(matches!(s.delete(Kind::Service, &svc), Err(StateError::ForeignKey(_))));
-        assert!(matches!(s.delete(Kind::Consumer, &Uuid::from_u128(3)), Err(StateError::ForeignKey(_))));
+        assert!(matches!(
+            s.delete(Kind::Service, &svc),
+            Err(StateError::ForeignKey(_))
+        ));
+        assert!(matches!(
+            s.delete(Kind::Consumer, &Uuid::from_u128(3)),
+            Err(StateError::ForeignKey(_))
+        ));
         s.delete(Kind::Route, &Uuid::from_u128(2)).unwrap();
         let changes = s.delete(Kind::Service, &svc).unwrap();
         assert_eq!(changes.len(), 2, "the service's plugin goes with it");
         assert!(s.plugins.is_empty());
-        assert!(matches!(s.delete(Kind::Service, &svc), Err(StateError::NotFound)));
+        assert!(matches!(
+            s.delete(Kind::Service, &svc),
+            Err(StateError::NotFound)
+        ));
     }
 
     #[test]
@@ -501,6 +607,8 @@ mod tests {
         let mut broken = s.clone();
         broken.services.clear();
         let b = encode(&broken);
-        assert!(decode(&b, &hash(&b)).unwrap_err().contains("does not exist"));
+        assert!(decode(&b, &hash(&b))
+            .unwrap_err()
+            .contains("does not exist"));
     }
 }

@@ -39,7 +39,10 @@ pub fn validate_config(
             let known: Vec<&str> = SUPPORTED.iter().map(|(n, _)| *n).collect();
             e.add(
                 "name",
-                format!("plugin '{other}' is not supported (known plugins: {})", known.join(", ")),
+                format!(
+                    "plugin '{other}' is not supported (known plugins: {})",
+                    known.join(", ")
+                ),
             );
             // Reported on `name`, not under `config`: the caller merges these under `config`.
             Err(e)
@@ -93,9 +96,36 @@ pub fn restore_redacted(new: &mut Value, old: &Value) {
     }
 }
 
+/// The secret fields of a validated config that still hold [`REDACTED`] (no stored value was restored).
+pub fn redacted_fields(name: &str, config: &Value) -> Vec<String> {
+    let secrets: &[&str] = match name {
+        oauth2_introspection::NAME => oauth2_introspection::SECRET_FIELDS,
+        openid_connect::NAME => openid_connect::SECRET_FIELDS,
+        _ => &[],
+    };
+    secrets
+        .iter()
+        .filter(|f| config.get(**f).is_some_and(holds_redacted))
+        .map(|f| f.to_string())
+        .collect()
+}
+
+fn holds_redacted(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == REDACTED,
+        Value::Array(items) => items.iter().any(holds_redacted),
+        Value::Object(m) => m.values().any(holds_redacted),
+        _ => false,
+    }
+}
+
 /// Reads an `http`/`https` URL field.
 pub(crate) fn url_field(f: &mut Fields<'_>, name: &str, required: bool) -> Option<String> {
-    let v = if required { f.string(name) } else { f.opt_string(name) }?;
+    let v = if required {
+        f.string(name)
+    } else {
+        f.opt_string(name)
+    }?;
     match url::Url::parse(&v) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(v),
         Ok(_) => {

@@ -116,7 +116,10 @@ mod tests {
             &Consumers,
         )
         .unwrap();
-        assert_eq!((c.ttl, c.negative_ttl, c.timeout, c.keepalive), (30, 5, 10_000, 60_000));
+        assert_eq!(
+            (c.ttl, c.negative_ttl, c.timeout, c.keepalive),
+            (30, 5, 10_000, 60_000)
+        );
         assert_eq!(c.consumer_by, "username");
         assert!(c.run_on_preflight && !c.hide_credentials);
     }
@@ -128,7 +131,14 @@ mod tests {
             &Consumers,
         )
         .unwrap_err();
-        for field in ["introspection_url", "authorization_value", "ttl", "consumer_by", "anonymous", "colour"] {
+        for field in [
+            "introspection_url",
+            "authorization_value",
+            "ttl",
+            "consumer_by",
+            "anonymous",
+            "colour",
+        ] {
             assert!(e.0.contains_key(field), "{field} missing in {e:?}");
         }
     }

@@ -88,7 +88,12 @@ pub struct Config {
     pub forbidden_error_message: String,
 }
 
-fn list_or(f: &mut Fields<'_>, name: &str, allowed: Option<&[&str]>, default: &[&str]) -> Vec<String> {
+fn list_or(
+    f: &mut Fields<'_>,
+    name: &str,
+    allowed: Option<&[&str]>,
+    default: &[&str],
+) -> Vec<String> {
     let v = match allowed {
         Some(a) => f.opt_many_of(name, a),
         None => f.opt_strings(name),
@@ -102,10 +107,24 @@ impl Config {
         let mut f = Fields::new(v, "")?;
         let issuer = url_field(&mut f, "issuer", true).unwrap_or_default();
         let auth_methods = list_or(&mut f, "auth_methods", Some(AUTH_METHODS), AUTH_METHODS);
-        let bearer_token_param_type = list_or(&mut f, "bearer_token_param_type", Some(PARAM_TYPES), PARAM_TYPES);
-        let password_param_type = list_or(&mut f, "password_param_type", Some(PARAM_TYPES), PARAM_TYPES);
-        let client_credentials_param_type =
-            list_or(&mut f, "client_credentials_param_type", Some(PARAM_TYPES), PARAM_TYPES);
+        let bearer_token_param_type = list_or(
+            &mut f,
+            "bearer_token_param_type",
+            Some(PARAM_TYPES),
+            PARAM_TYPES,
+        );
+        let password_param_type = list_or(
+            &mut f,
+            "password_param_type",
+            Some(PARAM_TYPES),
+            PARAM_TYPES,
+        );
+        let client_credentials_param_type = list_or(
+            &mut f,
+            "client_credentials_param_type",
+            Some(PARAM_TYPES),
+            PARAM_TYPES,
+        );
         let client_id = f.strings("client_id");
         let client_secret = f.strings("client_secret");
         let client_jwk = match f.raw("client_jwk") {
@@ -126,7 +145,9 @@ impl Config {
         };
         let client_alg = f.strings("client_alg");
         let client_auth = list_or(&mut f, "client_auth", Some(CLIENT_AUTH), &[]);
-        let client_arg = f.opt_string("client_arg").unwrap_or_else(|| "client_id".into());
+        let client_arg = f
+            .opt_string("client_arg")
+            .unwrap_or_else(|| "client_id".into());
         let token_endpoint_auth_method = f.opt_one_of("token_endpoint_auth_method", CLIENT_AUTH);
         let introspection_endpoint_auth_method =
             f.opt_one_of("introspection_endpoint_auth_method", CLIENT_AUTH);
@@ -138,12 +159,18 @@ impl Config {
         let introspection_headers_names = f.strings("introspection_headers_names");
         let introspection_headers_values = f.strings("introspection_headers_values");
         if introspection_headers_names.len() != introspection_headers_values.len() {
-            f.error("introspection_headers_values", "must have as many entries as introspection_headers_names");
+            f.error(
+                "introspection_headers_values",
+                "must have as many entries as introspection_headers_names",
+            );
         }
         let introspection_post_args_names = f.strings("introspection_post_args_names");
         let introspection_post_args_values = f.strings("introspection_post_args_values");
         if introspection_post_args_names.len() != introspection_post_args_values.len() {
-            f.error("introspection_post_args_values", "must have as many entries as introspection_post_args_names");
+            f.error(
+                "introspection_post_args_values",
+                "must have as many entries as introspection_post_args_names",
+            );
         }
         let introspection_accept = f
             .opt_one_of(
@@ -156,8 +183,12 @@ impl Config {
         let cache_introspection = f.bool_or("cache_introspection", true);
         let cache_tokens = f.bool_or("cache_tokens", true);
         let cache_ttl = f.int_or("cache_ttl", 0, i32::MAX as i64, 3600) as u64;
-        let cache_ttl_min = f.opt_int("cache_ttl_min", 0, i32::MAX as i64).map(|v| v as u64);
-        let cache_ttl_max = f.opt_int("cache_ttl_max", 0, i32::MAX as i64).map(|v| v as u64);
+        let cache_ttl_min = f
+            .opt_int("cache_ttl_min", 0, i32::MAX as i64)
+            .map(|v| v as u64);
+        let cache_ttl_max = f
+            .opt_int("cache_ttl_max", 0, i32::MAX as i64)
+            .map(|v| v as u64);
         if let (Some(min), Some(max)) = (cache_ttl_min, cache_ttl_max) {
             if min > max {
                 f.error("cache_ttl_min", "must not be greater than cache_ttl_max");
@@ -169,21 +200,32 @@ impl Config {
         let audience_claim = list_or(&mut f, "audience_claim", None, &["aud"]);
         let issuers_allowed = f.strings("issuers_allowed");
         let consumer_claim = f.strings("consumer_claim");
-        let consumer_by = list_or(&mut f, "consumer_by", Some(&["username", "custom_id", "id"]), &["username", "custom_id"]);
+        let consumer_by = list_or(
+            &mut f,
+            "consumer_by",
+            Some(&["username", "custom_id", "id"]),
+            &["username", "custom_id"],
+        );
         let consumer_optional = f.bool_or("consumer_optional", false);
         let credential_claim = list_or(&mut f, "credential_claim", None, &["sub"]);
         let anonymous = anonymous_field(&mut f, resolver);
         let upstream_access_token_header = if f.has("upstream_access_token_header") {
-            f.opt_string("upstream_access_token_header").filter(|s| !s.is_empty())
+            f.opt_string("upstream_access_token_header")
+                .filter(|s| !s.is_empty())
         } else {
             f.ignore("upstream_access_token_header");
             Some("authorization:bearer".into())
         };
-        let upstream_introspection_header = f.opt_string("upstream_introspection_header").filter(|s| !s.is_empty());
+        let upstream_introspection_header = f
+            .opt_string("upstream_introspection_header")
+            .filter(|s| !s.is_empty());
         let upstream_headers_claims = f.strings("upstream_headers_claims");
         let upstream_headers_names = f.strings("upstream_headers_names");
         if upstream_headers_claims.len() != upstream_headers_names.len() {
-            f.error("upstream_headers_names", "must have as many entries as upstream_headers_claims");
+            f.error(
+                "upstream_headers_names",
+                "must have as many entries as upstream_headers_claims",
+            );
         }
         let hide_credentials = f.bool_or("hide_credentials", false);
         let display_errors = f.bool_or("display_errors", false);
@@ -204,7 +246,10 @@ impl Config {
             .iter()
             .any(|m| m == "password" || m == "introspection");
         if needs_client && client_id.is_empty() {
-            f.error("client_id", "required when auth_methods include 'password' or 'introspection'");
+            f.error(
+                "client_id",
+                "required when auth_methods include 'password' or 'introspection'",
+            );
         }
         let auths: Vec<&str> = client_auth
             .iter()
@@ -215,10 +260,16 @@ impl Config {
         let uses_secret = auths.iter().any(|a| a.starts_with("client_secret"))
             || (auths.is_empty() && needs_client);
         if uses_secret && client_secret.is_empty() {
-            f.error("client_secret", "required by the selected client authentication method");
+            f.error(
+                "client_secret",
+                "required by the selected client authentication method",
+            );
         }
         if auths.contains(&"private_key_jwt") && client_jwk.is_empty() {
-            f.error("client_jwk", "required when client authentication is 'private_key_jwt'");
+            f.error(
+                "client_jwk",
+                "required when client authentication is 'private_key_jwt'",
+            );
         }
         if !client_secret.is_empty() && client_secret.len() != client_id.len() {
             f.error("client_secret", "must have as many entries as client_id");
@@ -309,7 +360,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.scopes, ["openid"]);
-        assert_eq!(c.upstream_access_token_header.as_deref(), Some("authorization:bearer"));
+        assert_eq!(
+            c.upstream_access_token_header.as_deref(),
+            Some("authorization:bearer")
+        );
         assert_eq!(c.cache_ttl, 3600);
     }
 

@@ -1,0 +1,156 @@
+//! Cluster administration: pairing tokens, the node list, revocation, and cache purges sent to every node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use shared::pairing::PairingToken;
+use shared::schema::Fields;
+
+use super::{read_body, AdminCtx, ApiError, ApiResult, Ctx, BODY_LIMIT};
+use crate::cluster::{unix_now, PurgeCommand};
+use crate::store::Records;
+
+/// Default lifetime of a pairing token.
+const DEFAULT_TOKEN_TTL: i64 = 3600;
+
+/// The routes of this module.
+pub fn routes() -> Router<Arc<AdminCtx>> {
+    Router::new()
+        .route(
+            "/clustering/pairing-tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route("/clustering/pairing-tokens/{id}", delete(delete_token))
+        .route("/clustering/data-planes", get(list_nodes))
+        .route(
+            "/clustering/data-planes/{id}",
+            get(get_node).delete(revoke_node),
+        )
+        .route(
+            "/cache/introspection",
+            delete(|s: Ctx| purge(s, "oauth2-introspection", None)),
+        )
+        .route(
+            "/cache/introspection/{key}",
+            delete(|s: Ctx, Path(k): Path<String>| purge(s, "oauth2-introspection", Some(k))),
+        )
+        .route("/cache", delete(|s: Ctx| purge(s, "*", None)))
+}
+
+async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiResult {
+    let body = read_body(&headers, body, BODY_LIMIT)
+        .await?
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| json!({}));
+    let mut f = Fields::new(&body, "").map_err(ApiError::schema)?;
+    let ttl = f.int_or("ttl", 1, 365 * 86_400, DEFAULT_TOKEN_TTL);
+    let labels: BTreeMap<String, String> = f.opt_string_map("labels").unwrap_or_default();
+    let errors = f.finish();
+    if !errors.is_empty() {
+        return Err(ApiError::schema(errors));
+    }
+    let token = PairingToken {
+        id: hex::encode(rand::random::<[u8; 8]>()),
+        secret: hex::encode(rand::random::<[u8; 32]>()),
+        ca_fingerprint: ctx.cluster.pki.ca_fingerprint.clone(),
+    };
+    let now = unix_now();
+    let record = json!({
+        "id": token.id,
+        "secret_hash": token.secret_hash(),
+        "created_at": now,
+        "expires_at": now + ttl,
+        "labels": labels,
+    });
+    ctx.core
+        .store()
+        .put_record(Records::PairingTokens, &token.id, &record)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": token.id,
+            "token": token.encode(),
+            "created_at": now,
+            "expires_at": now + ttl,
+            "labels": labels,
+            "ca_fingerprint": token.ca_fingerprint,
+        })),
+    )
+        .into_response())
+}
+
+async fn list_tokens(State(ctx): Ctx) -> ApiResult {
+    let now = unix_now();
+    let data: Vec<Value> = ctx
+        .core
+        .store()
+        .list_records(Records::PairingTokens)?
+        .into_iter()
+        .filter(|(_, v)| v["expires_at"].as_i64().unwrap_or(0) > now)
+        .map(|(_, v)| json!({"id": v["id"], "created_at": v["created_at"], "expires_at": v["expires_at"], "labels": v["labels"]}))
+        .collect();
+    Ok(Json(json!({ "data": data, "next": null })).into_response())
+}
+
+async fn delete_token(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
+    ctx.core.store().take_record(Records::PairingTokens, &id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_nodes(State(ctx): Ctx) -> ApiResult {
+    let latest = ctx.cluster.latest();
+    let data = ctx.cluster.nodes.view(None, latest.as_deref());
+    Ok(Json(json!({
+        "data": data,
+        "next": null,
+        "latest_config": latest.map(|s| json!({"version": s.version, "hash": s.hash})),
+    }))
+    .into_response())
+}
+
+async fn get_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
+    let latest = ctx.cluster.latest();
+    let node = ctx
+        .cluster
+        .nodes
+        .view(Some(&id), latest.as_deref())
+        .pop()
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(node).into_response())
+}
+
+async fn revoke_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
+    if !ctx.cluster.nodes.revoke(&id)? {
+        return Err(ApiError::not_found());
+    }
+    tracing::info!(node_id = %id, "node revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn purge(State(ctx): Ctx, cache: &'static str, key: Option<String>) -> ApiResult {
+    let key = key.unwrap_or_default();
+    if !key.is_empty() && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(ApiError::schema(shared::entity::field_error(
+            "key",
+            "expected the hex SHA-256 of the token (64 hex digits), never the token itself",
+        )));
+    }
+    let nodes = ctx.cluster.nodes.connected();
+    let _ = ctx.cluster.purges.send(PurgeCommand {
+        cache: cache.to_string(),
+        key: key.to_ascii_lowercase(),
+    });
+    tracing::info!(cache, single = !key.is_empty(), nodes, "cache purge sent");
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "message": "purge sent", "cache": cache, "data_planes": nodes })),
+    )
+        .into_response())
+}

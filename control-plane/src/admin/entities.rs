@@ -1,0 +1,365 @@
+//! CRUD on Services, Routes, Consumers and Plugins, with nested endpoints, paging and tag filters.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use shared::entity::merge_json;
+use shared::{
+    Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx, Plugin, Resolver, Route,
+    Service, StateError,
+};
+use uuid::Uuid;
+
+use super::{read_body, AdminCtx, ApiError, ApiResult, Ctx, BODY_LIMIT};
+use crate::cluster::unix_now;
+
+/// The routes of this module.
+pub fn routes() -> Router<Arc<AdminCtx>> {
+    let mut r = Router::new();
+    for kind in Kind::ALL {
+        let coll = format!("/{}", kind.collection());
+        r = r
+            .route(
+                &coll,
+                get(move |s: Ctx, q: RawQuery| list(s, kind, None, q))
+                    .post(move |s: Ctx, h: HeaderMap, b: Body| create(s, kind, None, h, b)),
+            )
+            .route(
+                &format!("{coll}/{{key}}"),
+                get(move |s: Ctx, Path(k): Path<String>| read(s, kind, k))
+                    .put(
+                        move |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| {
+                            upsert(s, kind, k, h, b)
+                        },
+                    )
+                    .patch(
+                        move |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| {
+                            update(s, kind, k, h, b)
+                        },
+                    )
+                    .delete(move |s: Ctx, Path(k): Path<String>| remove(s, kind, k)),
+            );
+    }
+    // Nested collections: the parent is fixed by the path.
+    for (parent, child) in [
+        (Kind::Service, Kind::Route),
+        (Kind::Service, Kind::Plugin),
+        (Kind::Route, Kind::Plugin),
+        (Kind::Consumer, Kind::Plugin),
+    ] {
+        let path = format!("/{}/{{parent}}/{}", parent.collection(), child.collection());
+        r = r.route(
+            &path,
+            get(move |s: Ctx, Path(p): Path<String>, q: RawQuery| {
+                list(s, child, Some((parent, p)), q)
+            })
+            .post(
+                move |s: Ctx, Path(p): Path<String>, h: HeaderMap, b: Body| {
+                    create(s, child, Some((parent, p)), h, b)
+                },
+            ),
+        );
+    }
+    r
+}
+
+fn scope_field(parent: Kind) -> &'static str {
+    match parent {
+        Kind::Service => "service",
+        Kind::Route => "route",
+        Kind::Consumer => "consumer",
+        Kind::Plugin => "plugin",
+    }
+}
+
+/// Finds an entity by id or by its unique name.
+fn find(state: &ConfigState, kind: Kind, key: &str) -> Option<Entity> {
+    state.resolve(kind, key).and_then(|id| state.get(kind, &id))
+}
+
+fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
+    let fk = match (e, parent) {
+        (Entity::Route(r), Kind::Service) => r.service,
+        (Entity::Plugin(p), Kind::Service) => p.service,
+        (Entity::Plugin(p), Kind::Route) => p.route,
+        (Entity::Plugin(p), Kind::Consumer) => p.consumer,
+        _ => None,
+    };
+    fk.map(|f| f.id) == Some(parent_id)
+}
+
+fn parse_query(q: &Option<String>) -> Result<Vec<(String, String)>, ApiError> {
+    match q {
+        None => Ok(Vec::new()),
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}"))),
+    }
+}
+
+/// Whether the entity's tags satisfy a Kong tag filter: `a,b` (all) or `a/b` (any).
+fn tags_match(tags: &[String], filter: &str) -> bool {
+    if filter.contains('/') {
+        filter.split('/').any(|t| tags.iter().any(|x| x == t))
+    } else {
+        filter.split(',').all(|t| tags.iter().any(|x| x == t))
+    }
+}
+
+async fn list(
+    State(ctx): Ctx,
+    kind: Kind,
+    parent: Option<(Kind, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let params = parse_query(&q)?;
+    let get_param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let size = match get_param("size") {
+        None => 100,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::schema(shared::entity::field_error(
+                    "size",
+                    "must be a number between 1 and 1000",
+                )))
+            }
+        },
+    };
+    let after = match get_param("offset") {
+        None => None,
+        Some(o) => Some(decode_offset(&o).ok_or_else(|| {
+            ApiError { status: StatusCode::BAD_REQUEST, body: json!({"message": format!("'{o}' is not a valid offset"), "name": "invalid offset", "code": 7}) }
+        })?),
+    };
+    let tags = get_param("tags");
+    let current = ctx.core.current();
+    let state = &current.state;
+    let parent_id = match &parent {
+        Some((pk, key)) => Some((
+            *pk,
+            find(state, *pk, key).ok_or_else(ApiError::not_found)?.id(),
+        )),
+        None => None,
+    };
+    let mut matching = state
+        .list(kind)
+        .into_iter()
+        .filter(|e| parent_id.is_none_or(|(pk, pid)| belongs_to(e, pk, pid)))
+        .filter(|e| tags.as_deref().is_none_or(|t| tags_match(e.tags(), t)))
+        .filter(|e| after.is_none_or(|a| e.id() > a));
+    let page: Vec<Entity> = matching.by_ref().take(size).collect();
+    let more = matching.next().is_some();
+    let (next, offset) = match (more, page.last()) {
+        (true, Some(last)) => {
+            let off = encode_offset(last.id());
+            let mut qs: Vec<(String, String)> =
+                params.into_iter().filter(|(k, _)| k != "offset").collect();
+            qs.push(("offset".into(), off.clone()));
+            let path = match &parent {
+                Some((pk, key)) => format!("/{}/{}/{}", pk.collection(), key, kind.collection()),
+                None => format!("/{}", kind.collection()),
+            };
+            let query = serde_urlencoded::to_string(&qs).unwrap_or_default();
+            (Value::String(format!("{path}?{query}")), Value::String(off))
+        }
+        _ => (Value::Null, Value::Null),
+    };
+    let data: Vec<Value> = page.iter().map(Entity::to_public_json).collect();
+    Ok(Json(json!({ "data": data, "next": next, "offset": offset })).into_response())
+}
+
+fn encode_offset(id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_offset(s: &str) -> Option<Uuid> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+async fn read(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
+    let current = ctx.core.current();
+    let e = find(&current.state, kind, &key).ok_or_else(ApiError::not_found)?;
+    Ok(Json(e.to_public_json()).into_response())
+}
+
+/// Parses `body` as an entity of `kind`.
+pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Entity, StateError> {
+    let e = match kind {
+        Kind::Service => Entity::Service(Service::parse(body, ctx)?),
+        Kind::Route => Entity::Route(Route::parse(body, ctx)?),
+        Kind::Consumer => Entity::Consumer(Consumer::parse(body, ctx)?),
+        Kind::Plugin => Entity::Plugin(Plugin::parse(body, ctx)?),
+    };
+    if let Entity::Plugin(p) = &e {
+        let still = shared::plugins::redacted_fields(&p.name, &p.config);
+        if !still.is_empty() {
+            let mut errors = FieldErrors::new();
+            for f in still {
+                errors.add(
+                    format!("config.{f}"),
+                    "holds the redaction placeholder and there is no stored secret to keep; send the real value",
+                );
+            }
+            return Err(StateError::Schema(errors));
+        }
+    }
+    Ok(e)
+}
+
+/// Puts back secrets that the client echoed as redacted from the entity's stored config.
+pub fn restore_secrets(body: &mut Value, existing: Option<&Entity>) {
+    if let (Some(Entity::Plugin(old)), Some(cfg)) = (existing, body.get_mut("config")) {
+        shared::plugins::restore_redacted(cfg, &old.config);
+    }
+}
+
+async fn body_object(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let v = read_body(headers, body, BODY_LIMIT)
+        .await?
+        .map(|(v, _)| v)
+        .unwrap_or_else(|| json!({}));
+    if !v.is_object() {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+async fn create(
+    State(ctx): Ctx,
+    kind: Kind,
+    parent: Option<(Kind, String)>,
+    h: HeaderMap,
+    b: Body,
+) -> ApiResult {
+    let mut body = body_object(&h, b).await?;
+    let (entity, _) = ctx
+        .core
+        .write(|state| {
+            if let Some((pk, key)) = &parent {
+                let p = find(state, *pk, key).ok_or(StateError::NotFound)?;
+                body[scope_field(*pk)] = json!({ "id": p.id() });
+            }
+            let pctx = ParseCtx {
+                id: Uuid::new_v4(),
+                now: unix_now(),
+                created_at: None,
+                resolver: state,
+            };
+            let e = parse_entity(kind, &body, &pctx)?;
+            if state.get(kind, &e.id()).is_some() {
+                return Err(StateError::Unique(format!(
+                    "primary key violation on key '{{id=\"{}\"}}'",
+                    e.id()
+                )));
+            }
+            let changes = state.put(e.clone())?;
+            Ok::<_, StateError>((changes, e))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(entity.to_public_json())).into_response())
+}
+
+async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
+    let mut body = body_object(&h, b).await?;
+    let (entity, _) = ctx
+        .core
+        .write(|state| {
+            let existing = find(state, kind, &key);
+            let id = match (&existing, Uuid::parse_str(&key)) {
+                (Some(e), _) => e.id(),
+                (None, Ok(id)) => id,
+                (None, Err(_)) => {
+                    let name_field = match kind {
+                        Kind::Consumer => "username",
+                        Kind::Plugin => "instance_name",
+                        _ => "name",
+                    };
+                    body[name_field] = Value::String(key.clone());
+                    Uuid::new_v4()
+                }
+            };
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.to_string()));
+            }
+            restore_secrets(&mut body, existing.as_ref());
+            let pctx = ParseCtx {
+                id,
+                now: unix_now(),
+                created_at: existing.as_ref().map(Entity::created_at),
+                resolver: state,
+            };
+            let e = parse_entity(kind, &body, &pctx)?;
+            let changes = state.put(e.clone())?;
+            Ok::<_, StateError>((changes, e))
+        })
+        .await?;
+    Ok(Json(entity.to_public_json()).into_response())
+}
+
+async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
+    let patch = body_object(&h, b).await?;
+    let (entity, _) = ctx
+        .core
+        .write(|state| {
+            let existing = find(state, kind, &key).ok_or(StateError::NotFound)?;
+            if let Some(id) = patch.get("id").and_then(Value::as_str) {
+                if id != existing.id().to_string() {
+                    return Err(StateError::Schema(shared::entity::field_error(
+                        "id",
+                        "cannot be changed",
+                    )));
+                }
+            }
+            let mut body = existing.to_json();
+            if kind == Kind::Service && patch.get("url").is_some() {
+                // The URL shorthand replaces all four parts, including a path it does not mention.
+                if let Some(obj) = body.as_object_mut() {
+                    for f in ["protocol", "host", "port", "path"] {
+                        obj.remove(f);
+                    }
+                }
+            }
+            merge_json(&mut body, &patch);
+            restore_secrets(&mut body, Some(&existing));
+            let pctx = ParseCtx {
+                id: existing.id(),
+                now: unix_now(),
+                created_at: Some(existing.created_at()),
+                resolver: state,
+            };
+            let e = parse_entity(kind, &body, &pctx)?;
+            let changes = state.put(e.clone())?;
+            Ok::<_, StateError>((changes, e))
+        })
+        .await?;
+    Ok(Json(entity.to_public_json()).into_response())
+}
+
+async fn remove(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
+    ctx.core
+        .write(|state| {
+            // Kong answers 204 for an entity that is already gone.
+            let Some(e) = find(state, kind, &key) else {
+                return Ok((Vec::<Change>::new(), ()));
+            };
+            let changes = state.delete(kind, &e.id())?;
+            Ok::<_, StateError>((changes, ()))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,341 @@
+//! The Admin API (axum), with Kong's REST conventions and error shapes.
+
+mod clustering;
+mod declarative;
+mod entities;
+mod openapi;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use shared::StateError;
+use tracing::warn;
+
+use crate::cluster::Cluster;
+use crate::core::{Core, WriteError};
+use crate::store::StoreError;
+
+/// Largest body accepted on entity endpoints.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest body accepted by `POST /config`.
+pub const CONFIG_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// What every handler can reach.
+pub struct AdminCtx {
+    pub core: Arc<Core>,
+    pub cluster: Arc<Cluster>,
+    /// The admin token, when one is required.
+    pub admin_token: Option<String>,
+    /// Non-secret settings reported by `GET /`.
+    pub configuration: Value,
+}
+
+/// Shared handler state.
+pub type Ctx = State<Arc<AdminCtx>>;
+
+/// An error answered as Kong does: status, `message`, `name`, `code` and field errors.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    /// An error with only a message.
+    pub fn message(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({ "message": message.into() }),
+        }
+    }
+
+    /// 400 with a plain message.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::message(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404 as Kong answers it.
+    pub fn not_found() -> ApiError {
+        ApiError::message(StatusCode::NOT_FOUND, "Not found")
+    }
+
+    /// A Kong `schema violation` naming each field.
+    pub fn schema(errors: shared::FieldErrors) -> ApiError {
+        StateError::Schema(errors).into()
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        let status =
+            StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let (code, message, fields) = match &e {
+            StateError::Schema(f) => (
+                2,
+                format!("schema violation ({})", f.summary()),
+                Some(f.to_json()),
+            ),
+            StateError::ForeignKey(m) => (4, m.clone(), None),
+            StateError::Unique(m) => (5, m.clone(), None),
+            StateError::NotFound => (6, "Not found".to_string(), None),
+        };
+        let mut body = json!({ "message": message, "name": e.kong_name(), "code": code });
+        if let Some(fields) = fields {
+            body["fields"] = fields;
+        }
+        ApiError { status, body }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        warn!(error = %e, "store failed; the change was not applied");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"message": format!("the change could not be stored and was not applied: {e}"), "name": "database error", "code": 8}),
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<WriteError<E>> for ApiError {
+    fn from(e: WriteError<E>) -> Self {
+        match e {
+            WriteError::Rejected(e) => e.into(),
+            WriteError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Result type of handlers.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Builds the Admin API router.
+pub fn router(ctx: Arc<AdminCtx>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/status", get(status))
+        .route("/openapi.json", get(openapi::document))
+        .merge(entities::routes())
+        .merge(declarative::routes())
+        .merge(clustering::routes())
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
+        .with_state(ctx)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Requires the admin token (as `Authorization: Bearer` or `Kong-Admin-Token`) when one is configured.
+async fn authenticate(State(ctx): Ctx, req: Request, next: Next) -> Response {
+    if let Some(expected) = &ctx.admin_token {
+        let headers = req.headers();
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .or_else(|| {
+                headers
+                    .get("kong-admin-token")
+                    .and_then(|v| v.to_str().ok())
+            });
+        let ok = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()));
+        if !ok {
+            warn!(path = %req.uri().path(), "admin request refused: missing or wrong admin token");
+            return ApiError::message(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: send the admin token as 'Authorization: Bearer <token>' or 'Kong-Admin-Token'",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn root(State(ctx): Ctx) -> Json<Value> {
+    let plugins: Map<String, Value> = shared::plugins::SUPPORTED
+        .iter()
+        .map(|(n, v)| (n.to_string(), json!({ "version": v })))
+        .collect();
+    Json(json!({
+        "tagline": "Welcome to Portcullis",
+        "version": shared::VERSION,
+        "role": "control_plane",
+        "configuration": ctx.configuration,
+        "plugins": { "available_on_server": plugins },
+    }))
+}
+
+async fn status(State(ctx): Ctx) -> Json<Value> {
+    let current = ctx.core.current();
+    let latest = ctx.cluster.latest();
+    let rejected = ctx.cluster.publish_status.borrow().rejected.clone();
+    Json(json!({
+        "database": { "reachable": ctx.core.store().healthy() },
+        "config_version": current.version,
+        "published": latest.as_ref().map(|s| json!({"version": s.version, "hash": s.hash, "bytes": s.payload.len()})),
+        "publish_error": rejected.map(|(v, reason)| json!({"version": v, "reason": reason})),
+        "entities": {
+            "services": current.state.services.len(),
+            "routes": current.state.routes.len(),
+            "consumers": current.state.consumers.len(),
+            "plugins": current.state.plugins.len(),
+        },
+        "data_planes": { "connected": ctx.cluster.nodes.connected() },
+    }))
+}
+
+/// Reads a request body as JSON or a form, as Kong accepts them, with clear errors for anything else.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Option<(Value, BodyFormat)>, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match content_type.as_deref() {
+        Some("application/json") => serde_json::from_slice(&bytes)
+            .map(|v| Some((v, BodyFormat::Json)))
+            .map_err(|e| ApiError::bad_request(format!("Cannot parse JSON body: {e}"))),
+        Some("application/x-www-form-urlencoded") => {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("Cannot parse form body: {e}")))?;
+            Ok(Some((form_to_json(pairs), BodyFormat::Form)))
+        }
+        Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => {
+            let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("YAML body is not UTF-8"))?;
+            serde_yaml::from_str::<Value>(text)
+                .map(|v| Some((v, BodyFormat::Yaml)))
+                .map_err(|e| ApiError::bad_request(format!("Cannot parse YAML body: {e}")))
+        }
+        other => Err(ApiError::message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Unsupported Content-Type {}: send application/json or application/x-www-form-urlencoded",
+                other.map(|o| format!("'{o}'")).unwrap_or_else(|| "(none)".into())
+            ),
+        )),
+    }
+}
+
+/// How a body was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Form,
+    Yaml,
+}
+
+/// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys) into JSON.
+fn form_to_json(pairs: Vec<(String, String)>) -> Value {
+    let mut root = Map::new();
+    let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in pairs {
+        let (key, is_array) = match k.find('[') {
+            Some(i) if k.ends_with(']') => (k[..i].to_string(), true),
+            _ => (k, false),
+        };
+        if is_array {
+            arrays.entry(key).or_default().push(v);
+        } else if let Some(existing) = arrays.get_mut(&key) {
+            existing.push(v);
+        } else if let Some(prev) =
+            get_path(&root, &key).and_then(|p| p.as_str().map(str::to_string))
+        {
+            arrays.insert(key.clone(), vec![prev, v]);
+        } else {
+            set_path(&mut root, &key, Value::String(v));
+        }
+    }
+    for (k, vals) in arrays {
+        set_path(
+            &mut root,
+            &k,
+            Value::Array(vals.into_iter().map(Value::String).collect()),
+        );
+    }
+    Value::Object(root)
+}
+
+fn get_path<'a>(root: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    let mut parts = key.split('.');
+    let mut cur = root.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.get(p)?;
+    }
+    Some(cur)
+}
+
+fn set_path(root: &mut Map<String, Value>, key: &str, value: Value) {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut cur = root;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        cur = entry.as_object_mut().expect("made an object above");
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_become_json() {
+        let v = form_to_json(vec![
+            ("name".into(), "svc".into()),
+            ("paths[]".into(), "/a".into()),
+            ("paths[]".into(), "/b".into()),
+            ("config.ttl".into(), "5".into()),
+            ("methods".into(), "GET".into()),
+            ("methods".into(), "POST".into()),
+        ]);
+        assert_eq!(
+            v,
+            json!({"name": "svc", "paths": ["/a", "/b"], "config": {"ttl": "5"}, "methods": ["GET", "POST"]})
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The gRPC `Cluster` service: Pair, Renew and the long-lived Sync stream.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use proto::{control_message, node_message, ControlMessage, NodeMessage};
+use serde_json::Value;
+use shared::pairing::PairingToken;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use super::nodes::{missing_plugins, NodeRecord, Refusal};
+use super::transport::PeerInfo;
+use super::{unix_now, Cluster};
+use crate::store::Records;
+
+/// The gRPC service over the shared cluster state.
+#[derive(Clone)]
+pub struct ClusterService {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterService {
+    /// Wraps the shared cluster state.
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        ClusterService { cluster }
+    }
+
+    /// The node id proven by the peer's certificate, if it may connect.
+    fn authenticated_node<T>(&self, req: &Request<T>) -> Result<(String, PeerInfo), Status> {
+        let peer = req
+            .extensions()
+            .get::<PeerInfo>()
+            .cloned()
+            .ok_or_else(|| Status::internal("connection has no peer information"))?;
+        let Some(node_id) = peer.node_id.clone() else {
+            return Err(Status::unauthenticated(
+                "a client certificate issued by this cluster's CA is required; pair the node first",
+            ));
+        };
+        match self.cluster.nodes.admit(&node_id) {
+            Ok(()) => Ok((node_id, peer)),
+            Err(Refusal::Unknown) => Err(Status::permission_denied(format!(
+                "node {node_id} is not known to this control plane"
+            ))),
+            Err(Refusal::Revoked) => Err(Status::permission_denied(format!(
+                "node {node_id} has been revoked"
+            ))),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    warn!(error = %e, "cluster request failed");
+    Status::internal("the control plane could not complete the request; see its logs")
+}
+
+type SyncStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::cluster_server::Cluster for ClusterService {
+    async fn pair(
+        &self,
+        req: Request<proto::PairRequest>,
+    ) -> Result<Response<proto::PairResponse>, Status> {
+        let peer = req
+            .extensions()
+            .get::<PeerInfo>()
+            .map(|p| p.addr.to_string())
+            .unwrap_or_default();
+        let req = req.into_inner();
+        let token = PairingToken::parse(&req.token).map_err(Status::invalid_argument)?;
+        if token.ca_fingerprint != self.cluster.pki.ca_fingerprint {
+            return Err(Status::permission_denied(
+                "pairing token was issued by another cluster (CA fingerprint differs)",
+            ));
+        }
+        let store = self.cluster.nodes_store();
+        let record = store
+            .get_record(Records::PairingTokens, &token.id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::permission_denied("pairing token is unknown, revoked or already used")
+            })?;
+        let stored_hash = record["secret_hash"].as_str().unwrap_or_default();
+        if !constant_time_eq(stored_hash.as_bytes(), token.secret_hash().as_bytes()) {
+            warn!(token_id = %token.id, %peer, "pairing refused: wrong token secret");
+            return Err(Status::permission_denied(
+                "pairing token is unknown, revoked or already used",
+            ));
+        }
+        let expires_at = record["expires_at"].as_i64().unwrap_or(0);
+        if expires_at <= unix_now() {
+            let _ = store.take_record(Records::PairingTokens, &token.id);
+            return Err(Status::permission_denied(format!(
+                "pairing token expired at {expires_at} (unix seconds)"
+            )));
+        }
+        // Consume the token; of two concurrent uses only one removes it.
+        if store
+            .take_record(Records::PairingTokens, &token.id)
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(Status::permission_denied(
+                "pairing token is unknown, revoked or already used",
+            ));
+        }
+        let node_id = uuid::Uuid::new_v4().to_string();
+        let issued = self
+            .cluster
+            .pki
+            .issue_node_cert(&req.csr_pem, &node_id, self.cluster.settings.cert_lifetime)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let labels: BTreeMap<String, String> = match &record["labels"] {
+            Value::Object(m) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        self.cluster
+            .nodes
+            .add(NodeRecord {
+                id: node_id.clone(),
+                hostname: req.hostname.clone(),
+                labels,
+                paired_at: unix_now(),
+                cert_not_after: issued.not_after,
+                revoked: false,
+            })
+            .map_err(internal)?;
+        info!(node_id = %node_id, hostname = %req.hostname, token_id = %token.id, %peer, "node paired");
+        Ok(Response::new(proto::PairResponse {
+            node_id,
+            certificate_pem: issued.pem,
+            ca_pem: self.cluster.pki.ca_pem.clone(),
+            not_after: issued.not_after,
+        }))
+    }
+
+    async fn renew(
+        &self,
+        req: Request<proto::RenewRequest>,
+    ) -> Result<Response<proto::RenewResponse>, Status> {
+        let (node_id, _) = self.authenticated_node(&req)?;
+        let issued = self
+            .cluster
+            .pki
+            .issue_node_cert(
+                &req.get_ref().csr_pem,
+                &node_id,
+                self.cluster.settings.cert_lifetime,
+            )
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.cluster
+            .nodes
+            .set_cert_not_after(&node_id, issued.not_after)
+            .map_err(internal)?;
+        info!(node_id = %node_id, not_after = issued.not_after, "node certificate renewed");
+        Ok(Response::new(proto::RenewResponse {
+            certificate_pem: issued.pem,
+            not_after: issued.not_after,
+        }))
+    }
+
+    type SyncStream = SyncStream;
+
+    async fn sync(
+        &self,
+        req: Request<Streaming<NodeMessage>>,
+    ) -> Result<Response<SyncStream>, Status> {
+        let (node_id, peer) = self.authenticated_node(&req)?;
+        let mut inbound = req.into_inner();
+        let timeout = self.cluster.settings.heartbeat_timeout;
+        let hello = match tokio::time::timeout(timeout, inbound.message()).await {
+            Ok(Ok(Some(NodeMessage {
+                kind: Some(node_message::Kind::Hello(h)),
+            }))) => h,
+            Ok(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first message on the sync stream must be hello",
+                ))
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Status::deadline_exceeded("no hello received")),
+        };
+        if hello.node_id != node_id {
+            return Err(Status::permission_denied(
+                "hello names another node than the client certificate",
+            ));
+        }
+        let (session, kill) =
+            self.cluster
+                .nodes
+                .connect(&node_id, peer.addr.ip().to_string(), unix_now());
+        self.cluster.nodes.update(&node_id, |live| {
+            live.software_version = Some(hello.software_version.clone());
+            live.plugins = hello
+                .plugins
+                .iter()
+                .map(|p| (p.name.clone(), p.version.clone()))
+                .collect();
+            live.applied_version = hello.config_version;
+            live.applied_hash = hello.config_hash.clone();
+            live.nack = None;
+        });
+        if hello.cert_not_after > 0 {
+            let _ = self
+                .cluster
+                .nodes
+                .set_cert_not_after(&node_id, hello.cert_not_after);
+        }
+        info!(node_id = %node_id, hostname = %hello.hostname, ip = %peer.addr.ip(), version = hello.config_version, "node connected");
+        let (tx, rx) = mpsc::channel(16);
+        let session_state = Session {
+            cluster: self.cluster.clone(),
+            node_id,
+            session,
+            running_hash: hello.config_hash,
+            sent_version: 0,
+        };
+        tokio::spawn(session_state.run(inbound, tx, kill));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+impl Cluster {
+    fn nodes_store(&self) -> &Arc<dyn crate::store::Store> {
+        self.nodes.store()
+    }
+}
+
+struct Session {
+    cluster: Arc<Cluster>,
+    node_id: String,
+    session: u64,
+    /// Hash of the config the node last said it runs.
+    running_hash: String,
+    /// The last snapshot version sent on this stream.
+    sent_version: u64,
+}
+
+type Tx = mpsc::Sender<Result<ControlMessage, Status>>;
+
+impl Session {
+    async fn run(
+        mut self,
+        mut inbound: Streaming<NodeMessage>,
+        tx: Tx,
+        mut kill: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let settings = self.cluster.settings.clone();
+        let mut snapshots = self.cluster.snapshots.clone();
+        let mut purges = self.cluster.purges.subscribe();
+        let mut shutdown = self.cluster.shutdown.clone();
+        let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
+        let mut deadline = Instant::now() + settings.heartbeat_timeout;
+        let reason = loop {
+            if self.offer_snapshot(&tx).await.is_err() {
+                break "stream closed by the node";
+            }
+            tokio::select! {
+                _ = kill.changed() => break "session closed by the control plane (revoked or replaced)",
+                _ = shutdown.changed() => break "control plane shutting down",
+                changed = snapshots.changed() => if changed.is_err() { break "control plane shutting down" },
+                _ = heartbeat.tick() => {
+                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: unix_ms() })) };
+                    if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
+                }
+                purge = purges.recv() => {
+                    if let Ok(p) = purge {
+                        let msg = ControlMessage { kind: Some(control_message::Kind::Purge(proto::Purge { cache: p.cache, key: p.key })) };
+                        if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break "heartbeat timeout",
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => {
+                        deadline = Instant::now() + settings.heartbeat_timeout;
+                        self.handle(m);
+                    }
+                    Ok(None) => break "stream closed by the node",
+                    Err(e) => { warn!(node_id = %self.node_id, error = %e, "sync stream error"); break "stream error" }
+                },
+            }
+        };
+        self.cluster.nodes.disconnect(&self.node_id, self.session);
+        info!(node_id = %self.node_id, reason, "node disconnected");
+    }
+
+    fn handle(&mut self, m: NodeMessage) {
+        let now = unix_now();
+        match m.kind {
+            Some(node_message::Kind::Ack(ack)) => {
+                info!(node_id = %self.node_id, version = ack.version, hash = %ack.hash, "node applied config");
+                self.running_hash = ack.hash.clone();
+                self.cluster.nodes.update(&self.node_id, |live| {
+                    live.applied_version = ack.version;
+                    live.applied_hash = ack.hash;
+                    live.last_seen = now;
+                });
+            }
+            Some(node_message::Kind::Nack(nack)) => {
+                warn!(node_id = %self.node_id, version = nack.version, reason = %nack.reason, "node rejected config");
+                self.cluster.nodes.update(&self.node_id, |live| {
+                    live.nack = Some((nack.version, nack.hash, nack.reason));
+                    live.last_seen = now;
+                });
+            }
+            Some(node_message::Kind::CertNotAfter(t)) => {
+                let _ = self.cluster.nodes.set_cert_not_after(&self.node_id, t);
+                self.cluster
+                    .nodes
+                    .update(&self.node_id, |live| live.last_seen = now);
+            }
+            Some(node_message::Kind::Heartbeat(_)) | Some(node_message::Kind::Hello(_)) | None => {
+                self.cluster
+                    .nodes
+                    .update(&self.node_id, |live| live.last_seen = now);
+            }
+        }
+    }
+
+    /// Sends the latest snapshot when the node runs something else, has not been sent it yet on this stream,
+    /// and supports every plugin it uses.
+    async fn offer_snapshot(&mut self, tx: &Tx) -> Result<(), ()> {
+        let Some(latest) = self.cluster.latest() else {
+            return Ok(());
+        };
+        if latest.hash == self.running_hash || latest.version <= self.sent_version {
+            return Ok(());
+        }
+        let mut node_plugins = BTreeMap::new();
+        self.cluster
+            .nodes
+            .update(&self.node_id, |live| node_plugins = live.plugins.clone());
+        let missing = missing_plugins(&node_plugins, &latest.plugins);
+        if !missing.is_empty() {
+            warn!(node_id = %self.node_id, version = latest.version, missing = ?missing, "snapshot not pushed: node lacks plugins");
+            self.sent_version = latest.version;
+            return Ok(());
+        }
+        self.sent_version = latest.version;
+        let msg = ControlMessage {
+            kind: Some(control_message::Kind::Snapshot(proto::Snapshot {
+                version: latest.version,
+                hash: latest.hash.clone(),
+                payload: latest.payload.clone(),
+            })),
+        };
+        tx.send(Ok(msg)).await.map_err(|_| ())
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

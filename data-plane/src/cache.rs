@@ -1,0 +1,122 @@
+//! Per-node plugin caches (moka), shared across snapshots. Keys are hashes, never raw tokens: a namespace
+//! hash (plugin instance and endpoint) and the SHA-256 of the token, so a purge by token hash reaches every
+//! namespace.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::Expiry;
+use serde_json::Value;
+
+/// Key of a cached token result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    /// SHA-256 of the namespace (plugin instance id, endpoint, and anything else the answer depends on).
+    pub namespace: [u8; 32],
+    /// SHA-256 of the token or credentials.
+    pub token: [u8; 32],
+}
+
+/// A cached result with its own time to live.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The identity provider's answer (claims).
+    pub claims: Arc<Value>,
+    /// How long the entry lives.
+    pub ttl: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<TokenKey, Cached> for PerEntry {
+    fn expire_after_create(
+        &self,
+        _key: &TokenKey,
+        value: &Cached,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+fn new_cache(max_entries: u64) -> Cache<TokenKey, Cached> {
+    Cache::builder()
+        .max_capacity(max_entries)
+        .expire_after(PerEntry)
+        .support_invalidation_closures()
+        .build()
+}
+
+/// Every cache of a node.
+pub struct Caches {
+    /// Positive `oauth2-introspection` results.
+    pub introspection: Cache<TokenKey, Cached>,
+    /// Negative (`active:false`) `oauth2-introspection` results, kept apart so junk cannot evict good tokens.
+    pub introspection_negative: Cache<TokenKey, Cached>,
+    /// `openid-connect` introspection results.
+    pub oidc_introspection: Cache<TokenKey, Cached>,
+    /// `openid-connect` token-endpoint results.
+    pub oidc_tokens: Cache<TokenKey, Cached>,
+}
+
+impl Caches {
+    /// Caches holding at most `max_entries` each.
+    pub fn new(max_entries: u64) -> Caches {
+        Caches {
+            introspection: new_cache(max_entries),
+            introspection_negative: new_cache(max_entries),
+            oidc_introspection: new_cache(max_entries),
+            oidc_tokens: new_cache(max_entries),
+        }
+    }
+
+    fn named(&self, cache: &str) -> Vec<&Cache<TokenKey, Cached>> {
+        match cache {
+            "oauth2-introspection" => vec![&self.introspection, &self.introspection_negative],
+            "openid-connect-introspection" => vec![&self.oidc_introspection],
+            "openid-connect-tokens" => vec![&self.oidc_tokens],
+            "*" => vec![
+                &self.introspection,
+                &self.introspection_negative,
+                &self.oidc_introspection,
+                &self.oidc_tokens,
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Purges one token (by the hex SHA-256 of the token) or, with an empty key, everything in `cache`.
+    /// Returns false for an unknown cache or a malformed key.
+    pub fn purge(&self, cache: &str, key_hex: &str) -> bool {
+        let caches = self.named(cache);
+        if caches.is_empty() {
+            return false;
+        }
+        if key_hex.is_empty() {
+            caches.iter().for_each(|c| c.invalidate_all());
+            return true;
+        }
+        let Ok(bytes) = hex::decode(key_hex) else {
+            return false;
+        };
+        let Ok(token) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+            return false;
+        };
+        for c in caches {
+            // Only fails when invalidation closures are not enabled, which new_cache always does.
+            let _ = c.invalidate_entries_if(move |k, _| k.token == token);
+        }
+        true
+    }
+
+    /// Entry counts for the status page.
+    pub fn sizes(&self) -> Value {
+        serde_json::json!({
+            "oauth2_introspection": self.introspection.entry_count(),
+            "oauth2_introspection_negative": self.introspection_negative.entry_count(),
+            "openid_connect_introspection": self.oidc_introspection.entry_count(),
+            "openid_connect_tokens": self.oidc_tokens.entry_count(),
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! Prometheus metrics: counters and histograms keyed by label values, rendered in the text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Histogram bucket bounds in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 14],
+    count: AtomicU64,
+    /// Sum in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A family of counters sharing a name.
+#[derive(Debug, Default)]
+pub struct CounterVec {
+    series: RwLock<BTreeMap<Labels, Arc<AtomicU64>>>,
+}
+
+impl CounterVec {
+    /// The counter for `labels`.
+    pub fn with(&self, labels: &[(&'static str, &str)]) -> Arc<AtomicU64> {
+        let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if let Some(c) = self.series.read().expect("metrics lock").get(&key) {
+            return c.clone();
+        }
+        self.series
+            .write()
+            .expect("metrics lock")
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Adds `n` to the counter for `labels`.
+    pub fn add(&self, labels: &[(&'static str, &str)], n: u64) {
+        self.with(labels).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Current value for `labels` (0 when never touched).
+    pub fn get(&self, labels: &[(&'static str, &str)]) -> u64 {
+        let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.series
+            .read()
+            .expect("metrics lock")
+            .get(&key)
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, v) in self.series.read().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "{name}{} {}",
+                fmt_labels(labels, None),
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// A family of histograms sharing a name.
+#[derive(Debug, Default)]
+pub struct HistogramVec {
+    series: RwLock<BTreeMap<Labels, Arc<Histogram>>>,
+}
+
+impl HistogramVec {
+    /// Records one observation for `labels`.
+    pub fn observe(&self, labels: &[(&'static str, &str)], d: std::time::Duration) {
+        let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let h = {
+            let read = self.series.read().expect("metrics lock");
+            read.get(&key).cloned()
+        };
+        let h = h.unwrap_or_else(|| {
+            self.series
+                .write()
+                .expect("metrics lock")
+                .entry(key)
+                .or_default()
+                .clone()
+        });
+        h.observe(d);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, h) in self.series.read().expect("metrics lock").iter() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let le = format!("{b}");
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {}",
+                    fmt_labels(labels, Some(&le)),
+                    h.buckets[i].load(Ordering::Relaxed)
+                );
+            }
+            let count = h.count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {count}",
+                fmt_labels(labels, Some("+Inf"))
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{} {}",
+                fmt_labels(labels, None),
+                h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(labels, None));
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+/// Every metric of a node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Requests by route, service and status.
+    pub requests: CounterVec,
+    /// Total request latency by route and service.
+    pub latency: HistogramVec,
+    /// Upstream latency by service.
+    pub upstream_latency: HistogramVec,
+    /// Upstream failures by service and kind (connect, timeout, protocol).
+    pub upstream_errors: CounterVec,
+    /// Plugin cache events by plugin, instance and event (hit, miss, negative_hit, idp_call, idp_error).
+    pub plugin_events: CounterVec,
+    /// Identity-provider call latency by plugin and instance.
+    pub idp_latency: HistogramVec,
+    /// Snapshots applied and rejected.
+    pub config_applied: AtomicU64,
+    pub config_rejected: AtomicU64,
+    /// Version of the live config.
+    pub config_version: AtomicU64,
+    /// Open downstream connections.
+    pub connections: AtomicU64,
+}
+
+impl Metrics {
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.requests.render(
+            "portcullis_http_requests_total",
+            "Requests proxied, by route, service and status.",
+            &mut out,
+        );
+        self.latency.render(
+            "portcullis_request_duration_seconds",
+            "Total time from request received to response headers sent.",
+            &mut out,
+        );
+        self.upstream_latency.render(
+            "portcullis_upstream_duration_seconds",
+            "Time the upstream took to answer with headers.",
+            &mut out,
+        );
+        self.upstream_errors.render(
+            "portcullis_upstream_errors_total",
+            "Upstream failures by kind.",
+            &mut out,
+        );
+        self.plugin_events.render(
+            "portcullis_plugin_events_total",
+            "Plugin cache and identity-provider events.",
+            &mut out,
+        );
+        self.idp_latency.render(
+            "portcullis_idp_request_duration_seconds",
+            "Identity-provider call latency.",
+            &mut out,
+        );
+        let gauges = [
+            (
+                "portcullis_config_version",
+                "Version of the live configuration.",
+                "gauge",
+                self.config_version.load(Ordering::Relaxed),
+            ),
+            (
+                "portcullis_config_applied_total",
+                "Snapshots applied.",
+                "counter",
+                self.config_applied.load(Ordering::Relaxed),
+            ),
+            (
+                "portcullis_config_rejected_total",
+                "Snapshots rejected.",
+                "counter",
+                self.config_rejected.load(Ordering::Relaxed),
+            ),
+            (
+                "portcullis_connections",
+                "Open downstream connections.",
+                "gauge",
+                self.connections.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, kind, v) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        out
+    }
+}

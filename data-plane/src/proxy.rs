@@ -1,0 +1,590 @@
+//! The proxy: route, run plugins, forward upstream with pooled connections, stream bodies both ways, and
+//! answer errors the way Kong does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::plugins::{full, json_response, BoxError, Exchange, ProxyBody, RequestBody};
+use crate::router::RequestInfo;
+use crate::runtime::RuntimeConfig;
+use crate::Node;
+
+/// Longest request target accepted.
+const MAX_URI_LEN: usize = 8 * 1024;
+
+type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// Upstream clients by connect timeout, shared across snapshots so pools stay warm.
+#[derive(Default)]
+pub struct UpstreamClients {
+    clients: Mutex<HashMap<u64, Upstream>>,
+}
+
+impl UpstreamClients {
+    fn get(&self, connect_timeout_ms: u64) -> Upstream {
+        let mut clients = self.clients.lock().expect("upstream clients lock");
+        clients
+            .entry(connect_timeout_ms)
+            .or_insert_with(|| {
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_nodelay(true);
+                http.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_webpki_roots()
+                    .https_or_http()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(http);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .pool_max_idle_per_host(256)
+                    .build(https)
+            })
+            .clone()
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+fn strip_hop_by_hop(h: &mut http::HeaderMap) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// A Kong-style error body.
+pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<ProxyBody> {
+    let mut r = json_response(status, &json!({ "message": message }), &[]);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+/// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does.
+pub fn upstream_path(
+    service_path: Option<&str>,
+    request_path: &str,
+    matched_len: usize,
+    strip: bool,
+    handling: &str,
+) -> String {
+    let rest = if strip {
+        &request_path[matched_len.min(request_path.len())..]
+    } else {
+        request_path
+    };
+    let base = service_path.unwrap_or("/");
+    if rest.is_empty() {
+        return base.to_string();
+    }
+    match handling {
+        "v1" => {
+            if base == "/" && !rest.starts_with('/') {
+                format!("/{rest}")
+            } else if base == "/" {
+                rest.to_string()
+            } else {
+                format!("{base}{rest}")
+            }
+        }
+        _ => match (base.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => format!("{base}{}", &rest[1..]),
+            (false, false) => format!("{base}/{rest}"),
+            _ => format!("{base}{rest}"),
+        },
+    }
+}
+
+fn request_id(node: &Node, req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(&node.settings.request_id_header)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// Handles one downstream request.
+pub async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_port: u16,
+    scheme: &'static str,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let rid = request_id(&node, &req);
+    let Some(rt) = node.runtime.load_full() else {
+        return Ok(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no configuration has been loaded yet",
+            &rid,
+        ));
+    };
+    let (resp, labels) = proxy(&node, &rt, req, peer, local_port, scheme, &rid, started).await;
+    let status = resp.status().as_u16().to_string();
+    node.metrics.requests.add(
+        &[
+            ("route", labels.0.as_str()),
+            ("service", labels.1.as_str()),
+            ("status", status.as_str()),
+        ],
+        1,
+    );
+    node.metrics.latency.observe(
+        &[("route", labels.0.as_str()), ("service", labels.1.as_str())],
+        started.elapsed(),
+    );
+    Ok(resp)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn proxy(
+    node: &Node,
+    rt: &RuntimeConfig,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_port: u16,
+    scheme: &'static str,
+    rid: &str,
+    started: Instant,
+) -> (Response<ProxyBody>, (String, String)) {
+    let none = (String::new(), String::new());
+    if req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0)
+        > MAX_URI_LEN
+    {
+        return (
+            error(StatusCode::URI_TOO_LONG, "Request-URI Too Long", rid),
+            none,
+        );
+    }
+    let host_header = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let (host, port) = split_host_port(&host_header);
+    let path = req.uri().path().to_string();
+    let m = rt.router.find(&RequestInfo {
+        method: req.method().as_str(),
+        host: &host,
+        port: port.or(Some(local_port)),
+        path: &path,
+        headers: req.headers(),
+    });
+    let Some(m) = m else {
+        return (
+            error(
+                StatusCode::NOT_FOUND,
+                "no Route matched with those values",
+                rid,
+            ),
+            none,
+        );
+    };
+    let route = rt.routes[&m.route_id].clone();
+    let service = route
+        .service
+        .and_then(|fk| rt.services.get(&fk.id).cloned());
+    let labels = (
+        route.name.clone().unwrap_or_else(|| route.id.to_string()),
+        service
+            .as_ref()
+            .map(|s| s.name.clone().unwrap_or_else(|| s.id.to_string()))
+            .unwrap_or_default(),
+    );
+    if !route.protocols.iter().any(|p| p == scheme) {
+        return (
+            error(
+                StatusCode::UPGRADE_REQUIRED,
+                "Please use HTTPS protocol",
+                rid,
+            ),
+            labels,
+        );
+    }
+    let Some(service) = service else {
+        return (
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no Service found with those values",
+                rid,
+            ),
+            labels,
+        );
+    };
+    if !service.enabled {
+        return (
+            error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", rid),
+            labels,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let mut ex = Exchange {
+        parts,
+        body: RequestBody::Streaming(body),
+        client_ip: peer.ip(),
+        route: route.clone(),
+        service: Some(service.clone()),
+        consumer: None,
+        request_id: rid.to_string(),
+    };
+    let mut ran = Vec::new();
+    for name in &rt.active_plugins {
+        let consumer = ex.consumer.as_ref().map(|c| c.id);
+        if let Some(p) = rt.plugin_for(name, route.id, Some(service.id), consumer) {
+            if let Err(resp) = p.access(&mut ex).await {
+                return (with_request_id(resp, node, rid), labels);
+            }
+            ran.push(p.clone());
+        }
+    }
+
+    // Build the upstream request.
+    let query = ex
+        .parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let up_path = upstream_path(
+        service.path.as_deref(),
+        ex.parts.uri.path(),
+        m.matched_len,
+        route.strip_path,
+        &route.path_handling,
+    );
+    let default_port = if service.protocol == "https" { 443 } else { 80 };
+    let authority = if service.port == default_port {
+        service.host.clone()
+    } else {
+        format!("{}:{}", service.host, service.port)
+    };
+    let uri = match format!("{}://{}{}{}", service.protocol, authority, up_path, query)
+        .parse::<http::Uri>()
+    {
+        Ok(u) => u,
+        Err(_) => return (error(StatusCode::BAD_REQUEST, "Bad request", rid), labels),
+    };
+    let mut headers = std::mem::take(&mut ex.parts.headers);
+    strip_hop_by_hop(&mut headers);
+    let host_value = if route.preserve_host && !host_header.is_empty() {
+        host_header.clone()
+    } else {
+        authority.clone()
+    };
+    if let Ok(v) = HeaderValue::from_str(&host_value) {
+        headers.insert(header::HOST, v);
+    }
+    let client_ip = peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.clone(),
+    };
+    let set = |h: &mut http::HeaderMap, k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    set(&mut headers, "x-forwarded-for", &xff);
+    set(&mut headers, "x-real-ip", &client_ip);
+    set(&mut headers, "x-forwarded-proto", scheme);
+    set(&mut headers, "x-forwarded-host", &host);
+    set(
+        &mut headers,
+        "x-forwarded-port",
+        &port.unwrap_or(local_port).to_string(),
+    );
+    set(&mut headers, "x-forwarded-path", &path);
+    if let (Ok(name), Ok(v)) = (
+        HeaderName::from_bytes(node.settings.request_id_header.as_bytes()),
+        HeaderValue::from_str(rid),
+    ) {
+        headers.insert(name, v);
+    }
+    let method = ex.parts.method.clone();
+    let replayable = match &ex.body {
+        RequestBody::Buffered(b) => Some(b.clone()),
+        RequestBody::Empty => Some(bytes::Bytes::new()),
+        RequestBody::Streaming(b) => {
+            use hyper::body::Body;
+            (b.is_end_stream()).then(bytes::Bytes::new)
+        }
+    };
+    let mut body = Some(std::mem::replace(&mut ex.body, RequestBody::Empty));
+    let client = node.upstreams.get(service.connect_timeout);
+    let read_timeout =
+        Duration::from_millis(service.read_timeout.saturating_add(service.write_timeout));
+    let attempts = if replayable.is_some() {
+        service.retries as usize + 1
+    } else {
+        1
+    };
+    let upstream_started = Instant::now();
+    let mut last_err = None;
+    let mut response = None;
+    for attempt in 0..attempts {
+        let b: ProxyBody = match (&replayable, body.take()) {
+            (Some(bytes), _) if attempt > 0 || !bytes.is_empty() => full(bytes.clone()),
+            (_, Some(RequestBody::Streaming(inc))) => {
+                inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+            }
+            (_, Some(RequestBody::Buffered(bytes))) => full(bytes),
+            _ => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        };
+        let mut up = Request::new(b);
+        *up.method_mut() = method.clone();
+        *up.uri_mut() = uri.clone();
+        *up.headers_mut() = headers.clone();
+        match tokio::time::timeout(read_timeout, client.request(up)).await {
+            Ok(Ok(r)) => {
+                response = Some(r);
+                break;
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                node.metrics
+                    .upstream_errors
+                    .add(&[("service", labels.1.as_str()), ("kind", "connect")], 1);
+                debug!(request_id = %rid, upstream = %authority, attempt, error = %e, "upstream connect failed");
+                last_err = Some((
+                    StatusCode::BAD_GATEWAY,
+                    "An invalid response was received from the upstream server",
+                    format!("connect: {e}"),
+                ));
+            }
+            Ok(Err(e)) => {
+                node.metrics
+                    .upstream_errors
+                    .add(&[("service", labels.1.as_str()), ("kind", "protocol")], 1);
+                let source = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                last_err = Some((
+                    StatusCode::BAD_GATEWAY,
+                    "An invalid response was received from the upstream server",
+                    format!("{e}: {source}"),
+                ));
+                break;
+            }
+            Err(_) => {
+                node.metrics
+                    .upstream_errors
+                    .add(&[("service", labels.1.as_str()), ("kind", "timeout")], 1);
+                last_err = Some((
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The upstream server is timing out",
+                    "timeout".into(),
+                ));
+                break;
+            }
+        }
+    }
+    let Some(resp) = response else {
+        let (status, msg, detail) = last_err.unwrap_or((
+            StatusCode::BAD_GATEWAY,
+            "An invalid response was received from the upstream server",
+            "no attempt".into(),
+        ));
+        warn!(request_id = %rid, upstream = %authority, service = %labels.1, error = %detail, "upstream request failed");
+        return (error(status, msg, rid), labels);
+    };
+    let upstream_elapsed = upstream_started.elapsed();
+    node.metrics
+        .upstream_latency
+        .observe(&[("service", labels.1.as_str())], upstream_elapsed);
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let set_resp = |h: &mut http::HeaderMap, k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    let proxy_ms = started
+        .elapsed()
+        .saturating_sub(upstream_elapsed)
+        .as_millis();
+    set_resp(
+        &mut parts.headers,
+        "x-portcullis-upstream-latency",
+        upstream_elapsed.as_millis().to_string(),
+    );
+    set_resp(
+        &mut parts.headers,
+        "x-portcullis-proxy-latency",
+        proxy_ms.to_string(),
+    );
+    set_resp(
+        &mut parts.headers,
+        "via",
+        format!("1.1 portcullis/{}", shared::VERSION),
+    );
+    for p in &ran {
+        p.header_filter(&ex, &mut parts);
+    }
+    let status = parts.status.as_u16();
+    for p in &ran {
+        p.log(&ex, status);
+    }
+    let resp = Response::from_parts(
+        parts,
+        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+    );
+    (resp, labels)
+}
+
+fn with_request_id(mut resp: Response<ProxyBody>, node: &Node, rid: &str) -> Response<ProxyBody> {
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(node.settings.request_id_header.as_bytes()),
+        HeaderValue::from_str(rid),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+    resp
+}
+
+fn split_host_port(h: &str) -> (String, Option<u16>) {
+    let h = h.trim().to_ascii_lowercase();
+    if h.starts_with('[') {
+        if let Some(end) = h.find(']') {
+            let port = h[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h[..=end].to_string(), port);
+        }
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name.to_string(), port.parse().ok()),
+        _ => (h, None),
+    }
+}
+
+/// Serves the proxy on `listener` until `shutdown` turns true, then finishes in-flight requests (bounded).
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(64 * 1024)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => { debug!(error = %e, "accept failed"); continue; }
+                };
+                let _ = tcp.set_nodelay(true);
+                let node = node.clone();
+                let metrics = node.metrics.clone();
+                let svc = hyper::service::service_fn(move |req| handle(node.clone(), req, peer, local_port, "http"));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, "connection ended with an error");
+                    }
+                    metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("in-flight requests did not finish within the drain timeout");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_joining_like_kong() {
+        // service path, request path, matched prefix length, strip_path, path_handling -> upstream path
+        assert_eq!(upstream_path(None, "/api/users", 4, true, "v0"), "/users");
+        assert_eq!(upstream_path(None, "/api", 4, true, "v0"), "/");
+        assert_eq!(
+            upstream_path(Some("/anything"), "/api/users", 4, true, "v0"),
+            "/anything/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/anything/"), "/api/users", 4, true, "v0"),
+            "/anything/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/anything"), "/api", 4, true, "v0"),
+            "/anything"
+        );
+        assert_eq!(
+            upstream_path(Some("/s"), "/api/users", 4, false, "v0"),
+            "/s/api/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/s"), "/fv0req", 4, true, "v0"),
+            "/s/req"
+        );
+        assert_eq!(upstream_path(Some("/s"), "/fv1req", 4, true, "v1"), "/sreq");
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            split_host_port("Example.com:8000"),
+            ("example.com".into(), Some(8000))
+        );
+        assert_eq!(split_host_port("[::1]:80"), ("[::1]".into(), Some(80)));
+        assert_eq!(split_host_port("h"), ("h".into(), None));
+    }
+}

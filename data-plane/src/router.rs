@@ -1,0 +1,424 @@
+//! Route matching with Kong's semantics: hosts (exact and wildcard), paths (prefix and `~` regex), methods
+//! and headers, ordered by Kong's priority rules. Built once per snapshot, off the request path.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+use regex::Regex;
+use shared::Route;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+enum HostMatch {
+    Exact(String),
+    /// `*.example.com`: the suffix including the dot.
+    AnyPrefix(String),
+    /// `example.*`: the prefix including the dot.
+    AnySuffix(String),
+}
+
+#[derive(Debug, Clone)]
+enum PathMatch {
+    Any,
+    Prefix(String),
+    Regex(Regex),
+}
+
+/// One (route, path) pair to try.
+#[derive(Debug, Clone)]
+struct Candidate {
+    route: usize,
+    path: PathMatch,
+    /// Kong's ordering key; smaller sorts first.
+    key: (
+        Reverse<u8>,
+        Reverse<bool>,
+        Reverse<usize>,
+        u8,
+        Reverse<i64>,
+        Reverse<usize>,
+        i64,
+        Uuid,
+    ),
+}
+
+#[derive(Debug)]
+struct CompiledRoute {
+    id: Uuid,
+    hosts: Vec<(HostMatch, Option<u16>)>,
+    methods: Vec<String>,
+    headers: Vec<(String, Vec<String>)>,
+}
+
+/// What matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// The matched route.
+    pub route_id: Uuid,
+    /// How many leading bytes of the path the route's path matched (for `strip_path`).
+    pub matched_len: usize,
+}
+
+/// The request attributes routing looks at.
+pub struct RequestInfo<'a> {
+    pub method: &'a str,
+    /// Host without port, lowercase.
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub path: &'a str,
+    pub headers: &'a http::HeaderMap,
+}
+
+/// A compiled router.
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<CompiledRoute>,
+    /// Candidates with at least one exact host, indexed by that host.
+    by_host: HashMap<String, Vec<usize>>,
+    /// Candidates that every host may match (no host, or a wildcard host).
+    any_host: Vec<usize>,
+    candidates: Vec<Candidate>,
+}
+
+impl Router {
+    /// Compiles `routes`; a route whose regex does not compile is reported (the CP validated it already).
+    pub fn build<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Result<Router, String> {
+        let mut compiled = Vec::new();
+        let mut candidates = Vec::new();
+        for r in routes {
+            let idx = compiled.len();
+            let hosts = r
+                .hosts
+                .iter()
+                .map(|h| {
+                    let (name, port) = match h.rsplit_once(':') {
+                        Some((n, p)) if p.parse::<u16>().is_ok() => {
+                            (n.to_ascii_lowercase(), p.parse().ok())
+                        }
+                        _ => (h.to_ascii_lowercase(), None),
+                    };
+                    let m = if let Some(s) = name.strip_prefix('*') {
+                        HostMatch::AnyPrefix(s.to_string())
+                    } else if let Some(p) = name.strip_suffix('*') {
+                        HostMatch::AnySuffix(p.to_string())
+                    } else {
+                        HostMatch::Exact(name)
+                    };
+                    (m, port)
+                })
+                .collect::<Vec<_>>();
+            let plain_host = hosts.iter().any(|(h, _)| matches!(h, HostMatch::Exact(_)));
+            let categories = [
+                !r.hosts.is_empty(),
+                !r.methods.is_empty(),
+                !r.headers.is_empty(),
+                !r.paths.is_empty(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count() as u8;
+            let mut paths = Vec::new();
+            for p in &r.paths {
+                if let Some(re) = p.strip_prefix('~') {
+                    let re = Regex::new(&format!("^(?:{re})"))
+                        .map_err(|e| format!("route {}: invalid regex path '{p}': {e}", r.id))?;
+                    paths.push((PathMatch::Regex(re), 0u8, p.len()));
+                } else {
+                    paths.push((PathMatch::Prefix(p.clone()), 1u8, p.len()));
+                }
+            }
+            if paths.is_empty() {
+                paths.push((PathMatch::Any, 2u8, 0));
+            }
+            for (path, kind, len) in paths {
+                // Kong: more matching attributes first; plain hosts before wildcards; more headers first;
+                // regex paths (by regex_priority) before prefix paths (longest first); then oldest first.
+                let (prio, plen) = match kind {
+                    0 => (r.regex_priority, 0),
+                    _ => (0, len),
+                };
+                candidates.push(Candidate {
+                    route: idx,
+                    path,
+                    key: (
+                        Reverse(categories),
+                        Reverse(plain_host),
+                        Reverse(r.headers.len()),
+                        kind,
+                        Reverse(prio),
+                        Reverse(plen),
+                        r.created_at,
+                        r.id,
+                    ),
+                });
+            }
+            compiled.push(CompiledRoute {
+                id: r.id,
+                hosts,
+                methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            v.iter().map(|x| x.to_ascii_lowercase()).collect(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        candidates.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut any_host = Vec::new();
+        for (i, c) in candidates.iter().enumerate() {
+            let route = &compiled[c.route];
+            let exact_only = !route.hosts.is_empty()
+                && route
+                    .hosts
+                    .iter()
+                    .all(|(h, _)| matches!(h, HostMatch::Exact(_)));
+            if exact_only {
+                for (h, _) in &route.hosts {
+                    if let HostMatch::Exact(name) = h {
+                        let list = by_host.entry(name.clone()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+            } else {
+                any_host.push(i);
+            }
+        }
+        Ok(Router {
+            routes: compiled,
+            by_host,
+            any_host,
+            candidates,
+        })
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when there is no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the highest-priority route matching the request.
+    pub fn find(&self, req: &RequestInfo<'_>) -> Option<Match> {
+        let host_list = self.by_host.get(req.host).map(Vec::as_slice).unwrap_or(&[]);
+        // Merge the two priority-sorted index lists, trying candidates in global priority order.
+        let (mut i, mut j) = (0, 0);
+        let any = &self.any_host;
+        loop {
+            let next = match (host_list.get(i), any.get(j)) {
+                (Some(&a), Some(&b)) if a < b => {
+                    i += 1;
+                    a
+                }
+                (Some(_), Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (None, None) => return None,
+            };
+            if let Some(m) = self.try_candidate(&self.candidates[next], req) {
+                return Some(m);
+            }
+        }
+    }
+
+    fn try_candidate(&self, c: &Candidate, req: &RequestInfo<'_>) -> Option<Match> {
+        let route = &self.routes[c.route];
+        if !route.methods.is_empty() && !route.methods.iter().any(|m| m == req.method) {
+            return None;
+        }
+        if !route.hosts.is_empty()
+            && !route
+                .hosts
+                .iter()
+                .any(|(h, port)| host_matches(h, *port, req))
+        {
+            return None;
+        }
+        for (name, values) in &route.headers {
+            let ok = req.headers.get_all(name.as_str()).iter().any(|v| {
+                v.to_str()
+                    .map(|s| values.iter().any(|x| x.eq_ignore_ascii_case(s.trim())))
+                    .unwrap_or(false)
+            });
+            if !ok {
+                return None;
+            }
+        }
+        let matched_len = match &c.path {
+            PathMatch::Any => 0,
+            PathMatch::Prefix(p) => {
+                if req.path.starts_with(p.as_str()) {
+                    p.len()
+                } else {
+                    return None;
+                }
+            }
+            PathMatch::Regex(re) => re.find(req.path)?.end(),
+        };
+        Some(Match {
+            route_id: route.id,
+            matched_len,
+        })
+    }
+}
+
+fn host_matches(h: &HostMatch, port: Option<u16>, req: &RequestInfo<'_>) -> bool {
+    if port.is_some() && port != req.port {
+        return false;
+    }
+    match h {
+        HostMatch::Exact(name) => name == req.host,
+        HostMatch::AnyPrefix(suffix) => {
+            req.host.len() > suffix.len() && req.host.ends_with(suffix.as_str())
+        }
+        HostMatch::AnySuffix(prefix) => {
+            req.host.len() > prefix.len() && req.host.starts_with(prefix.as_str())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use shared::{ConfigState, ParseCtx};
+
+    fn route(n: u128, v: serde_json::Value) -> Route {
+        let state = ConfigState::default();
+        let ctx = ParseCtx {
+            id: Uuid::from_u128(n),
+            now: n as i64,
+            created_at: None,
+            resolver: &state,
+        };
+        Route::parse(&v, &ctx).unwrap()
+    }
+
+    fn find(
+        r: &Router,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<(u128, usize)> {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        r.find(&RequestInfo {
+            method,
+            host,
+            port: Some(8000),
+            path,
+            headers: &h,
+        })
+        .map(|m| (m.route_id.as_u128(), m.matched_len))
+    }
+
+    #[test]
+    fn kong_priority_rules() {
+        let routes = vec![
+            route(1, json!({"paths": ["/"]})),
+            route(2, json!({"paths": ["/api"]})),
+            route(3, json!({"paths": ["/api/v1"]})),
+            route(4, json!({"paths": ["/api"], "hosts": ["example.com"]})),
+            route(5, json!({"paths": ["/api"], "hosts": ["*.example.com"]})),
+            route(
+                6,
+                json!({"paths": ["~/api/v[0-9]+/special"], "regex_priority": 5}),
+            ),
+            route(
+                7,
+                json!({"paths": ["/api"], "methods": ["POST"], "hosts": ["example.com"]}),
+            ),
+            route(
+                8,
+                json!({"paths": ["/api"], "headers": {"x-version": ["2"]}}),
+            ),
+        ];
+        let r = Router::build(&routes).unwrap();
+        assert_eq!(find(&r, "GET", "other", "/x", &[]), Some((1, 1)));
+        assert_eq!(find(&r, "GET", "other", "/api/x", &[]), Some((2, 4)));
+        assert_eq!(
+            find(&r, "GET", "other", "/api/v1/x", &[]),
+            Some((3, 7)),
+            "longest prefix wins"
+        );
+        assert_eq!(
+            find(&r, "GET", "other", "/api/v1/special", &[]),
+            Some((6, 15)),
+            "regex before prefix"
+        );
+        assert_eq!(
+            find(&r, "GET", "example.com", "/api", &[]),
+            Some((4, 4)),
+            "host adds an attribute"
+        );
+        assert_eq!(
+            find(&r, "POST", "example.com", "/api", &[]),
+            Some((7, 4)),
+            "three attributes beat two"
+        );
+        assert_eq!(
+            find(&r, "GET", "a.example.com", "/api", &[]),
+            Some((5, 4)),
+            "wildcard host"
+        );
+        assert_eq!(
+            find(&r, "GET", "example.com.evil", "/api", &[]),
+            Some((2, 4)),
+            "exact host is exact"
+        );
+        assert_eq!(
+            find(&r, "GET", "other", "/api", &[("X-Version", "2")]),
+            Some((8, 4)),
+            "header match"
+        );
+    }
+
+    #[test]
+    fn regex_priority_orders_regexes() {
+        let routes = vec![
+            route(1, json!({"paths": ["~/users/\\d+"], "regex_priority": 1})),
+            route(2, json!({"paths": ["~/users/1"], "regex_priority": 10})),
+        ];
+        let r = Router::build(&routes).unwrap();
+        assert_eq!(find(&r, "GET", "h", "/users/12", &[]).map(|m| m.0), Some(2));
+        assert_eq!(find(&r, "GET", "h", "/users/34", &[]).map(|m| m.0), Some(1));
+        assert_eq!(
+            find(&r, "GET", "h", "/x/users/1", &[]),
+            None,
+            "regex paths are anchored"
+        );
+    }
+
+    #[test]
+    fn no_match_is_none() {
+        let r = Router::build(&[route(1, json!({"paths": ["/a"], "methods": ["GET"]}))]).unwrap();
+        assert_eq!(find(&r, "POST", "h", "/a", &[]), None);
+        assert_eq!(find(&r, "GET", "h", "/b", &[]), None);
+    }
+}

@@ -1,0 +1,82 @@
+//! The status listener: `/status`, `/status/ready`, `/metrics` and read-only cache views.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::plugins::{full, json_response, ProxyBody};
+use crate::Node;
+
+async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let rt = node.runtime.load_full();
+    let resp = match req.uri().path() {
+        "/status" => {
+            let cp = node.cp_status.lock().expect("cp status lock").clone();
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "node_id": cp.node_id,
+                    "node_name": node.settings.node_name,
+                    "version": shared::VERSION,
+                    "uptime_seconds": node.started.elapsed().as_secs(),
+                    "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.services.len(), "plugins": r.active_plugins})),
+                    "control_plane": {"connected": cp.connected, "last_error": cp.last_error, "last_rejected": cp.last_rejected},
+                    "connections": node.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
+                    "lkg_error": cp.lkg_error,
+                }),
+                &[],
+            )
+        }
+        "/status/ready" => match &rt {
+            Some(r) if !r.state.is_empty() => json_response(
+                StatusCode::OK,
+                &json!({"ready": true, "config_version": r.version}),
+                &[],
+            ),
+            _ => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "message": "no configuration is live yet"}),
+                &[],
+            ),
+        },
+        "/metrics" => {
+            let mut r = Response::new(full(node.metrics.render()));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        "/status/caches" => json_response(StatusCode::OK, &node.caches.sizes(), &[]),
+        _ => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]),
+    };
+    Ok(resp)
+}
+
+/// Serves the status endpoints until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        }
+    }
+}

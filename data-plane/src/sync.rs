@@ -1,0 +1,223 @@
+//! The sync client: one long-lived mTLS stream to the control plane, turned into atomic swaps of the
+//! runtime config. Reconnects with jittered exponential backoff; renews the node certificate in-band.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use proto::cluster_client::ClusterClient;
+use proto::{control_message, node_message, NodeMessage};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::identity::{self, Identity};
+use crate::Node;
+
+/// Exponential backoff with full jitter, from about 0.5 s up to 30 s.
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A fresh backoff.
+    pub fn new() -> Self {
+        Backoff { attempt: 0 }
+    }
+
+    /// Forgets past failures.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay.
+    pub fn next_delay(&mut self) -> Duration {
+        let cap = (500u64 << self.attempt.min(6)).min(30_000);
+        self.attempt += 1;
+        let jittered = cap / 2 + rand::random::<u64>() % (cap / 2 + 1);
+        Duration::from_millis(jittered)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the sync loop until `shutdown` turns true.
+pub async fn run(node: Arc<Node>, cp: String, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Backoff::new();
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = session(&node, &cp, &mut backoff) => r,
+        };
+        {
+            let mut st = node.cp_status.lock().expect("cp status lock");
+            st.connected = false;
+            if let Err(e) = &outcome {
+                st.last_error = Some(format!("{e:#}"));
+            }
+        }
+        match outcome {
+            Ok(()) => info!("sync stream ended; reconnecting"),
+            Err(e) => warn!(error = %format!("{e:#}"), "control plane connection failed"),
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()> {
+    let identity = node
+        .identity
+        .lock()
+        .expect("identity lock")
+        .clone()
+        .ok_or_else(|| anyhow!("node has no identity"))?;
+    let channel = identity::connect(cp, identity.client_tls()?).await?;
+    let mut client = ClusterClient::new(channel);
+    let (tx, rx) = mpsc::channel::<NodeMessage>(16);
+    let rt = node.runtime.load_full();
+    let hello = proto::Hello {
+        node_id: identity.node_id.clone(),
+        hostname: node.settings.node_name.clone(),
+        software_version: shared::VERSION.to_string(),
+        plugins: node
+            .settings
+            .plugins
+            .iter()
+            .map(|(n, v)| proto::PluginVersion {
+                name: n.to_string(),
+                version: v.to_string(),
+            })
+            .collect(),
+        config_version: rt.as_ref().map(|r| r.version).unwrap_or(0),
+        config_hash: rt.as_ref().map(|r| r.hash.clone()).unwrap_or_default(),
+        cert_not_after: identity.cert_not_after,
+    };
+    tx.send(NodeMessage {
+        kind: Some(node_message::Kind::Hello(hello)),
+    })
+    .await?;
+    let mut inbound = client
+        .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| anyhow!("control plane refused the sync stream: {}", s.message()))?
+        .into_inner();
+    {
+        let mut st = node.cp_status.lock().expect("cp status lock");
+        st.connected = true;
+        st.last_error = None;
+    }
+    info!(node_id = %identity.node_id, control_plane = %cp, "connected to the control plane");
+    backoff.reset();
+    let settings = &node.settings;
+    let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
+    let mut deadline = Instant::now() + settings.heartbeat_timeout;
+    let mut renew_check =
+        tokio::time::interval(Duration::from_secs(1).min(settings.heartbeat_interval));
+    loop {
+        tokio::select! {
+            _ = heartbeat.tick() => {
+                let hb = proto::Heartbeat { sent_at_ms: unix_now() * 1000 };
+                tx.send(NodeMessage { kind: Some(node_message::Kind::Heartbeat(hb)) }).await?;
+            }
+            _ = renew_check.tick() => {
+                if let Some(not_after) = renew_if_due(node, &mut client).await? {
+                    tx.send(NodeMessage { kind: Some(node_message::Kind::CertNotAfter(not_after)) }).await?;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Err(anyhow!("no heartbeat from the control plane within {:?}", settings.heartbeat_timeout)),
+            msg = inbound.message() => {
+                let Some(msg) = msg.map_err(|s| anyhow!("sync stream closed by the control plane: {}", s.message()))? else { return Ok(()) };
+                deadline = Instant::now() + settings.heartbeat_timeout;
+                match msg.kind {
+                    Some(control_message::Kind::Snapshot(s)) => {
+                        let reply = apply(node, s).await;
+                        tx.send(NodeMessage { kind: Some(reply) }).await?;
+                    }
+                    Some(control_message::Kind::Purge(p)) => {
+                        if node.caches.purge(&p.cache, &p.key) {
+                            info!(cache = %p.cache, single = !p.key.is_empty(), "cache purged by the control plane");
+                        } else {
+                            warn!(cache = %p.cache, "ignored a malformed purge command");
+                        }
+                    }
+                    Some(control_message::Kind::Heartbeat(_)) | None => {}
+                }
+            }
+        }
+    }
+}
+
+async fn apply(node: &Arc<Node>, s: proto::Snapshot) -> node_message::Kind {
+    let (version, hash) = (s.version, s.hash.clone());
+    let n = node.clone();
+    let result = tokio::task::spawn_blocking(move || n.apply(s.version, &s.hash, &s.payload, true))
+        .await
+        .unwrap_or_else(|e| Err(format!("apply task failed: {e}")));
+    match result {
+        Ok(()) => node_message::Kind::Ack(proto::Ack { version, hash }),
+        Err(reason) => {
+            node.cp_status.lock().expect("cp status lock").last_rejected =
+                Some(format!("version {version}: {reason}"));
+            node_message::Kind::Nack(proto::Nack {
+                version,
+                hash,
+                reason,
+            })
+        }
+    }
+}
+
+/// Renews the node certificate when less than a third of its lifetime is left. Returns the new expiry.
+async fn renew_if_due(
+    node: &Arc<Node>,
+    client: &mut ClusterClient<tonic::transport::Channel>,
+) -> Result<Option<i64>> {
+    let identity = node
+        .identity
+        .lock()
+        .expect("identity lock")
+        .clone()
+        .ok_or_else(|| anyhow!("node has no identity"))?;
+    let now = unix_now();
+    let issued_for = node.cert_lifetime_hint(&identity);
+    if identity.cert_not_after - now > issued_for / 3 {
+        return Ok(None);
+    }
+    let (key_pem, csr_pem) = identity::new_key_and_csr()?;
+    let resp = client
+        .renew(proto::RenewRequest { csr_pem })
+        .await
+        .map_err(|s| anyhow!("certificate renewal refused: {}", s.message()))?
+        .into_inner();
+    let renewed = Identity {
+        key_pem,
+        cert_not_after: identity::pem_not_after(&resp.certificate_pem)?,
+        cert_pem: resp.certificate_pem,
+        ..identity
+    };
+    renewed
+        .save(&node.settings.data_dir)
+        .context("cannot store the renewed certificate")?;
+    info!(
+        not_after = renewed.cert_not_after,
+        "node certificate renewed"
+    );
+    let not_after = renewed.cert_not_after;
+    *node.identity.lock().expect("identity lock") = Some(renewed);
+    Ok(Some(not_after))
+}
