@@ -242,3 +242,123 @@ async fn purge_through_the_admin_api_reaches_every_node() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_mapping_by_username_and_client_id() {
+    let e = env_with(json!({})).await;
+    let alice = e.cp.post("/consumers", json!({"username": "alice", "custom_id": "cust-a"})).await;
+    let app = e.cp.post("/consumers", json!({"username": "the-app", "custom_id": "app-42"})).await;
+    e.dp.wait_version(e.cp.version().await).await;
+    e.idp.add_token("t1", json!({"username": "alice", "client_id": "app-42", "exp": future_exp(600)}));
+    let (_, _, body) = call(&e.dp, Method::GET, "/echo", Some("t1")).await;
+    assert_eq!(body["headers"]["x-consumer-id"], alice["id"]);
+    assert_eq!(body["headers"]["x-consumer-username"], "alice");
+    assert_eq!(body["headers"]["x-consumer-custom-id"], "cust-a");
+    // Switch to client_id → Consumer.custom_id.
+    let plugin_id = e.cp.get("/plugins").await.unwrap()["data"][0]["id"].as_str().unwrap().to_string();
+    e.cp.call(Method::PATCH, &format!("/plugins/{plugin_id}"), Some(json!({"config": {"consumer_by": "client_id"}}))).await.unwrap();
+    e.dp.wait_version(e.cp.version().await).await;
+    let (_, _, body) = call(&e.dp, Method::GET, "/echo", Some("t1")).await;
+    assert_eq!(body["headers"]["x-consumer-id"], app["id"]);
+    assert_eq!(body["headers"]["x-consumer-username"], "the-app");
+    // No matching consumer: still proxied, without consumer headers.
+    e.idp.add_token("t2", json!({"username": "nobody", "exp": future_exp(600)}));
+    let (s, _, body) = call(&e.dp, Method::GET, "/echo", Some("t2")).await;
+    assert_eq!(s, 200);
+    assert!(body["headers"].get("x-consumer-id").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_consumer_and_spoofed_headers() {
+    let cp = ControlPlane::start().await;
+    let idp = TestIdp::start().await;
+    let up = EchoUpstream::start().await;
+    let dp = DataPlane::start(&cp).await;
+    // A missing anonymous consumer is a config error caught at write time.
+    cp.post("/services", json!({"name": "echo", "url": up.url})).await;
+    cp.post("/services/echo/routes", json!({"paths": ["/echo"]})).await;
+    let cfg = json!({"introspection_url": idp.introspection_url(), "authorization_value": idp.authorization, "anonymous": "guest"});
+    let (s, body) = cp.call(Method::POST, "/services/echo/plugins", Some(json!({"name": "oauth2-introspection", "config": cfg.clone()}))).await.unwrap();
+    assert_eq!(s, 400);
+    assert!(body["fields"]["config"]["anonymous"].as_str().unwrap().contains("guest"), "{body}");
+    let guest = cp.post("/consumers", json!({"username": "guest"})).await;
+    cp.post("/services/echo/plugins", json!({"name": "oauth2-introspection", "config": cfg})).await;
+    dp.wait_version(cp.version().await).await;
+    let resp = client()
+        .get(format!("{}/echo", dp.proxy_url))
+        .header("x-consumer-username", "admin")
+        .header("x-credential-identifier", "root")
+        .header("x-authenticated-userid", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let hs = &body["headers"];
+    assert_eq!(hs["x-anonymous-consumer"], "true");
+    assert_eq!(hs["x-consumer-id"], guest["id"]);
+    assert_eq!(hs["x-consumer-username"], "guest");
+    assert!(hs.get("x-credential-identifier").is_none(), "spoofed credential header removed");
+    assert!(hs.get("x-authenticated-userid").is_none());
+    // An inactive token also falls back to anonymous.
+    let (s, _, body) = call(&dp, Method::GET, "/echo", Some("junk")).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["headers"]["x-anonymous-consumer"], "true");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_lookup_and_hide_credentials() {
+    let e = env_with(json!({"hide_credentials": true})).await;
+    e.idp.add_token("qtok", json!({"exp": future_exp(600)}));
+    let c = client();
+    // Query string.
+    let body: Value = c.get(format!("{}/echo?a=1&access_token=qtok", e.dp.proxy_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["query"], "a=1");
+    // Form body.
+    let body: Value = c.post(format!("{}/echo", e.dp.proxy_url)).form(&[("access_token", "qtok"), ("b", "2")]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["body"], "b=2");
+    // JSON body.
+    let body: Value = c.post(format!("{}/echo", e.dp.proxy_url)).json(&json!({"access_token": "qtok", "c": 3})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(serde_json::from_str::<Value>(body["body"].as_str().unwrap()).unwrap(), json!({"c": 3}));
+    // Multipart body.
+    let boundary = "XbOuNdArY";
+    let mp = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"access_token\"\r\n\r\nqtok\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"d\"\r\n\r\n4\r\n--{boundary}--\r\n");
+    let resp = c.post(format!("{}/echo", e.dp.proxy_url)).header("content-type", format!("multipart/form-data; boundary={boundary}")).body(mp).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let sent = body["body"].as_str().unwrap();
+    assert!(!sent.contains("qtok") && sent.contains("name=\"d\""), "{sent}");
+    // Header, with the `Token` scheme too.
+    let body: Value = c.get(format!("{}/echo", e.dp.proxy_url)).header("authorization", "token qtok").send().await.unwrap().json().await.unwrap();
+    assert!(body["headers"].get("authorization").is_none());
+    // Malformed JSON body is a 400.
+    let resp = c.post(format!("{}/echo", e.dp.proxy_url)).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_custom_headers_claims_hint_and_request_info() {
+    let e = env_with(json!({
+        "run_on_preflight": false,
+        "token_type_hint": "access_token",
+        "custom_introspection_headers": {"x_tenant_id": "t-9"},
+        "custom_claims_forward": ["tenant", "roles"],
+        "introspect_request": true
+    }))
+    .await;
+    // OPTIONS skips the plugin.
+    let (s, _, _) = call(&e.dp, Method::OPTIONS, "/echo", None).await;
+    assert_eq!(s, 200);
+    e.idp.add_token("rich", json!({"tenant": "acme", "roles": ["a", "b"], "exp": future_exp(600)}));
+    let (s, _, body) = call(&e.dp, Method::POST, "/echo/things", Some("rich")).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["headers"]["x-credential-tenant"], "acme");
+    assert_eq!(body["headers"]["x-credential-roles"], "a,b");
+    let last = e.idp.last().unwrap();
+    assert_eq!(last.form["token_type_hint"], "access_token");
+    assert_eq!(last.headers["x-tenant-id"], "t-9");
+    assert_eq!(last.headers["x-request-path"], "/echo/things");
+    assert_eq!(last.headers["x-request-http-method"], "POST");
+    // GET still requires a token.
+    assert_eq!(call(&e.dp, Method::GET, "/echo", None).await.0, 401);
+}
