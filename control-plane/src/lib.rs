@@ -176,7 +176,7 @@ pub async fn run(
         settings: ClusterSettings {
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
             heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
-            cert_lifetime: Duration::from_secs(config.cert_lifetime_secs.max(10)),
+            cert_lifetime: Duration::from_secs(config.cert_lifetime_secs.max(2)),
         },
         snapshots: published_rx,
         publish_status: status_rx,

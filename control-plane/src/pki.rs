@@ -188,7 +188,10 @@ impl ClusterPki {
         csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         csr.params.serial_number = Some(random_serial());
         let now = OffsetDateTime::now_utc();
-        csr.params.not_before = now - time::Duration::minutes(5);
+        // Backdate a little for clock skew between nodes, but never by more than a tenth of the lifetime, so
+        // a node's "renew when a third is left" rule stays meaningful for short lifetimes.
+        let backdate = (lifetime.as_secs() as i64 / 10).min(300);
+        csr.params.not_before = now - time::Duration::seconds(backdate);
         let not_after = now + time::Duration::seconds(lifetime.as_secs() as i64);
         csr.params.not_after = not_after;
         let cert = csr.signed_by(&self.ca_cert, &self.ca_key)?;

@@ -198,13 +198,18 @@ impl ControlPlane {
         self.get("/clustering/data-planes").await.map(|v| v["data"].as_array().cloned().unwrap_or_default()).unwrap_or_default()
     }
 
-    /// Waits until every node in `ids` applied the latest published config.
+    /// Waits until every node in `ids` applied the latest committed config.
     pub async fn wait_in_sync(&self, ids: &[String]) {
         let ids = ids.to_vec();
+        let version = self.version().await;
         eventually(PATIENCE, "all nodes in sync", || {
             let ids = ids.clone();
             async move {
-                let nodes = self.nodes().await;
+                let list = self.get("/clustering/data-planes").await.ok()?;
+                if version > 0 && list["latest_config"]["version"].as_u64() != Some(version) {
+                    return None;
+                }
+                let nodes = list["data"].as_array().cloned().unwrap_or_default();
                 let ok = ids.iter().all(|id| nodes.iter().any(|n| n["id"] == json!(id) && n["sync_status"] == "in_sync" && n["status"] == "connected"));
                 ok.then_some(())
             }
