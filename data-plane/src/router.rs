@@ -32,6 +32,7 @@ struct Candidate {
     /// Kong's ordering key; smaller sorts first.
     key: (
         Reverse<u8>,
+        Reverse<u8>,
         Reverse<bool>,
         Reverse<usize>,
         u8,
@@ -108,15 +109,20 @@ impl Router {
                 })
                 .collect::<Vec<_>>();
             let plain_host = hosts.iter().any(|(h, _)| matches!(h, HostMatch::Exact(_)));
-            let categories = [
-                !r.hosts.is_empty(),
-                !r.methods.is_empty(),
-                !r.headers.is_empty(),
-                !r.paths.is_empty(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count() as u8;
+            // Kong weighs categories: hosts 0x40, headers 0x20, paths 0x10, methods 0x08; with as many
+            // categories, the heavier set wins.
+            let flags = [
+                (!r.hosts.is_empty(), 0x40u8),
+                (!r.headers.is_empty(), 0x20),
+                (!r.paths.is_empty(), 0x10),
+                (!r.methods.is_empty(), 0x08),
+            ];
+            let categories = flags.iter().filter(|(set, _)| *set).count() as u8;
+            let bits = flags
+                .iter()
+                .filter(|(set, _)| *set)
+                .map(|(_, b)| b)
+                .sum::<u8>();
             let mut paths = Vec::new();
             for p in &r.paths {
                 if let Some(re) = p.strip_prefix('~') {
@@ -131,7 +137,8 @@ impl Router {
                 paths.push((PathMatch::Any, 2u8, 0));
             }
             for (path, kind, len) in paths {
-                // Kong: more matching attributes first; plain hosts before wildcards; more headers first;
+                // Kong: more matching attributes first, then the heavier attributes; plain hosts before
+                // wildcards; more headers first;
                 // regex paths (by regex_priority) before prefix paths (longest first); then oldest first.
                 let (prio, plen) = match kind {
                     0 => (r.regex_priority, 0),
@@ -142,6 +149,7 @@ impl Router {
                     path,
                     key: (
                         Reverse(categories),
+                        Reverse(bits),
                         Reverse(plain_host),
                         Reverse(r.headers.len()),
                         kind,
@@ -396,6 +404,11 @@ mod tests {
             find(&r, "GET", "other", "/api", &[("X-Version", "2")]),
             Some((8, 4)),
             "header match"
+        );
+        assert_eq!(
+            find(&r, "GET", "a.hosts.test", "/x", &[]),
+            Some((9, 0)),
+            "a host outweighs a path"
         );
     }
 

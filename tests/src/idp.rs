@@ -56,12 +56,21 @@ impl TestIdp {
     /// Starts on an ephemeral port.
     pub async fn start() -> TestIdp {
         let authorization = "Basic Z2F0ZXdheTpnYXRld2F5LXNlY3JldA==".to_string();
-        let inner = Arc::new(Inner { authorization: authorization.clone(), ..Default::default() });
+        let inner = Arc::new(Inner {
+            authorization: authorization.clone(),
+            ..Default::default()
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().route("/introspect", post(introspect)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/introspect", post(introspect))
+            .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        TestIdp { url, authorization, inner }
+        TestIdp {
+            url,
+            authorization,
+            inner,
+        }
     }
 
     /// The introspection endpoint URL.
@@ -72,7 +81,11 @@ impl TestIdp {
     /// Registers an active token with these claims (`active: true` is added).
     pub fn add_token(&self, token: &str, mut claims: Value) {
         claims["active"] = json!(true);
-        self.inner.tokens.lock().unwrap().insert(token.to_string(), claims);
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), claims);
     }
 
     /// Revokes a token (it introspects as inactive from now on).
@@ -96,21 +109,49 @@ impl TestIdp {
     }
 }
 
-async fn introspect(State(inner): State<Arc<Inner>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn introspect(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     inner.calls.fetch_add(1, Ordering::SeqCst);
-    let hs = headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
-    *inner.last.lock().unwrap() = Some(Received { headers: hs, form: form.clone() });
+    let hs = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    *inner.last.lock().unwrap() = Some(Received {
+        headers: hs,
+        form: form.clone(),
+    });
     let mode = inner.mode.lock().unwrap().clone().unwrap_or(Mode::Normal);
     match mode {
-        Mode::Status(s) => return (StatusCode::from_u16(s).unwrap(), "{\"error\":\"server_error\"}").into_response(),
+        Mode::Status(s) => {
+            return (
+                StatusCode::from_u16(s).unwrap(),
+                "{\"error\":\"server_error\"}",
+            )
+                .into_response()
+        }
         Mode::NotJson => return (StatusCode::OK, "<html>oops</html>").into_response(),
         Mode::Slow(d) => tokio::time::sleep(d).await,
         Mode::Normal => {}
     }
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(inner.authorization.as_str()) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"}))).into_response();
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(inner.authorization.as_str())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
     let token = form.get("token").cloned().unwrap_or_default();
-    let answer = inner.tokens.lock().unwrap().get(&token).cloned().unwrap_or_else(|| json!({"active": false}));
+    let answer = inner
+        .tokens
+        .lock()
+        .unwrap()
+        .get(&token)
+        .cloned()
+        .unwrap_or_else(|| json!({"active": false}));
     axum::Json(answer).into_response()
 }

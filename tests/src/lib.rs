@@ -51,13 +51,21 @@ pub async fn within<T>(patience: Duration, what: &str, f: impl Future<Output = T
 
 /// Sets up logging once for a test binary (level from `RUST_LOG`, default warnings only).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// An HTTP client for tests, with a timeout on every request.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(64).build().expect("client builds")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client builds")
 }
 
 /// A control plane running in-process.
@@ -85,7 +93,13 @@ pub struct CpOptions {
 
 impl Default for CpOptions {
     fn default() -> Self {
-        CpOptions { heartbeat_interval_ms: 200, heartbeat_timeout_ms: 1500, cert_lifetime_secs: 86_400, admin_token: None, data_dir: None }
+        CpOptions {
+            heartbeat_interval_ms: 200,
+            heartbeat_timeout_ms: 1500,
+            cert_lifetime_secs: 86_400,
+            admin_token: None,
+            data_dir: None,
+        }
     }
 }
 
@@ -107,7 +121,9 @@ impl ControlPlane {
             }
         };
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-        let cluster = TcpListener::bind("127.0.0.1:0").await.expect("bind cluster");
+        let cluster = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind cluster");
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let cluster_addr = cluster.local_addr().unwrap();
         let token_file = opts.admin_token.as_ref().map(|t| {
@@ -128,9 +144,13 @@ impl ControlPlane {
             cert_lifetime_secs: opts.cert_lifetime_secs,
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(control_plane::run(config, control_plane::Listeners { admin, cluster }, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(control_plane::run(
+            config,
+            control_plane::Listeners { admin, cluster },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let cp = ControlPlane {
             admin_url,
             cluster_addr,
@@ -141,12 +161,17 @@ impl ControlPlane {
             task: Some(task),
             _dir: dir,
         };
-        eventually(PATIENCE, "control plane answers", || async { cp.get("/status").await.ok() }).await;
+        eventually(PATIENCE, "control plane answers", || async {
+            cp.get("/status").await.ok()
+        })
+        .await;
         cp
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, format!("{}{}", self.admin_url, path));
+        let r = self
+            .http
+            .request(method, format!("{}{}", self.admin_url, path));
         match &self.admin_token {
             Some(t) => r.bearer_auth(t),
             None => r,
@@ -154,7 +179,12 @@ impl ControlPlane {
     }
 
     /// Sends a request and returns status and JSON body (Null when empty).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
         let mut r = self.req(method, path);
         if let Some(b) = body {
             r = r.json(&b);
@@ -162,7 +192,11 @@ impl ControlPlane {
         let resp = r.send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Ok((status, v))
     }
 
@@ -177,25 +211,35 @@ impl ControlPlane {
 
     /// POST expecting 201 (or 200).
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let (s, v) = self.call(reqwest::Method::POST, path, Some(body)).await.expect("admin request");
+        let (s, v) = self
+            .call(reqwest::Method::POST, path, Some(body))
+            .await
+            .expect("admin request");
         assert!(s == 201 || s == 200, "POST {path}: {s} {v}");
         v
     }
 
     /// A new pairing token.
     pub async fn pairing_token(&self) -> String {
-        let v = self.post("/clustering/pairing-tokens", json!({"ttl": 600})).await;
+        let v = self
+            .post("/clustering/pairing-tokens", json!({"ttl": 600}))
+            .await;
         v["token"].as_str().expect("token").to_string()
     }
 
     /// The current config version.
     pub async fn version(&self) -> u64 {
-        self.get("/status").await.expect("status")["config_version"].as_u64().unwrap_or(0)
+        self.get("/status").await.expect("status")["config_version"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// The node list.
     pub async fn nodes(&self) -> Vec<Value> {
-        self.get("/clustering/data-planes").await.map(|v| v["data"].as_array().cloned().unwrap_or_default()).unwrap_or_default()
+        self.get("/clustering/data-planes")
+            .await
+            .map(|v| v["data"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Waits until every node in `ids` applied the latest committed config.
@@ -210,7 +254,13 @@ impl ControlPlane {
                     return None;
                 }
                 let nodes = list["data"].as_array().cloned().unwrap_or_default();
-                let ok = ids.iter().all(|id| nodes.iter().any(|n| n["id"] == json!(id) && n["sync_status"] == "in_sync" && n["status"] == "connected"));
+                let ok = ids.iter().all(|id| {
+                    nodes.iter().any(|n| {
+                        n["id"] == json!(id)
+                            && n["sync_status"] == "in_sync"
+                            && n["status"] == "connected"
+                    })
+                });
                 ok.then_some(())
             }
         })
@@ -223,7 +273,10 @@ impl ControlPlane {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
-            within(Duration::from_secs(20), "control plane stops", t).await.expect("join").expect("control plane run");
+            within(Duration::from_secs(20), "control plane stops", t)
+                .await
+                .expect("join")
+                .expect("control plane run");
         }
     }
 
@@ -266,7 +319,12 @@ impl DataPlane {
     /// Starts a node paired to `cp` with a fresh token.
     pub async fn start(cp: &ControlPlane) -> DataPlane {
         let token = cp.pairing_token().await;
-        Self::start_with(DpOptions { pairing_token: Some(token), control_plane: Some(cp.cluster_addr.to_string()), ..Default::default() }).await
+        Self::start_with(DpOptions {
+            pairing_token: Some(token),
+            control_plane: Some(cp.cluster_addr.to_string()),
+            ..Default::default()
+        })
+        .await
     }
 
     /// Starts a node and waits until it knows its identity (when it has a control plane).
@@ -277,7 +335,14 @@ impl DataPlane {
             let id = eventually(PATIENCE, "data plane paired", || {
                 let url = status_url.clone();
                 async move {
-                    let v: Value = client().get(format!("{url}/status")).send().await.ok()?.json().await.ok()?;
+                    let v: Value = client()
+                        .get(format!("{url}/status"))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
                     v["node_id"].as_str().map(str::to_string)
                 }
             })
@@ -309,7 +374,10 @@ impl DataPlane {
             proxy_listen: proxy.local_addr().unwrap(),
             status_listen: status.local_addr().unwrap(),
             node_name: Some(format!("test-node-{}", proxy.local_addr().unwrap().port())),
-            plugins: opts.plugins.clone().unwrap_or_else(|| vec!["bundled".into()]),
+            plugins: opts
+                .plugins
+                .clone()
+                .unwrap_or_else(|| vec!["bundled".into()]),
             log_format: data_plane::LogFormat::Text,
             request_id_header: "x-request-id".into(),
             heartbeat_interval_ms: 200,
@@ -320,33 +388,63 @@ impl DataPlane {
             drain_timeout_ms: 5_000,
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(data_plane::run(config, data_plane::Listeners { proxy, status }, async move {
-            let _ = stopped.await;
-        }));
-        DataPlane { proxy_url, status_url, data_dir, node_id: None, stop: Some(stop), task: Some(task), _dir: dir }
+        let task = tokio::spawn(data_plane::run(
+            config,
+            data_plane::Listeners { proxy, status },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        DataPlane {
+            proxy_url,
+            status_url,
+            data_dir,
+            node_id: None,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     /// The node's `/status`.
     pub async fn status(&self) -> Result<Value> {
-        Ok(client().get(format!("{}/status", self.status_url)).send().await?.json().await?)
+        Ok(client()
+            .get(format!("{}/status", self.status_url))
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     /// The version of the config the node runs (0 for none).
     pub async fn config_version(&self) -> u64 {
-        self.status().await.ok().and_then(|s| s["config"]["version"].as_u64()).unwrap_or(0)
+        self.status()
+            .await
+            .ok()
+            .and_then(|s| s["config"]["version"].as_u64())
+            .unwrap_or(0)
     }
 
     /// Waits until the node runs at least `version`.
     pub async fn wait_version(&self, version: u64) {
-        eventually(PATIENCE, &format!("data plane at version {version}"), || async {
-            (self.config_version().await >= version).then_some(())
-        })
+        eventually(
+            PATIENCE,
+            &format!("data plane at version {version}"),
+            || async { (self.config_version().await >= version).then_some(()) },
+        )
         .await
     }
 
     /// The node's metrics text.
     pub async fn metrics(&self) -> String {
-        client().get(format!("{}/metrics", self.status_url)).send().await.unwrap().text().await.unwrap()
+        client()
+            .get(format!("{}/metrics", self.status_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Stops the node and waits for it.
@@ -355,7 +453,10 @@ impl DataPlane {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
-            within(Duration::from_secs(20), "data plane stops", t).await.expect("join").expect("data plane run");
+            within(Duration::from_secs(20), "data plane stops", t)
+                .await
+                .expect("join")
+                .expect("data plane run");
         }
     }
 
@@ -386,7 +487,10 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             if n != name {
                 return None;
             }
-            if !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+            if !labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            {
                 return None;
             }
             value.parse::<f64>().ok()

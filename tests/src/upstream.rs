@@ -33,18 +33,27 @@ impl EchoUpstream {
         let counter = requests.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         handle(req)
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc).await;
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
                 });
             }
         });
-        EchoUpstream { url: format!("http://{addr}"), host: addr.ip().to_string(), port: addr.port(), requests }
+        EchoUpstream {
+            url: format!("http://{addr}"),
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            requests,
+        }
     }
 
     /// Requests received so far.
@@ -59,10 +68,16 @@ fn full(b: impl Into<Bytes>) -> Body {
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
-    if let Some(ms) = path.strip_prefix("/delay/").and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(ms) = path
+        .strip_prefix("/delay/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if let Some(n) = path.strip_prefix("/bytes/").and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         // Streams n bytes in 64 KiB chunks without holding them in memory.
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
         let stream = futures::stream::unfold(n, move |left| {
@@ -72,17 +87,26 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
                     return None;
                 }
                 let take = left.min(chunk.len() as u64);
-                Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..take as usize))), left - take))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(chunk.slice(..take as usize))),
+                    left - take,
+                ))
             }
         });
         let mut r = Response::new(StreamBody::new(stream).boxed());
         r.headers_mut().insert("content-length", n.into());
         return Ok(r);
     }
-    let status = path.strip_prefix("/status/").and_then(|s| s.parse::<u16>().ok()).unwrap_or(200);
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(200);
     let mut headers = Map::new();
     for (k, v) in req.headers() {
-        headers.insert(k.as_str().to_string(), Value::String(v.to_str().unwrap_or("").to_string()));
+        headers.insert(
+            k.as_str().to_string(),
+            Value::String(v.to_str().unwrap_or("").to_string()),
+        );
     }
     let method = req.method().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -109,8 +133,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     });
     let mut r = Response::new(full(serde_json::to_vec(&echo).unwrap()));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
-    r.headers_mut().insert("connection", "keep-alive, x-upstream-hop".parse().unwrap());
-    r.headers_mut().insert("x-upstream-hop", "must-not-reach-client".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("connection", "keep-alive, x-upstream-hop".parse().unwrap());
+    r.headers_mut()
+        .insert("x-upstream-hop", "must-not-reach-client".parse().unwrap());
     Ok(r)
 }

@@ -6,24 +6,38 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{client, eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE};
+use tests::{
+    client, eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE,
+};
 
 async fn node_view(cp: &ControlPlane, id: &str) -> Value {
-    cp.get(&format!("/clustering/data-planes/{id}")).await.unwrap()
+    cp.get(&format!("/clustering/data-planes/{id}"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_reach_three_nodes_which_ack_version_and_hash() {
     let cp = ControlPlane::start().await;
     let up = EchoUpstream::start().await;
-    let dps = vec![DataPlane::start(&cp).await, DataPlane::start(&cp).await, DataPlane::start(&cp).await];
+    let dps = vec![
+        DataPlane::start(&cp).await,
+        DataPlane::start(&cp).await,
+        DataPlane::start(&cp).await,
+    ];
     let ids: Vec<String> = dps.iter().map(|d| d.node_id.clone().unwrap()).collect();
     for dp in &dps {
-        let r = client().get(format!("{}/status/ready", dp.status_url)).send().await.unwrap();
+        let r = client()
+            .get(format!("{}/status/ready", dp.status_url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 503, "not ready before a config is live");
     }
-    cp.post("/services", json!({"name": "echo", "url": up.url})).await;
-    cp.post("/services/echo/routes", json!({"paths": ["/"]})).await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/"]}))
+        .await;
     let version = cp.version().await;
     cp.wait_in_sync(&ids).await;
     let list = cp.get("/clustering/data-planes").await.unwrap();
@@ -39,9 +53,21 @@ async fn writes_reach_three_nodes_which_ack_version_and_hash() {
         assert_eq!(n["version"], shared::VERSION);
         assert!(n["last_seen"].as_i64().is_some());
         assert_eq!(dp.status().await.unwrap()["config"]["hash"], json!(hash));
-        let r = client().get(format!("{}/status/ready", dp.status_url)).send().await.unwrap();
+        let r = client()
+            .get(format!("{}/status/ready", dp.status_url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(client().get(format!("{}/x", dp.proxy_url)).send().await.unwrap().status(), 200);
+        assert_eq!(
+            client()
+                .get(format!("{}/x", dp.proxy_url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
 }
 
@@ -58,8 +84,10 @@ async fn rejected_snapshot_is_visible_and_the_node_keeps_serving() {
     })
     .await;
     let id = dp.node_id.clone().unwrap();
-    cp.post("/services", json!({"name": "echo", "url": up.url})).await;
-    cp.post("/services/echo/routes", json!({"paths": ["/"]})).await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/"]}))
+        .await;
     let good = cp.version().await;
     dp.wait_version(good).await;
     // Grow the config past the node's limit.
@@ -74,10 +102,24 @@ async fn rejected_snapshot_is_visible_and_the_node_keeps_serving() {
     let reason = n["sync_status_reason"].as_str().unwrap();
     assert!(reason.contains("larger than this node's limit"), "{reason}");
     let kept = n["config_version"].as_u64().unwrap();
-    assert!(kept >= good && kept < cp.version().await, "the node still runs an older version");
+    assert!(
+        kept >= good && kept < cp.version().await,
+        "the node still runs an older version"
+    );
     assert_eq!(dp.config_version().await, kept);
-    assert_eq!(client().get(format!("{}/x", dp.proxy_url)).send().await.unwrap().status(), 200);
-    assert!(dp.status().await.unwrap()["control_plane"]["last_rejected"].as_str().unwrap().contains("limit"));
+    assert_eq!(
+        client()
+            .get(format!("{}/x", dp.proxy_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(dp.status().await.unwrap()["control_plane"]["last_rejected"]
+        .as_str()
+        .unwrap()
+        .contains("limit"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +134,11 @@ async fn node_without_a_plugin_is_shown_incompatible_and_not_sent_the_snapshot()
     })
     .await;
     let id = dp.node_id.clone().unwrap();
-    cp.post("/services", json!({"name": "s", "url": "http://127.0.0.1:1"})).await;
+    cp.post(
+        "/services",
+        json!({"name": "s", "url": "http://127.0.0.1:1"}),
+    )
+    .await;
     let plain = cp.version().await;
     dp.wait_version(plain).await;
     cp.post("/plugins", json!({"name": "oauth2-introspection", "config": {"introspection_url": "http://idp/i", "authorization_value": "x"}})).await;
@@ -101,8 +147,18 @@ async fn node_without_a_plugin_is_shown_incompatible_and_not_sent_the_snapshot()
         (n["sync_status"] == "incompatible").then_some(n)
     })
     .await;
-    assert!(n["sync_status_reason"].as_str().unwrap().contains("'oauth2-introspection'"), "{n}");
-    assert_eq!(dp.config_version().await, plain, "the snapshot was not pushed");
+    assert!(
+        n["sync_status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("'oauth2-introspection'"),
+        "{n}"
+    );
+    assert_eq!(
+        dp.config_version().await,
+        plain,
+        "the snapshot was not pushed"
+    );
 }
 
 fn pki_ca(cp: &ControlPlane) -> String {
@@ -124,45 +180,106 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[2] = "0".repeat(64);
     let forged = parts.join(".");
-    let e = data_plane::identity::pair(&addr, &forged, "h").await.unwrap_err();
-    assert!(format!("{e:#}").contains("unknown, revoked or already used"), "{e:#}");
+    let e = data_plane::identity::pair(&addr, &forged, "h")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("unknown, revoked or already used"),
+        "{e:#}"
+    );
     // Wrong CA fingerprint: the node refuses the control plane.
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[3] = "a".repeat(64);
-    assert!(data_plane::identity::pair(&addr, &parts.join("."), "h").await.is_err());
+    assert!(data_plane::identity::pair(&addr, &parts.join("."), "h")
+        .await
+        .is_err());
     // Malformed.
-    let e = data_plane::identity::pair(&addr, "not-a-token", "h").await.unwrap_err();
+    let e = data_plane::identity::pair(&addr, "not-a-token", "h")
+        .await
+        .unwrap_err();
     assert!(format!("{e:#}").contains("malformed"));
     // First use works, second is refused.
-    data_plane::identity::pair(&addr, &token, "h").await.unwrap();
-    let e = data_plane::identity::pair(&addr, &token, "h").await.unwrap_err();
+    data_plane::identity::pair(&addr, &token, "h")
+        .await
+        .unwrap();
+    let e = data_plane::identity::pair(&addr, &token, "h")
+        .await
+        .unwrap_err();
     assert!(format!("{e:#}").contains("already used"), "{e:#}");
     // Expired.
-    let short = cp.post("/clustering/pairing-tokens", json!({"ttl": 1})).await;
+    let short = cp
+        .post("/clustering/pairing-tokens", json!({"ttl": 1}))
+        .await;
     let expires_at = short["expires_at"].as_i64().unwrap();
-    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 <= expires_at {
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        <= expires_at
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let e = data_plane::identity::pair(&addr, short["token"].as_str().unwrap(), "h").await.unwrap_err();
+    let e = data_plane::identity::pair(&addr, short["token"].as_str().unwrap(), "h")
+        .await
+        .unwrap_err();
     assert!(format!("{e:#}").contains("expired"), "{e:#}");
     // Revoked before use.
     let t = cp.post("/clustering/pairing-tokens", json!({})).await;
-    let (s, _) = cp.call(Method::DELETE, &format!("/clustering/pairing-tokens/{}", t["id"].as_str().unwrap()), None).await.unwrap();
+    let (s, _) = cp
+        .call(
+            Method::DELETE,
+            &format!("/clustering/pairing-tokens/{}", t["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 204);
-    assert!(data_plane::identity::pair(&addr, t["token"].as_str().unwrap(), "h").await.is_err());
+    assert!(
+        data_plane::identity::pair(&addr, t["token"].as_str().unwrap(), "h")
+            .await
+            .is_err()
+    );
     // Bad TTL.
-    let (s, body) = cp.call(Method::POST, "/clustering/pairing-tokens", Some(json!({"ttl": "long"}))).await.unwrap();
-    assert_eq!((s, body["fields"]["ttl"].clone()), (400, json!("expected an integer")));
+    let (s, body) = cp
+        .call(
+            Method::POST,
+            "/clustering/pairing-tokens",
+            Some(json!({"ttl": "long"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, body["fields"]["ttl"].clone()),
+        (400, json!("expected an integer"))
+    );
 }
 
-async fn sync_with(addr: &str, tls: Arc<rustls::ClientConfig>, node_id: &str) -> Result<(), String> {
-    let channel = data_plane::identity::connect(addr, tls).await.map_err(|e| format!("{e:#}"))?;
+async fn sync_with(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+    node_id: &str,
+) -> Result<(), String> {
+    let channel = data_plane::identity::connect(addr, tls)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let hello = proto::NodeMessage { kind: Some(proto::node_message::Kind::Hello(proto::Hello { node_id: node_id.into(), ..Default::default() })) };
+    let hello = proto::NodeMessage {
+        kind: Some(proto::node_message::Kind::Hello(proto::Hello {
+            node_id: node_id.into(),
+            ..Default::default()
+        })),
+    };
     tx.send(hello).await.unwrap();
     let mut client = proto::cluster_client::ClusterClient::new(channel);
-    let mut stream = client.sync(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(|s| s.message().to_string())?.into_inner();
-    stream.message().await.map_err(|s| s.message().to_string())?;
+    let mut stream = client
+        .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    stream
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?;
     Ok(())
 }
 
@@ -173,29 +290,64 @@ async fn sync_refuses_plain_tcp_server_only_tls_and_foreign_certificates() {
     let addr = cp.cluster_addr.to_string();
     // Plain TCP with an HTTP/2 preface gets no HTTP/2 answer.
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap_or(0);
-    assert!(n == 0 || buf[0] == 0x15, "plain TCP must not be spoken to (got {n} bytes)");
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert!(
+        n == 0 || buf[0] == 0x15,
+        "plain TCP must not be spoken to (got {n} bytes)"
+    );
     // Server-only TLS (no client certificate) is refused by the sync service.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut pki_ca(&cp).as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider).with_protocol_versions(&[&rustls::version::TLS13]).unwrap().with_root_certificates(roots).with_no_client_auth();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec()];
     let e = sync_with(&addr, Arc::new(tls), "x").await.unwrap_err();
     assert!(e.contains("client certificate"), "{e}");
     // A certificate issued by another cluster's CA fails the handshake.
     let other = ControlPlane::start().await;
-    let foreign = data_plane::identity::pair(&other.cluster_addr.to_string(), &other.pairing_token().await, "h").await.unwrap();
+    let foreign = data_plane::identity::pair(
+        &other.cluster_addr.to_string(),
+        &other.pairing_token().await,
+        "h",
+    )
+    .await
+    .unwrap();
     let foreign_id = foreign.node_id.clone();
-    let mixed = data_plane::identity::Identity { ca_pem: pki_ca(&cp), ..foreign };
-    assert!(sync_with(&addr, mixed.client_tls().unwrap(), &foreign_id).await.is_err());
+    let mixed = data_plane::identity::Identity {
+        ca_pem: pki_ca(&cp),
+        ..foreign
+    };
+    assert!(sync_with(&addr, mixed.client_tls().unwrap(), &foreign_id)
+        .await
+        .is_err());
     // The same identity against its own cluster works.
-    let own = data_plane::identity::pair(&other.cluster_addr.to_string(), &other.pairing_token().await, "h").await.unwrap();
-    sync_with(&other.cluster_addr.to_string(), own.client_tls().unwrap(), &own.node_id).await.unwrap();
+    let own = data_plane::identity::pair(
+        &other.cluster_addr.to_string(),
+        &other.pairing_token().await,
+        "h",
+    )
+    .await
+    .unwrap();
+    sync_with(
+        &other.cluster_addr.to_string(),
+        own.client_tls().unwrap(),
+        &own.node_id,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +356,14 @@ async fn revoked_node_is_cut_off_and_refused_on_reconnect() {
     let dp = DataPlane::start(&cp).await;
     let id = dp.node_id.clone().unwrap();
     cp.wait_in_sync(std::slice::from_ref(&id)).await;
-    let (s, _) = cp.call(Method::DELETE, &format!("/clustering/data-planes/{id}"), None).await.unwrap();
+    let (s, _) = cp
+        .call(
+            Method::DELETE,
+            &format!("/clustering/data-planes/{id}"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(s, 204);
     assert_eq!(node_view(&cp, &id).await["status"], "revoked");
     let err = eventually(PATIENCE, "node sees it was revoked", || async {
@@ -213,13 +372,28 @@ async fn revoked_node_is_cut_off_and_refused_on_reconnect() {
         e.contains("revoked").then_some(e)
     })
     .await;
-    assert!(!dp.status().await.unwrap()["control_plane"]["connected"].as_bool().unwrap(), "{err}");
-    assert_eq!(cp.call(Method::DELETE, "/clustering/data-planes/unknown-node", None).await.unwrap().0, 404);
+    assert!(
+        !dp.status().await.unwrap()["control_plane"]["connected"]
+            .as_bool()
+            .unwrap(),
+        "{err}"
+    );
+    assert_eq!(
+        cp.call(Method::DELETE, "/clustering/data-planes/unknown-node", None)
+            .await
+            .unwrap()
+            .0,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_renewed_in_band_without_restart() {
-    let cp = ControlPlane::start_with(CpOptions { cert_lifetime_secs: 3, ..Default::default() }).await;
+    let cp = ControlPlane::start_with(CpOptions {
+        cert_lifetime_secs: 3,
+        ..Default::default()
+    })
+    .await;
     let dp = DataPlane::start(&cp).await;
     let id = dp.node_id.clone().unwrap();
     let first = node_view(&cp, &id).await["cert_expiry"].as_i64().unwrap();
@@ -231,9 +405,13 @@ async fn certificates_are_renewed_in_band_without_restart() {
     .await;
     assert!(renewed > first);
     let on_disk = std::fs::read_to_string(dp.data_dir.join("identity/node.pem")).unwrap();
-    assert!(data_plane::identity::pem_not_after(&on_disk).unwrap() > first, "the renewed certificate is stored");
+    assert!(
+        data_plane::identity::pem_not_after(&on_disk).unwrap() > first,
+        "the renewed certificate is stored"
+    );
     // Writes keep flowing on the same node.
-    cp.post("/consumers", json!({"username": "after-renewal"})).await;
+    cp.post("/consumers", json!({"username": "after-renewal"}))
+        .await;
     cp.wait_in_sync(&[id]).await;
 }
 
@@ -244,5 +422,8 @@ async fn stopped_node_shows_disconnected() {
     let id = dp.node_id.clone().unwrap();
     cp.wait_in_sync(std::slice::from_ref(&id)).await;
     dp.stop().await;
-    eventually(PATIENCE, "node shown disconnected", || async { (node_view(&cp, &id).await["status"] == "disconnected").then_some(()) }).await;
+    eventually(PATIENCE, "node shown disconnected", || async {
+        (node_view(&cp, &id).await["status"] == "disconnected").then_some(())
+    })
+    .await;
 }
