@@ -366,6 +366,7 @@ mod tests {
                 8,
                 json!({"paths": ["/api"], "headers": {"x-version": ["2"]}}),
             ),
+            route(9, json!({"hosts": ["*.hosts.test"]})),
         ];
         let r = Router::build(&routes).unwrap();
         assert_eq!(find(&r, "GET", "other", "/x", &[]), Some((1, 1)));
