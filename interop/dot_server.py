@@ -1,0 +1,92 @@
+"""A real OAuth 2.0 / OpenID Connect server for Portcullis interop tests: django-oauth-toolkit.
+
+Starts on 127.0.0.1 with an ephemeral port, creates a user and clients, and prints one JSON line with the
+port and the credentials on stdout before serving. Development use only.
+"""
+import json
+import os
+import sys
+import tempfile
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from jwcrypto import jwk
+
+workdir = tempfile.mkdtemp(prefix="portcullis-dot-")
+rsa_key = jwk.JWK.generate(kty="RSA", size=2048).export_to_pem(private_key=True, password=None).decode()
+
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="interop-only-not-secret",
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    INSTALLED_APPS=[
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "oauth2_provider",
+    ],
+    MIDDLEWARE=[],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(workdir, "db.sqlite3")}},
+    USE_TZ=True,
+    OAUTH2_PROVIDER={
+        "OIDC_ENABLED": True,
+        "OIDC_RSA_PRIVATE_KEY": rsa_key,
+        "SCOPES": {"openid": "OpenID Connect", "read": "Read", "write": "Write", "introspection": "Introspect"},
+        "DEFAULT_SCOPES": ["read"],
+        "ACCESS_TOKEN_EXPIRE_SECONDS": 600,
+        "PKCE_REQUIRED": False,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    },
+    LOGGING_CONFIG=None,
+)
+django.setup()
+
+from django.urls import include, path  # noqa: E402
+
+urlpatterns = [path("o/", include("oauth2_provider.urls", namespace="oauth2_provider"))]
+
+
+def main():
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from oauth2_provider.models import get_application_model
+
+    call_command("migrate", verbosity=0, interactive=False)
+    User.objects.create_user("alex", password="doe")
+    Application = get_application_model()
+    creds = {}
+    for name, grant in [("gateway", Application.GRANT_CLIENT_CREDENTIALS), ("app", Application.GRANT_CLIENT_CREDENTIALS), ("kong", Application.GRANT_PASSWORD)]:
+        secret = f"{name}-secret-0123456789"
+        Application.objects.create(
+            name=name,
+            client_id=f"{name}-client",
+            client_secret=secret,
+            client_type=Application.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=grant,
+            algorithm=Application.RS256_ALGORITHM,
+        )
+        creds[name] = {"client_id": f"{name}-client", "client_secret": secret}
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    from django.core.wsgi import get_wsgi_application
+
+    httpd = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=Server, handler_class=QuietHandler)
+    port = httpd.server_address[1]
+    print(json.dumps({"port": port, "issuer": f"http://127.0.0.1:{port}/o", "clients": creds, "user": {"username": "alex", "password": "doe"}}), flush=True)
+    # Stop when the parent closes our stdin (the test ended or was killed).
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, in-process end-to-end tests, process-level tests with
+# the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
+# into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== formatting"
+cargo fmt --all -- --check
+
+echo "== lints"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build (binaries are used by the process-level tests)"
+cargo build --workspace --bins
+
+echo "== interop identity provider (django-oauth-toolkit)"
+scripts/interop-setup.sh
+
+echo "== tests"
+PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4

@@ -1,0 +1,133 @@
+//! Interop with a real third-party OAuth 2.0 server (django-oauth-toolkit): tokens it issues are
+//! introspected through the gateway, and revocation takes effect after a purge or the cache TTL.
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tests::dot::Dot;
+use tests::{client, eventually, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
+
+async fn cluster_with_introspection(
+    dot: &Dot,
+    ttl: u64,
+) -> (ControlPlane, DataPlane, EchoUpstream) {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let dp = DataPlane::start(&cp).await;
+    let (id, secret) = dot.client("gateway");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/api"]}))
+        .await;
+    cp.post(
+        "/services/echo/plugins",
+        json!({"name": "oauth2-introspection", "config": {
+            "introspection_url": format!("{}/introspect/", dot.issuer),
+            "authorization_value": format!("Basic {basic}"),
+            "token_type_hint": "access_token",
+            "consumer_by": "client_id",
+            "ttl": ttl
+        }}),
+    )
+    .await;
+    cp.post(
+        "/consumers",
+        json!({"username": "app", "custom_id": "app-client"}),
+    )
+    .await;
+    dp.wait_version(cp.version().await).await;
+    (cp, dp, up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_oauth_toolkit_tokens_through_introspection_with_purge() {
+    let dot = Dot::start();
+    let (cp, dp, _up) = cluster_with_introspection(&dot, 3600).await;
+    let token = dot.client_credentials_token("app").await;
+    let r = client()
+        .get(format!("{}/api/x", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["headers"]["x-credential-client-id"], "app-client");
+    assert_eq!(body["headers"]["x-credential-scope"], "read write");
+    assert_eq!(
+        body["headers"]["x-consumer-username"], "app",
+        "consumer mapped by client_id"
+    );
+    assert!(body["headers"]["x-credential-exp"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .is_ok());
+    // A junk token is refused by the real server's answer.
+    let r = client()
+        .get(format!("{}/api/x", dp.proxy_url))
+        .bearer_auth("not-a-real-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Revoke at the server: still cached for the TTL, refused once the cache is purged.
+    dot.revoke("app", &token).await;
+    let r = client()
+        .get(format!("{}/api/x", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "served from cache until purged");
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let (s, _) = cp
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/cache/introspection/{hash}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    eventually(PATIENCE, "revoked token refused after purge", || async {
+        let r = client()
+            .get(format!("{}/api/x", dp.proxy_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 401).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_oauth_toolkit_revocation_after_ttl() {
+    let dot = Dot::start();
+    let (_cp, dp, _up) = cluster_with_introspection(&dot, 1).await;
+    let token = dot.client_credentials_token("app").await;
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    dot.revoke("app", &token).await;
+    eventually(
+        PATIENCE,
+        "revoked token refused once the 1 s TTL passed",
+        || async {
+            let r = client()
+                .get(format!("{}/api", dp.proxy_url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 401).then_some(())
+        },
+    )
+    .await;
+}
