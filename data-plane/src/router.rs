@@ -30,18 +30,22 @@ struct Candidate {
     route: usize,
     path: PathMatch,
     /// Kong's ordering key; smaller sorts first.
-    key: (
-        Reverse<u8>,
-        Reverse<u8>,
-        Reverse<bool>,
-        Reverse<usize>,
-        u8,
-        Reverse<i64>,
-        Reverse<usize>,
-        i64,
-        Uuid,
-    ),
+    key: PriorityKey,
 }
+
+/// Categories, category weight, plain host, header count, path kind, regex priority, prefix length,
+/// creation time, id.
+type PriorityKey = (
+    Reverse<u8>,
+    Reverse<u8>,
+    Reverse<bool>,
+    Reverse<usize>,
+    u8,
+    Reverse<i64>,
+    Reverse<usize>,
+    i64,
+    Uuid,
+);
 
 #[derive(Debug)]
 struct CompiledRoute {
@@ -176,7 +180,7 @@ impl Router {
                     .collect(),
             });
         }
-        candidates.sort_by(|a, b| a.key.cmp(&b.key));
+        candidates.sort_by_key(|c| c.key);
         let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
         let mut any_host = Vec::new();
         for (i, c) in candidates.iter().enumerate() {

@@ -94,6 +94,7 @@ impl Entity {
 
 /// A change to persist.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, built once per write
 pub enum Change {
     /// Insert or replace an entity.
     Put(Entity),

@@ -74,14 +74,13 @@ async fn routing_priority_through_the_proxy() {
         e.cp.post("/services/s/routes", r).await;
     }
     e.sync().await;
-    let cases: Vec<(&str, &str, &[(&str, &str)], &str)> = vec![
-        ("GET", "/other", &[], "/other"),
-        ("GET", "/api/x", &[], "/api/x"),
-        ("GET", "/api/v1/x", &[], "/api/v1/x"),
-        ("GET", "/items/42", &[], "/items/42"),
-    ];
-    for (_, path, headers, expect_path) in cases {
-        let (s, _, body) = e.get(path, headers).await;
+    for (path, expect_path) in [
+        ("/other", "/other"),
+        ("/api/x", "/api/x"),
+        ("/api/v1/x", "/api/v1/x"),
+        ("/items/42", "/items/42"),
+    ] {
+        let (s, _, body) = e.get(path, &[]).await;
         assert_eq!(s, 200);
         assert_eq!(body["path"], expect_path);
     }
