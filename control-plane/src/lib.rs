@@ -198,6 +198,7 @@ pub async fn run(
             "cert_lifetime_secs": cluster.settings.cert_lifetime.as_secs(),
             "ca_fingerprint": cluster.pki.ca_fingerprint,
         }),
+        issuers: Default::default(),
     });
 
     tokio::spawn(async move {

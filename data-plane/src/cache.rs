@@ -58,6 +58,8 @@ pub struct Caches {
     pub oidc_introspection: Cache<TokenKey, Cached>,
     /// `openid-connect` token-endpoint results.
     pub oidc_tokens: Cache<TokenKey, Cached>,
+    /// `openid-connect` discovery documents and keys.
+    pub issuers: crate::plugins::oidc_issuer::Issuers,
 }
 
 impl Caches {
@@ -68,6 +70,7 @@ impl Caches {
             introspection_negative: new_cache(max_entries),
             oidc_introspection: new_cache(max_entries),
             oidc_tokens: new_cache(max_entries),
+            issuers: Default::default(),
         }
     }
 
@@ -89,6 +92,12 @@ impl Caches {
     /// Purges one token (by the hex SHA-256 of the token) or, with an empty key, everything in `cache`.
     /// Returns false for an unknown cache or a malformed key.
     pub fn purge(&self, cache: &str, key_hex: &str) -> bool {
+        if cache == "openid-connect-discovery" || cache == "*" {
+            self.issuers.purge();
+            if cache != "*" {
+                return true;
+            }
+        }
         let caches = self.named(cache);
         if caches.is_empty() {
             return false;

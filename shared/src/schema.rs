@@ -146,6 +146,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// True when the object has the field at all, even as `null` (without marking it read).
+    pub fn present(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
     /// True when the object has the field with a non-null value (without marking it read).
     pub fn has(&self, name: &str) -> bool {
         !matches!(self.map.get(name), None | Some(Value::Null))

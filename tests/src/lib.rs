@@ -4,7 +4,6 @@
 pub mod dot;
 pub mod idp;
 pub mod process;
-pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,8 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use demo::echo as upstream;
+pub use demo::echo::EchoUpstream;
 pub use idp::TestIdp;
-pub use upstream::EchoUpstream;
 
 /// Default patience of [`eventually`].
 pub const PATIENCE: Duration = Duration::from_secs(15);

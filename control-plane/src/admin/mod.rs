@@ -3,6 +3,7 @@
 mod clustering;
 mod declarative;
 mod entities;
+mod oidc;
 mod openapi;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct AdminCtx {
     pub admin_token: Option<String>,
     /// Non-secret settings reported by `GET /`.
     pub configuration: Value,
+    /// Discovery documents of `openid-connect` issuers.
+    pub issuers: oidc::IssuerCache,
 }
 
 /// Shared handler state.
@@ -132,6 +135,7 @@ pub fn router(ctx: Arc<AdminCtx>) -> Router {
         .merge(entities::routes())
         .merge(declarative::routes())
         .merge(clustering::routes())
+        .merge(oidc::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

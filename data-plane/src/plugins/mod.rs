@@ -6,6 +6,8 @@
 
 pub mod credentials;
 pub mod oauth2_introspection;
+pub mod oidc_issuer;
+pub mod openid_connect;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -254,11 +256,18 @@ pub type Factory = fn(&shared::Plugin, &BuildCtx) -> Result<Arc<dyn Plugin>, Str
 
 /// Every plugin, in execution order, with its version.
 pub fn registry() -> &'static [(&'static str, &'static str, Factory)] {
-    &[(
-        shared::plugins::oauth2_introspection::NAME,
-        shared::plugins::oauth2_introspection::VERSION,
-        oauth2_introspection::build,
-    )]
+    &[
+        (
+            shared::plugins::openid_connect::NAME,
+            shared::plugins::openid_connect::VERSION,
+            openid_connect::build,
+        ),
+        (
+            shared::plugins::oauth2_introspection::NAME,
+            shared::plugins::oauth2_introspection::VERSION,
+            oauth2_introspection::build,
+        ),
+    ]
 }
 
 /// Finds a Consumer by id or username.

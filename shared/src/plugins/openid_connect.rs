@@ -209,7 +209,8 @@ impl Config {
         let consumer_optional = f.bool_or("consumer_optional", false);
         let credential_claim = list_or(&mut f, "credential_claim", None, &["sub"]);
         let anonymous = anonymous_field(&mut f, resolver);
-        let upstream_access_token_header = if f.has("upstream_access_token_header") {
+        // Absent means Kong's default; an explicit null (or "") turns the header off.
+        let upstream_access_token_header = if f.present("upstream_access_token_header") {
             f.opt_string("upstream_access_token_header")
                 .filter(|s| !s.is_empty())
         } else {

@@ -27,8 +27,12 @@ pub struct EchoUpstream {
 impl EchoUpstream {
     /// Starts on an ephemeral port.
     pub async fn start() -> EchoUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.expect("bind")).await
+    }
+
+    /// Starts on `listener`.
+    pub async fn start_on(listener: TcpListener) -> EchoUpstream {
+        let addr = listener.local_addr().expect("bound");
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
         tokio::spawn(async move {

@@ -1,0 +1,510 @@
+//! A development OAuth 2.0 / OpenID Connect identity provider: password and client-credentials grants,
+//! RFC 7662 introspection, revocation, discovery and a rotatable JWKS. It verifies every client
+//! authentication method it receives (basic, post, client_secret_jwt, private_key_jwt, none).
+//!
+//! For demos and tests only: users, clients and keys live in memory and are made up at start.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+/// Lifetime of issued access tokens, in seconds.
+pub const TOKEN_LIFETIME: i64 = 300;
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_jwk: Value,
+}
+
+fn new_key(kid: &str) -> SigningKey {
+    let key = rcgen::KeyPair::generate().expect("key generation");
+    let raw = key.public_key_raw();
+    let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let (x, y) = (b(&raw[1..33]), b(&raw[33..65]));
+    SigningKey {
+        kid: kid.to_string(),
+        encoding: EncodingKey::from_ec_der(&key.serialize_der()),
+        decoding: DecodingKey::from_ec_components(&x, &y).expect("public key"),
+        public_jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"}),
+    }
+}
+
+/// A registered client.
+#[derive(Clone)]
+pub struct Client {
+    pub secret: Option<String>,
+    /// Public JWK for `private_key_jwt`.
+    pub jwk: Option<Value>,
+}
+
+/// Counters and the last authentication seen, for tests.
+#[derive(Default)]
+pub struct Stats {
+    pub token_calls: AtomicU64,
+    pub introspection_calls: AtomicU64,
+    pub discovery_calls: AtomicU64,
+    pub jwks_calls: AtomicU64,
+    pub last_client_auth: Mutex<Option<String>>,
+}
+
+struct Inner {
+    issuer: String,
+    keys: Mutex<Vec<SigningKey>>,
+    users: HashMap<String, String>,
+    clients: Mutex<HashMap<String, Client>>,
+    opaque: Mutex<HashMap<String, Value>>,
+    revoked: Mutex<HashSet<String>>,
+    jwt_access_tokens: Mutex<bool>,
+    down: Mutex<bool>,
+    stats: Stats,
+}
+
+/// The running identity provider.
+#[derive(Clone)]
+pub struct DemoIdp {
+    /// The issuer identifier (`http://127.0.0.1:<port>`).
+    pub issuer: String,
+    inner: Arc<Inner>,
+}
+
+/// Users and clients to start with.
+pub struct IdpSetup {
+    pub users: Vec<(String, String)>,
+    pub clients: Vec<(String, Client)>,
+}
+
+impl Default for IdpSetup {
+    fn default() -> Self {
+        IdpSetup {
+            users: vec![
+                ("alex".into(), "doe".into()),
+                ("bob".into(), "builder".into()),
+            ],
+            clients: vec![
+                (
+                    "kong".into(),
+                    Client {
+                        secret: Some("kong-secret".into()),
+                        jwk: None,
+                    },
+                ),
+                (
+                    "app".into(),
+                    Client {
+                        secret: Some("app-secret".into()),
+                        jwk: None,
+                    },
+                ),
+            ],
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl DemoIdp {
+    /// Starts on `listener`.
+    pub async fn start(listener: TcpListener, setup: IdpSetup) -> DemoIdp {
+        let issuer = format!("http://{}", listener.local_addr().expect("bound"));
+        let inner = Arc::new(Inner {
+            issuer: issuer.clone(),
+            keys: Mutex::new(vec![new_key("key-1")]),
+            users: setup.users.into_iter().collect(),
+            clients: Mutex::new(setup.clients.into_iter().collect()),
+            opaque: Mutex::default(),
+            revoked: Mutex::default(),
+            jwt_access_tokens: Mutex::new(true),
+            down: Mutex::new(false),
+            stats: Stats::default(),
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/token", post(token))
+            .route("/introspect", post(introspect))
+            .route("/revoke", post(revoke))
+            .with_state(inner.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        DemoIdp { issuer, inner }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Adds a new signing key and signs with it from now on (the old key stays published).
+    pub fn rotate_key(&self, kid: &str) {
+        let mut keys = self.inner.keys.lock().unwrap();
+        keys.insert(0, new_key(kid));
+    }
+
+    /// Issue opaque (`false`) or JWT (`true`) access tokens.
+    pub fn set_jwt_access_tokens(&self, jwt: bool) {
+        *self.inner.jwt_access_tokens.lock().unwrap() = jwt;
+    }
+
+    /// Makes every endpoint answer 503 (`true`) or work again.
+    pub fn set_down(&self, down: bool) {
+        *self.inner.down.lock().unwrap() = down;
+    }
+
+    /// Registers or replaces a client.
+    pub fn add_client(&self, id: &str, client: Client) {
+        self.inner
+            .clients
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), client);
+    }
+
+    /// Signs arbitrary claims with the current key (for tests of expired or foreign tokens).
+    pub fn sign(&self, claims: &Value) -> String {
+        let keys = self.inner.keys.lock().unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys[0].kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys[0].encoding).expect("sign")
+    }
+
+    /// An access token for `sub` with the given extra claims, as the token endpoint would issue it.
+    pub fn issue(&self, sub: &str, client_id: &str, scope: &str, extra: Value) -> String {
+        issue(&self.inner, sub, client_id, scope, extra)
+    }
+}
+
+fn issue(inner: &Inner, sub: &str, client_id: &str, scope: &str, extra: Value) -> String {
+    let now = unix_now();
+    let mut claims = json!({
+        "iss": inner.issuer, "sub": sub, "aud": "portcullis", "client_id": client_id, "scope": scope,
+        "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME, "jti": hex::encode(rand::random::<[u8; 12]>()),
+    });
+    if sub != client_id {
+        claims["username"] = json!(sub);
+        claims["preferred_username"] = json!(sub);
+    }
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            claims[k] = v;
+        }
+    }
+    if *inner.jwt_access_tokens.lock().unwrap() {
+        let keys = inner.keys.lock().unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys[0].kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys[0].encoding).expect("sign")
+    } else {
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        inner.opaque.lock().unwrap().insert(token.clone(), claims);
+        token
+    }
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+fn unavailable() -> Response {
+    oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the identity provider is down",
+    )
+}
+
+async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
+    if *inner.down.lock().unwrap() {
+        return unavailable();
+    }
+    inner.stats.discovery_calls.fetch_add(1, Ordering::SeqCst);
+    let i = &inner.issuer;
+    Json(json!({
+        "issuer": i,
+        "token_endpoint": format!("{i}/token"),
+        "introspection_endpoint": format!("{i}/introspect"),
+        "revocation_endpoint": format!("{i}/revoke"),
+        "jwks_uri": format!("{i}/jwks"),
+        "grant_types_supported": ["password", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+    }))
+    .into_response()
+}
+
+async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
+    if *inner.down.lock().unwrap() {
+        return unavailable();
+    }
+    inner.stats.jwks_calls.fetch_add(1, Ordering::SeqCst);
+    let keys: Vec<Value> = inner
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| k.public_jwk.clone())
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+/// Authenticates the client of a token or introspection request; returns its id.
+fn client_auth(
+    inner: &Inner,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    endpoint: &str,
+) -> Result<String, Response> {
+    let invalid = |why: &str| Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why));
+    let clients = inner.clients.lock().unwrap().clone();
+    let record =
+        |method: &str| *inner.stats.last_client_auth.lock().unwrap() = Some(method.to_string());
+    if let Some(basic) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+            return invalid("malformed basic credentials");
+        };
+        let id = url::form_urlencoded::parse(format!("a={id}").as_bytes())
+            .next()
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        let secret = url::form_urlencoded::parse(format!("a={secret}").as_bytes())
+            .next()
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        return match clients.get(&id) {
+            Some(c) if c.secret.as_deref() == Some(secret.as_str()) => {
+                record("client_secret_basic");
+                Ok(id)
+            }
+            _ => invalid("wrong client id or secret"),
+        };
+    }
+    if let Some(assertion) = form.get("client_assertion") {
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "malformed assertion",
+            )
+        })?;
+        let unverified: Value = {
+            let payload = assertion.split('.').nth(1).unwrap_or_default();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null)
+        };
+        let id = unverified["iss"].as_str().unwrap_or_default().to_string();
+        let Some(c) = clients.get(&id) else {
+            return invalid("unknown client in assertion");
+        };
+        let (key, method) = match header.alg {
+            Algorithm::HS256 => match &c.secret {
+                Some(s) => (DecodingKey::from_secret(s.as_bytes()), "client_secret_jwt"),
+                None => return invalid("client has no secret"),
+            },
+            _ => match c
+                .jwk
+                .as_ref()
+                .and_then(|j| serde_json::from_value::<jsonwebtoken::jwk::Jwk>(j.clone()).ok())
+                .and_then(|j| DecodingKey::from_jwk(&j).ok())
+            {
+                Some(k) => (k, "private_key_jwt"),
+                None => return invalid("client has no registered key"),
+            },
+        };
+        let mut v = Validation::new(header.alg);
+        v.set_audience(&[endpoint, inner.issuer.as_str()]);
+        v.set_issuer(&[id.as_str()]);
+        v.sub = Some(id.clone());
+        return match jsonwebtoken::decode::<Value>(assertion, &key, &v) {
+            Ok(_) => {
+                record(method);
+                Ok(id)
+            }
+            Err(e) => invalid(&format!("assertion rejected: {e}")),
+        };
+    }
+    if let Some(id) = form.get("client_id") {
+        let Some(c) = clients.get(id) else {
+            return invalid("unknown client");
+        };
+        return match (form.get("client_secret"), &c.secret) {
+            (Some(given), Some(s)) if given == s => {
+                record("client_secret_post");
+                Ok(id.clone())
+            }
+            (None, None) => {
+                record("none");
+                Ok(id.clone())
+            }
+            _ => invalid("wrong client id or secret"),
+        };
+    }
+    invalid("client authentication required")
+}
+
+async fn token(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if *inner.down.lock().unwrap() {
+        return unavailable();
+    }
+    inner.stats.token_calls.fetch_add(1, Ordering::SeqCst);
+    let endpoint = format!("{}/token", inner.issuer);
+    let client_id = match client_auth(&inner, &headers, &form, &endpoint) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let scope = form
+        .get("scope")
+        .cloned()
+        .unwrap_or_else(|| "openid".into());
+    let sub = match form.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let (Some(u), Some(p)) = (form.get("username"), form.get("password")) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                );
+            };
+            if inner.users.get(u) != Some(p) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "wrong username or password",
+                );
+            }
+            u.clone()
+        }
+        Some("client_credentials") => {
+            if inner
+                .clients
+                .lock()
+                .unwrap()
+                .get(&client_id)
+                .and_then(|c| c.secret.clone())
+                .is_none()
+            {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "public clients cannot use client_credentials",
+                );
+            }
+            client_id.clone()
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use password or client_credentials",
+            )
+        }
+    };
+    let access_token = issue(&inner, &sub, &client_id, &scope, json!({}));
+    let mut body = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": scope});
+    if scope.split_whitespace().any(|s| s == "openid") {
+        let now = unix_now();
+        let keys = inner.keys.lock().unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys[0].kid.clone());
+        let id_claims = json!({"iss": inner.issuer, "sub": sub, "aud": client_id, "iat": now, "exp": now + TOKEN_LIFETIME});
+        body["id_token"] =
+            json!(jsonwebtoken::encode(&header, &id_claims, &keys[0].encoding).expect("sign"));
+    }
+    Json(body).into_response()
+}
+
+/// The claims of a token this provider issued and still considers active.
+fn active_claims(inner: &Inner, token: &str) -> Option<Value> {
+    if inner.revoked.lock().unwrap().contains(token) {
+        return None;
+    }
+    if let Some(c) = inner.opaque.lock().unwrap().get(token) {
+        return (c["exp"].as_i64().unwrap_or(0) > unix_now()).then(|| c.clone());
+    }
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let keys = inner.keys.lock().unwrap();
+    let key = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.validate_aud = false;
+    v.set_issuer(&[inner.issuer.as_str()]);
+    jsonwebtoken::decode::<Value>(token, &key.decoding, &v)
+        .ok()
+        .map(|d| d.claims)
+}
+
+async fn introspect(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if *inner.down.lock().unwrap() {
+        return unavailable();
+    }
+    inner
+        .stats
+        .introspection_calls
+        .fetch_add(1, Ordering::SeqCst);
+    let endpoint = format!("{}/introspect", inner.issuer);
+    if let Err(r) = client_auth(&inner, &headers, &form, &endpoint) {
+        return r;
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    match active_claims(&inner, &token) {
+        Some(mut claims) => {
+            claims["active"] = json!(true);
+            claims["token_type"] = json!("Bearer");
+            Json(claims).into_response()
+        }
+        None => Json(json!({"active": false})).into_response(),
+    }
+}
+
+async fn revoke(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let endpoint = format!("{}/revoke", inner.issuer);
+    if let Err(r) = client_auth(&inner, &headers, &form, &endpoint) {
+        return r;
+    }
+    if let Some(t) = form.get("token") {
+        inner.revoked.lock().unwrap().insert(t.clone());
+    }
+    StatusCode::OK.into_response()
+}
