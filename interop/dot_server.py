@@ -4,6 +4,7 @@ Starts on 127.0.0.1 with an ephemeral port, creates a user and clients, and prin
 port and the credentials on stdout before serving. Development use only.
 """
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -14,7 +15,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from jwcrypto import jwk
 
 workdir = tempfile.mkdtemp(prefix="portcullis-dot-")
-rsa_key = jwk.JWK.generate(kty="RSA", size=2048).export_to_pem(private_key=True, password=None).decode()
+signing_key = jwk.JWK.generate(kty="RSA", size=2048)
+rsa_key = signing_key.export_to_pem(private_key=True, password=None).decode()
+# With --jwt-access-tokens, access tokens are RS256 JWTs signed with the OIDC key published in the JWKS.
+JWT_ACCESS_TOKENS = "--jwt-access-tokens" in sys.argv
+ISSUER = {}
 
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -39,15 +44,40 @@ settings.configure(
         "DEFAULT_SCOPES": ["read"],
         "ACCESS_TOKEN_EXPIRE_SECONDS": 600,
         "PKCE_REQUIRED": False,
+        **({"ACCESS_TOKEN_GENERATOR": "__main__.jwt_access_token"} if JWT_ACCESS_TOKENS else {}),
         "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
     },
     LOGGING_CONFIG=None,
 )
+# Request failures the tests provoke on purpose (wrong passwords) are not worth a log line here.
+logging.disable(logging.CRITICAL)
 django.setup()
 
 from django.urls import include, path  # noqa: E402
 
 urlpatterns = [path("o/", include("oauth2_provider.urls", namespace="oauth2_provider"))]
+
+
+def jwt_access_token(request, refresh_token=False):
+    """An RS256 JWT access token; DOT stores it like any other token (so introspection works too)."""
+    import time
+    import uuid
+
+    from jwcrypto import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER["url"],
+        "sub": request.user.username if getattr(request, "user", None) else request.client.client_id,
+        "client_id": request.client.client_id,
+        "scope": " ".join(request.scopes),
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.JWT(header={"alg": "RS256", "kid": signing_key.thumbprint()}, claims=claims)
+    token.make_signed_token(signing_key)
+    return token.serialize()
 
 
 def main():
@@ -82,6 +112,7 @@ def main():
 
     httpd = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=Server, handler_class=QuietHandler)
     port = httpd.server_address[1]
+    ISSUER["url"] = f"http://127.0.0.1:{port}/o"
     print(json.dumps({"port": port, "issuer": f"http://127.0.0.1:{port}/o", "clients": creds, "user": {"username": "alex", "password": "doe"}}), flush=True)
     # Stop when the parent closes our stdin (the test ended or was killed).
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()

@@ -24,8 +24,14 @@ fn workspace() -> PathBuf {
 }
 
 impl Dot {
-    /// Starts the server and waits for its readiness line.
+    /// Starts the server (opaque access tokens) and waits for its readiness line.
     pub fn start() -> Dot {
+        Self::start_with(false)
+    }
+
+    /// Starts the server; with `jwt_access_tokens` it issues RS256 JWT access tokens signed with the key
+    /// it publishes in its JWKS.
+    pub fn start_with(jwt_access_tokens: bool) -> Dot {
         let python = std::env::var("PORTCULLIS_INTEROP_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace().join("target/interop-venv/bin/python"));
@@ -36,6 +42,7 @@ impl Dot {
         );
         let mut child = Command::new(python)
             .arg(workspace().join("interop/dot_server.py"))
+            .args(jwt_access_tokens.then_some("--jwt-access-tokens"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -131,3 +131,131 @@ async fn django_oauth_toolkit_revocation_after_ttl() {
     )
     .await;
 }
+
+/// A cluster whose `/api` route is protected by `openid-connect` against django-oauth-toolkit.
+async fn cluster_with_oidc(dot: &Dot, extra: Value) -> (ControlPlane, DataPlane, EchoUpstream) {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let dp = DataPlane::start(&cp).await;
+    let (id, secret) = dot.client("kong");
+    let mut config = json!({
+        "issuer": dot.issuer,
+        "client_id": [id],
+        "client_secret": [secret],
+        "client_auth": ["client_secret_basic"],
+        "introspection_endpoint": format!("{}/introspect/", dot.issuer),
+        "scopes": ["openid", "read"],
+    });
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            config[k] = v;
+        }
+    }
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/api"]}))
+        .await;
+    cp.post(
+        "/services/echo/plugins",
+        json!({"name": "openid-connect", "config": config}),
+    )
+    .await;
+    dp.wait_version(cp.version().await).await;
+    (cp, dp, up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_password_grant_and_introspection_with_django_oauth_toolkit() {
+    let dot = Dot::start();
+    let (_cp, dp, _up) = cluster_with_oidc(&dot, json!({"auth_methods": ["introspection", "password"], "bearer_token_param_type": ["header"], "credential_claim": ["username"]})).await;
+    // curl --user alex:doe: discovery, then the password grant at the real server.
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .basic_auth("alex", Some("doe"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let token = body["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        body["headers"]["x-credential-identifier"], "alex",
+        "the real server's introspection names the user"
+    );
+    // Its opaque token as a bearer token is introspected at the real server.
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .basic_auth("alex", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth("opaque-junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_jwt_verification_and_client_credentials_with_django_oauth_toolkit() {
+    let dot = Dot::start_with(true);
+    let (_cp, dp, _up) = cluster_with_oidc(
+        &dot,
+        json!({"auth_methods": ["bearer", "client_credentials"], "scopes_required": ["read"]}),
+    )
+    .await;
+    // A JWT issued by the real server is verified against its JWKS (RS256), without introspection.
+    let token = dot.client_credentials_token("app").await;
+    assert_eq!(token.split('.').count(), 3, "a JWT access token");
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["headers"]["x-credential-identifier"], "app-client");
+    // Tampering breaks the signature.
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Client credentials: the caller's own client id and secret go to the real token endpoint.
+    let (id, secret) = dot.client("app");
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .basic_auth(&id, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
