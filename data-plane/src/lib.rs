@@ -107,6 +107,9 @@ pub struct Config {
     /// Extra CA certificates (PEM) trusted for identity providers.
     #[arg(long, env = "PORTCULLIS_IDP_CA_FILE")]
     pub idp_ca_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for HTTPS upstreams.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
     /// Milliseconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
@@ -313,6 +316,13 @@ pub async fn run(
         ),
         None => None,
     };
+    let upstream_ca_pem = match &config.upstream_ca_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("cannot read --upstream-ca-file {}", p.display()))?,
+        ),
+        None => None,
+    };
     let identity = Identity::load(&config.data_dir.join("identity"))?;
     let node = Arc::new(Node {
         settings: Settings {
@@ -328,7 +338,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         caches: Arc::new(Caches::new(config.cache_max_entries)),
         clients: Arc::new(IdpClients::new(extra_ca_pem)),
-        upstreams: proxy::UpstreamClients::default(),
+        upstreams: proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
         lkg: Lkg::open(&config.data_dir.join("lkg"))?,
         identity: Mutex::new(identity.clone()),
         cp_status: Mutex::new(CpStatus {

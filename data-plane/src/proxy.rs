@@ -29,24 +29,59 @@ const MAX_URI_LEN: usize = 8 * 1024;
 
 type Upstream = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
 
-/// Upstream clients by connect timeout, shared across snapshots so pools stay warm.
-#[derive(Default)]
+/// Upstream clients by connect timeout and certificate verification, shared across snapshots so pools
+/// stay warm. HTTPS upstreams are verified against the Mozilla roots plus `--upstream-ca-file`, unless the
+/// Service sets `tls_verify: false`; HTTP/2 is used when the upstream offers it by ALPN.
 pub struct UpstreamClients {
-    clients: Mutex<HashMap<u64, Upstream>>,
+    clients: Mutex<HashMap<(u64, bool), Upstream>>,
+    roots: Arc<rustls::RootCertStore>,
 }
 
 impl UpstreamClients {
-    fn get(&self, connect_timeout_ms: u64) -> Upstream {
+    /// Clients trusting the Mozilla roots and the certificates in `extra_ca_pem`.
+    pub fn new(extra_ca_pem: Option<&[u8]>) -> anyhow::Result<UpstreamClients> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(pem) = extra_ca_pem {
+            let mut n = 0;
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(cert.map_err(|e| anyhow::anyhow!("--upstream-ca-file: {e}"))?)?;
+                n += 1;
+            }
+            anyhow::ensure!(n > 0, "--upstream-ca-file holds no certificate");
+        }
+        Ok(UpstreamClients {
+            clients: Mutex::default(),
+            roots: Arc::new(roots),
+        })
+    }
+
+    fn get(&self, connect_timeout_ms: u64, verify: bool) -> Upstream {
         let mut clients = self.clients.lock().expect("upstream clients lock");
         clients
-            .entry(connect_timeout_ms)
+            .entry((connect_timeout_ms, verify))
             .or_insert_with(|| {
                 let mut http = HttpConnector::new();
                 http.enforce_http(false);
                 http.set_nodelay(true);
                 http.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions");
+                let tls = if verify {
+                    builder
+                        .with_root_certificates(self.roots.clone())
+                        .with_no_client_auth()
+                } else {
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                        .with_no_client_auth()
+                };
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_webpki_roots()
+                    .with_tls_config(tls)
                     .https_or_http()
                     .enable_http1()
                     .enable_http2()
@@ -57,6 +92,42 @@ impl UpstreamClients {
                     .build(https)
             })
             .clone()
+    }
+}
+
+/// Accepts any upstream certificate: only for Services that set `tls_verify: false`.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -354,7 +425,9 @@ async fn proxy(
         }
     };
     let mut body = Some(std::mem::replace(&mut ex.body, RequestBody::Empty));
-    let client = node.upstreams.get(service.connect_timeout);
+    let client = node
+        .upstreams
+        .get(service.connect_timeout, service.tls_verify.unwrap_or(true));
     let read_timeout =
         Duration::from_millis(service.read_timeout.saturating_add(service.write_timeout));
     let attempts = if replayable.is_some() {

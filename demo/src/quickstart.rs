@@ -265,6 +265,7 @@ pub async fn start(opts: &Options) -> Result<Running> {
             max_config_bytes: 64 * 1024 * 1024,
             cache_max_entries: 10_000,
             idp_ca_file: None,
+            upstream_ca_file: None,
             drain_timeout_ms: 5_000,
         };
         let (stop, stopped) = oneshot::channel::<()>();

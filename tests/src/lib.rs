@@ -315,6 +315,7 @@ pub struct DpOptions {
     pub max_config_bytes: Option<usize>,
     pub data_dir: Option<PathBuf>,
     pub control_plane: Option<String>,
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl DataPlane {
@@ -387,6 +388,7 @@ impl DataPlane {
             max_config_bytes: opts.max_config_bytes.unwrap_or(256 * 1024 * 1024),
             cache_max_entries: 10_000,
             idp_ca_file: None,
+            upstream_ca_file: opts.upstream_ca_file.clone(),
             drain_timeout_ms: 5_000,
         };
         let (stop, stopped) = oneshot::channel::<()>();
