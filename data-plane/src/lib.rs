@@ -203,6 +203,7 @@ impl Node {
                 return Ok(());
             }
         }
+        let started = Instant::now();
         let result = self.build(version, hash, payload);
         let rt = match result {
             Ok(rt) => rt,
@@ -218,7 +219,8 @@ impl Node {
         self.metrics
             .config_version
             .store(version, Ordering::Relaxed);
-        info!(version, hash, routes, "config applied");
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        info!(version, hash, routes, elapsed_ms, "config applied");
         if persist {
             let snap = StoredSnapshot {
                 version,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::plugins::openid_connect::{Config, NAME};
 use shared::{ConfigState, Consumer};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
 use super::oidc_issuer::{IssuerDoc, Issuers};
@@ -1042,7 +1042,7 @@ impl Plugin for OpenIdConnect {
             Ok(None) => {}
             Err(d) => return self.deny(ex, d),
         }
-        info!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
+        debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: installs nginx and wrk (Debian packages) when missing, builds release
+# binaries, runs the router micro-benchmark (criterion) and every hot-path, cold-path, propagation and
+# snapshot measurement, and writes BENCHMARKS.md. Ratios compare columns measured in the same run.
+#   SECONDS_PER_RUN=20 RUNS=3 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v taskset >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release -p control-plane -p data-plane -p portcullis-bench
+cargo bench -p data-plane --bench router -- --warm-up-time 1 --measurement-time 3
+target/release/portcullis-bench run --seconds "${SECONDS_PER_RUN:-20}" --runs "${RUNS:-3}" --out BENCHMARKS.md

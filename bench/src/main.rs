@@ -1,0 +1,85 @@
+//! Portcullis benchmarks. `portcullis-bench run` measures everything in one run and writes BENCHMARKS.md;
+//! the other subcommands are the roles it starts as separate, CPU-pinned processes.
+
+mod idp;
+mod loadgen;
+mod run;
+mod upstream;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis-bench",
+    about = "Portcullis benchmarks (ratios against nginx and direct, same run)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A minimal upstream answering 200.
+    Upstream {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// The benchmark identity provider.
+    Idp,
+    /// Open-loop constant-rate load; prints a JSON summary.
+    Loadgen {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// none, unique, fixed:<token> or cycle:<n>
+        #[arg(long, default_value = "none")]
+        tokens: loadgen::Tokens,
+    },
+    /// Runs every benchmark and writes the report.
+    Run(run::Settings),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Upstream { port } => rt.block_on(upstream::serve(port)),
+        Cmd::Idp => rt.block_on(idp::serve()),
+        Cmd::Loadgen {
+            url,
+            rate,
+            seconds,
+            connections,
+            tokens,
+        } => {
+            let out = rt.block_on(loadgen::run(loadgen::Load {
+                url,
+                rate,
+                duration: Duration::from_secs(seconds),
+                connections,
+                tokens,
+            }))?;
+            println!("{out}");
+            Ok(())
+        }
+        Cmd::Run(settings) => {
+            // The orchestrator hosts in-process data planes for the propagation runs: give it both cores.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(run::run(settings))
+        }
+    }
+}
