@@ -26,6 +26,9 @@ pub struct Settings {
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub out: PathBuf,
+    /// Skip the hot-path and cold-path runs (to measure propagation and snapshots only).
+    #[arg(long)]
+    pub skip_hot: bool,
     /// Criterion results directory (router benchmark), read when present.
     #[arg(long, default_value = "target/criterion")]
     pub criterion: PathBuf,
@@ -34,6 +37,14 @@ pub struct Settings {
 /// Core for the gateway under test (and nginx); everything else runs on the other core.
 const GATEWAY_CORE: &str = "1";
 const LOAD_CORE: &str = "0";
+
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
 
 struct Proc(Child);
 
@@ -369,7 +380,12 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Runs everything.
 pub async fn run(s: Settings) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    // A fixed work dir (logs kept after the run for inspection), emptied first.
+    let work = PathBuf::from("target/bench-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let dir = tempfile::TempDir::new_in(&work)?.keep();
+    let dir = WorkDir(std::fs::canonicalize(dir)?);
     let mut report = String::new();
     let started_at = Instant::now();
     println!("starting roles");
@@ -681,8 +697,15 @@ pub async fn run(s: Settings) -> Result<()> {
             version,
         ) != Some(n)
         {
+            if let Some(t) = tasks.iter_mut().find(|t| t.is_finished()) {
+                let outcome = t.await;
+                bail!("a data plane stopped early: {outcome:?}");
+            }
             if Instant::now() > deadline {
-                bail!("{n} nodes did not connect");
+                bail!(
+                    "{n} nodes did not connect: {}",
+                    get(&format!("{admin}/clustering/data-planes")).await?
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -225,15 +225,19 @@ pub async fn run(
     let (a, g) = tokio::join!(
         async { admin_server.await.context("admin API server failed") },
         async {
-            // Long-lived sync streams end when the sessions see the shutdown; bound the wait anyway.
-            match tokio::time::timeout(Duration::from_secs(10), grpc).await {
-                Ok(r) => r.context("cluster server failed"),
-                Err(_) => Ok(()),
+            // Long-lived sync streams end when the sessions see the shutdown; once shutdown has begun, bound
+            // the wait for them (and only then: the server itself runs for as long as the process).
+            tokio::pin!(grpc);
+            tokio::select! {
+                r = &mut grpc => r.context("cluster server failed"),
+                _ = stopped(stop_rx.clone()) => match tokio::time::timeout(Duration::from_secs(10), &mut grpc).await {
+                    Ok(r) => r.context("cluster server failed"),
+                    Err(_) => Ok(()),
+                },
             }
         }
     );
     publisher.abort();
-    store.healthy();
     info!("control plane stopped");
     a.and(g)
 }

@@ -427,3 +427,19 @@ async fn stopped_node_shows_disconnected() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_can_pair_long_after_the_control_plane_started() {
+    // Regression: the cluster listener must keep accepting for the whole life of the control plane.
+    let cp = ControlPlane::start().await;
+    let first = DataPlane::start(&cp).await;
+    // Let time pass (this is the point of the test, not a synchronisation).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let late = DataPlane::start(&cp).await;
+    cp.post("/consumers", json!({"username": "late"})).await;
+    cp.wait_in_sync(&[
+        first.node_id.clone().unwrap(),
+        late.node_id.clone().unwrap(),
+    ])
+    .await;
+}

@@ -330,3 +330,17 @@ async fn sigterm_drains_and_exits_zero() {
     cp.proc.signal("TERM");
     assert_eq!(cp.proc.wait_exit(Duration::from_secs(15)).await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_node_pairs_with_a_control_plane_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = start_cp(dir.path(), "127.0.0.1:0", "cp.log").await;
+    let token = post(&cp.admin, "/clustering/pairing-tokens", json!({})).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let identity = data_plane::identity::pair(&cp.cluster, &token, "mixed")
+        .await
+        .unwrap();
+    assert!(!identity.node_id.is_empty());
+}
