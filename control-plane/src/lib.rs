@@ -213,9 +213,12 @@ pub async fn run(
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .add_service(proto::cluster_server::ClusterServer::new(
-            cluster::service::ClusterService::new(cluster.clone()),
-        ))
+        .add_service(
+            proto::cluster_server::ClusterServer::new(cluster::service::ClusterService::new(
+                cluster.clone(),
+            ))
+            .max_encoding_message_size(usize::MAX),
+        )
         .serve_with_incoming_shutdown(
             cluster::transport::incoming(listeners.cluster, tls),
             stopped(stop_rx.clone()),

@@ -87,7 +87,9 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
         .clone()
         .ok_or_else(|| anyhow!("node has no identity"))?;
     let channel = identity::connect(cp, identity.client_tls()?).await?;
-    let mut client = ClusterClient::new(channel);
+    // Snapshots are as large as the node allows (--max-config-bytes), not gRPC's 4 MiB default.
+    let mut client = ClusterClient::new(channel)
+        .max_decoding_message_size(node.settings.max_config_bytes.saturating_add(64 * 1024));
     let (tx, rx) = mpsc::channel::<NodeMessage>(16);
     let rt = node.runtime.load_full();
     let hello = proto::Hello {

@@ -443,3 +443,28 @@ async fn nodes_can_pair_long_after_the_control_plane_started() {
     ])
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_larger_than_four_mebibytes_reach_nodes() {
+    // Regression: gRPC's default 4 MiB message limit must not cap the configuration size.
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp).await;
+    let consumers: Vec<Value> = (0..5000).map(|i| json!({"username": format!("user-{i}"), "tags": [format!("{i}-{}", "t".repeat(1000))]})).collect();
+    let (s, body) = cp
+        .call(
+            Method::POST,
+            "/config",
+            Some(json!({"_format_version": "3.0", "consumers": consumers})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let published = cp.get("/status").await.unwrap()["published"]["bytes"].as_u64();
+    let version = cp.version().await;
+    dp.wait_version(version).await;
+    let bytes = cp.get("/status").await.unwrap()["published"]["bytes"]
+        .as_u64()
+        .or(published)
+        .unwrap();
+    assert!(bytes > 4 * 1024 * 1024, "snapshot is {bytes} bytes");
+}
