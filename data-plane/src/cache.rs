@@ -58,6 +58,8 @@ pub struct Caches {
     pub oidc_introspection: Cache<TokenKey, Cached>,
     /// `openid-connect` token-endpoint results.
     pub oidc_tokens: Cache<TokenKey, Cached>,
+    /// Claims of JWTs `openid-connect` verified, until their `exp` (or `cache_ttl`).
+    pub oidc_jwt: Cache<TokenKey, Cached>,
     /// `openid-connect` discovery documents and keys.
     pub issuers: crate::plugins::oidc_issuer::Issuers,
 }
@@ -70,6 +72,7 @@ impl Caches {
             introspection_negative: new_cache(max_entries),
             oidc_introspection: new_cache(max_entries),
             oidc_tokens: new_cache(max_entries),
+            oidc_jwt: new_cache(max_entries),
             issuers: Default::default(),
         }
     }
@@ -93,7 +96,9 @@ impl Caches {
     /// Returns false for an unknown cache or a malformed key.
     pub fn purge(&self, cache: &str, key_hex: &str) -> bool {
         if cache == "openid-connect-discovery" || cache == "*" {
+            // Verified JWTs go with the keys that verified them.
             self.issuers.purge();
+            self.oidc_jwt.invalidate_all();
             if cache != "*" {
                 return true;
             }
@@ -126,6 +131,7 @@ impl Caches {
             "oauth2_introspection_negative": self.introspection_negative.entry_count(),
             "openid_connect_introspection": self.oidc_introspection.entry_count(),
             "openid_connect_tokens": self.oidc_tokens.entry_count(),
+            "openid_connect_jwt": self.oidc_jwt.entry_count(),
         })
     }
 }

@@ -156,7 +156,7 @@ pub fn init_logging(format: LogFormat) {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub node_name: String,
-    pub request_id_header: String,
+    pub request_id_header: http::HeaderName,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub max_config_bytes: usize,
@@ -330,7 +330,15 @@ pub async fn run(
         settings: Settings {
             data_dir: config.data_dir.join("identity"),
             node_name: node_name.clone(),
-            request_id_header: config.request_id_header.to_ascii_lowercase(),
+            request_id_header: http::HeaderName::from_bytes(
+                config.request_id_header.to_ascii_lowercase().as_bytes(),
+            )
+            .with_context(|| {
+                format!(
+                    "--request-id-header '{}' is not a valid header name",
+                    config.request_id_header
+                )
+            })?,
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
             heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
             max_config_bytes: config.max_config_bytes,

@@ -114,28 +114,7 @@ impl HistogramVec {
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (labels, h) in self.series.read().expect("metrics lock").iter() {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let le = format!("{b}");
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {}",
-                    fmt_labels(labels, Some(&le)),
-                    h.buckets[i].load(Ordering::Relaxed)
-                );
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{} {count}",
-                fmt_labels(labels, Some("+Inf"))
-            );
-            let _ = writeln!(
-                out,
-                "{name}_sum{} {}",
-                fmt_labels(labels, None),
-                h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(labels, None));
+            render_histogram(name, labels, h, out);
         }
     }
 }
@@ -161,15 +140,148 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     }
 }
 
+/// The request metrics of one (route, service) pair, looked up once per request without allocating.
+#[derive(Debug)]
+pub struct Series {
+    route: String,
+    service: String,
+    statuses: std::sync::Mutex<BTreeMap<u16, u64>>,
+    latency: Histogram,
+    upstream: Histogram,
+}
+
+impl Series {
+    /// Records one finished request.
+    pub fn record(
+        &self,
+        status: u16,
+        total: std::time::Duration,
+        upstream: Option<std::time::Duration>,
+    ) {
+        *self
+            .statuses
+            .lock()
+            .expect("metrics lock")
+            .entry(status)
+            .or_default() += 1;
+        self.latency.observe(total);
+        if let Some(u) = upstream {
+            self.upstream.observe(u);
+        }
+    }
+}
+
+/// Request series keyed by route and service id.
+#[derive(Debug, Default)]
+pub struct RequestSeries {
+    series: RwLock<std::collections::HashMap<(uuid::Uuid, Option<uuid::Uuid>), Arc<Series>>>,
+}
+
+impl RequestSeries {
+    /// The series of a route and service; `labels` runs only the first time.
+    pub fn get(
+        &self,
+        route: uuid::Uuid,
+        service: Option<uuid::Uuid>,
+        labels: impl FnOnce() -> (String, String),
+    ) -> Arc<Series> {
+        if let Some(s) = self
+            .series
+            .read()
+            .expect("metrics lock")
+            .get(&(route, service))
+        {
+            return s.clone();
+        }
+        let (route_label, service_label) = labels();
+        self.series
+            .write()
+            .expect("metrics lock")
+            .entry((route, service))
+            .or_insert_with(|| {
+                Arc::new(Series {
+                    route: route_label,
+                    service: service_label,
+                    statuses: Default::default(),
+                    latency: Histogram::default(),
+                    upstream: Histogram::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn render(&self, out: &mut String) {
+        let series: Vec<Arc<Series>> = self
+            .series
+            .read()
+            .expect("metrics lock")
+            .values()
+            .cloned()
+            .collect();
+        let labels = |s: &Series| vec![("route", s.route.clone()), ("service", s.service.clone())];
+        let _ = writeln!(out, "# HELP portcullis_http_requests_total Requests proxied, by route, service and status.\n# TYPE portcullis_http_requests_total counter");
+        for s in &series {
+            for (status, n) in s.statuses.lock().expect("metrics lock").iter() {
+                let mut l = labels(s);
+                l.push(("status", status.to_string()));
+                let _ = writeln!(
+                    out,
+                    "portcullis_http_requests_total{} {n}",
+                    fmt_labels(&l, None)
+                );
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "portcullis_request_duration_seconds",
+                "Total time from request received to response headers sent.",
+                0,
+            ),
+            (
+                "portcullis_upstream_duration_seconds",
+                "Time the upstream took to answer with headers.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for s in &series {
+                let h = if pick == 0 { &s.latency } else { &s.upstream };
+                render_histogram(name, &labels(s), h, out);
+            }
+        }
+    }
+}
+
+fn render_histogram(name: &str, labels: &Labels, h: &Histogram, out: &mut String) {
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let le = format!("{b}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {}",
+            fmt_labels(labels, Some(&le)),
+            h.buckets[i].load(Ordering::Relaxed)
+        );
+    }
+    let count = h.count.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "{name}_bucket{} {count}",
+        fmt_labels(labels, Some("+Inf"))
+    );
+    let _ = writeln!(
+        out,
+        "{name}_sum{} {}",
+        fmt_labels(labels, None),
+        h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(labels, None));
+}
+
 /// Every metric of a node.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Requests by route, service and status.
-    pub requests: CounterVec,
-    /// Total request latency by route and service.
-    pub latency: HistogramVec,
-    /// Upstream latency by service.
-    pub upstream_latency: HistogramVec,
+    /// Requests, total latency and upstream latency by route and service.
+    pub requests: RequestSeries,
     /// Upstream failures by service and kind (connect, timeout, protocol).
     pub upstream_errors: CounterVec,
     /// Plugin cache events by plugin, instance and event (hit, miss, negative_hit, idp_call, idp_error).
@@ -189,21 +301,7 @@ impl Metrics {
     /// Renders the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        self.requests.render(
-            "portcullis_http_requests_total",
-            "Requests proxied, by route, service and status.",
-            &mut out,
-        );
-        self.latency.render(
-            "portcullis_request_duration_seconds",
-            "Total time from request received to response headers sent.",
-            &mut out,
-        );
-        self.upstream_latency.render(
-            "portcullis_upstream_duration_seconds",
-            "Time the upstream took to answer with headers.",
-            &mut out,
-        );
+        self.requests.render(&mut out);
         self.upstream_errors.render(
             "portcullis_upstream_errors_total",
             "Upstream failures by kind.",

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::metrics::Series;
 use crate::plugins::{full, json_response, BoxError, Exchange, ProxyBody, RequestBody};
 use crate::router::RequestInfo;
 use crate::runtime::RuntimeConfig;
@@ -211,6 +212,9 @@ fn request_id(node: &Node, req: &Request<Incoming>) -> String {
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
 }
 
+/// `Via` on every proxied response.
+const VIA: &str = concat!("1.1 portcullis/", env!("CARGO_PKG_VERSION"));
+
 /// Handles one downstream request.
 pub async fn handle(
     node: Arc<Node>,
@@ -228,22 +232,18 @@ pub async fn handle(
             &rid,
         ));
     };
-    let (resp, labels) = proxy(&node, &rt, req, peer, local_port, scheme, &rid, started).await;
-    let status = resp.status().as_u16().to_string();
-    node.metrics.requests.add(
-        &[
-            ("route", labels.0.as_str()),
-            ("service", labels.1.as_str()),
-            ("status", status.as_str()),
-        ],
-        1,
-    );
-    node.metrics.latency.observe(
-        &[("route", labels.0.as_str()), ("service", labels.1.as_str())],
-        started.elapsed(),
-    );
+    let (resp, series, upstream) =
+        proxy(&node, &rt, req, peer, local_port, scheme, &rid, started).await;
+    let series = series.unwrap_or_else(|| {
+        node.metrics
+            .requests
+            .get(uuid::Uuid::nil(), None, || (String::new(), String::new()))
+    });
+    series.record(resp.status().as_u16(), started.elapsed(), upstream);
     Ok(resp)
 }
+
+type Outcome = (Response<ProxyBody>, Option<Arc<Series>>, Option<Duration>);
 
 #[allow(clippy::too_many_arguments)]
 async fn proxy(
@@ -255,8 +255,7 @@ async fn proxy(
     scheme: &'static str,
     rid: &str,
     started: Instant,
-) -> (Response<ProxyBody>, (String, String)) {
-    let none = (String::new(), String::new());
+) -> Outcome {
     if req
         .uri()
         .path_and_query()
@@ -266,7 +265,8 @@ async fn proxy(
     {
         return (
             error(StatusCode::URI_TOO_LONG, "Request-URI Too Long", rid),
-            none,
+            None,
+            None,
         );
     }
     let host_header = req
@@ -292,20 +292,22 @@ async fn proxy(
                 "no Route matched with those values",
                 rid,
             ),
-            none,
+            None,
+            None,
         );
     };
     let route = rt.routes[&m.route_id].clone();
-    let service = route
-        .service
-        .and_then(|fk| rt.services.get(&fk.id).cloned());
-    let labels = (
-        route.name.clone().unwrap_or_else(|| route.id.to_string()),
-        service
-            .as_ref()
-            .map(|s| s.name.clone().unwrap_or_else(|| s.id.to_string()))
-            .unwrap_or_default(),
-    );
+    let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
+    let series = Some(node.metrics.requests.get(
+        route.id,
+        target.as_ref().map(|t| t.service.id),
+        || {
+            (
+                route.name.clone().unwrap_or_else(|| route.id.to_string()),
+                target.as_ref().map(|t| t.label.clone()).unwrap_or_default(),
+            )
+        },
+    ));
     if !route.protocols.iter().any(|p| p == scheme) {
         return (
             error(
@@ -313,23 +315,27 @@ async fn proxy(
                 "Please use HTTPS protocol",
                 rid,
             ),
-            labels,
+            series,
+            None,
         );
     }
-    let Some(service) = service else {
+    let Some(target) = target else {
         return (
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no Service found with those values",
                 rid,
             ),
-            labels,
+            series,
+            None,
         );
     };
+    let service = target.service.clone();
     if !service.enabled {
         return (
             error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", rid),
-            labels,
+            series,
+            None,
         );
     }
     let (parts, body) = req.into_parts();
@@ -347,46 +353,47 @@ async fn proxy(
         let consumer = ex.consumer.as_ref().map(|c| c.id);
         if let Some(p) = rt.plugin_for(name, route.id, Some(service.id), consumer) {
             if let Err(resp) = p.access(&mut ex).await {
-                return (with_request_id(resp, node, rid), labels);
+                return (with_request_id(resp, node, rid), series, None);
             }
             ran.push(p.clone());
         }
     }
 
     // Build the upstream request.
-    let query = ex
-        .parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let up_path = upstream_path(
+    let mut path_and_query = upstream_path(
         service.path.as_deref(),
         ex.parts.uri.path(),
         m.matched_len,
         route.strip_path,
         &route.path_handling,
     );
-    let default_port = if service.protocol == "https" { 443 } else { 80 };
-    let authority = if service.port == default_port {
-        service.host.clone()
-    } else {
-        format!("{}:{}", service.host, service.port)
-    };
-    let uri = match format!("{}://{}{}{}", service.protocol, authority, up_path, query)
-        .parse::<http::Uri>()
+    if let Some(q) = ex.parts.uri.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    let uri = match http::Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
     {
         Ok(u) => u,
-        Err(_) => return (error(StatusCode::BAD_REQUEST, "Bad request", rid), labels),
+        Err(_) => {
+            return (
+                error(StatusCode::BAD_REQUEST, "Bad request", rid),
+                series,
+                None,
+            )
+        }
     };
     let mut headers = std::mem::take(&mut ex.parts.headers);
     strip_hop_by_hop(&mut headers);
     let host_value = if route.preserve_host && !host_header.is_empty() {
-        host_header.clone()
+        HeaderValue::from_str(&host_header).ok()
     } else {
-        authority.clone()
+        Some(target.host_header.clone())
     };
-    if let Ok(v) = HeaderValue::from_str(&host_value) {
+    if let Some(v) = host_value {
         headers.insert(header::HOST, v);
     }
     let client_ip = peer.ip().to_string();
@@ -401,19 +408,15 @@ async fn proxy(
     };
     set(&mut headers, "x-forwarded-for", &xff);
     set(&mut headers, "x-real-ip", &client_ip);
-    set(&mut headers, "x-forwarded-proto", scheme);
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     set(&mut headers, "x-forwarded-host", &host);
-    set(
-        &mut headers,
+    headers.insert(
         "x-forwarded-port",
-        &port.unwrap_or(local_port).to_string(),
+        HeaderValue::from(port.unwrap_or(local_port)),
     );
     set(&mut headers, "x-forwarded-path", &path);
-    if let (Ok(name), Ok(v)) = (
-        HeaderName::from_bytes(node.settings.request_id_header.as_bytes()),
-        HeaderValue::from_str(rid),
-    ) {
-        headers.insert(name, v);
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        headers.insert(node.settings.request_id_header.clone(), v);
     }
     let method = ex.parts.method.clone();
     let replayable = match &ex.body {
@@ -438,6 +441,7 @@ async fn proxy(
     let upstream_started = Instant::now();
     let mut last_err = None;
     let mut response = None;
+    let service_label = target.label.as_str();
     for attempt in 0..attempts {
         let b: ProxyBody = match (&replayable, body.take()) {
             (Some(bytes), _) if attempt > 0 || !bytes.is_empty() => full(bytes.clone()),
@@ -450,7 +454,12 @@ async fn proxy(
         let mut up = Request::new(b);
         *up.method_mut() = method.clone();
         *up.uri_mut() = uri.clone();
-        *up.headers_mut() = headers.clone();
+        // The last attempt takes the headers; earlier ones (which may be retried) use a copy.
+        *up.headers_mut() = if attempt + 1 == attempts {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
         match tokio::time::timeout(read_timeout, client.request(up)).await {
             Ok(Ok(r)) => {
                 response = Some(r);
@@ -459,8 +468,8 @@ async fn proxy(
             Ok(Err(e)) if e.is_connect() => {
                 node.metrics
                     .upstream_errors
-                    .add(&[("service", labels.1.as_str()), ("kind", "connect")], 1);
-                debug!(request_id = %rid, upstream = %authority, attempt, error = %e, "upstream connect failed");
+                    .add(&[("service", service_label), ("kind", "connect")], 1);
+                debug!(request_id = %rid, upstream = %target.authority, attempt, error = %e, "upstream connect failed");
                 last_err = Some((
                     StatusCode::BAD_GATEWAY,
                     "An invalid response was received from the upstream server",
@@ -470,7 +479,7 @@ async fn proxy(
             Ok(Err(e)) => {
                 node.metrics
                     .upstream_errors
-                    .add(&[("service", labels.1.as_str()), ("kind", "protocol")], 1);
+                    .add(&[("service", service_label), ("kind", "protocol")], 1);
                 let source = std::error::Error::source(&e)
                     .map(|s| s.to_string())
                     .unwrap_or_default();
@@ -484,7 +493,7 @@ async fn proxy(
             Err(_) => {
                 node.metrics
                     .upstream_errors
-                    .add(&[("service", labels.1.as_str()), ("kind", "timeout")], 1);
+                    .add(&[("service", service_label), ("kind", "timeout")], 1);
                 last_err = Some((
                     StatusCode::GATEWAY_TIMEOUT,
                     "The upstream server is timing out",
@@ -500,39 +509,24 @@ async fn proxy(
             "An invalid response was received from the upstream server",
             "no attempt".into(),
         ));
-        warn!(request_id = %rid, upstream = %authority, service = %labels.1, error = %detail, "upstream request failed");
-        return (error(status, msg, rid), labels);
+        warn!(request_id = %rid, upstream = %target.authority, service = %service_label, error = %detail, "upstream request failed");
+        return (error(status, msg, rid), series, None);
     };
     let upstream_elapsed = upstream_started.elapsed();
-    node.metrics
-        .upstream_latency
-        .observe(&[("service", labels.1.as_str())], upstream_elapsed);
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let set_resp = |h: &mut http::HeaderMap, k: &'static str, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    };
     let proxy_ms = started
         .elapsed()
         .saturating_sub(upstream_elapsed)
-        .as_millis();
-    set_resp(
-        &mut parts.headers,
+        .as_millis() as u64;
+    parts.headers.insert(
         "x-portcullis-upstream-latency",
-        upstream_elapsed.as_millis().to_string(),
+        HeaderValue::from(upstream_elapsed.as_millis() as u64),
     );
-    set_resp(
-        &mut parts.headers,
-        "x-portcullis-proxy-latency",
-        proxy_ms.to_string(),
-    );
-    set_resp(
-        &mut parts.headers,
-        "via",
-        format!("1.1 portcullis/{}", shared::VERSION),
-    );
+    parts
+        .headers
+        .insert("x-portcullis-proxy-latency", HeaderValue::from(proxy_ms));
+    parts.headers.insert("via", HeaderValue::from_static(VIA));
     for p in &ran {
         p.header_filter(&ex, &mut parts);
     }
@@ -544,15 +538,13 @@ async fn proxy(
         parts,
         body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
     );
-    (resp, labels)
+    (resp, series, Some(upstream_elapsed))
 }
 
 fn with_request_id(mut resp: Response<ProxyBody>, node: &Node, rid: &str) -> Response<ProxyBody> {
-    if let (Ok(n), Ok(v)) = (
-        HeaderName::from_bytes(node.settings.request_id_header.as_bytes()),
-        HeaderValue::from_str(rid),
-    ) {
-        resp.headers_mut().insert(n, v);
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut()
+            .insert(node.settings.request_id_header.clone(), v);
     }
     resp
 }

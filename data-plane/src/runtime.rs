@@ -12,6 +12,44 @@ use crate::router::Router;
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
+/// Where a Service's requests go, prepared once per snapshot.
+pub struct Target {
+    pub service: Arc<Service>,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// `Host` sent upstream (unless the route preserves the client's).
+    pub host_header: http::HeaderValue,
+    /// The Service's name (or id) for metrics and logs.
+    pub label: String,
+}
+
+impl Target {
+    fn new(service: &Service) -> Result<Target, String> {
+        let default_port = if service.protocol == "https" { 443 } else { 80 };
+        let authority = if service.port == default_port {
+            service.host.clone()
+        } else {
+            format!("{}:{}", service.host, service.port)
+        };
+        Ok(Target {
+            service: Arc::new(service.clone()),
+            scheme: service
+                .protocol
+                .parse()
+                .map_err(|_| format!("service {}: bad protocol", service.id))?,
+            authority: authority
+                .parse()
+                .map_err(|_| format!("service {}: bad host or port", service.id))?,
+            host_header: http::HeaderValue::from_str(&authority)
+                .map_err(|_| format!("service {}: bad host", service.id))?,
+            label: service
+                .name
+                .clone()
+                .unwrap_or_else(|| service.id.to_string()),
+        })
+    }
+}
+
 /// A built configuration.
 pub struct RuntimeConfig {
     pub version: u64,
@@ -20,6 +58,7 @@ pub struct RuntimeConfig {
     pub router: Router,
     pub routes: HashMap<Uuid, Arc<Route>>,
     pub services: HashMap<Uuid, Arc<Service>>,
+    pub targets: HashMap<Uuid, Arc<Target>>,
     plugins: HashMap<ScopeKey, Arc<dyn Plugin>>,
     /// Plugin names present in this config, in execution order.
     pub active_plugins: Vec<&'static str>,
@@ -70,6 +109,11 @@ impl RuntimeConfig {
         Ok(RuntimeConfig {
             version,
             hash,
+            targets: state
+                .services
+                .values()
+                .map(|s| Target::new(s).map(|t| (s.id, Arc::new(t))))
+                .collect::<Result<_, _>>()?,
             routes: state
                 .routes
                 .values()

@@ -411,6 +411,31 @@ impl OpenIdConnect {
             .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))
     }
 
+    /// [`Self::verify_jwt`] through a cache of verified tokens (keyed by the token's hash), so a token is
+    /// verified once and then served from memory until its `exp` or `cache_ttl`, whichever comes first.
+    async fn verify_jwt_cached(&self, token: &str, doc: &Arc<IssuerDoc>) -> Result<Value, Denial> {
+        let key = self.key("jwt", &[token]);
+        if let Some(hit) = self.caches.oidc_jwt.get(&key).await {
+            self.event("jwt_hit");
+            return Ok((*hit.claims).clone());
+        }
+        let claims = self.verify_jwt(token, doc).await?;
+        let remaining = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .map(|exp| exp - unix_now())
+            .unwrap_or(0);
+        let ttl = remaining.min(self.config.cache_ttl as i64);
+        if ttl > 0 {
+            let cached = Cached {
+                claims: Arc::new(claims.clone()),
+                ttl: Duration::from_secs(ttl as u64),
+            };
+            self.caches.oidc_jwt.insert(key, cached).await;
+        }
+        Ok(claims)
+    }
+
     fn ttl_for(&self, claims: &Value) -> Duration {
         let now = unix_now();
         let mut ttl = self.config.cache_ttl as i64;
@@ -704,7 +729,7 @@ impl OpenIdConnect {
             .iter()
             .any(|m| m == "introspection");
         if bearer_allowed && looks_like_jwt(token) {
-            match self.verify_jwt(token, doc).await {
+            match self.verify_jwt_cached(token, doc).await {
                 Ok(claims) => {
                     if self.config.introspect_jwt_tokens && introspection {
                         let result = self.introspect(token, ex, doc).await?;
