@@ -21,9 +21,14 @@ pub struct Lkg {
 impl Lkg {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Lkg> {
-        let db = sled::Config::new().path(dir).open().with_context(|| {
-            format!("cannot open the last-known-good store in {}", dir.display())
-        })?;
+        // The store holds one snapshot; sled's default 1 GiB page cache would only add resident memory.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 * 1024 * 1024)
+            .open()
+            .with_context(|| {
+                format!("cannot open the last-known-good store in {}", dir.display())
+            })?;
         Ok(Lkg { db })
     }
 

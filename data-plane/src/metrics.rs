@@ -171,10 +171,13 @@ impl Series {
     }
 }
 
+/// Route id and service id.
+type SeriesKey = (uuid::Uuid, Option<uuid::Uuid>);
+
 /// Request series keyed by route and service id.
 #[derive(Debug, Default)]
 pub struct RequestSeries {
-    series: RwLock<std::collections::HashMap<(uuid::Uuid, Option<uuid::Uuid>), Arc<Series>>>,
+    series: RwLock<std::collections::HashMap<SeriesKey, Arc<Series>>>,
 }
 
 impl RequestSeries {
