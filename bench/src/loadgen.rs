@@ -16,6 +16,8 @@ pub enum Tokens {
     None,
     /// The same bearer token every time.
     Fixed(String),
+    /// The same `Authorization` value every time (e.g. `Basic …`).
+    Auth(String),
     /// A new token for every request.
     Unique,
     /// Cycle through this many distinct tokens.
@@ -29,9 +31,10 @@ impl std::str::FromStr for Tokens {
             None if s == "none" => Ok(Tokens::None),
             None if s == "unique" => Ok(Tokens::Unique),
             Some(("fixed", t)) => Ok(Tokens::Fixed(t.to_string())),
+            Some(("auth", v)) => Ok(Tokens::Auth(v.to_string())),
             Some(("cycle", n)) => n.parse().map(Tokens::Cycle).map_err(|e| e.to_string()),
             _ => Err(format!(
-                "bad token mode '{s}': none, unique, fixed:<token> or cycle:<n>"
+                "bad token mode '{s}': none, unique, fixed:<token>, auth:<value> or cycle:<n>"
             )),
         }
     }
@@ -49,9 +52,10 @@ pub struct Load {
 fn token_for(tokens: &Tokens, seq: u64, run: &str) -> Option<String> {
     match tokens {
         Tokens::None => None,
-        Tokens::Fixed(t) => Some(t.clone()),
-        Tokens::Unique => Some(format!("bench-{run}-{seq}")),
-        Tokens::Cycle(n) => Some(format!("bench-cycle-{}", seq % n.max(&1))),
+        Tokens::Fixed(t) => Some(format!("Bearer {t}")),
+        Tokens::Auth(v) => Some(v.clone()),
+        Tokens::Unique => Some(format!("Bearer bench-{run}-{seq}")),
+        Tokens::Cycle(n) => Some(format!("Bearer bench-cycle-{}", seq % n.max(&1))),
     }
 }
 
@@ -114,7 +118,7 @@ pub async fn run(load: Load) -> anyhow::Result<Value> {
                     .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
                     .header("host", &authority);
                 if let Some(t) = token_for(&tokens, k * 1_000_000 + i as u64, &run_id) {
-                    req = req.header("authorization", format!("Bearer {t}"));
+                    req = req.header("authorization", t);
                 }
                 let req = req.body(Empty::new()).expect("request");
                 match s.send_request(req).await {
