@@ -73,6 +73,7 @@ pub async fn run(load: Load) -> anyhow::Result<Value> {
         ((load.rate * load.duration.as_secs_f64()) / load.connections as f64).ceil() as u64;
     let mut tasks = Vec::new();
     for i in 0..load.connections {
+        let connections = load.connections;
         let (authority, uri, tokens, run_id) = (
             authority.clone(),
             uri.clone(),
@@ -117,7 +118,7 @@ pub async fn run(load: Load) -> anyhow::Result<Value> {
                 let mut req = http::Request::builder()
                     .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
                     .header("host", &authority);
-                if let Some(t) = token_for(&tokens, k * 1_000_000 + i as u64, &run_id) {
+                if let Some(t) = token_for(&tokens, k * connections as u64 + i as u64, &run_id) {
                     req = req.header("authorization", t);
                 }
                 let req = req.body(Empty::new()).expect("request");

@@ -48,6 +48,31 @@ fn new_cache(max_entries: u64) -> Cache<TokenKey, Cached> {
         .build()
 }
 
+/// Looks `key` up in `cache`; on a miss runs `fetch`, with concurrent misses for the same key sharing one
+/// fetch, and errors never cached. Returns the outcome and whether this call was a miss.
+pub async fn get_or_fetch<E, F>(
+    cache: &Cache<TokenKey, Cached>,
+    key: TokenKey,
+    fetch: F,
+) -> (Result<Cached, Arc<E>>, bool)
+where
+    E: Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Cached, E>>,
+{
+    // The plain lookup is much cheaper than the coalescing path, and hits are the common case.
+    if let Some(hit) = cache.get(&key).await {
+        return (Ok(hit), false);
+    }
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let out = cache
+        .try_get_with(key, async {
+            ran.store(true, std::sync::atomic::Ordering::Relaxed);
+            fetch.await
+        })
+        .await;
+    (out, ran.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Every cache of a node.
 pub struct Caches {
     /// Positive `oauth2-introspection` results.

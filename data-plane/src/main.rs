@@ -1,10 +1,5 @@
 use clap::Parser;
 
-// The proxy allocates and frees many small buffers per request; mimalloc does that markedly faster than
-// the system allocator (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = data_plane::Config::parse();

@@ -80,7 +80,10 @@ pub struct Router {
     routes: Vec<CompiledRoute>,
     /// Candidates with at least one exact host, indexed by that host.
     by_host: HashMap<String, Vec<usize>>,
-    /// Candidates that every host may match (no host, or a wildcard host).
+    /// Candidates that every host may match whose prefix path starts with a complete segment (`/seg/…`),
+    /// indexed by that segment.
+    by_segment: HashMap<String, Vec<usize>>,
+    /// Every other candidate that any host may match (no host, or a wildcard host).
     any_host: Vec<usize>,
     candidates: Vec<Candidate>,
 }
@@ -183,6 +186,7 @@ impl Router {
         candidates.sort_by_key(|c| c.key);
         let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
         let mut any_host = Vec::new();
+        let mut by_segment: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, c) in candidates.iter().enumerate() {
             let route = &compiled[c.route];
             let exact_only = !route.hosts.is_empty()
@@ -199,6 +203,8 @@ impl Router {
                         }
                     }
                 }
+            } else if let Some(seg) = indexable_segment(&c.path) {
+                by_segment.entry(seg.to_string()).or_default().push(i);
             } else {
                 any_host.push(i);
             }
@@ -206,6 +212,7 @@ impl Router {
         Ok(Router {
             routes: compiled,
             by_host,
+            by_segment,
             any_host,
             candidates,
         })
@@ -223,30 +230,30 @@ impl Router {
 
     /// Finds the highest-priority route matching the request.
     pub fn find(&self, req: &RequestInfo<'_>) -> Option<Match> {
-        let host_list = self.by_host.get(req.host).map(Vec::as_slice).unwrap_or(&[]);
-        // Merge the two priority-sorted index lists, trying candidates in global priority order.
-        let (mut i, mut j) = (0, 0);
-        let any = &self.any_host;
+        let empty: &[usize] = &[];
+        let host_list = self
+            .by_host
+            .get(req.host)
+            .map(Vec::as_slice)
+            .unwrap_or(empty);
+        let segment_list = first_segment(req.path)
+            .and_then(|seg| self.by_segment.get(seg))
+            .map(Vec::as_slice)
+            .unwrap_or(empty);
+        // Each list is in global priority order; merging them tries candidates in that order.
+        let lists = [host_list, segment_list, self.any_host.as_slice()];
+        let mut pos = [0usize; 3];
         loop {
-            let next = match (host_list.get(i), any.get(j)) {
-                (Some(&a), Some(&b)) if a < b => {
-                    i += 1;
-                    a
+            let mut best: Option<(usize, usize)> = None;
+            for (l, list) in lists.iter().enumerate() {
+                if let Some(&c) = list.get(pos[l]) {
+                    if best.is_none_or(|(_, b)| c < b) {
+                        best = Some((l, c));
+                    }
                 }
-                (Some(_), Some(&b)) => {
-                    j += 1;
-                    b
-                }
-                (Some(&a), None) => {
-                    i += 1;
-                    a
-                }
-                (None, Some(&b)) => {
-                    j += 1;
-                    b
-                }
-                (None, None) => return None,
-            };
+            }
+            let (l, next) = best?;
+            pos[l] += 1;
             if let Some(m) = self.try_candidate(&self.candidates[next], req) {
                 return Some(m);
             }
@@ -292,6 +299,23 @@ impl Router {
             matched_len,
         })
     }
+}
+
+/// The first segment of a prefix path when the prefix ends it with `/` (`/seg/…`), so that only request
+/// paths starting with exactly that segment can match.
+fn indexable_segment(p: &PathMatch) -> Option<&str> {
+    let PathMatch::Prefix(prefix) = p else {
+        return None;
+    };
+    let rest = prefix.strip_prefix('/')?;
+    let (seg, _) = rest.split_once('/')?;
+    (!seg.is_empty()).then_some(seg)
+}
+
+/// The first segment of a request path, when another `/` follows it.
+fn first_segment(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    rest.split_once('/').map(|(seg, _)| seg)
 }
 
 fn host_matches(h: &HostMatch, port: Option<u16>, req: &RequestInfo<'_>) -> bool {
@@ -438,5 +462,72 @@ mod tests {
         let r = Router::build(&[route(1, json!({"paths": ["/a"], "methods": ["GET"]}))]).unwrap();
         assert_eq!(find(&r, "POST", "h", "/a", &[]), None);
         assert_eq!(find(&r, "GET", "h", "/b", &[]), None);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use serde_json::json;
+    use shared::{ConfigState, ParseCtx};
+
+    fn route(n: u128, v: serde_json::Value) -> Route {
+        let state = ConfigState::default();
+        Route::parse(
+            &v,
+            &ParseCtx {
+                id: Uuid::from_u128(n),
+                now: n as i64,
+                created_at: None,
+                resolver: &state,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn segment_index_keeps_priority_and_prefix_semantics() {
+        let routes = vec![
+            route(1, json!({"paths": ["/api/v1/"]})),
+            route(2, json!({"paths": ["/api"]})),
+            route(3, json!({"paths": ["/api/v1/users/"]})),
+            route(4, json!({"paths": ["~/api/v\\d+/special"]})),
+            route(5, json!({"paths": ["/apix/"]})),
+        ];
+        let r = Router::build(&routes).unwrap();
+        let h = http::HeaderMap::new();
+        let find = |path: &str| {
+            r.find(&RequestInfo {
+                method: "GET",
+                host: "h",
+                port: None,
+                path,
+                headers: &h,
+            })
+            .map(|m| m.route_id.as_u128())
+        };
+        assert_eq!(
+            find("/api/v1/users/7"),
+            Some(3),
+            "longest indexed prefix first"
+        );
+        assert_eq!(find("/api/v1/x"), Some(1));
+        assert_eq!(
+            find("/api/v2/special"),
+            Some(4),
+            "regex (not indexed) still beats prefixes"
+        );
+        assert_eq!(
+            find("/api"),
+            Some(2),
+            "no second slash: only unindexed routes apply"
+        );
+        assert_eq!(find("/apix/1"), Some(5));
+        assert_eq!(
+            find("/apixy"),
+            Some(2),
+            "'/api' is a plain string prefix, as in Kong"
+        );
+        assert_eq!(find("/other"), None);
     }
 }

@@ -57,6 +57,11 @@ async fn handle(
             r
         }
         "/status/caches" => json_response(StatusCode::OK, &node.caches.sizes(), &[]),
+        "/status/issuers" => json_response(
+            StatusCode::OK,
+            &json!({"data": node.caches.issuers.view()}),
+            &[],
+        ),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]),
     };
     Ok(resp)

@@ -192,6 +192,44 @@ pub trait Plugin: Send + Sync {
     fn log(&self, _ex: &Exchange, _status: u16) {}
 }
 
+/// Per-instance event counters (cache hits, misses, identity-provider calls), resolved once when the
+/// instance is built so counting on the request path allocates nothing.
+pub struct Events {
+    counters: HashMap<&'static str, Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Events {
+    /// Registers `names` for plugin `plugin`, instance `instance`.
+    pub fn new(
+        metrics: &Metrics,
+        plugin: &'static str,
+        instance: &str,
+        names: &[&'static str],
+    ) -> Events {
+        let counters = names
+            .iter()
+            .map(|n| {
+                (
+                    *n,
+                    metrics.plugin_events.with(&[
+                        ("plugin", plugin),
+                        ("instance", instance),
+                        ("event", n),
+                    ]),
+                )
+            })
+            .collect();
+        Events { counters }
+    }
+
+    /// Counts one event (names not registered are ignored).
+    pub fn add(&self, name: &str) {
+        if let Some(c) = self.counters.get(name) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Pooled HTTP clients to identity providers, shared across snapshots so connections stay warm.
 #[derive(Default)]
 pub struct IdpClients {

@@ -2,7 +2,6 @@
 //! with per-node caches (positive TTL capped by `exp`, separate negative cache, coalesced misses, errors
 //! never cached) and Kong's upstream headers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +14,8 @@ use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
 use super::{
-    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Exchange,
-    Plugin, ProxyBody,
+    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Events,
+    Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
 use crate::metrics::Metrics;
@@ -30,6 +29,7 @@ pub struct Introspection {
     anonymous: Option<Consumer>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
+    events: Events,
     namespace: [u8; 32],
 }
 
@@ -58,6 +58,12 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         anonymous,
         caches: ctx.caches.clone(),
         metrics: ctx.metrics.clone(),
+        events: Events::new(
+            &ctx.metrics,
+            NAME,
+            &p.id.to_string(),
+            &["hit", "miss", "negative_hit", "idp_call", "idp_error"],
+        ),
         namespace,
     }))
 }
@@ -95,10 +101,7 @@ pub fn positive_ttl(ttl: u64, claims: &Value, now: i64) -> Duration {
 
 impl Introspection {
     fn event(&self, event: &str) {
-        self.metrics.plugin_events.add(
-            &[("plugin", NAME), ("instance", &self.id), ("event", event)],
-            1,
-        );
+        self.events.add(event);
     }
 
     async fn call_idp(&self, token: &str, ex: &Exchange) -> Result<Value, Failure> {
@@ -164,46 +167,43 @@ impl Introspection {
 
     /// Introspects through the caches. Concurrent misses for one token make one call.
     async fn introspect(&self, token: &str, ex: &Exchange) -> Result<Arc<Value>, Failure> {
-        let mut ns = Sha256::new().chain_update(self.namespace);
-        if self.config.introspect_request {
-            ns.update(ex.parts.method.as_str().as_bytes());
-            ns.update(ex.parts.uri.path().as_bytes());
-        }
+        let namespace = if self.config.introspect_request {
+            Sha256::new()
+                .chain_update(self.namespace)
+                .chain_update(ex.parts.method.as_str().as_bytes())
+                .chain_update(ex.parts.uri.path().as_bytes())
+                .finalize()
+                .into()
+        } else {
+            self.namespace
+        };
         let key = TokenKey {
-            namespace: ns.finalize().into(),
+            namespace,
             token: Sha256::digest(token.as_bytes()).into(),
         };
+        if let Some(hit) = self.caches.introspection.get(&key).await {
+            self.event("hit");
+            return Ok(hit.claims);
+        }
         if self.caches.introspection_negative.get(&key).await.is_some() {
             self.event("negative_hit");
             return Err(Failure::Inactive);
         }
-        let ran = AtomicBool::new(false);
-        let result = self
-            .caches
-            .introspection
-            .try_get_with(key, async {
-                ran.store(true, Ordering::Relaxed);
-                let claims = self.call_idp(token, ex).await?;
-                let ttl = positive_ttl(self.config.ttl, &claims, unix_now());
-                Ok::<_, Failure>(Cached {
-                    claims: Arc::new(claims),
-                    ttl,
-                })
+        let (result, missed) = crate::cache::get_or_fetch(&self.caches.introspection, key, async {
+            let claims = self.call_idp(token, ex).await?;
+            let ttl = positive_ttl(self.config.ttl, &claims, unix_now());
+            Ok::<_, Failure>(Cached {
+                claims: Arc::new(claims),
+                ttl,
             })
-            .await;
-        self.event(if ran.load(Ordering::Relaxed) {
-            "miss"
-        } else {
-            "hit"
-        });
+        })
+        .await;
+        self.event(if missed { "miss" } else { "hit" });
         match result {
             Ok(c) => Ok(c.claims),
             Err(e) => {
                 let failure = (*e).clone();
-                if matches!(failure, Failure::Inactive)
-                    && self.config.negative_ttl > 0
-                    && ran.load(Ordering::Relaxed)
-                {
+                if matches!(failure, Failure::Inactive) && self.config.negative_ttl > 0 && missed {
                     let neg = Cached {
                         claims: Arc::new(Value::Null),
                         ttl: Duration::from_secs(self.config.negative_ttl),

@@ -1,7 +1,6 @@
 //! `openid-connect`: JWT bearer tokens verified against the issuer's JWKS, token introspection, and the
 //! password and client-credentials grants, with Kong's config fields, headers and status codes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use tracing::{debug, info, warn};
 use super::credentials::{self, Source};
 use super::oidc_issuer::{IssuerDoc, Issuers};
 use super::{
-    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Exchange,
-    Plugin, ProxyBody,
+    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Events,
+    Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
 use crate::metrics::Metrics;
@@ -33,6 +32,7 @@ pub struct OpenIdConnect {
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
     realm: String,
+    events: Events,
 }
 
 /// Builds an instance from its plugin entity.
@@ -62,6 +62,20 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         anonymous,
         caches: ctx.caches.clone(),
         metrics: ctx.metrics.clone(),
+        events: Events::new(
+            &ctx.metrics,
+            NAME,
+            &p.id.to_string(),
+            &[
+                "hit",
+                "miss",
+                "jwt_hit",
+                "token_hit",
+                "token_miss",
+                "idp_call",
+                "idp_error",
+            ],
+        ),
         realm,
     }))
 }
@@ -243,10 +257,7 @@ fn satisfies(have: &[String], required: &[String]) -> bool {
 
 impl OpenIdConnect {
     fn event(&self, event: &str) {
-        self.metrics.plugin_events.add(
-            &[("plugin", NAME), ("instance", &self.id), ("event", event)],
-            1,
-        );
+        self.events.add(event);
     }
 
     fn issuers(&self) -> &Issuers {
@@ -592,12 +603,8 @@ impl OpenIdConnect {
             return fetch.await;
         }
         let key = self.key("introspection", &[token]);
-        let ran = AtomicBool::new(false);
-        let out = self
-            .caches
-            .oidc_introspection
-            .try_get_with(key, async {
-                ran.store(true, Ordering::Relaxed);
+        let (out, missed) =
+            crate::cache::get_or_fetch(&self.caches.oidc_introspection, key, async {
                 let claims = fetch.await?;
                 let ttl = self.ttl_for(&claims);
                 Ok::<_, Denial>(Cached {
@@ -606,11 +613,7 @@ impl OpenIdConnect {
                 })
             })
             .await;
-        self.event(if ran.load(Ordering::Relaxed) {
-            "miss"
-        } else {
-            "hit"
-        });
+        self.event(if missed { "miss" } else { "hit" });
         out.map(|c| (*c.claims).clone()).map_err(|e| (*e).clone())
     }
 
@@ -694,23 +697,21 @@ impl OpenIdConnect {
         }
         let client = self.gateway_client(ex).map(|c| c.id).unwrap_or_default();
         let key = self.key("token", &[grant, user, pass, &client, &scope]);
-        let out = self
-            .caches
-            .oidc_tokens
-            .try_get_with(key, async {
-                let body = fetch.await?;
-                let ttl = Duration::from_secs(
-                    body.get("expires_in")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0)
-                        .min(self.config.cache_ttl),
-                );
-                Ok::<_, Denial>(Cached {
-                    claims: Arc::new(body),
-                    ttl,
-                })
+        let (out, missed) = crate::cache::get_or_fetch(&self.caches.oidc_tokens, key, async {
+            let body = fetch.await?;
+            let ttl = Duration::from_secs(
+                body.get("expires_in")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(self.config.cache_ttl),
+            );
+            Ok::<_, Denial>(Cached {
+                claims: Arc::new(body),
+                ttl,
             })
-            .await;
+        })
+        .await;
+        self.event(if missed { "token_miss" } else { "token_hit" });
         out.map(|c| (*c.claims).clone()).map_err(|e| (*e).clone())
     }
 
