@@ -182,9 +182,20 @@ async fn key_rotation_triggers_one_rate_limited_rediscovery() {
         jwks_before + 1,
         "rediscovery is rate-limited"
     );
-    let issuers: Value = client().get(format!("{}/status/issuers", e.dp.status_url)).send().await.unwrap().json().await.unwrap();
+    let issuers: Value = client()
+        .get(format!("{}/status/issuers", e.dp.status_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(issuers["data"][0]["issuer"], e.idp.issuer);
-    assert_eq!(issuers["data"][0]["keys"], json!(["key-2", "key-1"]), "the node's read-only issuer view");
+    assert_eq!(
+        issuers["data"][0]["keys"],
+        json!(["key-2", "key-1"]),
+        "the node's read-only issuer view"
+    );
     // Old keys still work.
     assert_eq!(get(&e.dp, |r| r.bearer_auth(&t1)).await.0, 200);
     // Purging the discovery cache from the control plane lets the node fetch the new keys.
