@@ -16,5 +16,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release -p control-plane -p data-plane -p portcullis-bench
-cargo bench -p data-plane --bench router -- --warm-up-time 1 --measurement-time 3
+# The release profile reuses the artifacts built above instead of compiling everything again for `bench`.
+cargo bench --profile release -p data-plane --bench router -- --warm-up-time 1 --measurement-time 3
 target/release/portcullis-bench run --seconds "${SECONDS_PER_RUN:-20}" --runs "${RUNS:-3}" --out BENCHMARKS.md
