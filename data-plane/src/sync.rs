@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::unix_now;
 use anyhow::{anyhow, Context, Result};
 use proto::cluster_client::ClusterClient;
 use proto::{control_message, node_message, NodeMessage};
@@ -43,13 +44,6 @@ impl Default for Backoff {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs the sync loop until `shutdown` turns true.

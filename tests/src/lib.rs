@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -281,11 +281,6 @@ impl ControlPlane {
                 .expect("control plane run");
         }
     }
-
-    /// Keeps the data dir after drop (to restart on it).
-    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._dir.take()
-    }
 }
 
 impl Drop for ControlPlane {
@@ -463,11 +458,6 @@ impl DataPlane {
                 .expect("data plane run");
         }
     }
-
-    /// Keeps the data dir after the node is dropped.
-    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._dir.take()
-    }
 }
 
 impl Drop for DataPlane {
@@ -508,9 +498,4 @@ pub async fn closed_port() -> u16 {
     let p = l.local_addr().unwrap().port();
     drop(l);
     p
-}
-
-/// Errors to anyhow with context.
-pub fn err(msg: &str) -> anyhow::Error {
-    anyhow!("{msg}")
 }

@@ -315,6 +315,19 @@ pub fn find_consumer(state: &ConfigState, key: &str) -> Option<Consumer> {
     state.consumers.get(&id).cloned()
 }
 
+/// The Consumer a plugin's `anonymous` setting names, which must exist in the snapshot.
+pub fn anonymous_consumer(
+    state: &ConfigState,
+    anonymous: &Option<String>,
+) -> Result<Option<Consumer>, String> {
+    match anonymous {
+        Some(a) => find_consumer(state, a)
+            .map(Some)
+            .ok_or_else(|| format!("anonymous consumer '{a}' does not exist")),
+        None => Ok(None),
+    }
+}
+
 /// Hex SHA-256 prefix of a token, safe to log for correlation.
 pub fn token_fingerprint(token: &str) -> String {
     use sha2::Digest;

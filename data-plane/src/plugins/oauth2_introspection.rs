@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::unix_now;
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -14,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
 use super::{
-    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Events,
+    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx, Events,
     Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
@@ -38,13 +39,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
     let config = Config::parse(&p.config, ctx.state.as_ref())
         .map_err(|e| format!("invalid config: {}", e.summary()))?;
     let client = ctx.clients.get(config.timeout, config.keepalive, true)?;
-    let anonymous = match &config.anonymous {
-        Some(a) => Some(
-            find_consumer(&ctx.state, a)
-                .ok_or_else(|| format!("anonymous consumer '{a}' does not exist"))?,
-        ),
-        None => None,
-    };
+    let anonymous = anonymous_consumer(&ctx.state, &config.anonymous)?;
     let namespace: [u8; 32] = Sha256::new()
         .chain_update(p.id.as_bytes())
         .chain_update(config.introspection_url.as_bytes())
@@ -75,13 +70,6 @@ enum Failure {
     Inactive,
     /// The identity provider could not give an answer; the class names why (never the token).
     Idp(String),
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Positive cache lifetime: `ttl` seconds but never past `exp`; `ttl = 0` means "until `exp`".

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::unix_now;
 use base64::Engine;
 use http::{Method, Response, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
@@ -16,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::credentials::{self, Source};
 use super::oidc_issuer::{IssuerDoc, Issuers};
 use super::{
-    claim_header_value, find_consumer, json_response, token_fingerprint, BuildCtx, Events,
+    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx, Events,
     Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
@@ -40,13 +41,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
     let config = Config::parse(&p.config, ctx.state.as_ref())
         .map_err(|e| format!("invalid config: {}", e.summary()))?;
     let client = ctx.clients.get(config.timeout, 60_000, config.ssl_verify)?;
-    let anonymous = match &config.anonymous {
-        Some(a) => Some(
-            find_consumer(&ctx.state, a)
-                .ok_or_else(|| format!("anonymous consumer '{a}' does not exist"))?,
-        ),
-        None => None,
-    };
+    let anonymous = anonymous_consumer(&ctx.state, &config.anonymous)?;
     for jwk in &config.client_jwk {
         signing_key(jwk)?;
     }
@@ -112,13 +107,6 @@ struct Authenticated {
     access_token: String,
     claims: Value,
     introspection: Option<Value>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A signing key for `private_key_jwt` from a private JWK (EC P-256 or RSA).
