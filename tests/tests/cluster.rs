@@ -404,11 +404,14 @@ async fn certificates_are_renewed_in_band_without_restart() {
     })
     .await;
     assert!(renewed > first);
-    let on_disk = std::fs::read_to_string(dp.data_dir.join("identity/node.pem")).unwrap();
-    assert!(
-        data_plane::identity::pem_not_after(&on_disk).unwrap() > first,
-        "the renewed certificate is stored"
-    );
+    // The control plane records the expiry when it issues the certificate; the node stores it
+    // once the answer arrives, so the file is checked until it catches up.
+    let node_pem = dp.data_dir.join("identity/node.pem");
+    eventually(PATIENCE, "the renewed certificate is stored", || async {
+        let on_disk = std::fs::read_to_string(&node_pem).ok()?;
+        (data_plane::identity::pem_not_after(&on_disk).ok()? > first).then_some(())
+    })
+    .await;
     // Writes keep flowing on the same node.
     cp.post("/consumers", json!({"username": "after-renewal"}))
         .await;
