@@ -3,6 +3,7 @@
 //!
 //! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
 
+pub mod background;
 pub mod cache;
 pub mod identity;
 pub mod lkg;
@@ -194,6 +195,8 @@ pub struct Node {
     pub identity: Mutex<Option<Identity>>,
     pub cp_status: Mutex<CpStatus>,
     pub started: Instant,
+    /// Where snapshots are built and stored and replaced configs are freed (see [`background`]).
+    pub background: background::Background,
 }
 
 impl Node {
@@ -222,7 +225,9 @@ impl Node {
             }
         };
         let routes = rt.routes.len();
-        self.runtime.store(Some(Arc::new(rt)));
+        if let Some(old) = self.runtime.swap(Some(Arc::new(rt))) {
+            self.background.retire(old);
+        }
         self.metrics.config_applied.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .config_version
@@ -364,6 +369,8 @@ pub async fn run(
             ..Default::default()
         }),
         started: Instant::now(),
+        background: background::Background::start()
+            .context("cannot start the configuration thread")?,
     });
 
     // Serve the last-known-good config at once.

@@ -161,9 +161,11 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
 async fn apply(node: &Arc<Node>, s: proto::Snapshot) -> node_message::Kind {
     let (version, hash) = (s.version, s.hash.clone());
     let n = node.clone();
-    let result = tokio::task::spawn_blocking(move || n.apply(s.version, &s.hash, &s.payload, true))
+    let result = node
+        .background
+        .run(move || n.apply(s.version, &s.hash, &s.payload, true))
         .await
-        .unwrap_or_else(|e| Err(format!("apply task failed: {e}")));
+        .unwrap_or_else(Err);
     match result {
         Ok(()) => node_message::Kind::Ack(proto::Ack { version, hash }),
         Err(reason) => {
