@@ -1,6 +1,7 @@
 //! A development OAuth 2.0 / OpenID Connect identity provider: password and client-credentials grants,
-//! RFC 7662 introspection, revocation, discovery and a rotatable JWKS. It verifies every client
-//! authentication method it receives (basic, post, client_secret_jwt, private_key_jwt, none).
+//! RFC 7662 introspection (plain JSON or RFC 9701 signed JWT), revocation, discovery and a rotatable
+//! JWKS. It verifies every client authentication method it receives (basic, post, client_secret_jwt,
+//! private_key_jwt, none).
 //!
 //! For demos and tests only: users, clients and keys live in memory and are made up at start.
 
@@ -68,6 +69,8 @@ struct Inner {
     revoked: Mutex<HashSet<String>>,
     jwt_access_tokens: Mutex<bool>,
     down: Mutex<bool>,
+    /// Sign RFC 9701 introspection responses with a key the JWKS does not hold (for tests).
+    forge_introspection: Mutex<bool>,
     stats: Stats,
 }
 
@@ -132,6 +135,7 @@ impl DemoIdp {
             revoked: Mutex::default(),
             jwt_access_tokens: Mutex::new(true),
             down: Mutex::new(false),
+            forge_introspection: Mutex::new(false),
             stats: Stats::default(),
         });
         let app = Router::new()
@@ -164,6 +168,12 @@ impl DemoIdp {
     /// Makes every endpoint answer 503 (`true`) or work again.
     pub fn set_down(&self, down: bool) {
         *self.inner.down.lock().unwrap() = down;
+    }
+
+    /// Signs RFC 9701 introspection responses with a key outside the JWKS (`true`), as a compromised or
+    /// spoofed provider would, or with the published key again.
+    pub fn set_forge_introspection_responses(&self, forge: bool) {
+        *self.inner.forge_introspection.lock().unwrap() = forge;
     }
 
     /// Registers or replaces a client.
@@ -480,18 +490,45 @@ async fn introspect(
         .introspection_calls
         .fetch_add(1, Ordering::SeqCst);
     let endpoint = format!("{}/introspect", inner.issuer);
-    if let Err(r) = client_auth(&inner, &headers, &form, &endpoint) {
-        return r;
-    }
+    let client_id = match client_auth(&inner, &headers, &form, &endpoint) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
     let token = form.get("token").cloned().unwrap_or_default();
-    match active_claims(&inner, &token) {
+    let result = match active_claims(&inner, &token) {
         Some(mut claims) => {
             claims["active"] = json!(true);
             claims["token_type"] = json!("Bearer");
-            Json(claims).into_response()
+            claims
         }
-        None => Json(json!({"active": false})).into_response(),
+        None => json!({"active": false}),
+    };
+    let wants_jwt = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/token-introspection+jwt"));
+    if !wants_jwt {
+        return Json(result).into_response();
     }
+    // RFC 9701: the result wrapped in a JWT signed by the issuer and addressed to the calling client.
+    let claims = json!({"iss": inner.issuer, "aud": client_id, "iat": unix_now(), "token_introspection": result});
+    let keys = inner.keys.lock().unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(keys[0].kid.clone());
+    header.typ = Some("token-introspection+jwt".into());
+    let forged;
+    let key = if *inner.forge_introspection.lock().unwrap() {
+        forged = new_key(&keys[0].kid);
+        &forged.encoding
+    } else {
+        &keys[0].encoding
+    };
+    let jwt = jsonwebtoken::encode(&header, &claims, key).expect("sign");
+    (
+        [("content-type", "application/token-introspection+jwt")],
+        jwt,
+    )
+        .into_response()
 }
 
 async fn revoke(

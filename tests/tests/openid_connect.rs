@@ -326,6 +326,40 @@ async fn client_credentials_and_introspection_of_opaque_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_jwt_introspection_responses_are_verified() {
+    // RFC 9701: the issuer signs the introspection result; the gateway checks it before trusting it.
+    let e = env_with(json!({
+        "auth_methods": ["introspection"],
+        "introspection_accept": "application/token-introspection+jwt",
+        "upstream_introspection_header": "x-introspection",
+        "cache_introspection": false,
+    }))
+    .await;
+    e.idp.set_jwt_access_tokens(false);
+    let opaque = e.idp.issue("alex", "kong", "read", json!({}));
+    let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&opaque)).await;
+    assert_eq!(s, 200, "{body}");
+    let intro = body["headers"]["x-introspection"].as_str().unwrap();
+    let decoded: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(intro)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(decoded["sub"], "alex");
+    assert_eq!(decoded["active"], true);
+    // A signed `active: false` is an answer about the token: 401.
+    let (s, _, body) = get(&e.dp, |r| r.bearer_auth("never-issued")).await;
+    assert_eq!(s, 401, "{body}");
+    // A response signed with a key outside the issuer's JWKS is not trusted: 503, never 200.
+    e.idp.set_forge_introspection_responses(true);
+    let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&opaque)).await;
+    assert_eq!(s, 503, "{body}");
+    e.idp.set_forge_introspection_responses(false);
+    assert_eq!(get(&e.dp, |r| r.bearer_auth(&opaque)).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scopes_audience_issuers_and_consumers() {
     let e = env_with(json!({
         "auth_methods": ["bearer"],

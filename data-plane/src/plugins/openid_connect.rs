@@ -410,6 +410,55 @@ impl OpenIdConnect {
             .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))
     }
 
+    /// Verifies an RFC 9701 introspection response: typed `token-introspection+jwt`, signed with a key of
+    /// the issuer's JWKS, issued by the issuer, addressed to this gateway's client when it names an
+    /// audience; returns the `token_introspection` member. A response that fails any of these is treated
+    /// as an identity-provider failure, never as an answer about the token.
+    fn verify_introspection_jwt(
+        &self,
+        jwt: &str,
+        doc: &IssuerDoc,
+        client_id: &str,
+    ) -> Result<Value, Denial> {
+        let rejected =
+            |why: String| Denial::Unavailable(format!("introspection JWT rejected: {why}"));
+        let header = jsonwebtoken::decode_header(jwt)
+            .map_err(|_| Denial::Unavailable("introspection JWT malformed".into()))?;
+        let typ = header.typ.as_deref().unwrap_or_default();
+        if !typ.eq_ignore_ascii_case("token-introspection+jwt")
+            && !typ.eq_ignore_ascii_case("application/token-introspection+jwt")
+        {
+            return Err(rejected(format!(
+                "typ {typ:?} is not token-introspection+jwt"
+            )));
+        }
+        let (_, _, key) = doc.key(header.kid.as_deref()).ok_or_else(|| {
+            Denial::Unavailable("introspection JWT signed with an unknown key".into())
+        })?;
+        let mut v = Validation::new(header.alg);
+        v.leeway = self.config.leeway;
+        v.validate_aud = false;
+        v.validate_exp = false;
+        v.set_required_spec_claims(&["iss"]);
+        v.set_issuer(&[doc.issuer().unwrap_or_else(|| self.config.issuer.clone())]);
+        let claims = jsonwebtoken::decode::<Value>(jwt, key, &v)
+            .map_err(|e| rejected(e.to_string()))?
+            .claims;
+        let addressed_to_us = match claims.get("aud") {
+            None => true,
+            Some(Value::String(a)) => a == client_id,
+            Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client_id)),
+            Some(_) => false,
+        };
+        if !addressed_to_us {
+            return Err(rejected("aud does not name this gateway's client".into()));
+        }
+        match claims.get("token_introspection") {
+            Some(Value::Object(result)) => Ok(Value::Object(result.clone())),
+            _ => Err(rejected("no token_introspection object".into())),
+        }
+    }
+
     /// [`Self::verify_jwt`] through a cache of verified tokens (keyed by the token's hash), so a token is
     /// verified once and then served from memory until its `exp` or `cache_ttl`, whichever comes first.
     async fn verify_jwt_cached(&self, token: &str, doc: &Arc<IssuerDoc>) -> Result<Value, Denial> {
@@ -555,23 +604,8 @@ impl OpenIdConnect {
                 .await
                 .map_err(|_| Denial::Unavailable("introspection body unreadable".into()))?;
             let result: Value = if is_jwt {
-                // RFC 9701: a JWT signed by the issuer wrapping the result in `token_introspection`.
-                let header = jsonwebtoken::decode_header(&text)
-                    .map_err(|_| Denial::Unavailable("introspection JWT malformed".into()))?;
-                let (_, _, key) = doc.key(header.kid.as_deref()).ok_or_else(|| {
-                    Denial::Unavailable("introspection JWT signed with an unknown key".into())
-                })?;
-                let mut v = Validation::new(header.alg);
-                v.validate_aud = false;
-                v.required_spec_claims.clear();
-                v.validate_exp = false;
-                let claims = jsonwebtoken::decode::<Value>(&text, key, &v)
-                    .map_err(|e| Denial::Unavailable(format!("introspection JWT rejected: {e}")))?
-                    .claims;
-                claims
-                    .get("token_introspection")
-                    .cloned()
-                    .unwrap_or(Value::Null)
+                self.verify_introspection_jwt(&text, doc, &creds.id)
+                    .inspect_err(|_| self.event("idp_error"))?
             } else {
                 serde_json::from_str(&text).map_err(|_| {
                     self.event("idp_error");
