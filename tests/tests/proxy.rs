@@ -233,9 +233,9 @@ async fn kong_style_errors() {
             &[("service", "down"), ("kind", "connect")]
         ),
         3.0,
-        "1 try + 2 retries for a replayable request"
+        "1 try + 2 retries"
     );
-    // A streamed body cannot be replayed: no retry.
+    // A failed connection has sent nothing, so a streamed body is retried the same way.
     let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<_, std::io::Error>(
         bytes::Bytes::from_static(b"chunk"),
     )]));
@@ -253,7 +253,7 @@ async fn kong_style_errors() {
             "portcullis_upstream_errors_total",
             &[("service", "down"), ("kind", "connect")]
         ),
-        4.0
+        6.0
     );
     let (s, _, body) = e.get("/slow/delay/2000", &[]).await;
     assert_eq!(
