@@ -428,11 +428,10 @@ pub async fn run(
                     Some(paired.node_id.clone());
                 *node.identity.lock().expect("identity lock") = Some(paired);
             }
-            Some(tokio::spawn(sync::run(
-                node.clone(),
-                cp.clone(),
-                stop_rx.clone(),
-            )))
+            Some(
+                sync::spawn(node.clone(), cp.clone(), stop_rx.clone())
+                    .context("cannot start the sync thread")?,
+            )
         }
         None => {
             warn!("no --control-plane given: serving the last-known-good config only");
@@ -443,7 +442,15 @@ pub async fn run(
     let _ = proxy_task.await;
     let _ = status_task.await;
     if let Some(t) = sync_task {
-        t.abort();
+        // The sync loop sees the same shutdown signal and returns within one select.
+        let joined = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || t.join()),
+        )
+        .await;
+        if joined.is_err() {
+            warn!("the sync thread did not stop within 5 s");
+        }
     }
     info!("data plane stopped");
     Ok(())

@@ -46,6 +46,25 @@ impl Default for Backoff {
     }
 }
 
+/// Runs the sync loop on a thread of its own (a single-threaded runtime at the configuration thread's low
+/// priority), so receiving, decrypting and reassembling a multi-megabyte snapshot never runs on the
+/// proxy's threads. Ends when `shutdown` turns true.
+pub fn spawn(
+    node: Arc<Node>,
+    cp: String,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("portcullis-sync".into())
+        .spawn(move || {
+            crate::background::lower_priority();
+            rt.block_on(run(node, cp, shutdown));
+        })
+}
+
 /// Runs the sync loop until `shutdown` turns true.
 pub async fn run(node: Arc<Node>, cp: String, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new();
