@@ -191,6 +191,55 @@ async fn strip_path_preserve_host_and_forwarded_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_upstream_received_is_never_sent_again() {
+    use tokio::io::AsyncReadExt;
+    let e = env().await;
+    // An upstream that reads each request and hangs up without answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicU64::new(0));
+    let seen = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            if tcp.read(&mut buf).await.unwrap_or(0) > 0 {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    e.cp.post(
+        "/services",
+        json!({"name": "hangup", "url": format!("http://127.0.0.1:{port}"), "retries": 3}),
+    )
+    .await;
+    e.cp.post("/services/hangup/routes", json!({"paths": ["/hangup"]}))
+        .await;
+    e.sync().await;
+    let (s, _, body) = e.get("/hangup", &[]).await;
+    assert_eq!(
+        (s, body),
+        (
+            502,
+            json!({"message": "An invalid response was received from the upstream server"})
+        )
+    );
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        1,
+        "retries apply to failed connections only, never to a request the upstream has seen"
+    );
+    let m = e.dp.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "portcullis_upstream_errors_total",
+            &[("service", "hangup"), ("kind", "protocol")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kong_style_errors() {
     let e = env().await;
     let closed = tests::closed_port().await;
