@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, in-process end-to-end tests, process-level tests with
 # the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
-# into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv.
+# into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl
+# when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The quickstart test runs the README's printed curl commands in a shell.
+if ! command -v curl >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing curl"
+  (apt-get update -qq && apt-get install -y -qq curl) >/dev/null
+fi
 
 echo "== formatting"
 cargo fmt --all -- --check

@@ -67,6 +67,17 @@ async fn get(
     (s, h, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The `x-introspection` header the echo upstream received, decoded (base64 JSON).
+fn introspection_header(echo: &Value) -> Value {
+    let encoded = echo["headers"]["x-introspection"].as_str().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -293,13 +304,7 @@ async fn client_credentials_and_introspection_of_opaque_tokens() {
         .as_str()
         .unwrap()
         .starts_with("Bearer "));
-    let intro = body["headers"]["x-introspection"].as_str().unwrap();
-    let decoded: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(intro)
-            .unwrap(),
-    )
-    .unwrap();
+    let decoded = introspection_header(&body);
     assert_eq!(decoded["client_id"], "app");
     assert_eq!(decoded["active"], true);
     assert_eq!(
@@ -339,13 +344,7 @@ async fn signed_jwt_introspection_responses_are_verified() {
     let opaque = e.idp.issue("alex", "kong", "read", json!({}));
     let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&opaque)).await;
     assert_eq!(s, 200, "{body}");
-    let intro = body["headers"]["x-introspection"].as_str().unwrap();
-    let decoded: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(intro)
-            .unwrap(),
-    )
-    .unwrap();
+    let decoded = introspection_header(&body);
     assert_eq!(decoded["sub"], "alex");
     assert_eq!(decoded["active"], true);
     // A signed `active: false` is an answer about the token: 401.

@@ -99,3 +99,117 @@ async fn quickstart_steps_work_and_a_second_run_resumes() {
     run_steps(&running).await;
     running.stop().await.unwrap();
 }
+
+/// The steps of a banner: (title, shell command), in order.
+fn banner_steps(banner: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = banner.lines().collect();
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let title = w[0].strip_prefix("# ")?.split_once(". ")?.1;
+            Some((title.to_string(), w[1].to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_binary_prints_commands_that_work_in_a_shell() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    // The README's first command is `cargo run -p demo`: the same binary, on ephemeral ports.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(tests::process::bin("demo"))
+        .args(["--fresh", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--admin-port",
+            "0",
+            "--cluster-port",
+            "0",
+            "--idp-port",
+            "0",
+        ])
+        .args([
+            "--upstream-port",
+            "0",
+            "--proxy-ports",
+            "0,0",
+            "--status-ports",
+            "0,0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tests::within(tests::PATIENCE, "the demo's banner", async {
+        let mut banner = String::new();
+        while let Some(line) = out.next_line().await.unwrap() {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Ctrl-C stops everything") {
+                break;
+            }
+        }
+        banner
+    })
+    .await;
+    let steps = banner_steps(&banner);
+    assert!(steps.len() >= 6, "{banner}");
+    // Run the printed commands verbatim in one shell (the first one sets $TOKEN for the others), each
+    // followed by the status curl saw; the title says when 401 is the expected answer.
+    let mut script = String::from("set -u\n");
+    for (i, (_, cmd)) in steps.iter().enumerate() {
+        if cmd.starts_with("TOKEN=$(") {
+            script.push_str(&format!("{cmd}\necho \"STEP{i} token ${{#TOKEN}}\"\n"));
+        } else {
+            script.push_str(&format!(
+                "{cmd} -o /dev/null -w \"STEP{i} status %{{http_code}}\\n\"\n"
+            ));
+        }
+    }
+    let run = tests::within(
+        tests::PATIENCE,
+        "the printed commands",
+        tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{script}\n{printed}");
+    for (i, (title, cmd)) in steps.iter().enumerate() {
+        let line = printed
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("STEP{i} ")))
+            .unwrap_or_else(|| panic!("step {i} printed nothing: {printed}"));
+        if cmd.starts_with("TOKEN=$(") {
+            let len: usize = line.trim_start_matches("token ").parse().unwrap();
+            assert!(len > 20, "step {i} ({title}) got no token: {printed}");
+        } else {
+            let expected = if title.ends_with(": 401") {
+                "401"
+            } else {
+                "200"
+            };
+            assert_eq!(
+                line,
+                format!("status {expected}"),
+                "step {i} ({title}): {cmd}"
+            );
+        }
+    }
+    // Ctrl-C stops everything cleanly.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tests::within(tests::PATIENCE, "the demo to stop", child.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
