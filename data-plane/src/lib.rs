@@ -273,6 +273,7 @@ impl Node {
             hash.to_string(),
             Arc::new(state),
             |state| BuildCtx {
+                consumers: Arc::new(plugins::ConsumerIndex::build(&state)),
                 state,
                 caches: self.caches.clone(),
                 metrics: self.metrics.clone(),

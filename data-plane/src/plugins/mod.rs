@@ -284,6 +284,8 @@ impl IdpClients {
 /// Node-wide resources plugin instances are built with.
 pub struct BuildCtx {
     pub state: Arc<ConfigState>,
+    /// The snapshot's Consumers indexed for lookups on the request path.
+    pub consumers: Arc<ConsumerIndex>,
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,
@@ -306,6 +308,42 @@ pub fn registry() -> &'static [(&'static str, &'static str, Factory)] {
             oauth2_introspection::build,
         ),
     ]
+}
+
+/// A snapshot's Consumers by username, `custom_id` and id, built once per snapshot so mapping a token to
+/// its Consumer costs one hash lookup however many Consumers there are.
+#[derive(Debug, Default)]
+pub struct ConsumerIndex {
+    by_username: HashMap<String, Consumer>,
+    by_custom_id: HashMap<String, Consumer>,
+    by_id: HashMap<String, Consumer>,
+}
+
+impl ConsumerIndex {
+    /// Indexes every Consumer of `state`.
+    pub fn build(state: &ConfigState) -> ConsumerIndex {
+        let mut index = ConsumerIndex::default();
+        for c in state.consumers.values() {
+            if let Some(u) = &c.username {
+                index.by_username.insert(u.clone(), c.clone());
+            }
+            if let Some(cid) = &c.custom_id {
+                index.by_custom_id.insert(cid.clone(), c.clone());
+            }
+            index.by_id.insert(c.id.to_string(), c.clone());
+        }
+        index
+    }
+
+    /// The Consumer whose `field` (`username`, `custom_id` or `id`) equals `value`.
+    pub fn find(&self, field: &str, value: &str) -> Option<&Consumer> {
+        match field {
+            "username" => self.by_username.get(value),
+            "custom_id" => self.by_custom_id.get(value),
+            "id" => self.by_id.get(value),
+            _ => None,
+        }
+    }
 }
 
 /// Finds a Consumer by id or username.

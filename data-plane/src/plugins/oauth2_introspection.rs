@@ -10,13 +10,13 @@ use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::plugins::oauth2_introspection::{Config, NAME};
-use shared::{ConfigState, Consumer};
+use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
 use super::{
-    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx, Events,
-    Exchange, Plugin, ProxyBody,
+    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
+    ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
 use crate::metrics::Metrics;
@@ -26,7 +26,7 @@ pub struct Introspection {
     id: String,
     config: Config,
     client: reqwest::Client,
-    state: Arc<ConfigState>,
+    consumers: Arc<ConsumerIndex>,
     anonymous: Option<Consumer>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
@@ -49,7 +49,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         id: p.id.to_string(),
         config,
         client,
-        state: ctx.state.clone(),
+        consumers: ctx.consumers.clone(),
         anonymous,
         caches: ctx.caches.clone(),
         metrics: ctx.metrics.clone(),
@@ -259,22 +259,13 @@ impl Introspection {
     }
 
     fn map_consumer(&self, claims: &Value) -> Option<Consumer> {
-        let (claim, by_username) = match self.config.consumer_by.as_str() {
-            "client_id" => ("client_id", false),
-            _ => ("username", true),
+        // Kong: `username` maps the claim to a Consumer's username, `client_id` to its custom_id.
+        let (claim, field) = match self.config.consumer_by.as_str() {
+            "client_id" => ("client_id", "custom_id"),
+            _ => ("username", "username"),
         };
         let value = claims.get(claim)?.as_str()?;
-        self.state
-            .consumers
-            .values()
-            .find(|c| {
-                if by_username {
-                    c.username.as_deref() == Some(value)
-                } else {
-                    c.custom_id.as_deref() == Some(value)
-                }
-            })
-            .cloned()
+        self.consumers.find(field, value).cloned()
     }
 }
 

@@ -11,14 +11,14 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::plugins::openid_connect::{Config, NAME};
-use shared::{ConfigState, Consumer};
+use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
 use super::oidc_issuer::{IssuerDoc, Issuers};
 use super::{
-    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx, Events,
-    Exchange, Plugin, ProxyBody,
+    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
+    ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
 };
 use crate::cache::{Cached, Caches, TokenKey};
 use crate::metrics::Metrics;
@@ -28,7 +28,7 @@ pub struct OpenIdConnect {
     id: String,
     config: Config,
     client: reqwest::Client,
-    state: Arc<ConfigState>,
+    consumers: Arc<ConsumerIndex>,
     anonymous: Option<Consumer>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
@@ -53,7 +53,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         id: p.id.to_string(),
         config,
         client,
-        state: ctx.state.clone(),
+        consumers: ctx.consumers.clone(),
         anonymous,
         caches: ctx.caches.clone(),
         metrics: ctx.metrics.clone(),
@@ -942,17 +942,10 @@ impl OpenIdConnect {
             .into_iter()
             .next();
         let found = value.as_deref().and_then(|v| {
-            self.config.consumer_by.iter().find_map(|by| {
-                self.state
-                    .consumers
-                    .values()
-                    .find(|c| match by.as_str() {
-                        "username" => c.username.as_deref() == Some(v),
-                        "custom_id" => c.custom_id.as_deref() == Some(v),
-                        _ => c.id.to_string() == v,
-                    })
-                    .cloned()
-            })
+            self.config
+                .consumer_by
+                .iter()
+                .find_map(|by| self.consumers.find(by, v).cloned())
         });
         match found {
             Some(c) => Ok(Some(c)),
