@@ -389,3 +389,41 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
         Value::Object(_) => Some(v.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumers_are_found_by_username_custom_id_and_id() {
+        let mut state = ConfigState::default();
+        for i in 0..1000u128 {
+            let c = Consumer {
+                id: uuid::Uuid::from_u128(i + 1),
+                username: Some(format!("user-{i}")),
+                custom_id: (i % 2 == 0).then(|| format!("client-{i}")),
+                tags: vec![],
+                created_at: 0,
+                updated_at: 0,
+            };
+            state.consumers.insert(c.id, c);
+        }
+        let index = ConsumerIndex::build(&state);
+        assert_eq!(
+            index.find("username", "user-999").map(|c| c.id),
+            Some(uuid::Uuid::from_u128(1000))
+        );
+        assert_eq!(
+            index.find("custom_id", "client-10").map(|c| c.id),
+            Some(uuid::Uuid::from_u128(11))
+        );
+        assert!(index.find("custom_id", "client-11").is_none());
+        let id = uuid::Uuid::from_u128(7).to_string();
+        assert_eq!(
+            index.find("id", &id).and_then(|c| c.username.clone()),
+            Some("user-6".to_string())
+        );
+        assert!(index.find("username", "nobody").is_none());
+        assert!(index.find("email", "user-1").is_none());
+    }
+}
