@@ -103,10 +103,11 @@ struct ClientCreds {
 }
 
 /// The outcome of authentication: the token forwarded upstream and the claims it carries.
+/// Claims and introspection results are shared with the caches, never copied per request.
 struct Authenticated {
     access_token: String,
-    claims: Value,
-    introspection: Option<Value>,
+    claims: Arc<Value>,
+    introspection: Option<Arc<Value>>,
 }
 
 /// A signing key for `private_key_jwt` from a private JWK (EC P-256 or RSA).
@@ -461,13 +462,17 @@ impl OpenIdConnect {
 
     /// [`Self::verify_jwt`] through a cache of verified tokens (keyed by the token's hash), so a token is
     /// verified once and then served from memory until its `exp` or `cache_ttl`, whichever comes first.
-    async fn verify_jwt_cached(&self, token: &str, doc: &Arc<IssuerDoc>) -> Result<Value, Denial> {
+    async fn verify_jwt_cached(
+        &self,
+        token: &str,
+        doc: &Arc<IssuerDoc>,
+    ) -> Result<Arc<Value>, Denial> {
         let key = self.key("jwt", &[token]);
         if let Some(hit) = self.caches.oidc_jwt.get(&key).await {
             self.event("jwt_hit");
-            return Ok((*hit.claims).clone());
+            return Ok(hit.claims);
         }
-        let claims = self.verify_jwt(token, doc).await?;
+        let claims = Arc::new(self.verify_jwt(token, doc).await?);
         let remaining = claims
             .get("exp")
             .and_then(Value::as_i64)
@@ -476,7 +481,7 @@ impl OpenIdConnect {
         let ttl = remaining.min(self.config.cache_ttl as i64);
         if ttl > 0 {
             let cached = Cached {
-                claims: Arc::new(claims.clone()),
+                claims: claims.clone(),
                 ttl: Duration::from_secs(ttl as u64),
             };
             self.caches.oidc_jwt.insert(key, cached).await;
@@ -527,7 +532,7 @@ impl OpenIdConnect {
         token: &str,
         ex: &Exchange,
         doc: &Arc<IssuerDoc>,
-    ) -> Result<Value, Denial> {
+    ) -> Result<Arc<Value>, Denial> {
         let endpoint = self
             .config
             .introspection_endpoint
@@ -622,7 +627,7 @@ impl OpenIdConnect {
             Ok(result)
         };
         if !self.config.cache_introspection {
-            return fetch.await;
+            return fetch.await.map(Arc::new);
         }
         let key = self.key("introspection", &[token]);
         let (out, missed) =
@@ -636,7 +641,7 @@ impl OpenIdConnect {
             })
             .await;
         self.event(if missed { "miss" } else { "hit" });
-        out.map(|c| (*c.claims).clone()).map_err(|e| (*e).clone())
+        out.map(|c| c.claims).map_err(|e| (*e).clone())
     }
 
     /// Calls the token endpoint for a grant; results are cached under a hash of the credentials.
@@ -647,7 +652,7 @@ impl OpenIdConnect {
         grant: &str,
         user: &str,
         pass: &str,
-    ) -> Result<Value, Denial> {
+    ) -> Result<Arc<Value>, Denial> {
         let endpoint = doc
             .endpoint("token_endpoint")
             .ok_or_else(|| Denial::Unavailable("the issuer has no token endpoint".into()))?;
@@ -715,7 +720,7 @@ impl OpenIdConnect {
             Ok(body)
         };
         if !self.config.cache_tokens {
-            return fetch.await;
+            return fetch.await.map(Arc::new);
         }
         let client = self.gateway_client(ex).map(|c| c.id).unwrap_or_default();
         let key = self.key("token", &[grant, user, pass, &client, &scope]);
@@ -734,7 +739,8 @@ impl OpenIdConnect {
         })
         .await;
         self.event(if missed { "token_miss" } else { "token_hit" });
-        out.map(|c| (*c.claims).clone()).map_err(|e| (*e).clone())
+        // The cached answer is shared, never copied per request.
+        out.map(|c| c.claims).map_err(|e| (*e).clone())
     }
 
     /// Validates an access token: a JWT is verified (and introspected with `introspect_jwt_tokens`); an
@@ -745,7 +751,7 @@ impl OpenIdConnect {
         ex: &Exchange,
         doc: &Arc<IssuerDoc>,
         bearer_allowed: bool,
-    ) -> Result<(Value, Option<Value>), Denial> {
+    ) -> Result<(Arc<Value>, Option<Arc<Value>>), Denial> {
         let introspection = self
             .config
             .auth_methods
