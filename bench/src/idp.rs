@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use data_plane::unix_now;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
@@ -15,13 +16,6 @@ use tokio::net::TcpListener;
 struct State {
     calls: AtomicU64,
     down: AtomicBool,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 async fn handle(
@@ -57,7 +51,7 @@ async fn handle(
             if state.down.load(Ordering::SeqCst) {
                 return reply(500, "{\"error\":\"server_error\"}".into());
             }
-            reply(200, json!({"active": true, "scope": "read", "client_id": "bench", "username": "bench", "exp": now() + 3600}).to_string())
+            reply(200, json!({"active": true, "scope": "read", "client_id": "bench", "username": "bench", "exp": unix_now() + 3600}).to_string())
         }
     }
 }
@@ -72,7 +66,7 @@ pub async fn serve() -> anyhow::Result<()> {
     )
     .await;
     // Long-lived token so runs of any length stay valid.
-    let jwt = oidc.sign(&json!({"iss": oidc.issuer, "sub": "bench", "scope": "read", "exp": now() + 86_400, "iat": now()}));
+    let jwt = oidc.sign(&json!({"iss": oidc.issuer, "sub": "bench", "scope": "read", "exp": unix_now() + 86_400, "iat": unix_now()}));
     println!(
         "{}",
         json!({"port": port, "issuer": oidc.issuer, "jwt": jwt})

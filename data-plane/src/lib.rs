@@ -35,13 +35,7 @@ use metrics::Metrics;
 use plugins::{BuildCtx, IdpClients};
 use runtime::RuntimeConfig;
 
-/// Unix seconds now (0 if the clock is before 1970).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use shared::unix_now;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

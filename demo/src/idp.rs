@@ -17,6 +17,7 @@ use axum::{Form, Json, Router};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
+use shared::unix_now;
 use tokio::net::TcpListener;
 
 /// Lifetime of issued access tokens, in seconds.
@@ -113,13 +114,6 @@ impl Default for IdpSetup {
             ],
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl DemoIdp {

@@ -211,12 +211,7 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
         .post("/clustering/pairing-tokens", json!({"ttl": 1}))
         .await;
     let expires_at = short["expires_at"].as_i64().unwrap();
-    while std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        <= expires_at
-    {
+    while shared::unix_now() <= expires_at {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let e = data_plane::identity::pair(&addr, short["token"].as_str().unwrap(), "h")

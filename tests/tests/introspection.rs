@@ -71,11 +71,7 @@ async fn call(
 }
 
 fn future_exp(secs: i64) -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + secs
+    shared::unix_now() + secs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
 use demo::idp::{Client, DemoIdp, IdpSetup};
+use shared::unix_now;
 use tests::{client, eventually, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
 
 struct Env {
@@ -78,13 +79,6 @@ fn introspection_header(echo: &Value) -> Value {
     .unwrap()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kong_how_to_password_then_bearer() {
     // The how-to's config: introspection and password, token in the header, client_secret_post.
@@ -139,15 +133,15 @@ async fn jwt_bearer_checks_signature_time_and_issuer() {
     for (what, claims) in [
         (
             "expired",
-            json!({"iss": iss, "sub": "a", "exp": now() - 60}),
+            json!({"iss": iss, "sub": "a", "exp": unix_now() - 60}),
         ),
         (
             "not yet valid",
-            json!({"iss": iss, "sub": "a", "exp": now() + 600, "nbf": now() + 300}),
+            json!({"iss": iss, "sub": "a", "exp": unix_now() + 600, "nbf": unix_now() + 300}),
         ),
         (
             "wrong issuer",
-            json!({"iss": "https://evil.example", "sub": "a", "exp": now() + 600}),
+            json!({"iss": "https://evil.example", "sub": "a", "exp": unix_now() + 600}),
         ),
         ("no exp", json!({"iss": iss, "sub": "a"})),
     ] {
@@ -157,12 +151,12 @@ async fn jwt_bearer_checks_signature_time_and_issuer() {
     }
     // A token signed by a key the issuer never published.
     let other = idp().await;
-    let foreign = other.sign(&json!({"iss": iss, "sub": "a", "exp": now() + 600}));
+    let foreign = other.sign(&json!({"iss": iss, "sub": "a", "exp": unix_now() + 600}));
     assert_eq!(get(&e.dp, |r| r.bearer_auth(&foreign)).await.0, 401);
     // Tampered payload.
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!({"iss": iss, "sub": "root", "exp": now() + 600}).to_string());
+        .encode(json!({"iss": iss, "sub": "root", "exp": unix_now() + 600}).to_string());
     assert_eq!(get(&e.dp, |r| r.bearer_auth(parts.join("."))).await.0, 401);
 }
 
