@@ -70,6 +70,18 @@ pub fn client() -> reqwest::Client {
         .expect("client builds")
 }
 
+/// GETs `url` and returns its JSON body; any failure fails the test.
+pub async fn get_json(url: &str) -> Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: body is not JSON: {e}"))
+}
+
 /// A control plane running in-process.
 pub struct ControlPlane {
     pub admin_url: String,

@@ -187,14 +187,7 @@ async fn key_rotation_triggers_one_rate_limited_rediscovery() {
         jwks_before + 1,
         "rediscovery is rate-limited"
     );
-    let issuers: Value = client()
-        .get(format!("{}/status/issuers", e.dp.status_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let issuers = tests::get_json(&format!("{}/status/issuers", e.dp.status_url)).await;
     assert_eq!(issuers["data"][0]["issuer"], e.idp.issuer);
     assert_eq!(
         issuers["data"][0]["keys"],

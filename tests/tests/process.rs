@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tests::process::Proc;
-use tests::{client, eventually, EchoUpstream, PATIENCE};
+use tests::{client, eventually, get_json, EchoUpstream, PATIENCE};
 
 struct Cp {
     proc: Proc,
@@ -83,17 +83,6 @@ async fn post(admin: &str, path: &str, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
-async fn get(url: &str) -> Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn dp_version(status: &str) -> u64 {
     match client().get(format!("{status}/status")).send().await {
         Ok(r) => r
@@ -118,19 +107,19 @@ async fn acknowledged_writes_survive_kill_9() {
             json!({"username": format!("user-{i}")}),
         )
         .await;
-        let status = get(&format!("{}/status", cp.admin)).await;
+        let status = get_json(&format!("{}/status", cp.admin)).await;
         last_version = status["config_version"].as_u64().unwrap();
     }
     // The last write was acknowledged; kill at once.
     cp.proc.kill9();
     let cp2 = start_cp(dir.path(), "127.0.0.1:0", "cp2.log").await;
-    let consumers = get(&format!("{}/consumers?size=1000", cp2.admin)).await;
+    let consumers = get_json(&format!("{}/consumers?size=1000", cp2.admin)).await;
     assert_eq!(
         consumers["data"].as_array().unwrap().len(),
         50,
         "every acknowledged write is there"
     );
-    let version = get(&format!("{}/status", cp2.admin)).await["config_version"]
+    let version = get_json(&format!("{}/status", cp2.admin)).await["config_version"]
         .as_u64()
         .unwrap();
     assert!(
@@ -145,7 +134,7 @@ async fn acknowledged_writes_survive_kill_9() {
     )
     .await;
     assert_eq!(
-        get(&format!("{}/status", cp2.admin)).await["config_version"]
+        get_json(&format!("{}/status", cp2.admin)).await["config_version"]
             .as_u64()
             .unwrap(),
         version + 1
@@ -175,7 +164,7 @@ async fn nodes_survive_a_control_plane_outage_and_catch_up() {
         json!({"paths": ["/echo"]}),
     )
     .await;
-    let v1 = get(&format!("{}/status", cp.admin)).await["config_version"]
+    let v1 = get_json(&format!("{}/status", cp.admin)).await["config_version"]
         .as_u64()
         .unwrap();
     eventually(PATIENCE, "node applied v1", || async {
@@ -211,7 +200,7 @@ async fn nodes_survive_a_control_plane_outage_and_catch_up() {
     let at_kill = ok.load(Ordering::Relaxed);
     // The node notices the control plane is gone (stream error or heartbeat timeout)...
     eventually(PATIENCE, "node sees the control plane gone", || async {
-        let s = get(&format!("{status}/status")).await;
+        let s = get_json(&format!("{status}/status")).await;
         (s["control_plane"]["connected"] == false).then_some(())
     })
     .await;
@@ -244,7 +233,7 @@ async fn nodes_survive_a_control_plane_outage_and_catch_up() {
         json!({"paths": ["/echo2"]}),
     )
     .await;
-    let v2 = get(&format!("{}/status", cp2.admin)).await["config_version"]
+    let v2 = get_json(&format!("{}/status", cp2.admin)).await["config_version"]
         .as_u64()
         .unwrap();
     assert!(v2 > v1);
@@ -263,19 +252,19 @@ async fn nodes_survive_a_control_plane_outage_and_catch_up() {
     );
 
     // A frozen node (SIGSTOP: socket open, no heartbeats) is shown disconnected within the heartbeat timeout.
-    let node_id = get(&format!("{status2}/status")).await["node_id"]
+    let node_id = get_json(&format!("{status2}/status")).await["node_id"]
         .as_str()
         .unwrap()
         .to_string();
     eventually(PATIENCE, "node connected", || async {
-        let n = get(&format!("{}/clustering/data-planes/{node_id}", cp2.admin)).await;
+        let n = get_json(&format!("{}/clustering/data-planes/{node_id}", cp2.admin)).await;
         (n["status"] == "connected").then_some(())
     })
     .await;
     dp2.signal("STOP");
     let frozen_at = Instant::now();
     eventually(PATIENCE, "frozen node shown disconnected", || async {
-        let n = get(&format!("{}/clustering/data-planes/{node_id}", cp2.admin)).await;
+        let n = get_json(&format!("{}/clustering/data-planes/{node_id}", cp2.admin)).await;
         (n["status"] == "disconnected").then_some(())
     })
     .await;
@@ -304,7 +293,7 @@ async fn sigterm_drains_and_exits_zero() {
     )
     .await;
     post(&cp.admin, "/services/echo/routes", json!({"paths": ["/"]})).await;
-    let v = get(&format!("{}/status", cp.admin)).await["config_version"]
+    let v = get_json(&format!("{}/status", cp.admin)).await["config_version"]
         .as_u64()
         .unwrap();
     eventually(PATIENCE, "node applied", || async {

@@ -71,22 +71,8 @@ async fn quickstart_steps_work_and_a_second_run_resumes() {
     running.stop().await.unwrap();
     // Second run: the nodes come back from their stored identity (no pairing token is created).
     let running = start(&options(dir.path(), false)).await.unwrap();
-    let tokens: Value = tests::client()
-        .get(format!("{}/clustering/pairing-tokens", running.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nodes: Value = tests::client()
-        .get(format!("{}/clustering/data-planes", running.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = tests::get_json(&format!("{}/clustering/pairing-tokens", running.admin_url)).await;
+    let nodes = tests::get_json(&format!("{}/clustering/data-planes", running.admin_url)).await;
     assert_eq!(
         nodes["data"].as_array().unwrap().len(),
         2,
