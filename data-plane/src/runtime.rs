@@ -57,7 +57,7 @@ pub struct RuntimeConfig {
     pub state: Arc<ConfigState>,
     pub router: Router,
     pub routes: HashMap<Uuid, Arc<Route>>,
-    pub services: HashMap<Uuid, Arc<Service>>,
+    /// One per Service, by Service id.
     pub targets: HashMap<Uuid, Arc<Target>>,
     plugins: HashMap<ScopeKey, Arc<dyn Plugin>>,
     /// Plugin names present in this config, in execution order.
@@ -118,11 +118,6 @@ impl RuntimeConfig {
                 .routes
                 .values()
                 .map(|r| (r.id, Arc::new(r.clone())))
-                .collect(),
-            services: state
-                .services
-                .values()
-                .map(|s| (s.id, Arc::new(s.clone())))
                 .collect(),
             state,
             router,

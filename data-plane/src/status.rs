@@ -28,7 +28,7 @@ async fn handle(
                     "node_name": node.settings.node_name,
                     "version": shared::VERSION,
                     "uptime_seconds": node.started.elapsed().as_secs(),
-                    "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.services.len(), "plugins": r.active_plugins})),
+                    "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.targets.len(), "plugins": r.active_plugins})),
                     "control_plane": {"connected": cp.connected, "last_error": cp.last_error, "last_rejected": cp.last_rejected},
                     "connections": node.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
                     "lkg_error": cp.lkg_error,
