@@ -314,9 +314,9 @@ pub fn registry() -> &'static [(&'static str, &'static str, Factory)] {
 /// its Consumer costs one hash lookup however many Consumers there are.
 #[derive(Debug, Default)]
 pub struct ConsumerIndex {
-    by_username: HashMap<String, Consumer>,
-    by_custom_id: HashMap<String, Consumer>,
-    by_id: HashMap<String, Consumer>,
+    by_username: HashMap<String, Arc<Consumer>>,
+    by_custom_id: HashMap<String, Arc<Consumer>>,
+    by_id: HashMap<String, Arc<Consumer>>,
 }
 
 impl ConsumerIndex {
@@ -324,6 +324,8 @@ impl ConsumerIndex {
     pub fn build(state: &ConfigState) -> ConsumerIndex {
         let mut index = ConsumerIndex::default();
         for c in state.consumers.values() {
+            // One copy per Consumer, shared by the three maps.
+            let c = Arc::new(c.clone());
             if let Some(u) = &c.username {
                 index.by_username.insert(u.clone(), c.clone());
             }
@@ -337,12 +339,13 @@ impl ConsumerIndex {
 
     /// The Consumer whose `field` (`username`, `custom_id` or `id`) equals `value`.
     pub fn find(&self, field: &str, value: &str) -> Option<&Consumer> {
-        match field {
-            "username" => self.by_username.get(value),
-            "custom_id" => self.by_custom_id.get(value),
-            "id" => self.by_id.get(value),
-            _ => None,
-        }
+        let map = match field {
+            "username" => &self.by_username,
+            "custom_id" => &self.by_custom_id,
+            "id" => &self.by_id,
+            _ => return None,
+        };
+        map.get(value).map(|c| &**c)
     }
 }
 
