@@ -307,9 +307,7 @@ fn indexable_segment(p: &PathMatch) -> Option<&str> {
     let PathMatch::Prefix(prefix) = p else {
         return None;
     };
-    let rest = prefix.strip_prefix('/')?;
-    let (seg, _) = rest.split_once('/')?;
-    (!seg.is_empty()).then_some(seg)
+    first_segment(prefix).filter(|seg| !seg.is_empty())
 }
 
 /// The first segment of a request path, when another `/` follows it.
@@ -463,27 +461,6 @@ mod tests {
         assert_eq!(find(&r, "POST", "h", "/a", &[]), None);
         assert_eq!(find(&r, "GET", "h", "/b", &[]), None);
     }
-}
-
-#[cfg(test)]
-mod index_tests {
-    use super::*;
-    use serde_json::json;
-    use shared::{ConfigState, ParseCtx};
-
-    fn route(n: u128, v: serde_json::Value) -> Route {
-        let state = ConfigState::default();
-        Route::parse(
-            &v,
-            &ParseCtx {
-                id: Uuid::from_u128(n),
-                now: n as i64,
-                created_at: None,
-                resolver: &state,
-            },
-        )
-        .unwrap()
-    }
 
     #[test]
     fn segment_index_keeps_priority_and_prefix_semantics() {
@@ -495,17 +472,7 @@ mod index_tests {
             route(5, json!({"paths": ["/apix/"]})),
         ];
         let r = Router::build(&routes).unwrap();
-        let h = http::HeaderMap::new();
-        let find = |path: &str| {
-            r.find(&RequestInfo {
-                method: "GET",
-                host: "h",
-                port: None,
-                path,
-                headers: &h,
-            })
-            .map(|m| m.route_id.as_u128())
-        };
+        let find = |path: &str| find(&r, "GET", "h", path, &[]).map(|(id, _)| id);
         assert_eq!(
             find("/api/v1/users/7"),
             Some(3),
