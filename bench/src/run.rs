@@ -277,53 +277,56 @@ struct Cluster {
     status: String,
 }
 
+/// Starts a Portcullis binary logging JSON to `log` and waits for its `ready` log line (returned).
+async fn spawn_logged(mut cmd: Command, log: &Path, ready: &str) -> Result<(Proc, Value)> {
+    let child = cmd
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(log)?)
+        .spawn()?;
+    let proc = Proc(child);
+    Ok((proc, wait_log(log, ready, 0).await?))
+}
+
+/// A new one-time pairing token from the control plane at `admin`.
+async fn pairing_token(admin: &str) -> Result<String> {
+    let r = post(&format!("{admin}/clustering/pairing-tokens"), json!({})).await?;
+    r["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no pairing token in {r}"))
+}
+
 async fn start_cluster(dir: &Path) -> Result<Cluster> {
     let cp_log = dir.join("cp.log");
-    let cp = Proc(
-        pinned_low(LOAD_CORE, &bin_dir().join("control-plane"))
-            .args([
-                "--data-dir",
-                dir.join("cp").to_str().expect("utf8"),
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--cluster-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&cp_log)?)
-            .spawn()?,
-    );
-    let started = wait_log(&cp_log, "control plane started", 0).await?;
+    let mut cmd = pinned_low(LOAD_CORE, &bin_dir().join("control-plane"));
+    cmd.args([
+        "--data-dir",
+        dir.join("cp").to_str().expect("utf8"),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--cluster-listen",
+        "127.0.0.1:0",
+    ]);
+    let (cp, started) = spawn_logged(cmd, &cp_log, "control plane started").await?;
     let admin = format!("http://{}", started["admin"].as_str().unwrap_or_default());
     let cluster = started["cluster"].as_str().unwrap_or_default().to_string();
-    let token = post(&format!("{admin}/clustering/pairing-tokens"), json!({})).await?["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let token = pairing_token(&admin).await?;
     let dp_log = dir.join("dp.log");
-    let dp = Proc(
-        pinned(GATEWAY_CORE, &bin_dir().join("data-plane"))
-            .args([
-                "--data-dir",
-                dir.join("dp").to_str().expect("utf8"),
-                "--control-plane",
-                &cluster,
-                "--pairing-token",
-                &token,
-                "--proxy-listen",
-                "127.0.0.1:0",
-                "--status-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&dp_log)?)
-            .spawn()?,
-    );
-    let started = wait_log(&dp_log, "data plane started", 0).await?;
+    let mut cmd = pinned(GATEWAY_CORE, &bin_dir().join("data-plane"));
+    cmd.args([
+        "--data-dir",
+        dir.join("dp").to_str().expect("utf8"),
+        "--control-plane",
+        &cluster,
+        "--pairing-token",
+        &token,
+        "--proxy-listen",
+        "127.0.0.1:0",
+        "--status-listen",
+        "127.0.0.1:0",
+    ]);
+    let (dp, started) = spawn_logged(cmd, &dp_log, "data plane started").await?;
     let proxy = format!("http://{}", started["proxy"].as_str().unwrap_or_default());
     let status = format!("http://{}", started["status"].as_str().unwrap_or_default());
     Ok(Cluster {
@@ -660,11 +663,7 @@ pub async fn run(s: Settings) -> Result<()> {
         let mut stops = Vec::new();
         let mut tasks = Vec::new();
         for i in 0..n {
-            let token = post(&format!("{admin}/clustering/pairing-tokens"), json!({})).await?
-                ["token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let token = pairing_token(admin).await?;
             let node_dir = dir.path().join(format!("prop-{n}-{i}"));
             let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let status = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
