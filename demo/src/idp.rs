@@ -89,6 +89,24 @@ pub struct IdpSetup {
     pub clients: Vec<(String, Client)>,
 }
 
+impl Inner {
+    /// Signs `claims` (ES256) under the current key's `kid`, with a key outside the JWKS when `forge`.
+    fn sign(&self, claims: &Value, typ: Option<&str>, forge: bool) -> String {
+        let keys = self.keys.lock().unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys[0].kid.clone());
+        header.typ = typ.map(str::to_string).or(header.typ);
+        let forged;
+        let key = if forge {
+            forged = new_key(&keys[0].kid);
+            &forged.encoding
+        } else {
+            &keys[0].encoding
+        };
+        jsonwebtoken::encode(&header, claims, key).expect("sign")
+    }
+}
+
 impl Default for IdpSetup {
     fn default() -> Self {
         IdpSetup {
@@ -181,10 +199,7 @@ impl DemoIdp {
 
     /// Signs arbitrary claims with the current key (for tests of expired or foreign tokens).
     pub fn sign(&self, claims: &Value) -> String {
-        let keys = self.inner.keys.lock().unwrap();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(keys[0].kid.clone());
-        jsonwebtoken::encode(&header, claims, &keys[0].encoding).expect("sign")
+        self.inner.sign(claims, None, false)
     }
 
     /// An access token for `sub` with the given extra claims, as the token endpoint would issue it.
@@ -209,10 +224,7 @@ fn issue(inner: &Inner, sub: &str, client_id: &str, scope: &str, extra: Value) -
         }
     }
     if *inner.jwt_access_tokens.lock().unwrap() {
-        let keys = inner.keys.lock().unwrap();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(keys[0].kid.clone());
-        jsonwebtoken::encode(&header, &claims, &keys[0].encoding).expect("sign")
+        inner.sign(&claims, None, false)
     } else {
         let token = hex::encode(rand::random::<[u8; 24]>());
         inner.opaque.lock().unwrap().insert(token.clone(), claims);
@@ -442,12 +454,8 @@ async fn token(
     let mut body = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "scope": scope});
     if scope.split_whitespace().any(|s| s == "openid") {
         let now = unix_now();
-        let keys = inner.keys.lock().unwrap();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(keys[0].kid.clone());
         let id_claims = json!({"iss": inner.issuer, "sub": sub, "aud": client_id, "iat": now, "exp": now + TOKEN_LIFETIME});
-        body["id_token"] =
-            json!(jsonwebtoken::encode(&header, &id_claims, &keys[0].encoding).expect("sign"));
+        body["id_token"] = json!(inner.sign(&id_claims, None, false));
     }
     Json(body).into_response()
 }
@@ -506,18 +514,8 @@ async fn introspect(
     }
     // RFC 9701: the result wrapped in a JWT signed by the issuer and addressed to the calling client.
     let claims = json!({"iss": inner.issuer, "aud": client_id, "iat": unix_now(), "token_introspection": result});
-    let keys = inner.keys.lock().unwrap();
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(keys[0].kid.clone());
-    header.typ = Some("token-introspection+jwt".into());
-    let forged;
-    let key = if *inner.forge_introspection.lock().unwrap() {
-        forged = new_key(&keys[0].kid);
-        &forged.encoding
-    } else {
-        &keys[0].encoding
-    };
-    let jwt = jsonwebtoken::encode(&header, &claims, key).expect("sign");
+    let forge = *inner.forge_introspection.lock().unwrap();
+    let jwt = inner.sign(&claims, Some("token-introspection+jwt"), forge);
     (
         [("content-type", "application/token-introspection+jwt")],
         jwt,
