@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
@@ -72,6 +73,8 @@ struct Inner {
     down: Mutex<bool>,
     /// Sign RFC 9701 introspection responses with a key the JWKS does not hold (for tests).
     forge_introspection: Mutex<bool>,
+    /// Claims written over the RFC 9701 envelope's own (`null` removes one), for tests of bad envelopes.
+    envelope_overrides: Mutex<Value>,
     stats: Stats,
 }
 
@@ -148,6 +151,7 @@ impl DemoIdp {
             jwt_access_tokens: Mutex::new(true),
             down: Mutex::new(false),
             forge_introspection: Mutex::new(false),
+            envelope_overrides: Mutex::new(json!({})),
             stats: Stats::default(),
         });
         let app = Router::new()
@@ -188,6 +192,12 @@ impl DemoIdp {
         *self.inner.forge_introspection.lock().unwrap() = forge;
     }
 
+    /// Writes `claims` over the RFC 9701 envelope's `iss`/`aud`/`iat`/… (a `null` value removes the claim),
+    /// as a misbehaving provider would; `{}` restores well-formed envelopes.
+    pub fn set_introspection_envelope_overrides(&self, claims: Value) {
+        *self.inner.envelope_overrides.lock().unwrap() = claims;
+    }
+
     /// Registers or replaces a client.
     pub fn add_client(&self, id: &str, client: Client) {
         self.inner
@@ -200,6 +210,24 @@ impl DemoIdp {
     /// Signs arbitrary claims with the current key (for tests of expired or foreign tokens).
     pub fn sign(&self, claims: &Value) -> String {
         self.inner.sign(claims, None, false)
+    }
+
+    /// Signs `claims` with the current key under a header of this provider's making plus `extra_header`
+    /// parameters (for tests of headers a library would not write, such as `crit`).
+    pub fn sign_with_header(&self, extra_header: &Value, claims: &Value) -> String {
+        let keys = self.inner.keys.lock().unwrap();
+        let mut header = json!({"alg": "ES256", "typ": "JWT", "kid": keys[0].kid});
+        if let Value::Object(m) = extra_header {
+            for (k, v) in m {
+                header[k] = v.clone();
+            }
+        }
+        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let message = format!("{}.{}", b64(&header), b64(claims));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &keys[0].encoding, Algorithm::ES256)
+                .expect("sign");
+        format!("{message}.{signature}")
     }
 
     /// An access token for `sub` with the given extra claims, as the token endpoint would issue it.
@@ -513,7 +541,16 @@ async fn introspect(
         return Json(result).into_response();
     }
     // RFC 9701: the result wrapped in a JWT signed by the issuer and addressed to the calling client.
-    let claims = json!({"iss": inner.issuer, "aud": client_id, "iat": unix_now(), "token_introspection": result});
+    let mut claims = json!({"iss": inner.issuer, "aud": client_id, "iat": unix_now(), "token_introspection": result});
+    if let Value::Object(overrides) = &*inner.envelope_overrides.lock().unwrap() {
+        let envelope = claims.as_object_mut().expect("an object");
+        for (k, v) in overrides {
+            match v {
+                Value::Null => envelope.remove(k),
+                v => envelope.insert(k.clone(), v.clone()),
+            };
+        }
+    }
     let forge = *inner.forge_introspection.lock().unwrap();
     let jwt = inner.sign(&claims, Some("token-introspection+jwt"), forge);
     (

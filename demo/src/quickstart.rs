@@ -208,6 +208,7 @@ pub async fn start(opts: &Options) -> Result<Running> {
         heartbeat_interval_ms: 1000,
         heartbeat_timeout_ms: 3000,
         cert_lifetime_secs: 86_400,
+        ..control_plane::Config::defaults()
     };
     let (stop, stopped) = oneshot::channel::<()>();
     stops.push(stop);

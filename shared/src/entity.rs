@@ -629,20 +629,20 @@ mod tests {
         let StateError::Schema(e) = err else {
             panic!("{err:?}")
         };
-        assert!(e.0.contains_key("name"));
-        assert_eq!(e.0["port"], "expected an integer");
-        assert_eq!(e.0["host"], "required field missing");
-        assert_eq!(e.0["colour"], "unknown field");
+        assert!(e.contains("name"));
+        assert_eq!(e["port"], "expected an integer");
+        assert_eq!(e["host"], "required field missing");
+        assert_eq!(e["colour"], "unknown field");
     }
 
     #[test]
     fn route_requires_a_matching_field_and_valid_paths() {
         let err = Route::parse(&json!({"name": "r"}), &ctx()).unwrap_err();
         let StateError::Schema(e) = err else { panic!() };
-        assert!(e.0["@entity"].contains("must set one of"));
+        assert!(e["@entity"].contains("must set one of"));
         let err = Route::parse(&json!({"paths": ["nope", "~/(unclosed"]}), &ctx()).unwrap_err();
         let StateError::Schema(e) = err else { panic!() };
-        assert!(e.0.contains_key("paths.1") && e.0.contains_key("paths.2"));
+        assert!(e.contains("paths.1") && e.contains("paths.2"));
         let r = Route::parse(
             &json!({"paths": ["/a"], "hosts": ["*.example.com"]}),
             &ctx(),

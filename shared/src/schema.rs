@@ -7,9 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-/// Validation errors keyed by a dotted field path (`config.introspection_url`).
+/// How many field errors one validation keeps; later ones are only counted, so a huge invalid document
+/// costs memory in proportion to this bound, not to its size.
+pub const MAX_FIELD_ERRORS: usize = 100;
+
+/// Validation errors keyed by a dotted field path (`config.introspection_url`): the first
+/// [`MAX_FIELD_ERRORS`] kept, the rest counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(pub BTreeMap<String, String>);
+pub struct FieldErrors {
+    errors: BTreeMap<String, String>,
+    omitted: usize,
+}
 
 impl FieldErrors {
     /// An empty set of errors.
@@ -17,19 +25,48 @@ impl FieldErrors {
         Self::default()
     }
 
-    /// Records an error for `path`; the first error for a path wins.
+    /// Records an error for `path`; the first error for a path wins. Past [`MAX_FIELD_ERRORS`] paths the
+    /// error is only counted.
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.entry(path.into()).or_insert_with(|| message.into());
+        let path = path.into();
+        if self.errors.contains_key(&path) {
+            return;
+        }
+        if self.errors.len() >= MAX_FIELD_ERRORS {
+            self.omitted += 1;
+            return;
+        }
+        self.errors.insert(path, message.into());
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.errors.is_empty() && self.omitted == 0
+    }
+
+    /// The message recorded for `path`.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.errors.get(path).map(String::as_str)
+    }
+
+    /// True when an error is recorded for `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.errors.contains_key(path)
+    }
+
+    /// The recorded errors, by path.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.errors.iter().map(|(p, m)| (p.as_str(), m.as_str()))
+    }
+
+    /// How many errors were found beyond the ones kept.
+    pub fn omitted(&self) -> usize {
+        self.omitted
     }
 
     /// Moves every error of `other` below `prefix`.
     pub fn merge_under(&mut self, prefix: &str, other: FieldErrors) {
-        for (path, message) in other.0 {
+        for (path, message) in other.errors {
             let full = if prefix.is_empty() {
                 path
             } else {
@@ -37,6 +74,7 @@ impl FieldErrors {
             };
             self.add(full, message);
         }
+        self.omitted += other.omitted;
     }
 
     /// `Ok(value)` when no error was recorded.
@@ -48,11 +86,13 @@ impl FieldErrors {
         }
     }
 
-    /// Renders the errors as nested JSON objects, as Kong does (`{"config":{"ttl":"…"}}`).
+    /// Renders the errors as nested JSON objects, as Kong does (`{"config":{"ttl":"…"}}`). Paths are
+    /// nested at most [`MAX_ERROR_DEPTH`] levels; the rest of a longer path (a client's field name full of
+    /// dots) stays one key, so a hostile name cannot build a value deep enough to exhaust the stack.
     pub fn to_json(&self) -> Value {
         let mut root = Map::new();
-        for (path, message) in &self.0 {
-            let parts: Vec<&str> = path.split('.').collect();
+        for (path, message) in &self.errors {
+            let parts: Vec<&str> = path.splitn(MAX_ERROR_DEPTH, '.').collect();
             insert_nested(&mut root, &parts, message);
         }
         Value::Object(root)
@@ -60,30 +100,38 @@ impl FieldErrors {
 
     /// One line naming every field, for log lines and NACK reasons.
     pub fn summary(&self) -> String {
-        self.0
+        let mut out = self
+            .errors
             .iter()
             .map(|(p, m)| format!("{p}: {m}"))
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if self.omitted > 0 {
+            out.push_str(&format!("; and {} more errors", self.omitted));
+        }
+        out
     }
 }
 
-fn insert_nested(map: &mut Map<String, Value>, parts: &[&str], message: &str) {
-    match parts {
-        [] => {}
-        [last] => {
-            map.entry(last.to_string())
-                .or_insert_with(|| Value::String(message.to_string()));
-        }
-        [first, rest @ ..] => {
-            let child = map
-                .entry(first.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(inner) = child {
-                insert_nested(inner, rest, message);
-            }
+/// How many levels [`FieldErrors::to_json`] nests; entity and plugin fields need far fewer.
+pub const MAX_ERROR_DEPTH: usize = 8;
+
+fn insert_nested(mut map: &mut Map<String, Value>, parts: &[&str], message: &str) {
+    let Some((last, parents)) = parts.split_last() else {
+        return;
+    };
+    for part in parents {
+        let child = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match child {
+            Value::Object(inner) => map = inner,
+            // A message already stands at this level: it wins, as the first error for a path does.
+            _ => return,
         }
     }
+    map.entry(last.to_string())
+        .or_insert_with(|| Value::String(message.to_string()));
 }
 
 impl std::fmt::Display for FieldErrors {
@@ -93,6 +141,17 @@ impl std::fmt::Display for FieldErrors {
 }
 
 impl std::error::Error for FieldErrors {}
+
+impl std::ops::Index<&str> for FieldErrors {
+    type Output = String;
+
+    /// The message for `path`; panics when there is none (for tests and known paths).
+    fn index(&self, path: &str) -> &String {
+        self.errors
+            .get(path)
+            .unwrap_or_else(|| panic!("no error recorded for {path}"))
+    }
+}
 
 /// Reads typed fields out of one JSON object, recording errors under `prefix`.
 pub struct Fields<'a> {
@@ -170,7 +229,7 @@ impl<'a> Fields<'a> {
     /// A required string.
     pub fn string(&mut self, name: &str) -> Option<String> {
         let v = self.opt_string(name);
-        if v.is_none() && !self.errors.0.contains_key(&self.path(name)) {
+        if v.is_none() && !self.errors.contains(&self.path(name)) {
             self.error(name, "required field missing");
         }
         v
@@ -328,6 +387,45 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn errors_past_the_bound_are_counted_not_kept() {
+        let mut e = FieldErrors::new();
+        for i in 0..MAX_FIELD_ERRORS + 250 {
+            e.add(format!("services.{i}.host"), "required field missing");
+        }
+        assert_eq!((e.iter().count(), e.omitted()), (MAX_FIELD_ERRORS, 250));
+        assert!(e.summary().ends_with("; and 250 more errors"));
+        let mut outer = FieldErrors::new();
+        outer.merge_under("x", e);
+        assert_eq!(outer.omitted(), 250);
+        assert!(!outer.is_empty());
+    }
+
+    #[test]
+    fn error_rendering_is_bounded_for_hostile_field_names() {
+        let name = "a.".repeat(20_000) + "b";
+        let body = json!({ name.clone(): 1 });
+        let mut f = Fields::new(&body, "config").unwrap();
+        f.ignore("other");
+        let errors = f.finish();
+        // Rendering and serialising happen on a small stack, as on a runtime worker thread.
+        let rendered = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || serde_json::to_string(&errors.to_json()).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        let v: Value = serde_json::from_str(&rendered).unwrap();
+        let mut depth = 0;
+        let mut cur = &v;
+        while let Value::Object(m) = cur {
+            cur = m.values().next().unwrap();
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_ERROR_DEPTH);
+        assert_eq!(cur, "unknown field");
+    }
+
+    #[test]
     fn collects_typed_and_unknown_field_errors() {
         let v = json!({"port": "abc", "name": 3, "extra": true, "tags": ["a", 1]});
         let mut f = Fields::new(&v, "").unwrap();
@@ -335,10 +433,10 @@ mod tests {
         assert_eq!(f.opt_string("name"), None);
         f.strings("tags");
         let errors = f.finish();
-        assert_eq!(errors.0["port"], "expected an integer");
-        assert_eq!(errors.0["name"], "expected a string");
-        assert_eq!(errors.0["extra"], "unknown field");
-        assert_eq!(errors.0["tags.2"], "expected a string");
+        assert_eq!(errors["port"], "expected an integer");
+        assert_eq!(errors["name"], "expected a string");
+        assert_eq!(errors["extra"], "unknown field");
+        assert_eq!(errors["tags.2"], "expected a string");
     }
 
     #[test]
@@ -357,6 +455,6 @@ mod tests {
         let v = json!({"port": 70000});
         let mut f = Fields::new(&v, "").unwrap();
         assert_eq!(f.opt_int("port", 0, 65535), None);
-        assert!(f.finish().0["port"].contains("between 0 and 65535"));
+        assert!(f.finish()["port"].contains("between 0 and 65535"));
     }
 }

@@ -151,6 +151,36 @@ async fn responses_table() {
         s, 200,
         "first request after the identity provider is back succeeds"
     );
+    // An `active: true` answer with registered claims of the wrong type is a broken provider (503); one
+    // whose `exp` has passed or whose `nbf` is ahead is an answer about the token (401).
+    e.idp.add_token("t-exp-string", json!({"exp": "tomorrow"}));
+    e.idp.add_token(
+        "t-iss-array",
+        json!({"iss": ["https://idp"], "exp": future_exp(600)}),
+    );
+    e.idp
+        .add_token("t-aud-number", json!({"aud": 3, "exp": future_exp(600)}));
+    for token in ["t-exp-string", "t-iss-array", "t-aud-number"] {
+        let (s, _, body) = call(&e.dp, Method::GET, "/echo", Some(token)).await;
+        assert_eq!(s, 503, "{token}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("invalid claims"),
+            "{body}"
+        );
+    }
+    e.idp
+        .add_token("t-expired", json!({"exp": future_exp(-60)}));
+    e.idp.add_token(
+        "t-early",
+        json!({"nbf": future_exp(300), "exp": future_exp(600)}),
+    );
+    for token in ["t-expired", "t-early"] {
+        assert_eq!(
+            call(&e.dp, Method::GET, "/echo", Some(token)).await.0,
+            401,
+            "{token}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

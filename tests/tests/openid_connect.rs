@@ -144,11 +144,55 @@ async fn jwt_bearer_checks_signature_time_and_issuer() {
             json!({"iss": "https://evil.example", "sub": "a", "exp": unix_now() + 600}),
         ),
         ("no exp", json!({"iss": iss, "sub": "a"})),
+        // Registered claims of the wrong type are invalid tokens, never skipped.
+        ("no iss", json!({"sub": "a", "exp": unix_now() + 600})),
+        (
+            "iss as a number",
+            json!({"iss": 42, "sub": "a", "exp": unix_now() + 600}),
+        ),
+        (
+            "iss as an array",
+            json!({"iss": [iss], "sub": "a", "exp": unix_now() + 600}),
+        ),
+        (
+            "nbf as a string in the future",
+            json!({"iss": iss, "sub": "a", "exp": unix_now() + 600, "nbf": (unix_now() + 300).to_string()}),
+        ),
+        (
+            "exp as a string",
+            json!({"iss": iss, "sub": "a", "exp": (unix_now() + 600).to_string()}),
+        ),
+        (
+            "iat as a string",
+            json!({"iss": iss, "sub": "a", "exp": unix_now() + 600, "iat": "now"}),
+        ),
+        (
+            "aud as a number",
+            json!({"iss": iss, "sub": "a", "exp": unix_now() + 600, "aud": 7}),
+        ),
+        (
+            "azp as an array",
+            json!({"iss": iss, "sub": "a", "exp": unix_now() + 600, "azp": ["app"]}),
+        ),
     ] {
         let token = e.idp.sign(&claims);
         let (s, _, _) = get(&e.dp, |r| r.bearer_auth(&token)).await;
         assert_eq!(s, 401, "{what}");
     }
+    // RFC 7515 §4.1.11: a critical extension the gateway does not understand is refused, even with a
+    // valid signature; the same header without `crit` is accepted.
+    let claims = json!({"iss": iss, "sub": "a", "exp": unix_now() + 600});
+    let plain = e.idp.sign_with_header(&json!({}), &claims);
+    assert_eq!(get(&e.dp, |r| r.bearer_auth(&plain)).await.0, 200);
+    let critical = e.idp.sign_with_header(
+        &json!({"crit": ["urn:example:pop"], "urn:example:pop": true}),
+        &claims,
+    );
+    assert_eq!(
+        get(&e.dp, |r| r.bearer_auth(&critical)).await.0,
+        401,
+        "crit"
+    );
     // A token signed by a key the issuer never published.
     let other = idp().await;
     let foreign = other.sign(&json!({"iss": iss, "sub": "a", "exp": unix_now() + 600}));
@@ -342,6 +386,29 @@ async fn signed_jwt_introspection_responses_are_verified() {
     let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&opaque)).await;
     assert_eq!(s, 503, "{body}");
     e.idp.set_forge_introspection_responses(false);
+    assert_eq!(get(&e.dp, |r| r.bearer_auth(&opaque)).await.0, 200);
+    // Envelopes whose registered claims are missing or of the wrong type are not trusted either.
+    let iss = e.idp.issuer.clone();
+    for (what, overrides) in [
+        ("no iss", json!({"iss": null})),
+        ("iss as an array", json!({"iss": [iss]})),
+        ("iss as a number", json!({"iss": 1})),
+        ("no aud", json!({"aud": null})),
+        ("aud naming another client", json!({"aud": "someone-else"})),
+        ("aud as a number", json!({"aud": 5})),
+        ("no iat", json!({"iat": null})),
+        ("iat as a string", json!({"iat": "now"})),
+        ("expired", json!({"exp": unix_now() - 60})),
+        (
+            "nbf as a string",
+            json!({"nbf": (unix_now() + 300).to_string()}),
+        ),
+    ] {
+        e.idp.set_introspection_envelope_overrides(overrides);
+        let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&opaque)).await;
+        assert_eq!(s, 503, "{what}: {body}");
+    }
+    e.idp.set_introspection_envelope_overrides(json!({}));
     assert_eq!(get(&e.dp, |r| r.bearer_auth(&opaque)).await.0, 200);
 }
 

@@ -9,6 +9,7 @@ use crate::unix_now;
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use shared::jwt::{self, ClaimRules};
 use shared::plugins::oauth2_introspection::{Config, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
@@ -146,10 +147,17 @@ impl Introspection {
                 "answered with JSON that is not an object".into(),
             ));
         }
-        if body.get("active") == Some(&Value::Bool(true)) {
-            Ok(body)
-        } else {
-            Err(Failure::Inactive)
+        if body.get("active") != Some(&Value::Bool(true)) {
+            return Err(Failure::Inactive);
+        }
+        // An active answer must still carry well-typed claims and a current validity window.
+        match jwt::check_claims(&body, &ClaimRules::default(), unix_now()) {
+            Ok(()) => Ok(body),
+            Err(e) if e.is_outside_validity() => Err(Failure::Inactive),
+            Err(e) => {
+                self.event("idp_error");
+                Err(Failure::Idp(format!("answered with invalid claims ({e})")))
+            }
         }
     }
 

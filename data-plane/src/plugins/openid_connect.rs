@@ -10,6 +10,7 @@ use http::{Method, Response, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use shared::jwt::{self, ClaimRules};
 use shared::plugins::openid_connect::{Config, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
@@ -213,6 +214,33 @@ mod der {
     }
 }
 
+/// The signature algorithms accepted for tokens and introspection responses: asymmetric only, so a key
+/// published in a JWKS can never be used as an HMAC secret.
+fn accepted_algorithm(alg: &str) -> Option<Algorithm> {
+    use Algorithm::*;
+    let alg: Algorithm = alg.parse().ok()?;
+    matches!(
+        alg,
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 | ES256 | ES384 | EdDSA
+    )
+    .then_some(alg)
+}
+
+/// Checks a compact JWS's signature with `key` and returns its payload; the claims are checked apart,
+/// strictly, by [`jwt::check_claims`] (the library's own claim checks skip claims of the wrong type).
+fn verify_signature(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    alg: Algorithm,
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    let mut v = Validation::new(alg);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(token, key, &v).map(|d| d.claims)
+}
+
 fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && jsonwebtoken::decode_header(token).is_ok()
 }
@@ -368,20 +396,14 @@ impl OpenIdConnect {
         }
     }
 
-    /// Verifies a JWT access token against the issuer's keys, rediscovering once on an unknown `kid`.
+    /// Verifies a JWT access token: a strict JOSE header (no `crit`), an accepted algorithm, a signature
+    /// by a key of the issuer's JWKS (rediscovering once on an unknown `kid`), then the registered claims
+    /// by type and value (`exp` required, `nbf`, `iss` equal to the issuer) with `leeway`.
     async fn verify_jwt(&self, token: &str, doc: &Arc<IssuerDoc>) -> Result<Value, Denial> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| Denial::Invalid("malformed JWT".into()))?;
-        use Algorithm::*;
-        if !matches!(
-            header.alg,
-            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 | ES256 | ES384 | EdDSA
-        ) {
-            return Err(Denial::Invalid(format!(
-                "JWT algorithm {:?} is not accepted",
-                header.alg
-            )));
-        }
+        let header = jwt::parse_header(token).map_err(|e| Denial::Invalid(e.to_string()))?;
+        let alg = accepted_algorithm(&header.alg).ok_or_else(|| {
+            Denial::Invalid(format!("JWT algorithm {:?} is not accepted", header.alg))
+        })?;
         let kid = header.kid.as_deref();
         let mut doc = doc.clone();
         if doc.key(kid).is_none() {
@@ -399,32 +421,34 @@ impl OpenIdConnect {
                 "no key with kid {kid:?} in the issuer's JWKS"
             )));
         };
-        let mut v = Validation::new(header.alg);
-        v.leeway = self.config.leeway;
-        v.validate_aud = false;
-        v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp"]);
+        let claims = verify_signature(token, key, alg)
+            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))?;
         let issuer = doc.issuer().unwrap_or_else(|| self.config.issuer.clone());
-        v.set_issuer(&[issuer]);
-        jsonwebtoken::decode::<Value>(token, key, &v)
-            .map(|d| d.claims)
-            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))
+        let rules = ClaimRules {
+            issuer: Some(&issuer),
+            require_exp: true,
+            leeway: self.config.leeway,
+            ..ClaimRules::default()
+        };
+        jwt::check_claims(&claims, &rules, unix_now())
+            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))?;
+        Ok(claims)
     }
 
     /// Verifies an RFC 9701 introspection response: typed `token-introspection+jwt`, signed with a key of
-    /// the issuer's JWKS, issued by the issuer, addressed to this gateway's client when it names an
-    /// audience; returns the `token_introspection` member. A response that fails any of these is treated
-    /// as an identity-provider failure, never as an answer about the token.
+    /// the issuer's JWKS, with the claims RFC 9701 §5 requires (`iss` equal to the issuer, `aud` naming this
+    /// gateway's client, `iat`) and valid `exp`/`nbf` when present; returns the `token_introspection`
+    /// member. A response that fails any of these is treated as an identity-provider failure, never as an
+    /// answer about the token.
     fn verify_introspection_jwt(
         &self,
-        jwt: &str,
+        response: &str,
         doc: &IssuerDoc,
         client_id: &str,
     ) -> Result<Value, Denial> {
         let rejected =
             |why: String| Denial::Unavailable(format!("introspection JWT rejected: {why}"));
-        let header = jsonwebtoken::decode_header(jwt)
-            .map_err(|_| Denial::Unavailable("introspection JWT malformed".into()))?;
+        let header = jwt::parse_header(response).map_err(|e| rejected(e.to_string()))?;
         let typ = header.typ.as_deref().unwrap_or_default();
         if !typ.eq_ignore_ascii_case("token-introspection+jwt")
             && !typ.eq_ignore_ascii_case("application/token-introspection+jwt")
@@ -433,27 +457,21 @@ impl OpenIdConnect {
                 "typ {typ:?} is not token-introspection+jwt"
             )));
         }
+        let alg = accepted_algorithm(&header.alg)
+            .ok_or_else(|| rejected(format!("algorithm {:?} is not accepted", header.alg)))?;
         let (_, _, key) = doc.key(header.kid.as_deref()).ok_or_else(|| {
             Denial::Unavailable("introspection JWT signed with an unknown key".into())
         })?;
-        let mut v = Validation::new(header.alg);
-        v.leeway = self.config.leeway;
-        v.validate_aud = false;
-        v.validate_exp = false;
-        v.set_required_spec_claims(&["iss"]);
-        v.set_issuer(&[doc.issuer().unwrap_or_else(|| self.config.issuer.clone())]);
-        let claims = jsonwebtoken::decode::<Value>(jwt, key, &v)
-            .map_err(|e| rejected(e.to_string()))?
-            .claims;
-        let addressed_to_us = match claims.get("aud") {
-            None => true,
-            Some(Value::String(a)) => a == client_id,
-            Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client_id)),
-            Some(_) => false,
+        let claims = verify_signature(response, key, alg).map_err(|e| rejected(e.to_string()))?;
+        let issuer = doc.issuer().unwrap_or_else(|| self.config.issuer.clone());
+        let rules = ClaimRules {
+            issuer: Some(&issuer),
+            audience: Some(client_id),
+            require_iat: true,
+            leeway: self.config.leeway,
+            ..ClaimRules::default()
         };
-        if !addressed_to_us {
-            return Err(rejected("aud does not name this gateway's client".into()));
-        }
+        jwt::check_claims(&claims, &rules, unix_now()).map_err(|e| rejected(e.to_string()))?;
         match claims.get("token_introspection") {
             Some(Value::Object(result)) => Ok(Value::Object(result.clone())),
             _ => Err(rejected("no token_introspection object".into())),
@@ -624,7 +642,16 @@ impl OpenIdConnect {
             {
                 return Err(Denial::Invalid("token is not active".into()));
             }
-            Ok(result)
+            match jwt::check_claims(&result, &ClaimRules::default(), unix_now()) {
+                Ok(()) => Ok(result),
+                Err(e) if e.is_outside_validity() => Err(Denial::Invalid(e.to_string())),
+                Err(e) => {
+                    self.event("idp_error");
+                    Err(Denial::Unavailable(format!(
+                        "introspection answered with invalid claims ({e})"
+                    )))
+                }
+            }
         };
         if !self.config.cache_introspection {
             return fetch.await.map(Arc::new);

@@ -139,7 +139,7 @@ mod tests {
             "anonymous",
             "colour",
         ] {
-            assert!(e.0.contains_key(field), "{field} missing in {e:?}");
+            assert!(e.contains(field), "{field} missing in {e:?}");
         }
     }
 

@@ -375,8 +375,8 @@ mod tests {
             &NoRefs,
         )
         .unwrap_err();
-        assert!(e.0.contains_key("client_id"), "{e:?}");
-        assert!(e.0.contains_key("client_jwk"), "{e:?}");
-        assert!(e.0.contains_key("auth_methods.2"), "{e:?}");
+        assert!(e.contains("client_id"), "{e:?}");
+        assert!(e.contains("client_jwk"), "{e:?}");
+        assert!(e.contains("auth_methods.2"), "{e:?}");
     }
 }
