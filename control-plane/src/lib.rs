@@ -80,6 +80,17 @@ pub struct Config {
     /// Lifetime of node certificates in seconds; nodes renew in-band when a third of it is left.
     #[arg(long, env = "PORTCULLIS_CERT_LIFETIME_SECS", default_value_t = 86_400)]
     pub cert_lifetime_secs: u64,
+    /// Largest body `POST /config` accepts, in bytes (a 10,000-route document is about 5 MB).
+    #[arg(long, env = "PORTCULLIS_MAX_CONFIG_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_config_body_bytes: usize,
+}
+
+impl Config {
+    /// Every setting at its default (or its `PORTCULLIS_*` environment value), for embedding the control
+    /// plane in another program or a test.
+    pub fn defaults() -> Config {
+        <Config as clap::Parser>::parse_from(["control-plane"])
+    }
 }
 
 /// Already-bound listeners.
@@ -196,9 +207,11 @@ pub async fn run(
             "heartbeat_interval_ms": cluster.settings.heartbeat_interval.as_millis() as u64,
             "heartbeat_timeout_ms": cluster.settings.heartbeat_timeout.as_millis() as u64,
             "cert_lifetime_secs": cluster.settings.cert_lifetime.as_secs(),
+            "max_config_body_bytes": config.max_config_body_bytes,
             "ca_fingerprint": cluster.pki.ca_fingerprint,
         }),
         issuers: Default::default(),
+        config_body_limit: config.max_config_body_bytes,
     });
 
     tokio::spawn(async move {

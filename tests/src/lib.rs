@@ -156,6 +156,7 @@ impl ControlPlane {
             heartbeat_interval_ms: opts.heartbeat_interval_ms,
             heartbeat_timeout_ms: opts.heartbeat_timeout_ms,
             cert_lifetime_secs: opts.cert_lifetime_secs,
+            ..control_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(control_plane::run(

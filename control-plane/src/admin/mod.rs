@@ -1,7 +1,7 @@
 //! The Admin API (axum), with Kong's REST conventions and error shapes.
 
 mod clustering;
-mod declarative;
+pub mod declarative;
 mod entities;
 mod oidc;
 mod openapi;
@@ -9,7 +9,7 @@ mod openapi;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -26,8 +26,6 @@ use crate::store::StoreError;
 
 /// Largest body accepted on entity endpoints.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-/// Largest body accepted by `POST /config`.
-pub const CONFIG_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// What every handler can reach.
 pub struct AdminCtx {
@@ -39,6 +37,8 @@ pub struct AdminCtx {
     pub configuration: Value,
     /// Discovery documents of `openid-connect` issuers.
     pub issuers: oidc::IssuerCache,
+    /// Largest body `POST /config` accepts.
+    pub config_body_limit: usize,
 }
 
 /// Shared handler state.
@@ -210,18 +210,22 @@ async fn status(State(ctx): Ctx) -> Json<Value> {
     }))
 }
 
-/// Reads a request body as JSON or a form, as Kong accepts them, with clear errors for anything else.
-pub async fn read_body(
+/// Reads a request body of at most `limit` bytes (413 beyond) and tells its format from the content type
+/// (415 for one the Admin API does not read); `None` for an empty body.
+pub async fn read_bytes(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<Option<(Value, BodyFormat)>, ApiError> {
+) -> Result<Option<(Bytes, BodyFormat)>, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::message(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than {limit} bytes"),
         )
     })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -232,32 +236,47 @@ pub async fn read_body(
                 .trim()
                 .to_ascii_lowercase()
         });
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let format = match content_type.as_deref() {
+        Some("application/json") => BodyFormat::Json,
+        Some("application/x-www-form-urlencoded") => BodyFormat::Form,
+        Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => {
+            BodyFormat::Yaml
+        }
+        other => {
+            return Err(ApiError::message(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Unsupported Content-Type {}: send application/json or application/x-www-form-urlencoded",
+                    other.map(|o| format!("'{o}'")).unwrap_or_else(|| "(none)".into())
+                ),
+            ))
+        }
+    };
+    Ok(Some((bytes, format)))
+}
+
+/// Reads a request body as JSON, a form (Kong's `paths[]=/a`, `config.ttl=5`) or YAML, with clear
+/// errors for anything else.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Option<(Value, BodyFormat)>, ApiError> {
+    let Some((bytes, format)) = read_bytes(headers, body, limit).await? else {
         return Ok(None);
-    }
-    match content_type.as_deref() {
-        Some("application/json") => serde_json::from_slice(&bytes)
-            .map(|v| Some((v, BodyFormat::Json)))
-            .map_err(|e| ApiError::bad_request(format!("Cannot parse JSON body: {e}"))),
-        Some("application/x-www-form-urlencoded") => {
+    };
+    let value = match format {
+        BodyFormat::Json => serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Cannot parse JSON body: {e}")))?,
+        BodyFormat::Form => {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("Cannot parse form body: {e}")))?;
-            Ok(Some((form_to_json(pairs), BodyFormat::Form)))
+            form_to_json(pairs)?
         }
-        Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => {
-            let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("YAML body is not UTF-8"))?;
-            serde_yaml::from_str::<Value>(text)
-                .map(|v| Some((v, BodyFormat::Yaml)))
-                .map_err(|e| ApiError::bad_request(format!("Cannot parse YAML body: {e}")))
-        }
-        other => Err(ApiError::message(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "Unsupported Content-Type {}: send application/json or application/x-www-form-urlencoded",
-                other.map(|o| format!("'{o}'")).unwrap_or_else(|| "(none)".into())
-            ),
-        )),
-    }
+        BodyFormat::Yaml => serde_yaml::from_slice::<Value>(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Cannot parse YAML body: {e}")))?,
+    };
+    Ok(Some((value, format)))
 }
 
 /// How a body was encoded.
@@ -268,11 +287,21 @@ pub enum BodyFormat {
     Yaml,
 }
 
+/// How many dot-separated levels a form key may have (`config.ttl` has two). Entities nest a few levels;
+/// the bound keeps a hostile key from building a value deep enough to exhaust the stack.
+pub const MAX_FORM_KEY_DEPTH: usize = 16;
+
 /// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys) into JSON.
-fn form_to_json(pairs: Vec<(String, String)>) -> Value {
+fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
     let mut root = Map::new();
     let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in pairs {
+        if k.split('.').nth(MAX_FORM_KEY_DEPTH).is_some() {
+            let shown: String = k.chars().take(64).collect();
+            return Err(ApiError::bad_request(format!(
+                "form key '{shown}…' is nested deeper than {MAX_FORM_KEY_DEPTH} levels"
+            )));
+        }
         let (key, is_array) = match k.find('[') {
             Some(i) if k.ends_with(']') => (k[..i].to_string(), true),
             _ => (k, false),
@@ -296,7 +325,7 @@ fn form_to_json(pairs: Vec<(String, String)>) -> Value {
             Value::Array(vals.into_iter().map(Value::String).collect()),
         );
     }
-    Value::Object(root)
+    Ok(Value::Object(root))
 }
 
 fn get_path<'a>(root: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -336,10 +365,24 @@ mod tests {
             ("config.ttl".into(), "5".into()),
             ("methods".into(), "GET".into()),
             ("methods".into(), "POST".into()),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(
             v,
             json!({"name": "svc", "paths": ["/a", "/b"], "config": {"ttl": "5"}, "methods": ["GET", "POST"]})
         );
+    }
+
+    #[test]
+    fn deeply_nested_form_keys_are_refused() {
+        let deep = "a.".repeat(20_000) + "b";
+        let err = form_to_json(vec![(deep, "x".into())]).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper"));
+        let ok = "a.".repeat(MAX_FORM_KEY_DEPTH - 1) + "b";
+        assert!(form_to_json(vec![(ok, "x".into())]).is_ok());
     }
 }

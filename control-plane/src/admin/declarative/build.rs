@@ -1,0 +1,290 @@
+//! Building a complete, consistent state from a declarative document.
+
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use shared::{ConfigState, Entity, FieldErrors, Kind, ParseCtx, Resolver, StateError};
+use uuid::Uuid;
+
+use super::document::{elements, parse, Document, Sections};
+use crate::admin::entities::{parse_entity, restore_secrets};
+use crate::cluster::unix_now;
+
+const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
+const TOP_LEVEL: &[&str] = &[
+    "_format_version",
+    "_transform",
+    "_info",
+    "_comment",
+    "services",
+    "routes",
+    "consumers",
+    "plugins",
+];
+
+/// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
+/// kept as text rather than a parsed tree so waiting costs what the body costs.
+type Pending = (String, String);
+
+/// Builds a complete, consistent state from a declarative document, reusing ids (and so `created_at`
+/// and stored secrets) of entities that keep their natural key. Errors are reported with their paths
+/// (the first [`shared::schema::MAX_FIELD_ERRORS`], then a count).
+pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let sections = match doc.sections() {
+        Ok(s) => s,
+        Err(e) => {
+            errors.add("@entity", e);
+            return Err(errors);
+        }
+    };
+    match sections.get("_format_version").map(|raw| parse(raw)) {
+        Some(Value::String(v)) if FORMAT_VERSIONS.contains(&v.as_str()) => {}
+        Some(Value::String(v)) => errors.add(
+            "_format_version",
+            format!(
+                "unsupported version '{v}'; expected one of {}",
+                FORMAT_VERSIONS.join(", ")
+            ),
+        ),
+        Some(_) => errors.add("_format_version", "expected a string"),
+        None => errors.add("_format_version", "required field missing"),
+    }
+    for k in sections.keys() {
+        if !TOP_LEVEL.contains(&k.as_str()) {
+            errors.add(k.clone(), "unknown field");
+        }
+    }
+    let mut b = Builder {
+        new: ConfigState::default(),
+        old,
+        errors,
+        now: unix_now(),
+    };
+    // Services first, then consumers, then routes, then plugins, so references within the file resolve.
+    let mut pending_routes: Vec<Pending> = Vec::new();
+    let mut pending_plugins: Vec<Pending> = Vec::new();
+    for (i, raw) in items(&sections, "services", &mut b.errors) {
+        let path = format!("services.{i}");
+        let svc = parse(raw);
+        let Some(id) = b.add(Kind::Service, &svc, &path) else {
+            continue;
+        };
+        let parent = json!({ "id": id });
+        pend(
+            &svc,
+            "routes",
+            &path,
+            ("service", &parent),
+            &mut pending_routes,
+            &mut b.errors,
+        );
+        pend(
+            &svc,
+            "plugins",
+            &path,
+            ("service", &parent),
+            &mut pending_plugins,
+            &mut b.errors,
+        );
+    }
+    for (i, raw) in items(&sections, "consumers", &mut b.errors) {
+        let path = format!("consumers.{i}");
+        let c = parse(raw);
+        let Some(id) = b.add(Kind::Consumer, &c, &path) else {
+            continue;
+        };
+        let parent = json!({ "id": id });
+        pend(
+            &c,
+            "plugins",
+            &path,
+            ("consumer", &parent),
+            &mut pending_plugins,
+            &mut b.errors,
+        );
+    }
+    for (i, raw) in items(&sections, "routes", &mut b.errors) {
+        pending_routes.push((format!("routes.{i}"), raw.get().to_string()));
+    }
+    for (path, text) in &pending_routes {
+        let r = serde_json::from_str(text).unwrap_or(Value::Null);
+        let Some(id) = b.add(Kind::Route, &r, path) else {
+            continue;
+        };
+        let parent = json!({ "id": id });
+        pend(
+            &r,
+            "plugins",
+            path,
+            ("route", &parent),
+            &mut pending_plugins,
+            &mut b.errors,
+        );
+    }
+    drop(pending_routes);
+    for (i, raw) in items(&sections, "plugins", &mut b.errors) {
+        pending_plugins.push((format!("plugins.{i}"), raw.get().to_string()));
+    }
+    for (path, text) in &pending_plugins {
+        let p = serde_json::from_str(text).unwrap_or(Value::Null);
+        b.add(Kind::Plugin, &p, path);
+    }
+    if !b.errors.is_empty() {
+        return Err(b.errors);
+    }
+    if let Err(problems) = b.new.check() {
+        let mut errors = FieldErrors::new();
+        errors.add("@entity", problems.join("; "));
+        return Err(errors);
+    }
+    Ok(b.new)
+}
+
+/// The elements of a top-level section, numbered from 1.
+fn items<'a>(
+    sections: &Sections<'a>,
+    key: &str,
+    errors: &mut FieldErrors,
+) -> Vec<(usize, &'a RawValue)> {
+    let Some(raw) = sections.get(key) else {
+        return Vec::new();
+    };
+    match elements(raw) {
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i + 1, v))
+            .collect(),
+        None => {
+            errors.add(key, "expected an array");
+            Vec::new()
+        }
+    }
+}
+
+/// Queues the entities nested under `parent[key]` with the parent's reference written in.
+fn pend(
+    parent: &Value,
+    key: &str,
+    path: &str,
+    (field, reference): (&str, &Value),
+    queue: &mut Vec<Pending>,
+    errors: &mut FieldErrors,
+) {
+    match parent.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            for (j, item) in a.iter().enumerate() {
+                let mut item = item.clone();
+                if let Some(obj) = item.as_object_mut() {
+                    obj.insert(field.to_string(), reference.clone());
+                }
+                queue.push((format!("{path}.{key}.{}", j + 1), item.to_string()));
+            }
+        }
+        Some(_) => errors.add(format!("{path}.{key}"), "expected an array"),
+    }
+}
+
+struct Builder<'a> {
+    new: ConfigState,
+    old: &'a ConfigState,
+    errors: FieldErrors,
+    now: i64,
+}
+
+impl Builder<'_> {
+    /// Parses one entity into the new state; returns its id, or records its errors under `path`.
+    fn add(&mut self, kind: Kind, raw: &Value, path: &str) -> Option<Uuid> {
+        if !raw.is_object() {
+            self.errors.add(path, "expected an object");
+            return None;
+        }
+        let mut body = raw.clone();
+        let id = self.stable_id(kind, &body);
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("routes");
+            obj.remove("plugins");
+            obj.insert("id".into(), Value::String(id.to_string()));
+        }
+        let existing = self.old.get(kind, &id);
+        restore_secrets(&mut body, existing.as_ref());
+        let ctx = ParseCtx {
+            id,
+            now: self.now,
+            created_at: existing.as_ref().map(Entity::created_at),
+            resolver: &self.new,
+        };
+        let result = parse_entity(kind, &body, &ctx).and_then(|e| {
+            if self.new.get(kind, &e.id()).is_some() {
+                return Err(StateError::Unique(format!("duplicate id {}", e.id())));
+            }
+            self.new.put(e.clone()).map(|_| e.id())
+        });
+        match result {
+            Ok(id) => Some(id),
+            Err(StateError::Schema(f)) => {
+                self.errors.merge_under(path, f);
+                None
+            }
+            Err(e) => {
+                self.errors.add(format!("{path}.@entity"), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The id to give an entity: its own, else the id of the old entity with the same natural key, else new.
+    fn stable_id(&self, kind: Kind, body: &Value) -> Uuid {
+        if let Some(id) = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+        {
+            return id;
+        }
+        let s = |k: &str| body.get(k).and_then(Value::as_str);
+        let found = match kind {
+            Kind::Service | Kind::Route => s("name").and_then(|n| self.old.resolve(kind, n)),
+            Kind::Consumer => s("username")
+                .and_then(|n| self.old.resolve(kind, n))
+                .or_else(|| {
+                    let cid = s("custom_id")?;
+                    self.old
+                        .consumers
+                        .values()
+                        .find(|c| c.custom_id.as_deref() == Some(cid))
+                        .map(|c| c.id)
+                }),
+            Kind::Plugin => {
+                let scope = |k: &str, kind: Kind| -> Option<Uuid> {
+                    let r = body.get(k)?;
+                    let key = r
+                        .get("id")
+                        .or_else(|| r.get("name"))
+                        .and_then(Value::as_str)
+                        .or(r.as_str())?;
+                    self.new.resolve(kind, key)
+                };
+                let (svc, route, cons) = (
+                    scope("service", Kind::Service),
+                    scope("route", Kind::Route),
+                    scope("consumer", Kind::Consumer),
+                );
+                s("name").and_then(|name| {
+                    self.old
+                        .plugins
+                        .values()
+                        .find(|p| {
+                            p.name == name
+                                && p.service.map(|f| f.id) == svc
+                                && p.route.map(|f| f.id) == route
+                                && p.consumer.map(|f| f.id) == cons
+                        })
+                        .map(|p| p.id)
+                })
+            }
+        };
+        found.unwrap_or_else(Uuid::new_v4)
+    }
+}

@@ -1,0 +1,111 @@
+//! `GET /config`: the configuration as a decK-style document, secrets redacted.
+
+use serde_json::{json, Value};
+use shared::{ConfigState, Entity};
+use uuid::Uuid;
+
+/// Strips what an export does not need: timestamps, nulls and the given parent reference.
+fn clean(mut v: Value, drop: &[&str]) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        obj.retain(|k, val| {
+            !val.is_null() && k != "created_at" && k != "updated_at" && !drop.contains(&k.as_str())
+        });
+    }
+    v
+}
+
+/// The configuration as a decK-style document, secrets redacted.
+pub fn export_doc(state: &ConfigState) -> Value {
+    let plugin_json =
+        |p: &shared::Plugin, drop: &[&str]| clean(Entity::Plugin(p.clone()).to_public_json(), drop);
+    let scopes = |p: &shared::Plugin| {
+        [p.service.is_some(), p.route.is_some(), p.consumer.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count()
+    };
+    let services: Vec<Value> = state
+        .services
+        .values()
+        .map(|s| {
+            let mut v = clean(Entity::Service(s.clone()).to_public_json(), &[]);
+            let routes: Vec<Value> = state
+                .routes
+                .values()
+                .filter(|r| r.service.map(|f| f.id) == Some(s.id))
+                .map(|r| {
+                    let mut rv = clean(Entity::Route(r.clone()).to_public_json(), &["service"]);
+                    let plugins: Vec<Value> = state
+                        .plugins
+                        .values()
+                        .filter(|p| scopes(p) == 1 && p.route.map(|f| f.id) == Some(r.id))
+                        .map(|p| plugin_json(p, &["route"]))
+                        .collect();
+                    if !plugins.is_empty() {
+                        rv["plugins"] = Value::Array(plugins);
+                    }
+                    rv
+                })
+                .collect();
+            let plugins: Vec<Value> = state
+                .plugins
+                .values()
+                .filter(|p| scopes(p) == 1 && p.service.map(|f| f.id) == Some(s.id))
+                .map(|p| plugin_json(p, &["service"]))
+                .collect();
+            if !routes.is_empty() {
+                v["routes"] = Value::Array(routes);
+            }
+            if !plugins.is_empty() {
+                v["plugins"] = Value::Array(plugins);
+            }
+            v
+        })
+        .collect();
+    let consumers: Vec<Value> = state
+        .consumers
+        .values()
+        .map(|c| {
+            let mut v = clean(Entity::Consumer(c.clone()).to_public_json(), &[]);
+            let plugins: Vec<Value> = state
+                .plugins
+                .values()
+                .filter(|p| scopes(p) == 1 && p.consumer.map(|f| f.id) == Some(c.id))
+                .map(|p| plugin_json(p, &["consumer"]))
+                .collect();
+            if !plugins.is_empty() {
+                v["plugins"] = Value::Array(plugins);
+            }
+            v
+        })
+        .collect();
+    let routes: Vec<Value> = state
+        .routes
+        .values()
+        .filter(|r| r.service.is_none())
+        .map(|r| clean(Entity::Route(r.clone()).to_public_json(), &[]))
+        .collect();
+    let plugins: Vec<Value> = state
+        .plugins
+        .values()
+        .filter(|p| scopes(p) != 1)
+        .map(|p| plugin_json(p, &[]))
+        .collect();
+    let mut doc = json!({ "_format_version": "3.0", "services": services, "consumers": consumers, "plugins": plugins });
+    // Route-scoped plugins of service-less routes stay with their route at top level.
+    let mut routes = routes;
+    for rv in routes.iter_mut() {
+        let rid = rv["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        let plugins: Vec<Value> = state
+            .plugins
+            .values()
+            .filter(|p| scopes(p) == 1 && p.route.map(|f| f.id) == rid)
+            .map(|p| plugin_json(p, &["route"]))
+            .collect();
+        if !plugins.is_empty() {
+            rv["plugins"] = Value::Array(plugins);
+        }
+    }
+    doc["routes"] = Value::Array(routes);
+    doc
+}
