@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::StateError;
+use crate::http_syntax;
 use crate::plugins;
 use crate::schema::{FieldErrors, Fields};
 
@@ -290,6 +291,13 @@ impl Service {
                     "path",
                     "must not contain a query, a fragment or empty segments",
                 );
+            } else {
+                f.check(
+                    "path",
+                    p,
+                    http_syntax::is_uri_path,
+                    http_syntax::INVALID_PATH,
+                );
             }
         }
         let retries = f.int_or("retries", 0, 32767, 5) as u32;
@@ -372,6 +380,21 @@ impl Route {
                         };
                         match values {
                             Some(vals) if !vals.is_empty() => {
+                                let field = format!("headers.{k}");
+                                f.check(
+                                    &field,
+                                    k,
+                                    http_syntax::is_header_name,
+                                    http_syntax::INVALID_HEADER_NAME,
+                                );
+                                for v in &vals {
+                                    f.check(
+                                        &field,
+                                        v,
+                                        http_syntax::is_header_value,
+                                        http_syntax::INVALID_HEADER_VALUE,
+                                    );
+                                }
                                 if k.eq_ignore_ascii_case("host") {
                                     f.error(&format!("headers.{k}"), "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
                                 }
@@ -468,6 +491,9 @@ fn validate_route_path(p: &str) -> Result<(), String> {
     }
     if p.contains("//") {
         return Err("must not have empty segments".into());
+    }
+    if !http_syntax::is_header_value(p) || p.contains(' ') {
+        return Err("must not contain spaces or control characters".into());
     }
     Ok(())
 }

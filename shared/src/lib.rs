@@ -3,6 +3,7 @@
 
 pub mod entity;
 pub mod error;
+pub mod http_syntax;
 pub mod jwt;
 pub mod pairing;
 pub mod plugins;

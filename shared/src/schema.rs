@@ -361,6 +361,26 @@ impl<'a> Fields<'a> {
         Some(v)
     }
 
+    /// Records `message` on field `name` unless `ok(value)`.
+    pub fn check(&mut self, name: &str, value: &str, ok: fn(&str) -> bool, message: &str) {
+        if !ok(value) {
+            self.error(name, message);
+        }
+    }
+
+    /// Records `message` on `name.N` for every element of `values` that is not `ok`.
+    pub fn check_each(
+        &mut self,
+        name: &str,
+        values: &[String],
+        ok: fn(&str) -> bool,
+        message: &str,
+    ) {
+        for (i, v) in values.iter().enumerate() {
+            self.check(&format!("{name}.{}", i + 1), v, ok, message);
+        }
+    }
+
     /// Marks a field as known without reading it.
     pub fn ignore(&mut self, name: &str) {
         self.seen.insert(name.to_string());

@@ -4,6 +4,7 @@
 pub mod dot;
 pub mod idp;
 pub mod process;
+pub mod silent;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -217,12 +217,23 @@ pub async fn read_bytes(
     body: Body,
     limit: usize,
 ) -> Result<Option<(Bytes, BodyFormat)>, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         ApiError::message(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than {limit} bytes"),
         )
-    })?;
+    };
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -18,10 +18,40 @@ use uuid::Uuid;
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
 use crate::cluster::{unix_now, PurgeCommand};
 
+/// How long a failed discovery is answered from the cache before the issuer is asked again.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// Bound on one discovery (document and keys together).
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One issuer's last discovery result and when it was fetched. The slot's lock is held while a fetch is
+/// in flight, so concurrent readers share that one attempt, success or failure.
+type Slot = Arc<Mutex<Option<(Value, Instant)>>>;
+
 /// Cached discovery results by issuer.
 #[derive(Default)]
 pub struct IssuerCache {
-    entries: Mutex<BTreeMap<String, Value>>,
+    entries: std::sync::Mutex<BTreeMap<String, Slot>>,
+}
+
+impl IssuerCache {
+    fn slot(&self, issuer: &str) -> Slot {
+        self.entries
+            .lock()
+            .expect("issuer cache lock")
+            .entry(issuer.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn forget(&self, issuer: Option<&str>) {
+        let mut entries = self.entries.lock().expect("issuer cache lock");
+        match issuer {
+            Some(i) => {
+                entries.remove(i);
+            }
+            None => entries.clear(),
+        }
+    }
 }
 
 /// The routes of this module.
@@ -57,7 +87,7 @@ fn configured(ctx: &AdminCtx) -> Vec<String> {
 
 async fn fetch(issuer: &str) -> Value {
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(DISCOVERY_TIMEOUT)
         .build()
         .expect("http client");
     let get_json = |url: String| {
@@ -94,8 +124,10 @@ async fn fetch(issuer: &str) -> Value {
             .to_string();
         let keys = get_json(jwks_uri).await?;
         Ok::<_, String>((configuration, keys))
-    }
-    .await;
+    };
+    let result = tokio::time::timeout(DISCOVERY_TIMEOUT, result)
+        .await
+        .unwrap_or_else(|_| Err(format!("{issuer}: discovery timed out")));
     let now = unix_now();
     match result {
         Ok((configuration, keys)) => {
@@ -107,19 +139,18 @@ async fn fetch(issuer: &str) -> Value {
     }
 }
 
+/// The issuer's discovery result: cached when it succeeded, cached for [`FAILURE_BACKOFF`] when it failed,
+/// and fetched once for all concurrent callers otherwise.
 async fn entry(ctx: &AdminCtx, issuer: &str) -> Value {
-    let cache = &ctx.issuers;
-    if let Some(v) = cache.entries.lock().await.get(issuer) {
-        if v["error"].is_null() {
+    let slot = ctx.issuers.slot(issuer);
+    let mut cached = slot.lock().await;
+    if let Some((v, at)) = &*cached {
+        if v["error"].is_null() || at.elapsed() < FAILURE_BACKOFF {
             return v.clone();
         }
     }
     let v = fetch(issuer).await;
-    cache
-        .entries
-        .lock()
-        .await
-        .insert(issuer.to_string(), v.clone());
+    *cached = Some((v.clone(), Instant::now()));
     v
 }
 
@@ -145,10 +176,15 @@ async fn list(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
         Some(Err(_)) => return Err(ApiError::bad_request("invalid offset")),
     };
     let issuers = configured(&ctx);
-    let mut data = Vec::new();
-    for issuer in issuers.iter().skip(offset).take(size) {
-        data.push(entry(&ctx, issuer).await);
-    }
+    // Issuers are fetched side by side: a page costs one discovery timeout at most, not one per issuer.
+    let data: Vec<Value> = futures::future::join_all(
+        issuers
+            .iter()
+            .skip(offset)
+            .take(size)
+            .map(|issuer| entry(&ctx, issuer)),
+    )
+    .await;
     let next_offset = offset + data.len();
     let next = (next_offset < issuers.len())
         .then(|| format!("/openid-connect/issuers?size={size}&offset={next_offset}"));
@@ -175,13 +211,13 @@ fn purge_nodes(ctx: &AdminCtx) {
 
 async fn purge_one(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
     let issuer = find(&ctx, &key).ok_or_else(ApiError::not_found)?;
-    ctx.issuers.entries.lock().await.remove(&issuer);
+    ctx.issuers.forget(Some(&issuer));
     purge_nodes(&ctx);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn purge_all(State(ctx): Ctx) -> ApiResult {
-    ctx.issuers.entries.lock().await.clear();
+    ctx.issuers.forget(None);
     purge_nodes(&ctx);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,6 +12,9 @@ use tracing::{info, warn};
 
 /// Wait after a failed rediscovery before trying again.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a failed first discovery is answered from memory before the issuer is asked again. Requests
+/// that queued behind the failed attempt get its answer at once instead of one timeout each.
+const DISCOVERY_FAILURE_BACKOFF: Duration = Duration::from_secs(2);
 
 /// An issuer's discovery document and keys.
 pub struct IssuerDoc {
@@ -52,6 +55,8 @@ struct Entry {
     /// Last rediscovery caused by an unknown key (the rate-limited kind).
     last_rediscovery: Option<Instant>,
     last_failed: bool,
+    /// The last failed first discovery: when it ended and why.
+    last_failure: Option<(Instant, DiscoveryError)>,
 }
 
 /// The cache of every issuer this node talks to; survives snapshots.
@@ -128,12 +133,15 @@ impl Issuers {
                     last_attempt: None,
                     last_rediscovery: None,
                     last_failed: false,
+                    last_failure: None,
                 }))
             })
             .clone()
     }
 
-    /// The cached document, discovering it on first use. Concurrent callers share one fetch.
+    /// The cached document, discovering it on first use. Concurrent callers share one attempt, success or
+    /// failure (the entry's lock is held while it runs); a failure is answered from memory for
+    /// [`DISCOVERY_FAILURE_BACKOFF`] after it ended.
     pub async fn get(
         &self,
         client: &reqwest::Client,
@@ -144,11 +152,10 @@ impl Issuers {
         if let Some(doc) = &e.doc {
             return Ok(doc.clone());
         }
-        if e.last_failed
-            && e.last_attempt
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return Err(DiscoveryError("discovery failed moments ago".into()));
+        if let Some((ended, err)) = &e.last_failure {
+            if ended.elapsed() < DISCOVERY_FAILURE_BACKOFF {
+                return Err(err.clone());
+            }
         }
         e.last_attempt = Some(Instant::now());
         match discover(client, issuer).await {
@@ -157,10 +164,13 @@ impl Issuers {
                 let doc = Arc::new(doc);
                 e.doc = Some(doc.clone());
                 e.last_failed = false;
+                e.last_failure = None;
                 Ok(doc)
             }
             Err(err) => {
+                warn!(issuer, error = %err.0, "discovery failed");
                 e.last_failed = true;
+                e.last_failure = Some((Instant::now(), err.clone()));
                 Err(err)
             }
         }

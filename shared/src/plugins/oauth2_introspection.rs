@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
+use crate::http_syntax;
 use crate::schema::{FieldErrors, Fields};
 
 /// The plugin's name.
@@ -14,7 +15,8 @@ pub const NAME: &str = "oauth2-introspection";
 /// The schema version this release speaks.
 pub const VERSION: &str = "1.0.0";
 /// Fields that hold secrets.
-pub const SECRET_FIELDS: &[&str] = &["authorization_value"];
+/// Fields that hold secrets. Headers sent to the identity provider often carry credentials too.
+pub const SECRET_FIELDS: &[&str] = &["authorization_value", "custom_introspection_headers"];
 
 /// A validated `oauth2-introspection` config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,18 +58,26 @@ impl Config {
         let custom_introspection_headers = f
             .opt_string_map("custom_introspection_headers")
             .unwrap_or_default();
-        for name in custom_introspection_headers.keys() {
-            let header = name.replace('_', "-");
-            if header.is_empty()
-                || !header
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-!#$%&'*+.^`|~".contains(&b))
-            {
-                f.error(
-                    &format!("custom_introspection_headers.{name}"),
-                    "invalid header name",
-                );
-            }
+        f.check(
+            "authorization_value",
+            &authorization_value,
+            http_syntax::is_header_value,
+            http_syntax::INVALID_HEADER_VALUE,
+        );
+        for (name, value) in &custom_introspection_headers {
+            let field = format!("custom_introspection_headers.{name}");
+            f.check(
+                &field,
+                name,
+                http_syntax::is_header_name,
+                http_syntax::INVALID_HEADER_NAME,
+            );
+            f.check(
+                &field,
+                value,
+                http_syntax::is_header_value,
+                http_syntax::INVALID_HEADER_VALUE,
+            );
         }
         let custom_claims_forward = f.strings("custom_claims_forward");
         let consumer_by = f

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
+use crate::http_syntax;
 use crate::schema::{FieldErrors, Fields};
 
 /// The plugin's name.
@@ -13,7 +14,12 @@ pub const NAME: &str = "openid-connect";
 /// The schema version this release speaks.
 pub const VERSION: &str = "1.0.0";
 /// Fields that hold secrets.
-pub const SECRET_FIELDS: &[&str] = &["client_secret", "client_jwk"];
+/// Fields that hold secrets. Header values sent to the identity provider often carry credentials too.
+pub const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "client_jwk",
+    "introspection_headers_values",
+];
 
 /// Authentication methods this gateway implements, in lookup order.
 pub const AUTH_METHODS: &[&str] = &["bearer", "introspection", "password", "client_credentials"];
@@ -164,6 +170,18 @@ impl Config {
                 "must have as many entries as introspection_headers_names",
             );
         }
+        f.check_each(
+            "introspection_headers_names",
+            &introspection_headers_names,
+            http_syntax::is_header_name,
+            http_syntax::INVALID_HEADER_NAME,
+        );
+        f.check_each(
+            "introspection_headers_values",
+            &introspection_headers_values,
+            http_syntax::is_header_value,
+            http_syntax::INVALID_HEADER_VALUE,
+        );
         let introspection_post_args_names = f.strings("introspection_post_args_names");
         let introspection_post_args_values = f.strings("introspection_post_args_values");
         if introspection_post_args_names.len() != introspection_post_args_values.len() {
@@ -228,6 +246,29 @@ impl Config {
                 "must have as many entries as upstream_headers_claims",
             );
         }
+        if let Some(spec) = &upstream_access_token_header {
+            let name = spec.split_once(':').map_or(spec.as_str(), |(n, _)| n);
+            f.check(
+                "upstream_access_token_header",
+                name,
+                http_syntax::is_header_name,
+                http_syntax::INVALID_HEADER_NAME,
+            );
+        }
+        if let Some(name) = &upstream_introspection_header {
+            f.check(
+                "upstream_introspection_header",
+                name,
+                http_syntax::is_header_name,
+                http_syntax::INVALID_HEADER_NAME,
+            );
+        }
+        f.check_each(
+            "upstream_headers_names",
+            &upstream_headers_names,
+            http_syntax::is_header_name,
+            http_syntax::INVALID_HEADER_NAME,
+        );
         let hide_credentials = f.bool_or("hide_credentials", false);
         let display_errors = f.bool_or("display_errors", false);
         let leeway = f.int_or("leeway", 0, 3600, 0) as u64;
