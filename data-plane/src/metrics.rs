@@ -298,6 +298,12 @@ pub struct Metrics {
     pub config_version: AtomicU64,
     /// Open downstream connections.
     pub connections: AtomicU64,
+    /// Failed `accept()` calls by listener and kind (descriptors, memory, connection).
+    pub accept_errors: CounterVec,
+    /// 1 while the applied config could not be stored as last-known-good.
+    pub lkg_degraded: AtomicU64,
+    /// Failed last-known-good writes.
+    pub lkg_write_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -318,6 +324,11 @@ impl Metrics {
         self.idp_latency.render(
             "portcullis_idp_request_duration_seconds",
             "Identity-provider call latency.",
+            &mut out,
+        );
+        self.accept_errors.render(
+            "portcullis_accept_errors_total",
+            "Failed accepts by listener and kind; descriptor and memory errors pause accepting.",
             &mut out,
         );
         let gauges = [
@@ -344,6 +355,18 @@ impl Metrics {
                 "Open downstream connections.",
                 "gauge",
                 self.connections.load(Ordering::Relaxed),
+            ),
+            (
+                "portcullis_lkg_degraded",
+                "1 while the applied config could not be stored as last-known-good.",
+                "gauge",
+                self.lkg_degraded.load(Ordering::Relaxed),
+            ),
+            (
+                "portcullis_lkg_write_errors_total",
+                "Failed last-known-good writes.",
+                "counter",
+                self.lkg_write_errors.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, kind, v) in gauges {

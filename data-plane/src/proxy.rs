@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
+use shared::accept::AcceptBackoff;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -668,6 +669,28 @@ fn split_host_port(h: &str) -> (String, Option<u16>) {
     }
 }
 
+/// Counts a failed `accept()` and, when the process is out of descriptors or memory, pauses the accept loop
+/// (exponentially, up to 1 s) instead of spinning; connections already accepted keep being served.
+pub async fn pause_after_accept_error(
+    metrics: &crate::metrics::Metrics,
+    listener: &'static str,
+    backoff: &mut AcceptBackoff,
+    error: &std::io::Error,
+) {
+    let (class, pause) = backoff.failed(error);
+    metrics
+        .accept_errors
+        .add(&[("listener", listener), ("kind", class.label())], 1);
+    if pause.is_zero() {
+        debug!(%error, listener, "accept failed");
+        return;
+    }
+    if backoff.first_of_run() {
+        warn!(%error, listener, kind = class.label(), "cannot accept connections; pausing accepts until resources free up");
+    }
+    tokio::time::sleep(pause).await;
+}
+
 /// Serves the proxy on `listener` until `shutdown` turns true, then finishes in-flight requests (bounded).
 pub async fn serve(
     listener: TcpListener,
@@ -683,13 +706,17 @@ pub async fn serve(
         .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => { debug!(error = %e, "accept failed"); continue; }
+                    Ok(c) => { backoff.accepted(); c }
+                    Err(e) => {
+                        pause_after_accept_error(&node.metrics, "proxy", &mut backoff, &e).await;
+                        continue;
+                    }
                 };
                 let _ = tcp.set_nodelay(true);
                 let node = node.clone();

@@ -1,5 +1,6 @@
 //! The status listener: `/status`, `/status/ready`, `/metrics` and read-only cache views.
 
+use shared::accept::AcceptBackoff;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -31,7 +32,9 @@ async fn handle(
                     "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.targets.len(), "plugins": r.active_plugins})),
                     "control_plane": {"connected": cp.connected, "last_error": cp.last_error, "last_rejected": cp.last_rejected},
                     "connections": node.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
-                    "lkg_error": cp.lkg_error,
+                    "lkg": {"persisted": cp.lkg_error.is_none(), "error": cp.lkg_error},
+                    "identity": {"persisted": cp.identity_error.is_none(), "error": cp.identity_error},
+                    "degraded": cp.lkg_error.is_some() || cp.identity_error.is_some(),
                 }),
                 &[],
             )
@@ -69,11 +72,18 @@ async fn handle(
 
 /// Serves the status endpoints until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
+                let tcp = match accepted {
+                    Ok((tcp, _)) => { backoff.accepted(); tcp }
+                    Err(e) => {
+                        crate::proxy::pause_after_accept_error(&node.metrics, "status", &mut backoff, &e).await;
+                        continue;
+                    }
+                };
                 let node = node.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));

@@ -1,6 +1,7 @@
 //! Types both planes agree on, with no I/O: entities and their validation, plugin config schemas, the
 //! configuration state and its consistency check, snapshot encoding and hashing, error codes, pairing tokens.
 
+pub mod accept;
 pub mod entity;
 pub mod error;
 pub mod http_syntax;

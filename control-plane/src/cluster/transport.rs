@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use shared::accept::AcceptBackoff;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// What the TLS handshake established about the peer; available to handlers as a request extension.
 #[derive(Debug, Clone)]
@@ -82,11 +83,21 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(tls);
     tokio::spawn(async move {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (tcp, addr) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    debug!(error = %e, "cluster accept failed");
+                Ok(c) => {
+                    backoff.accepted();
+                    c
+                }
+                Err(error) => {
+                    let (class, pause) = backoff.failed(&error);
+                    if backoff.first_of_run() {
+                        warn!(%error, kind = class.label(), "cannot accept cluster connections; pausing accepts");
+                    } else {
+                        debug!(%error, "cluster accept failed");
+                    }
+                    tokio::time::sleep(pause).await;
                     continue;
                 }
             };
