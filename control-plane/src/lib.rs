@@ -129,6 +129,17 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Creates `dir` as 0700, or tightens an existing one: the store holds plugin secrets in clear and the
+/// PKI directory the cluster CA's key, so nothing below the data dir is readable by other users.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 fn read_admin_token(config: &Config) -> Result<Option<String>> {
     let Some(path) = &config.admin_token_file else {
         return Ok(None);
@@ -158,7 +169,7 @@ pub async fn run(
     if admin_token.is_none() && !admin_addr.ip().is_loopback() {
         bail!("the admin API listens on {admin_addr}, which is not a loopback address: set --admin-token-file");
     }
-    std::fs::create_dir_all(&config.data_dir)
+    private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let store: Arc<dyn store::Store> = Arc::new(
         store::SledStore::open(&config.data_dir.join("store"))

@@ -2,10 +2,10 @@
 //! the CA itself. Pairing pins the CA by the fingerprint carried in the pairing token.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::fsutil::{private_dir, write_private};
 use anyhow::{anyhow, bail, Context, Result};
 use hyper_util::rt::TokioIo;
 use rcgen::{CertificateParams, KeyPair};
@@ -35,23 +35,6 @@ impl std::fmt::Debug for Identity {
             .field("cert_not_after", &self.cert_not_after)
             .finish_non_exhaustive()
     }
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = opts
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn paths(dir: &Path) -> [PathBuf; 4] {
@@ -108,7 +91,7 @@ impl Identity {
 
     /// Stores the identity in `dir`, owner-only.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        fs::create_dir_all(dir)?;
+        private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let [id, key, cert, ca] = paths(dir);
         write_private(&ca, &self.ca_pem)?;
         write_private(&key, &self.key_pem)?;

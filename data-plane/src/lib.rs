@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod cache;
+pub mod fsutil;
 pub mod identity;
 pub mod lkg;
 pub mod metrics;
@@ -167,6 +168,17 @@ pub struct Settings {
     pub plugins: Vec<(&'static str, &'static str)>,
 }
 
+/// Whether an applied snapshot is stored as last-known-good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// Stored durably.
+    Yes,
+    /// Not asked for (the snapshot came from the store itself).
+    NotAsked,
+    /// Applied and served, but storing failed for this reason: a restart would lose it.
+    Failed(String),
+}
+
 /// What the node knows about its control-plane connection.
 #[derive(Debug, Clone, Default)]
 pub struct CpStatus {
@@ -175,6 +187,8 @@ pub struct CpStatus {
     pub last_error: Option<String>,
     pub last_rejected: Option<String>,
     pub lkg_error: Option<String>,
+    /// Why the node's identity (key and certificate) could not be stored, while that is so.
+    pub identity_error: Option<String>,
 }
 
 /// A running node.
@@ -195,56 +209,89 @@ pub struct Node {
 
 impl Node {
     /// Decodes, validates and builds a snapshot, swaps it in, and (when `persist`) stores it as
-    /// last-known-good. On error the current config stays live.
+    /// last-known-good. On error the current config stays live. A snapshot that is applied but cannot be
+    /// stored is still served; the answer says why it is not persisted (and the ACK carries it).
     pub fn apply(
         &self,
         version: u64,
         hash: &str,
         payload: &[u8],
         persist: bool,
-    ) -> Result<(), String> {
-        if let Some(cur) = self.runtime.load_full() {
-            if cur.hash == hash {
-                return Ok(());
-            }
-        }
-        let started = Instant::now();
-        let result = self.build(version, hash, payload);
-        let rt = match result {
-            Ok(rt) => rt,
-            Err(reason) => {
-                self.metrics.config_rejected.fetch_add(1, Ordering::Relaxed);
-                warn!(version, %reason, "snapshot rejected; keeping the current config");
-                return Err(reason);
-            }
-        };
-        let routes = rt.routes.len();
-        if let Some(old) = self.runtime.swap(Some(Arc::new(rt))) {
-            self.background.retire(old);
-        }
-        self.metrics.config_applied.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .config_version
-            .store(version, Ordering::Relaxed);
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        info!(version, hash, routes, elapsed_ms, "config applied");
-        if persist {
-            let snap = StoredSnapshot {
-                version,
-                hash: hash.to_string(),
-                payload: payload.to_vec(),
-            };
-            let outcome = self.lkg.save(&snap);
-            let mut st = self.cp_status.lock().expect("cp status lock");
-            match outcome {
-                Ok(()) => st.lkg_error = None,
-                Err(e) => {
-                    error!(error = %format!("{e:#}"), version, "cannot store the last-known-good config; serving it anyway");
-                    st.lkg_error = Some(format!("{e:#}"));
+    ) -> Result<Persisted, String> {
+        let already_live = self.runtime.load_full().is_some_and(|cur| cur.hash == hash);
+        if !already_live {
+            let started = Instant::now();
+            let rt = match self.build(version, hash, payload) {
+                Ok(rt) => rt,
+                Err(reason) => {
+                    self.metrics.config_rejected.fetch_add(1, Ordering::Relaxed);
+                    warn!(version, %reason, "snapshot rejected; keeping the current config");
+                    return Err(reason);
                 }
+            };
+            let routes = rt.routes.len();
+            if let Some(old) = self.runtime.swap(Some(Arc::new(rt))) {
+                self.background.retire(old);
+            }
+            self.metrics.config_applied.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .config_version
+                .store(version, Ordering::Relaxed);
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            info!(version, hash, routes, elapsed_ms, "config applied");
+        }
+        if !persist {
+            return Ok(Persisted::NotAsked);
+        }
+        if already_live && self.lkg_error().is_none() {
+            return Ok(Persisted::Yes);
+        }
+        let snap = StoredSnapshot {
+            version,
+            hash: hash.to_string(),
+            payload: payload.to_vec(),
+        };
+        let outcome = self.lkg.save(&snap).map_err(|e| format!("{e:#}"));
+        self.metrics
+            .lkg_degraded
+            .store(u64::from(outcome.is_err()), Ordering::Relaxed);
+        let mut st = self.cp_status.lock().expect("cp status lock");
+        match outcome {
+            Ok(()) => {
+                st.lkg_error = None;
+                Ok(Persisted::Yes)
+            }
+            Err(e) => {
+                self.metrics
+                    .lkg_write_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                error!(error = %e, version, "cannot store the last-known-good config; serving it anyway");
+                st.lkg_error = Some(e.clone());
+                Ok(Persisted::Failed(e))
             }
         }
-        Ok(())
+    }
+
+    /// Records whether the identity was stored; a node whose identity is only in memory keeps working
+    /// and reports it (it would need a new pairing token after a restart).
+    pub fn record_identity_saved(&self, saved: Result<()>) {
+        let error = saved.err().map(|e| format!("{e:#}"));
+        if let Some(e) = &error {
+            error!(error = %e, "cannot store the node identity; keeping it in memory");
+        }
+        self.cp_status
+            .lock()
+            .expect("cp status lock")
+            .identity_error = error;
+    }
+
+    /// Why the last-known-good config could not be stored, while that is so.
+    pub fn lkg_error(&self) -> Option<String> {
+        self.cp_status
+            .lock()
+            .expect("cp status lock")
+            .lkg_error
+            .clone()
     }
 
     fn build(&self, version: u64, hash: &str, payload: &[u8]) -> Result<RuntimeConfig, String> {
@@ -312,8 +359,11 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    // A data dir that cannot be created or tightened (a read-only or full disk) does not stop the node:
+    // it serves what it can read and what the control plane sends, and reports that nothing persists.
+    if let Err(e) = fsutil::private_dir(&config.data_dir) {
+        error!(error = %e, dir = %config.data_dir.display(), "cannot prepare the data dir; starting without persistence");
+    }
     let node_name = config.node_name.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -357,7 +407,7 @@ pub async fn run(
         caches: Arc::new(Caches::new(config.cache_max_entries)),
         clients: Arc::new(IdpClients::new(extra_ca_pem)),
         upstreams: proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
-        lkg: Lkg::open(&config.data_dir.join("lkg"))?,
+        lkg: Lkg::open(&config.data_dir.join("lkg")),
         identity: Mutex::new(identity.clone()),
         cp_status: Mutex::new(CpStatus {
             node_id: identity.as_ref().map(|i| i.node_id.clone()),
@@ -371,7 +421,7 @@ pub async fn run(
     // Serve the last-known-good config at once.
     match node.lkg.load() {
         Ok(Some(snap)) => match node.apply(snap.version, &snap.hash, &snap.payload, false) {
-            Ok(()) => info!(version = snap.version, "serving the last-known-good config"),
+            Ok(_) => info!(version = snap.version, "serving the last-known-good config"),
             Err(reason) => {
                 error!(%reason, "the stored last-known-good config is unusable; waiting for the control plane")
             }
@@ -417,7 +467,7 @@ pub async fn run(
                     r = identity::pair(cp, token, &node_name) => r?,
                     _ = stop.changed() => return Ok(()),
                 };
-                paired.save(&node.settings.data_dir)?;
+                node.record_identity_saved(paired.save(&node.settings.data_dir));
                 info!(node_id = %paired.node_id, "paired with the control plane");
                 node.cp_status.lock().expect("cp status lock").node_id =
                     Some(paired.node_id.clone());

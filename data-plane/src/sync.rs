@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
+use crate::Persisted;
 use anyhow::{anyhow, Context, Result};
 use proto::cluster_client::ClusterClient;
 use proto::{control_message, node_message, NodeMessage};
@@ -186,7 +187,14 @@ async fn apply(node: &Arc<Node>, s: proto::Snapshot) -> node_message::Kind {
         .await
         .unwrap_or_else(Err);
     match result {
-        Ok(()) => node_message::Kind::Ack(proto::Ack { version, hash }),
+        Ok(persisted) => node_message::Kind::Ack(proto::Ack {
+            version,
+            hash,
+            not_persisted: match persisted {
+                Persisted::Failed(why) => why,
+                Persisted::Yes | Persisted::NotAsked => String::new(),
+            },
+        }),
         Err(reason) => {
             node.cp_status.lock().expect("cp status lock").last_rejected =
                 Some(format!("version {version}: {reason}"));
@@ -227,9 +235,12 @@ async fn renew_if_due(
         cert_pem: resp.certificate_pem,
         ..identity
     };
-    renewed
-        .save(&node.settings.data_dir)
-        .context("cannot store the renewed certificate")?;
+    // A certificate that cannot be stored is still used: the node keeps its stream and reports it.
+    node.record_identity_saved(
+        renewed
+            .save(&node.settings.data_dir)
+            .context("cannot store the renewed certificate"),
+    );
     info!(
         not_after = renewed.cert_not_after,
         "node certificate renewed"

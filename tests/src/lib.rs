@@ -3,6 +3,7 @@
 
 pub mod dot;
 pub mod idp;
+pub mod mount;
 pub mod process;
 pub mod silent;
 

@@ -31,8 +31,21 @@ pub struct Proc {
 impl Proc {
     /// Starts `name` with `args`, logging JSON to `log`.
     pub fn spawn(name: &str, args: &[&str], log: &Path) -> Proc {
+        Proc::spawn_wrapped(&[], name, args, log)
+    }
+
+    /// Starts `name` with `args` under a wrapper command (`prlimit --nofile=64:64`, say).
+    pub fn spawn_wrapped(wrapper: &[&str], name: &str, args: &[&str], log: &Path) -> Proc {
         let out = std::fs::File::create(log).expect("log file");
-        let child = Command::new(bin(name))
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin(name));
+                c
+            }
+            None => Command::new(bin(name)),
+        };
+        let child = cmd
             .args(args)
             .args(["--log-format", "json"])
             .env("RUST_LOG", "info")
@@ -111,5 +124,136 @@ impl Drop for Proc {
             .stderr(Stdio::null())
             .status();
         self.kill9();
+    }
+}
+
+/// A control-plane process and its addresses.
+pub struct Cp {
+    pub proc: Proc,
+    /// `http://…` of the admin API.
+    pub admin: String,
+    /// `host:port` of the cluster listener.
+    pub cluster: String,
+}
+
+/// Starts a control plane with its data in `dir/cp`, short heartbeats, logging to `dir/log`.
+pub async fn start_cp(dir: &Path, cluster_listen: &str, log: &str) -> Cp {
+    let data = dir.join("cp");
+    let proc = Proc::spawn(
+        "control-plane",
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--cluster-listen",
+            cluster_listen,
+            "--heartbeat-interval-ms",
+            "200",
+            "--heartbeat-timeout-ms",
+            "1500",
+        ],
+        &dir.join(log),
+    );
+    let started = proc.wait_log("control plane started").await;
+    Cp {
+        admin: format!("http://{}", started["admin"].as_str().unwrap()),
+        cluster: started["cluster"].as_str().unwrap().to_string(),
+        proc,
+    }
+}
+
+/// How to start a data-plane process.
+pub struct DpLaunch<'a> {
+    pub data_dir: PathBuf,
+    /// The control plane's cluster address.
+    pub control_plane: &'a str,
+    pub token: Option<&'a str>,
+    pub log: PathBuf,
+    /// A command the binary runs under (empty for none).
+    pub wrapper: Vec<&'a str>,
+}
+
+/// A data-plane process and its addresses.
+pub struct Dp {
+    pub proc: Proc,
+    /// `http://…` of the proxy listener.
+    pub proxy: String,
+    /// `http://…` of the status listener.
+    pub status: String,
+}
+
+impl DpLaunch<'_> {
+    /// Starts the node with short heartbeats and waits until it listens.
+    pub async fn start(self) -> Dp {
+        let data = self.data_dir.to_str().unwrap().to_string();
+        let mut args = vec![
+            "--data-dir",
+            &data,
+            "--control-plane",
+            self.control_plane,
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--status-listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval-ms",
+            "200",
+            "--heartbeat-timeout-ms",
+            "1500",
+        ];
+        if let Some(t) = self.token {
+            args.extend(["--pairing-token", t]);
+        }
+        let proc = Proc::spawn_wrapped(&self.wrapper, "data-plane", &args, &self.log);
+        let started = proc.wait_log("data plane started").await;
+        Dp {
+            proxy: format!("http://{}", started["proxy"].as_str().unwrap()),
+            status: format!("http://{}", started["status"].as_str().unwrap()),
+            proc,
+        }
+    }
+}
+
+/// Starts a data plane with its data in `dir/dp`; returns the process, proxy URL and status URL.
+pub async fn start_dp(
+    dir: &Path,
+    cp: &str,
+    token: Option<&str>,
+    log: &str,
+) -> (Proc, String, String) {
+    let dp = DpLaunch {
+        data_dir: dir.join("dp"),
+        control_plane: cp,
+        token,
+        log: dir.join(log),
+        wrapper: Vec::new(),
+    }
+    .start()
+    .await;
+    (dp.proc, dp.proxy, dp.status)
+}
+
+/// POST expecting a 2xx; returns the JSON answer.
+pub async fn post(admin: &str, path: &str, body: Value) -> Value {
+    let r = crate::client()
+        .post(format!("{admin}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "POST {path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// The config version a node serves, 0 when it does not answer.
+pub async fn dp_version(status: &str) -> u64 {
+    match crate::client().get(format!("{status}/status")).send().await {
+        Ok(r) => r
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["config"]["version"].as_u64())
+            .unwrap_or(0),
+        Err(_) => 0,
     }
 }

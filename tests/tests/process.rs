@@ -5,95 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tests::process::Proc;
+use serde_json::json;
+use tests::process::{dp_version, post, start_cp, start_dp};
 use tests::{client, eventually, get_json, EchoUpstream, PATIENCE};
-
-struct Cp {
-    proc: Proc,
-    admin: String,
-    cluster: String,
-}
-
-async fn start_cp(dir: &std::path::Path, cluster_listen: &str, log: &str) -> Cp {
-    let data = dir.join("cp");
-    let proc = Proc::spawn(
-        "control-plane",
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--cluster-listen",
-            cluster_listen,
-            "--heartbeat-interval-ms",
-            "200",
-            "--heartbeat-timeout-ms",
-            "1500",
-        ],
-        &dir.join(log),
-    );
-    let started = proc.wait_log("control plane started").await;
-    Cp {
-        admin: format!("http://{}", started["admin"].as_str().unwrap()),
-        cluster: started["cluster"].as_str().unwrap().to_string(),
-        proc,
-    }
-}
-
-async fn start_dp(
-    dir: &std::path::Path,
-    cp: &str,
-    token: Option<&str>,
-    log: &str,
-) -> (Proc, String, String) {
-    let data = dir.join("dp");
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--control-plane",
-        cp,
-        "--proxy-listen",
-        "127.0.0.1:0",
-        "--status-listen",
-        "127.0.0.1:0",
-        "--heartbeat-interval-ms",
-        "200",
-        "--heartbeat-timeout-ms",
-        "1500",
-    ];
-    if let Some(t) = token {
-        args.extend(["--pairing-token", t]);
-    }
-    let proc = Proc::spawn("data-plane", &args, &dir.join(log));
-    let started = proc.wait_log("data plane started").await;
-    let proxy = format!("http://{}", started["proxy"].as_str().unwrap());
-    let status = format!("http://{}", started["status"].as_str().unwrap());
-    (proc, proxy, status)
-}
-
-async fn post(admin: &str, path: &str, body: Value) -> Value {
-    let r = client()
-        .post(format!("{admin}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "POST {path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
-async fn dp_version(status: &str) -> u64 {
-    match client().get(format!("{status}/status")).send().await {
-        Ok(r) => r
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v["config"]["version"].as_u64())
-            .unwrap_or(0),
-        Err(_) => 0,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {

@@ -34,6 +34,8 @@ pub struct Live {
     pub last_seen: i64,
     /// The last NACK: version, hash and reason.
     pub nack: Option<(u64, String, String)>,
+    /// Why the node could not store what it last ACKed (it serves it, but would lose it on restart).
+    pub not_persisted: Option<String>,
     session: u64,
 }
 
@@ -244,7 +246,13 @@ fn render(e: &Entry, latest: Option<&EncodedSnapshot>) -> Value {
                         .join(", ");
                     ("incompatible", Some(format!("config version {} uses plugin {list}, which this node does not support", s.version)))
                 } else if live.applied_hash == s.hash {
-                    ("in_sync", None)
+                    match &live.not_persisted {
+                        Some(why) => (
+                            "applied_not_persisted",
+                            Some(format!("applied, not persisted: {why}")),
+                        ),
+                        None => ("in_sync", None),
+                    }
                 } else if let Some((v, _, reason)) = live.nack.as_ref().filter(|n| n.0 == s.version)
                 {
                     (

@@ -308,6 +308,7 @@ impl Session {
                 self.cluster.nodes.update(&self.node_id, |live| {
                     live.applied_version = ack.version;
                     live.applied_hash = ack.hash;
+                    live.not_persisted = Some(ack.not_persisted).filter(|w| !w.is_empty());
                     live.last_seen = now;
                 });
             }
