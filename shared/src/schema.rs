@@ -153,6 +153,28 @@ impl std::ops::Index<&str> for FieldErrors {
     }
 }
 
+thread_local! {
+    static FORM_BODY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `parse` with the coercions a form body needs when `form` is true: every form value is a string,
+/// so `"5"` reads as an integer, `"true"` as a boolean and a lone value as a one-element array. JSON and
+/// YAML bodies get none of these: a value of the wrong type is an error, as in Kong.
+pub fn parsing_form<T>(form: bool, parse: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORM_BODY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FORM_BODY.with(|c| c.replace(form)));
+    parse()
+}
+
+fn form_body() -> bool {
+    FORM_BODY.with(|c| c.get())
+}
+
 /// Reads typed fields out of one JSON object, recording errors under `prefix`.
 pub struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -235,12 +257,12 @@ impl<'a> Fields<'a> {
         v
     }
 
-    /// An optional integer within `[min, max]`; numeric strings are accepted (form bodies).
+    /// An optional integer within `[min, max]`; numeric strings only in form bodies ([`parsing_form`]).
     pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
         let v = self.raw(name)?;
         let n = match v {
             Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse::<i64>().ok(),
+            Value::String(s) if form_body() => s.trim().parse::<i64>().ok(),
             _ => None,
         };
         match n {
@@ -261,12 +283,12 @@ impl<'a> Fields<'a> {
         self.opt_int(name, min, max).unwrap_or(default)
     }
 
-    /// An optional boolean; "true"/"false" strings are accepted (form bodies).
+    /// An optional boolean; "true"/"false" strings only in form bodies ([`parsing_form`]).
     pub fn opt_bool(&mut self, name: &str) -> Option<bool> {
         match self.raw(name)? {
             Value::Bool(b) => Some(*b),
-            Value::String(s) if s == "true" => Some(true),
-            Value::String(s) if s == "false" => Some(false),
+            Value::String(s) if form_body() && s == "true" => Some(true),
+            Value::String(s) if form_body() && s == "false" => Some(false),
             _ => {
                 self.error(name, "expected a boolean");
                 None
@@ -279,7 +301,7 @@ impl<'a> Fields<'a> {
         self.opt_bool(name).unwrap_or(default)
     }
 
-    /// An optional array of strings; a single string is accepted as a one-element array (form bodies).
+    /// An optional array of strings; a single string is one element only in form bodies ([`parsing_form`]).
     pub fn opt_strings(&mut self, name: &str) -> Option<Vec<String>> {
         match self.raw(name)? {
             Value::Array(items) => {
@@ -295,7 +317,8 @@ impl<'a> Fields<'a> {
                 }
                 Some(out)
             }
-            Value::String(s) => Some(vec![s.clone()]),
+            Value::String(s) if form_body() => Some(vec![s.clone()]),
+            // An empty object is an empty array, as Kong reads `{}` (Lua's JSON has one type for both).
             Value::Object(m) if m.is_empty() => Some(Vec::new()),
             _ => {
                 self.error(name, "expected an array");
@@ -318,9 +341,6 @@ impl<'a> Fields<'a> {
                     match v {
                         Value::String(s) => {
                             out.insert(k.clone(), s.clone());
-                        }
-                        Value::Number(n) => {
-                            out.insert(k.clone(), n.to_string());
                         }
                         _ => {
                             let path = format!("{}.{}", self.path(name), k);

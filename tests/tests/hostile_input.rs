@@ -289,3 +289,39 @@ async fn huge_declarative_documents_are_bounded() {
     assert_eq!(body["omitted_errors"], 2 * n - 100);
     alive(&cp).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_values_must_have_their_types_while_forms_are_read_as_text() {
+    let cp = ControlPlane::start().await;
+    for (body, field) in [
+        (json!({"host": "x", "port": "80"}), "port"),
+        (json!({"host": "x", "enabled": "true"}), "enabled"),
+        (json!({"host": "x", "tags": "a"}), "tags"),
+    ] {
+        let (s, answer) = cp
+            .call(Method::POST, "/services", Some(body))
+            .await
+            .unwrap();
+        assert_eq!(s, 400, "{answer}");
+        assert!(answer["fields"][field].is_string(), "{answer}");
+    }
+    let form: Vec<(String, String)> = [
+        ("host", "x"),
+        ("port", "8080"),
+        ("enabled", "false"),
+        ("tags", "a"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (s, svc) = post_form(&cp, "/services", &form).await;
+    assert_eq!(s, 201, "{svc}");
+    assert_eq!(
+        (
+            svc["port"].clone(),
+            svc["enabled"].clone(),
+            svc["tags"].clone()
+        ),
+        (json!(8080), json!(false), json!(["a"]))
+    );
+}

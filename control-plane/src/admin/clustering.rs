@@ -11,9 +11,9 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use shared::pairing::PairingToken;
-use shared::schema::Fields;
+use shared::schema::{parsing_form, Fields};
 
-use super::{read_body, AdminCtx, ApiError, ApiResult, Ctx, BODY_LIMIT};
+use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
 use crate::cluster::{unix_now, PurgeCommand};
 use crate::store::Records;
 
@@ -45,14 +45,16 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
 }
 
 async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiResult {
-    let body = read_body(&headers, body, BODY_LIMIT)
+    let (body, format) = read_body(&headers, body, BODY_LIMIT)
         .await?
-        .map(|(v, _)| v)
-        .unwrap_or_else(|| json!({}));
-    let mut f = Fields::new(&body, "").map_err(ApiError::schema)?;
-    let ttl = f.int_or("ttl", 1, 365 * 86_400, DEFAULT_TOKEN_TTL);
-    let labels: BTreeMap<String, String> = f.opt_string_map("labels").unwrap_or_default();
-    let errors = f.finish();
+        .unwrap_or_else(|| (json!({}), BodyFormat::Json));
+    let (ttl, labels, errors) = parsing_form(format == BodyFormat::Form, || {
+        let mut f = Fields::new(&body, "")?;
+        let ttl = f.int_or("ttl", 1, 365 * 86_400, DEFAULT_TOKEN_TTL);
+        let labels: BTreeMap<String, String> = f.opt_string_map("labels").unwrap_or_default();
+        Ok::<_, shared::FieldErrors>((ttl, labels, f.finish()))
+    })
+    .map_err(ApiError::schema)?;
     if !errors.is_empty() {
         return Err(ApiError::schema(errors));
     }

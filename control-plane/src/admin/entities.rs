@@ -11,13 +11,14 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 use shared::entity::merge_json;
+use shared::schema::parsing_form;
 use shared::{
     Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx, Plugin, Resolver, Route,
     Service, StateError,
 };
 use uuid::Uuid;
 
-use super::{read_body, AdminCtx, ApiError, ApiResult, Ctx, BODY_LIMIT};
+use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
 use crate::cluster::unix_now;
 
 /// The routes of this module.
@@ -228,15 +229,15 @@ pub fn restore_secrets(body: &mut Value, existing: Option<&Entity>) {
     }
 }
 
-async fn body_object(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let v = read_body(headers, body, BODY_LIMIT)
+/// The request body as an object, and whether it came as a form (whose values are all strings).
+async fn body_object(headers: &HeaderMap, body: Body) -> Result<(Value, bool), ApiError> {
+    let (v, format) = read_body(headers, body, BODY_LIMIT)
         .await?
-        .map(|(v, _)| v)
-        .unwrap_or_else(|| json!({}));
+        .unwrap_or_else(|| (json!({}), BodyFormat::Json));
     if !v.is_object() {
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
-    Ok(v)
+    Ok((v, format == BodyFormat::Form))
 }
 
 async fn create(
@@ -246,7 +247,7 @@ async fn create(
     h: HeaderMap,
     b: Body,
 ) -> ApiResult {
-    let mut body = body_object(&h, b).await?;
+    let (mut body, form) = body_object(&h, b).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -260,7 +261,7 @@ async fn create(
                 created_at: None,
                 resolver: state,
             };
-            let e = parse_entity(kind, &body, &pctx)?;
+            let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
             if state.get(kind, &e.id()).is_some() {
                 return Err(StateError::Unique(format!(
                     "primary key violation on key '{{id=\"{}\"}}'",
@@ -275,7 +276,7 @@ async fn create(
 }
 
 async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
-    let mut body = body_object(&h, b).await?;
+    let (mut body, form) = body_object(&h, b).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -303,7 +304,7 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                 created_at: existing.as_ref().map(Entity::created_at),
                 resolver: state,
             };
-            let e = parse_entity(kind, &body, &pctx)?;
+            let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
             let changes = state.put(e.clone())?;
             Ok::<_, StateError>((changes, e))
         })
@@ -312,7 +313,7 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
 }
 
 async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
-    let patch = body_object(&h, b).await?;
+    let (patch, form) = body_object(&h, b).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -342,7 +343,7 @@ async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                 created_at: Some(existing.created_at()),
                 resolver: state,
             };
-            let e = parse_entity(kind, &body, &pctx)?;
+            let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
             let changes = state.put(e.clone())?;
             Ok::<_, StateError>((changes, e))
         })
