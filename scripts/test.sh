@@ -24,5 +24,8 @@ cargo build --workspace --bins
 echo "== interop identity provider (django-oauth-toolkit)"
 scripts/interop-setup.sh
 
+echo "== Admin API against its OpenAPI document (Schemathesis, every check)"
+scripts/schemathesis.sh 25
+
 echo "== tests"
 PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4

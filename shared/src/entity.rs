@@ -157,9 +157,10 @@ fn host_pattern() -> &'static Regex {
 /// Common fields every entity has: id, tags, timestamps.
 fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<String>, i64) {
     let id = match f.opt_string("id") {
-        Some(s) => match Uuid::parse_str(&s) {
-            Ok(id) => id,
-            Err(_) => {
+        // Only the hyphenated form (36 characters), as Kong writes and reads ids.
+        Some(s) => match Uuid::parse_str(&s).ok().filter(|_| s.len() == 36) {
+            Some(id) => id,
+            None => {
                 f.error("id", "expected a valid UUID");
                 ctx.id
             }
@@ -254,35 +255,10 @@ impl Service {
         let mut host = f.opt_string("host");
         let mut port = f.opt_int("port", 0, 65535);
         let mut path = f.opt_string("path");
-        if let Some(raw) = f.opt_string("url") {
-            match url::Url::parse(&raw) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                    protocol = Some(u.scheme().to_string());
-                    host = u.host_str().map(str::to_string);
-                    port = Some(i64::from(u.port_or_known_default().unwrap_or(80)));
-                    path = if u.path() == "/" && !raw.trim_end().ends_with('/') {
-                        None
-                    } else {
-                        Some(u.path().to_string())
-                    };
-                }
-                Ok(_) => f.error("url", "expected an http or https URL with a host"),
-                Err(e) => f.error("url", format!("invalid URL: {e}")),
-            }
+        // Given fields are checked even when `url` then replaces them.
+        if host.as_deref().is_some_and(|h| !host_pattern().is_match(h)) {
+            f.error("host", "invalid hostname");
         }
-        let protocol = protocol.unwrap_or_else(|| "http".to_string());
-        let host = match host {
-            Some(h) if host_pattern().is_match(&h) => h,
-            Some(_) => {
-                f.error("host", "invalid hostname");
-                String::new()
-            }
-            None => {
-                f.error("host", "required field missing");
-                String::new()
-            }
-        };
-        let default_port = if protocol == "https" { 443 } else { 80 };
         if let Some(p) = &path {
             if !p.starts_with('/') {
                 f.error("path", "should start with: /");
@@ -295,20 +271,41 @@ impl Service {
                 f.check(
                     "path",
                     p,
-                    http_syntax::is_uri_path,
+                    http_syntax::is_service_path,
                     http_syntax::INVALID_PATH,
                 );
             }
         }
+        if let Some(raw) = f.opt_string("url") {
+            match url::Url::parse(&raw) {
+                Ok(u) if http_syntax::is_url(&raw) && u.query().is_none() => {
+                    protocol = Some(u.scheme().to_string());
+                    host = u.host_str().map(str::to_string);
+                    port = Some(i64::from(u.port_or_known_default().unwrap_or(80)));
+                    path = if u.path() == "/" && !raw.ends_with('/') {
+                        None
+                    } else {
+                        Some(u.path().to_string())
+                    };
+                }
+                _ => f.error(
+                    "url",
+                    "invalid URL: expected http(s)://host[:port][/path] with a DNS name or IPv4 address and no query",
+                ),
+            }
+        }
+        let protocol = protocol.unwrap_or_else(|| "http".to_string());
+        let host = host.unwrap_or_else(|| {
+            f.error("host", "required field missing");
+            String::new()
+        });
+        let default_port = if protocol == "https" { 443 } else { 80 };
         let retries = f.int_or("retries", 0, 32767, 5) as u32;
         let connect_timeout = timeout(&mut f, "connect_timeout");
         let write_timeout = timeout(&mut f, "write_timeout");
         let read_timeout = timeout(&mut f, "read_timeout");
         let enabled = f.bool_or("enabled", true);
         let tls_verify = f.opt_bool("tls_verify");
-        // Nested collections in declarative files are handled by the caller.
-        f.ignore("routes");
-        f.ignore("plugins");
         let svc = Service {
             id,
             name,
@@ -423,7 +420,6 @@ impl Route {
         let request_buffering = f.bool_or("request_buffering", true);
         let response_buffering = f.bool_or("response_buffering", true);
         let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
-        f.ignore("plugins");
         if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
             f.error(
                 "@entity",
@@ -505,7 +501,6 @@ impl Consumer {
         let (id, tags, created_at) = read_common(&mut f, ctx);
         let username = f.opt_string("username").filter(|s| !s.is_empty());
         let custom_id = f.opt_string("custom_id").filter(|s| !s.is_empty());
-        f.ignore("plugins");
         if username.is_none() && custom_id.is_none() {
             f.error(
                 "@entity",

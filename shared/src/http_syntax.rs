@@ -12,6 +12,44 @@ pub const INVALID_HEADER_VALUE: &str =
 pub const INVALID_PATH: &str =
     "invalid path: use URI path characters only (percent-encode spaces, control and non-ASCII characters)";
 
+/// Why a configured URL cannot be used.
+pub const INVALID_URL: &str =
+    "invalid URL: expected http(s)://host[:port][/path][?query] with a DNS name or IPv4 address";
+
+/// The URLs configuration accepts (the `url` shorthand, identity-provider endpoints), as a regular
+/// expression shared with the OpenAPI document: `http` or `https`, a DNS name (its last label not all
+/// digits) or a dotted IPv4 address, an optional port, an absolute path of URI path characters, an
+/// optional query. Anything a URL parser would have to repair or reinterpret is refused instead.
+pub const URL_PATTERN: &str = concat!(
+    r"^https?://",
+    r"(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?",
+    r"|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    r"(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*",
+    r"(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+);
+
+/// The absolute URI paths configuration accepts for a Service, as a regular expression shared with the
+/// OpenAPI document: `/`, or segments of URI path characters with no empty segment, maybe a trailing `/`.
+pub const SERVICE_PATH_PATTERN: &str = concat!(
+    r"^/(([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+",
+    r"(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+)*/?)?$"
+);
+
+/// True when `s` is a URL of [`URL_PATTERN`].
+pub fn is_url(s: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(URL_PATTERN).expect("static regex"))
+        .is_match(s)
+}
+
+/// True when `s` is a Service path of [`SERVICE_PATH_PATTERN`].
+pub fn is_service_path(s: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(SERVICE_PATH_PATTERN).expect("static regex"))
+        .is_match(s)
+}
+
 /// A header name: an RFC 9110 token (at least one `tchar`).
 pub fn is_header_name(s: &str) -> bool {
     !s.is_empty()
@@ -64,6 +102,37 @@ mod tests {
             assert!(!is_header_value(bad), "{bad:?}");
         }
         assert!(is_uri_path("/v1/a-b_c.d~e/%20x/:@!$&'()*+,;="));
+        for ok in ["/", "/a", "/a/", "/a/b%20c", "/v1/:id@x"] {
+            assert!(is_service_path(ok), "{ok:?}");
+        }
+        for bad in ["", "a", "//", "/a//b", "/a b", "/%zz", "/a?b"] {
+            assert!(!is_service_path(bad), "{bad:?}");
+        }
+        for ok in [
+            "http://a",
+            "https://idp.example.com:8443/realms/x/protocol",
+            "http://127.0.0.1:9080/introspect?x=1&y=%20",
+            "http://a-b.c1/",
+        ] {
+            assert!(is_url(ok), "{ok:?}");
+            let u = url::Url::parse(ok).unwrap();
+            assert!(u.host_str().is_some());
+        }
+        for bad in [
+            "ftp://a",
+            "http://",
+            "http://a b",
+            "http://1.2.3.999",
+            "http://a.99",
+            "http://a:65536",
+            "http://a:080",
+            "http://[::1]/",
+            "http://a/b c",
+            "HTTP://a",
+            "http://a#f",
+        ] {
+            assert!(!is_url(bad), "{bad:?}");
+        }
         for bad in [
             "v1",
             "/a b",

@@ -261,7 +261,12 @@ impl<'a> Fields<'a> {
     pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
         let v = self.raw(name)?;
         let n = match v {
-            Value::Number(n) => n.as_i64(),
+            // JSON has one number type: 5.0 is the integer 5, as JSON Schema reads it.
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
             Value::String(s) if form_body() => s.trim().parse::<i64>().ok(),
             _ => None,
         };

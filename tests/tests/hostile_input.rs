@@ -325,3 +325,66 @@ async fn json_values_must_have_their_types_while_forms_are_read_as_text() {
         (json!(8080), json!(false), json!(["a"]))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_document_forbids_the_server_refuses() {
+    let cp = ControlPlane::start().await;
+    // A PUT body may repeat the path's id but not name another one.
+    let id = "5a994acc-be5c-406c-84b4-a6f98c6d6594";
+    let (s, _) = cp
+        .call(
+            Method::PUT,
+            &format!("/consumers/{id}"),
+            Some(json!({"id": id, "username": "a"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let (s, body) = cp
+        .call(
+            Method::PUT,
+            &format!("/consumers/{id}"),
+            Some(json!({"id": "00000000-0000-0000-0000-000000000000", "username": "a"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 400, "{body}");
+    assert!(body["fields"]["id"].is_string());
+    // Ids are hyphenated UUIDs; 5.0 is the integer 5; an export format is json or yaml.
+    let (s, _) = cp
+        .call(
+            Method::POST,
+            "/consumers",
+            Some(json!({"id": "5a994accbe5c406c84b4a6f98c6d6595", "username": "b"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 400);
+    let (s, svc) = cp
+        .call(
+            Method::POST,
+            "/services",
+            Some(json!({"host": "x", "retries": 2.0})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, svc["retries"].clone()), (201, json!(2)));
+    let (s, _) = cp
+        .call(Method::GET, "/config?format=xml", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 400);
+    // A URL the document does not describe is refused rather than repaired.
+    for url in [
+        "http://a b",
+        "http://1.2.3.999",
+        "http://x/a?b=1",
+        "HTTP://x",
+    ] {
+        let (s, body) = cp
+            .call(Method::POST, "/services", Some(json!({"url": url})))
+            .await
+            .unwrap();
+        assert_eq!(s, 400, "{url}: {body}");
+    }
+}

@@ -294,6 +294,15 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                     Uuid::new_v4()
                 }
             };
+            // The id comes from the path (or the entity the path names); a body may repeat it, not change it.
+            if let Some(given) = body.get("id").filter(|v| !v.is_null()) {
+                if given.as_str() != Some(id.to_string().as_str()) {
+                    return Err(StateError::Schema(shared::entity::field_error(
+                        "id",
+                        "must be the id the path names, or left out",
+                    )));
+                }
+            }
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("id".into(), Value::String(id.to_string()));
             }

@@ -119,23 +119,18 @@ fn holds_redacted(v: &Value) -> bool {
     }
 }
 
-/// Reads an `http`/`https` URL field.
+/// Reads an `http`/`https` URL field ([`crate::http_syntax::URL_PATTERN`]).
 pub(crate) fn url_field(f: &mut Fields<'_>, name: &str, required: bool) -> Option<String> {
     let v = if required {
         f.string(name)
     } else {
         f.opt_string(name)
     }?;
-    match url::Url::parse(&v) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(v),
-        Ok(_) => {
-            f.error(name, "expected an http or https URL with a host");
-            None
-        }
-        Err(e) => {
-            f.error(name, format!("invalid URL: {e}"));
-            None
-        }
+    if crate::http_syntax::is_url(&v) {
+        Some(v)
+    } else {
+        f.error(name, crate::http_syntax::INVALID_URL);
+        None
     }
 }
 

@@ -64,13 +64,32 @@ async fn import(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiResult {
 async fn export(State(ctx): Ctx, headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult {
     let current = ctx.core.current();
     let doc = export_doc(&current.state);
-    let wants_yaml = q
+    let params: Vec<(String, String)> = q
         .as_deref()
-        .is_some_and(|q| q.split('&').any(|p| p == "format=yaml"))
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("yaml"));
+        .map(serde_urlencoded::from_str)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?
+        .unwrap_or_default();
+    let mut format = None;
+    for (k, v) in &params {
+        if k == "format" {
+            match v.as_str() {
+                "json" | "yaml" => format = Some(v.as_str()),
+                _ => {
+                    return Err(ApiError::schema(shared::entity::field_error(
+                        "format",
+                        "expected one of: json, yaml",
+                    )))
+                }
+            }
+        }
+    }
+    let wants_yaml = format == Some("yaml")
+        || format.is_none()
+            && headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("yaml"));
     if wants_yaml {
         let text = serde_yaml::to_string(&doc)
             .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

@@ -1,0 +1,243 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`: every endpoint, what it accepts (`schemas.rs`
+//! mirrors the parsers) and every status it can answer.
+
+mod schemas;
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+use shared::Kind;
+
+use schemas::{int, nullable, pattern, string, NAME_PATTERN};
+
+/// Statuses any Admin API operation may answer besides its success: bad input, a missing or wrong admin
+/// token, an unknown entity or parent, a unique or reference conflict, an oversized or unreadable body.
+fn errors(out: &mut Map<String, Value>) {
+    for (code, what) in [
+        ("400", "invalid input; `fields` names each field and why"),
+        ("401", "missing or wrong admin token"),
+        ("404", "not found"),
+        ("405", "method not allowed"),
+        ("409", "unique constraint violation"),
+        ("413", "body too large"),
+        ("415", "unsupported content type"),
+    ] {
+        out.insert(code.into(), json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}));
+    }
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+/// An operation answering `status` with `schema` (or nothing for 204), taking `body` as JSON.
+fn op(summary: &str, status: &str, schema: Option<Value>, body: Option<Value>) -> Value {
+    let mut responses = Map::new();
+    errors(&mut responses);
+    let ok = match schema {
+        Some(s) => json!({"description": "success", "content": json_content(s)}),
+        None => json!({"description": "success"}),
+    };
+    responses.insert(status.into(), ok);
+    let mut v = json!({"summary": summary, "responses": responses});
+    if let Some(b) = body {
+        v["requestBody"] = json!({
+            "required": true,
+            "description": "JSON; Kong-style form bodies (`paths[]=/a`, `config.ttl=5`) are read too",
+            "content": json_content(b),
+        });
+    }
+    v
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn schema_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Service => "Service",
+        Kind::Route => "Route",
+        Kind::Consumer => "Consumer",
+        Kind::Plugin => "Plugin",
+    }
+}
+
+fn path_param(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
+}
+
+fn list_params() -> Value {
+    json!([
+        {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        {"name": "offset", "in": "query", "schema": pattern(r"^[A-Za-z0-9_-]{21}[AQgw]$"), "description": "the `offset` of the previous page"},
+        {"name": "tags", "in": "query", "schema": string(), "description": "a,b: all of; a/b: any of"}
+    ])
+}
+
+fn entity_paths(paths: &mut Map<String, Value>) {
+    for kind in Kind::ALL {
+        let n = schema_name(kind);
+        let c = kind.collection();
+        let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});
+        let mut list = op(&format!("List {c}"), "200", Some(page.clone()), None);
+        list["parameters"] = list_params();
+        paths.insert(format!("/{c}"), json!({
+            "get": list,
+            "post": op(&format!("Create a {n}"), "201", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Request")))),
+        }));
+        let key = path_param("key", string(), "id or unique name");
+        let mut put = op(
+            &format!("Create or replace a {n}"),
+            "200",
+            Some(schema_ref(n)),
+            Some(schema_ref(&format!("{n}Put"))),
+        );
+        // A key that names nothing becomes the new entity's name (`username` for a Consumer).
+        let put_key = match kind {
+            Kind::Consumer => string(),
+            _ => pattern(NAME_PATTERN),
+        };
+        put["parameters"] = json!([path_param(
+            "key",
+            put_key,
+            "id, or the name the entity gets"
+        )]);
+        paths.insert(format!("/{c}/{{key}}"), json!({
+            "get": {"parameters": [key], "summary": format!("Read a {n}"), "responses": op("", "200", Some(schema_ref(n)), None)["responses"]},
+            "put": put,
+            "patch": {"parameters": [key], "summary": format!("Update a {n}"), "responses": op("", "200", Some(schema_ref(n)), None)["responses"], "requestBody": {"content": json_content(schema_ref(&format!("{n}Patch")))}},
+            "delete": {"parameters": [key], "summary": format!("Delete a {n} (204 also when it does not exist)"), "responses": op("", "204", None, None)["responses"]},
+        }));
+    }
+    for (parent, child) in [
+        (Kind::Service, Kind::Route),
+        (Kind::Service, Kind::Plugin),
+        (Kind::Route, Kind::Plugin),
+        (Kind::Consumer, Kind::Plugin),
+    ] {
+        let n = schema_name(child);
+        let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});
+        let mut list = op(
+            &format!("List the {}'s {}", schema_name(parent), child.collection()),
+            "200",
+            Some(page),
+            None,
+        );
+        list["parameters"] = list_params();
+        paths.insert(format!("/{}/{{parent}}/{}", parent.collection(), child.collection()), json!({
+            "parameters": [path_param("parent", string(), "id or unique name of the parent")],
+            "get": list,
+            "post": op(&format!("Create a {n} scoped to the {}", schema_name(parent)), "201", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Request")))),
+        }));
+    }
+}
+
+fn cluster_paths(paths: &mut Map<String, Value>) {
+    let token_body = json!({"type": "object", "additionalProperties": false, "properties": {
+        "ttl": nullable(int(1, 365 * 86_400)),
+        "labels": nullable(json!({"type": "object", "additionalProperties": string()})),
+    }});
+    let object = json!({"type": "object"});
+    let list = json!({"type": "object", "properties": {"data": {"type": "array"}, "next": {"type": ["string", "null"]}}, "required": ["data"]});
+    paths.insert("/clustering/pairing-tokens".into(), json!({
+        "get": op("List unexpired pairing tokens (without secrets)", "200", Some(list.clone()), None),
+        "post": op("Create a one-time pairing token; the token is shown once", "201", Some(object.clone()), Some(token_body)),
+    }));
+    // Every field of a pairing token has a default, so the body may be left out.
+    paths["/clustering/pairing-tokens"]["post"]["requestBody"]["required"] = json!(false);
+    let id = path_param("id", string(), "token id");
+    paths.insert(
+        "/clustering/pairing-tokens/{id}".into(),
+        json!({"parameters": [id], "delete": op("Revoke a pairing token", "204", None, None)}),
+    );
+    paths.insert("/clustering/data-planes".into(), json!({"get": op("List data planes and their sync status", "200", Some(list.clone()), None)}));
+    let node = path_param("id", string(), "node id");
+    paths.insert("/clustering/data-planes/{id}".into(), json!({
+        "parameters": [node],
+        "get": op("One data plane", "200", Some(object.clone()), None),
+        "delete": op("Revoke a data plane: its stream closes and its certificate is refused", "204", None, None),
+    }));
+    paths.insert("/cache/introspection".into(), json!({"delete": op("Purge the introspection cache on every node", "200", Some(object.clone()), None)}));
+    let token_hash = path_param(
+        "key",
+        pattern("^[0-9a-fA-F]{64}$"),
+        "hex SHA-256 of the token, never the token",
+    );
+    paths.insert("/cache/introspection/{key}".into(), json!({"parameters": [token_hash], "delete": op("Purge one token from every node's introspection cache", "200", Some(object.clone()), None)}));
+    paths.insert("/cache".into(), json!({"delete": op("Purge every plugin cache on every node", "200", Some(object.clone()), None)}));
+    paths.insert("/openid-connect/issuers".into(), json!({
+        "get": {"summary": "Discovery documents and keys of every configured issuer", "parameters": [
+            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+        ], "responses": op("", "200", Some(list), None)["responses"]},
+        "delete": op("Forget every issuer here and on every node", "204", None, None),
+    }));
+    let issuer = path_param("key", string(), "issuer URL or its id");
+    paths.insert(
+        "/openid-connect/issuers/{key}".into(),
+        json!({
+            "parameters": [issuer],
+            "get": op("One issuer", "200", Some(object), None),
+            "delete": op("Forget one issuer here and on every node", "204", None, None),
+        }),
+    );
+}
+
+/// Builds the document.
+pub fn build() -> Value {
+    let mut paths = Map::new();
+    entity_paths(&mut paths);
+    cluster_paths(&mut paths);
+    let object = json!({"type": "object"});
+    paths.insert(
+        "/".into(),
+        json!({"get": op("Node information", "200", Some(object.clone()), None)}),
+    );
+    paths.insert(
+        "/status".into(),
+        json!({"get": op("Store health and config version", "200", Some(object.clone()), None)}),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": op("This document", "200", Some(object.clone()), None)}),
+    );
+    let mut export = op(
+        "Export the configuration (decK format; ?format=yaml or Accept: application/yaml for YAML)",
+        "200",
+        Some(object.clone()),
+        None,
+    );
+    export["responses"]["200"]["content"]["application/yaml"] = json!({"schema": {}});
+    export["parameters"] = json!([{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "yaml"]}}]);
+    let mut import = op("Replace the whole configuration atomically; every error found is reported and nothing changes", "201", Some(object.clone()), None);
+    import["requestBody"] = json!({"required": true, "content": {
+        "application/json": {"schema": {"type": "object", "description": "a decK file: _format_version and services, routes, consumers, plugins (nested or not); or {\"config\": \"<YAML or JSON text>\"}"}},
+        "application/yaml": {"schema": string()},
+    }});
+    paths.insert("/config".into(), json!({"get": export, "post": import}));
+
+    let mut schemas = Map::new();
+    for kind in Kind::ALL {
+        let n = schema_name(kind);
+        schemas.insert(n.into(), schemas::response(kind));
+        schemas.insert(format!("{n}Request"), schemas::request(kind));
+        schemas.insert(format!("{n}Patch"), schemas::patch(kind));
+        schemas.insert(format!("{n}Put"), schemas::put(kind));
+    }
+    schemas.insert("Error".into(), json!({"type": "object", "properties": {"message": string(), "name": string(), "code": {"type": "integer"}, "fields": {"type": "object"}}, "required": ["message"]}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Portcullis Admin API", "version": shared::VERSION},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}, "kongAdminToken": {"type": "apiKey", "in": "header", "name": "Kong-Admin-Token"}}
+        },
+        "security": [{"adminToken": []}, {"kongAdminToken": []}],
+        "paths": paths,
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(build())
+}

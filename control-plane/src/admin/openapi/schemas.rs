@@ -1,0 +1,237 @@
+//! JSON Schemas of the entities, written to accept exactly what `shared`'s parsers accept from a JSON
+//! body: the same patterns (shared as constants where the parser uses a regular expression), ranges,
+//! enums, `null` for "not set", and Kong's `{}` for an empty array. Responses have their own, looser
+//! shapes (every optional field may be `null`).
+
+use serde_json::{json, Map, Value};
+use shared::http_syntax::{SERVICE_PATH_PATTERN, URL_PATTERN};
+use shared::Kind;
+
+/// Entity names and `instance_name`.
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9._~-]+$";
+/// Service hosts (DNS name, IPv4, or bracketed IPv6).
+const HOST_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?)$";
+/// Ids: hyphenated UUIDs.
+pub const UUID_PATTERN: &str =
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
+
+/// `schema` or `null` (a JSON `null` reads as "not set").
+pub fn nullable(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+/// An array of `items`, or Kong's `{}` for an empty one, or `null`.
+pub fn array_of(items: Value) -> Value {
+    json!({"anyOf": [
+        {"type": "array", "items": items},
+        {"type": "object", "maxProperties": 0},
+        {"type": "null"},
+    ]})
+}
+
+pub fn string() -> Value {
+    json!({"type": "string"})
+}
+
+pub fn pattern(p: &str) -> Value {
+    json!({"type": "string", "pattern": p})
+}
+
+pub fn int(min: i64, max: i64) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": max})
+}
+
+pub fn boolean() -> Value {
+    json!({"type": "boolean"})
+}
+
+pub fn one_of(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+/// A reference to another entity: its id or name, bare or as `{"id": …}`.
+fn reference() -> Value {
+    nullable(json!({"anyOf": [
+        string(),
+        {"type": "object", "properties": {"id": string()}, "required": ["id"]},
+        {"type": "object", "properties": {"name": string()}, "required": ["name"]},
+        {"type": "object", "properties": {"username": string()}, "required": ["username"]},
+    ]}))
+}
+
+fn common(props: &mut Map<String, Value>) {
+    props.insert("id".into(), nullable(pattern(UUID_PATTERN)));
+    props.insert(
+        "tags".into(),
+        array_of(json!({"type": "string", "pattern": "^[^,/]+$"})),
+    );
+    props.insert("created_at".into(), nullable(int(0, i64::MAX)));
+    props.insert(
+        "updated_at".into(),
+        json!({"description": "set by the server; ignored"}),
+    );
+}
+
+/// What a create or replace request may carry.
+pub fn request(kind: Kind) -> Value {
+    let mut p = Map::new();
+    common(&mut p);
+    let timeout = nullable(int(1, i32::MAX as i64));
+    let mut schema = json!({"type": "object", "additionalProperties": false});
+    match kind {
+        Kind::Service => {
+            p.insert("name".into(), nullable(pattern(NAME_PATTERN)));
+            p.insert("url".into(), nullable(json!({"type": "string", "pattern": URL_PATTERN, "not": {"pattern": r"\?"}, "description": "shorthand for protocol, host, port and path; no query"})));
+            p.insert("protocol".into(), nullable(one_of(&["http", "https"])));
+            p.insert("host".into(), nullable(pattern(HOST_PATTERN)));
+            p.insert("port".into(), nullable(int(0, 65535)));
+            p.insert("path".into(), nullable(pattern(SERVICE_PATH_PATTERN)));
+            p.insert("retries".into(), nullable(int(0, 32767)));
+            p.insert("connect_timeout".into(), timeout.clone());
+            p.insert("write_timeout".into(), timeout.clone());
+            p.insert("read_timeout".into(), timeout);
+            p.insert("enabled".into(), nullable(boolean()));
+            p.insert("tls_verify".into(), nullable(boolean()));
+            schema["anyOf"] = json!([
+                {"required": ["host"], "properties": {"host": string()}},
+                {"required": ["url"], "properties": {"url": string()}},
+            ]);
+        }
+        Kind::Route => {
+            p.insert("name".into(), nullable(pattern(NAME_PATTERN)));
+            p.insert(
+                "protocols".into(),
+                nullable(
+                    json!({"type": "array", "minItems": 1, "items": one_of(&["http", "https"])}),
+                ),
+            );
+            p.insert("methods".into(), array_of(pattern("^[A-Z]+$")));
+            p.insert("hosts".into(), array_of(json!({"type": "string", "description": "host name, optionally with one leading or trailing '*' label and a port"})));
+            p.insert("paths".into(), array_of(json!({"type": "string", "description": "a prefix starting with '/' (no empty segments, spaces or control characters), or '~' and a regular expression"})));
+            p.insert("headers".into(), nullable(json!({"type": "object", "additionalProperties": {"anyOf": [string(), {"type": "array", "minItems": 1, "items": string()}]}})));
+            p.insert(
+                "regex_priority".into(),
+                nullable(int(i32::MIN as i64, i32::MAX as i64)),
+            );
+            p.insert("strip_path".into(), nullable(boolean()));
+            p.insert("preserve_host".into(), nullable(boolean()));
+            p.insert("path_handling".into(), nullable(one_of(&["v0", "v1"])));
+            p.insert(
+                "https_redirect_status_code".into(),
+                nullable(json!({"type": "integer", "enum": [426, 301, 302, 307, 308]})),
+            );
+            p.insert("request_buffering".into(), nullable(boolean()));
+            p.insert("response_buffering".into(), nullable(boolean()));
+            p.insert("service".into(), reference());
+            schema["description"] = json!("needs at least one of methods, hosts, headers, paths");
+        }
+        Kind::Consumer => {
+            p.insert("username".into(), nullable(string()));
+            p.insert("custom_id".into(), nullable(string()));
+            schema["anyOf"] = json!([
+                {"required": ["username"], "properties": {"username": {"type": "string", "minLength": 1}}},
+                {"required": ["custom_id"], "properties": {"custom_id": {"type": "string", "minLength": 1}}},
+            ]);
+        }
+        Kind::Plugin => {
+            p.insert(
+                "name".into(),
+                one_of(
+                    &shared::plugins::SUPPORTED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>(),
+                ),
+            );
+            p.insert("instance_name".into(), nullable(pattern(NAME_PATTERN)));
+            p.insert("config".into(), json!({"type": ["object", "null"], "description": "validated by the plugin's schema (/schemas/plugins/{name}); unknown fields are rejected; secrets read back as \"[redacted]\""}));
+            p.insert("enabled".into(), nullable(boolean()));
+            p.insert(
+                "protocols".into(),
+                array_of(one_of(&["grpc", "grpcs", "http", "https"])),
+            );
+            p.insert("service".into(), reference());
+            p.insert("route".into(), reference());
+            p.insert("consumer".into(), reference());
+            schema["required"] = json!(["name"]);
+        }
+    }
+    schema["properties"] = Value::Object(p);
+    schema
+}
+
+/// What a PATCH may carry: any field of the entity but `id`, merged into the stored one.
+pub fn patch(kind: Kind) -> Value {
+    let mut schema = request(kind);
+    let obj = schema.as_object_mut().expect("an object schema");
+    obj.remove("anyOf");
+    obj.remove("required");
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        props.remove("id");
+    }
+    schema
+}
+
+/// What a PUT may carry: a whole entity whose id comes from the path (a body may repeat that id).
+pub fn put(kind: Kind) -> Value {
+    let mut schema = request(kind);
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        props.remove("id");
+    }
+    schema
+}
+
+/// What the server answers for an entity.
+pub fn response(kind: Kind) -> Value {
+    let fields: &[&str] = match kind {
+        Kind::Service => &[
+            "name",
+            "protocol",
+            "host",
+            "port",
+            "path",
+            "retries",
+            "connect_timeout",
+            "write_timeout",
+            "read_timeout",
+            "enabled",
+            "tls_verify",
+        ],
+        Kind::Route => &[
+            "name",
+            "protocols",
+            "methods",
+            "hosts",
+            "paths",
+            "headers",
+            "regex_priority",
+            "strip_path",
+            "preserve_host",
+            "path_handling",
+            "https_redirect_status_code",
+            "request_buffering",
+            "response_buffering",
+            "service",
+        ],
+        Kind::Consumer => &["username", "custom_id"],
+        Kind::Plugin => &[
+            "name",
+            "instance_name",
+            "config",
+            "enabled",
+            "protocols",
+            "service",
+            "route",
+            "consumer",
+        ],
+    };
+    let mut props = Map::new();
+    props.insert("id".into(), json!({"type": "string", "format": "uuid"}));
+    props.insert("tags".into(), json!({"type": "array", "items": string()}));
+    props.insert("created_at".into(), json!({"type": "integer"}));
+    props.insert("updated_at".into(), json!({"type": "integer"}));
+    for f in fields {
+        props.insert(f.to_string(), json!({}));
+    }
+    json!({"type": "object", "properties": props, "required": ["id", "created_at", "updated_at"], "additionalProperties": false})
+}
