@@ -5,6 +5,7 @@
 //! [`registry`], one end-to-end test.
 
 pub mod credentials;
+pub mod introspection_answer;
 pub mod oauth2_introspection;
 pub mod oidc_issuer;
 pub mod openid_connect;

@@ -9,12 +9,12 @@ use crate::unix_now;
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::jwt::{self, ClaimRules};
 use shared::plugins::oauth2_introspection::{Config, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
+use super::introspection_answer::{self, Refusal};
 use super::{
     anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
     ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
@@ -137,28 +137,19 @@ impl Introspection {
             self.event("idp_error");
             return Err(Failure::Idp(format!("answered HTTP {}", status.as_u16())));
         }
-        let body: Value = resp.json().await.map_err(|_| {
+        let body = resp.bytes().await.map_err(|_| {
             self.event("idp_error");
-            Failure::Idp("answered with a body that is not JSON".into())
+            Failure::Idp("answer could not be read".into())
         })?;
-        if !body.is_object() {
-            self.event("idp_error");
-            return Err(Failure::Idp(
-                "answered with JSON that is not an object".into(),
-            ));
-        }
-        if body.get("active") != Some(&Value::Bool(true)) {
-            return Err(Failure::Inactive);
-        }
-        // An active answer must still carry well-typed claims and a current validity window.
-        match jwt::check_claims(&body, &ClaimRules::default(), unix_now()) {
-            Ok(()) => Ok(body),
-            Err(e) if e.is_outside_validity() => Err(Failure::Inactive),
-            Err(e) => {
-                self.event("idp_error");
-                Err(Failure::Idp(format!("answered with invalid claims ({e})")))
-            }
-        }
+        introspection_answer::parse(&body)
+            .and_then(|answer| introspection_answer::judge(answer, true, unix_now()))
+            .map_err(|refusal| match refusal {
+                Refusal::Inactive(_) => Failure::Inactive,
+                Refusal::Fault(why) => {
+                    self.event("idp_error");
+                    Failure::Idp(why)
+                }
+            })
     }
 
     /// Introspects through the caches. Concurrent misses for one token make one call.

@@ -16,6 +16,7 @@ use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
+use super::introspection_answer::{self, Refusal};
 use super::oidc_issuer::{IssuerDoc, Issuers};
 use super::{
     anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
@@ -507,6 +508,18 @@ impl OpenIdConnect {
         Ok(claims)
     }
 
+    /// A refused introspection answer as a denial: inactive tokens are invalid, provider faults count as
+    /// identity-provider errors and answer 503.
+    fn refused(&self, refusal: Refusal) -> Denial {
+        match refusal {
+            Refusal::Inactive(why) => Denial::Invalid(why),
+            Refusal::Fault(why) => {
+                self.event("idp_error");
+                Denial::Unavailable(format!("introspection {why}"))
+            }
+        }
+    }
+
     fn ttl_for(&self, claims: &Value) -> Duration {
         let now = unix_now();
         let mut ttl = self.config.cache_ttl as i64;
@@ -626,32 +639,14 @@ impl OpenIdConnect {
                 .text()
                 .await
                 .map_err(|_| Denial::Unavailable("introspection body unreadable".into()))?;
-            let result: Value = if is_jwt {
+            let answer = if is_jwt {
                 self.verify_introspection_jwt(&text, doc, &creds.id)
                     .inspect_err(|_| self.event("idp_error"))?
             } else {
-                serde_json::from_str(&text).map_err(|_| {
-                    self.event("idp_error");
-                    Denial::Unavailable(
-                        "introspection answered with a body that is not JSON".into(),
-                    )
-                })?
+                introspection_answer::parse(text.as_bytes()).map_err(|r| self.refused(r))?
             };
-            if self.config.introspection_check_active
-                && result.get("active") != Some(&Value::Bool(true))
-            {
-                return Err(Denial::Invalid("token is not active".into()));
-            }
-            match jwt::check_claims(&result, &ClaimRules::default(), unix_now()) {
-                Ok(()) => Ok(result),
-                Err(e) if e.is_outside_validity() => Err(Denial::Invalid(e.to_string())),
-                Err(e) => {
-                    self.event("idp_error");
-                    Err(Denial::Unavailable(format!(
-                        "introspection answered with invalid claims ({e})"
-                    )))
-                }
-            }
+            introspection_answer::judge(answer, self.config.introspection_check_active, unix_now())
+                .map_err(|r| self.refused(r))
         };
         if !self.config.cache_introspection {
             return fetch.await.map(Arc::new);
