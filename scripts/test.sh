@@ -27,5 +27,8 @@ scripts/interop-setup.sh
 echo "== Admin API against its OpenAPI document (Schemathesis, every check)"
 scripts/schemathesis.sh 25
 
+echo "== fuzz targets, a short run of each (scripts/fuzz.sh 8)"
+scripts/fuzz.sh 8
+
 echo "== tests"
 PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4

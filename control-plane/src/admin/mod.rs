@@ -303,7 +303,7 @@ pub enum BodyFormat {
 pub const MAX_FORM_KEY_DEPTH: usize = 16;
 
 /// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys) into JSON.
-fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
+pub fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
     let mut root = Map::new();
     let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in pairs {
