@@ -5,6 +5,7 @@ pub mod dot;
 pub mod idp;
 pub mod mount;
 pub mod process;
+pub mod relay;
 pub mod silent;
 
 use std::future::Future;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tests::mount::TmpMount;
 use tests::process::{dp_version, post, start_cp, Cp, DpLaunch};
+use tests::relay::Relay;
 use tests::{client, eventually, get_json, metric, EchoUpstream, PATIENCE};
 
 fn mount_or_skip(test: &str, kib: u64) -> Option<TmpMount> {
@@ -250,4 +251,46 @@ async fn a_node_out_of_file_descriptors_backs_off_and_keeps_serving_its_connecti
         (r.status() == 200).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_node_keeps_serving_and_catches_up_when_the_path_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = EchoUpstream::start().await;
+    let (cp, token) = cluster(dir.path(), &up).await;
+    let relay = Relay::start(cp.cluster.parse().unwrap()).await;
+    let relay_addr = relay.addr.to_string();
+    let dp = DpLaunch {
+        data_dir: dir.path().join("dp"),
+        control_plane: &relay_addr,
+        token: Some(&token),
+        log: dir.path().join("dp.log"),
+        wrapper: Vec::new(),
+    }
+    .start()
+    .await;
+    wait_version(&dp.status, cp_version(&cp).await).await;
+    wait_sync_status(&cp, "in_sync").await;
+
+    relay.set_cut(true);
+    // The control plane sees the node go silent (heartbeat timeout 1.5 s) ...
+    eventually(PATIENCE, "node shown disconnected", || async {
+        let nodes = get_json(&format!("{}/clustering/data-planes", cp.admin)).await;
+        (nodes["data"][0]["status"] == "disconnected").then_some(())
+    })
+    .await;
+    // ... while clients keep being served, and a write made now waits for the path.
+    post(&cp.admin, "/services/echo/routes", json!({"paths": ["/b"]})).await;
+    let during = cp_version(&cp).await;
+    for _ in 0..200 {
+        assert_eq!(status_code(&format!("{}/a", dp.proxy)).await, 200);
+    }
+    assert_eq!(status_code(&format!("{}/b", dp.proxy)).await, 404);
+    assert!(dp_version(&dp.status).await < during);
+
+    relay.set_cut(false);
+    wait_version(&dp.status, during).await;
+    assert_eq!(status_code(&format!("{}/b", dp.proxy)).await, 200);
+    let node = wait_sync_status(&cp, "in_sync").await;
+    assert_eq!(node["status"], "connected");
 }
