@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{json_response, Exchange, ProxyBody};
 pub use parse::Source;
 
-fn header<'a>(ex: &'a Exchange, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(ex: &Exchange, name: http::header::HeaderName) -> Option<&str> {
     ex.parts.headers.get(name)?.to_str().ok()
 }
 
