@@ -294,3 +294,43 @@ async fn a_partitioned_node_keeps_serving_and_catches_up_when_the_path_heals() {
     let node = wait_sync_status(&cp, "in_sync").await;
     assert_eq!(node["status"], "connected");
 }
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_invalid_declarative_document_costs_memory_in_proportion_to_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = start_cp(dir.path(), "127.0.0.1:0", "cp.log").await;
+    let before = peak_rss_kib(cp.proc.pid());
+    // 2 MiB of tiny invalid services: 260,000 entities, two errors each.
+    let n = 2 * 1024 * 1024 / 8;
+    let doc = format!(
+        "{{\"_format_version\":\"3.0\",\"services\":[{}]}}",
+        vec!["{\"x\":1}"; n].join(",")
+    );
+    let r = client()
+        .post(format!("{}/config", cp.admin))
+        .header("content-type", "application/json")
+        .body(doc)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["omitted_errors"], 2 * n - 100);
+    // A tree of the whole body and every error kept would take several hundred MiB here.
+    let grown = peak_rss_kib(cp.proc.pid()).saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "peak RSS grew by {grown} KiB for a 2 MiB body"
+    );
+}
