@@ -684,6 +684,7 @@ pub async fn run(s: Settings) -> Result<()> {
                 idp_ca_file: None,
                 upstream_ca_file: None,
                 drain_timeout_ms: 1000,
+                ..data_plane::Config::defaults()
             };
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             stops.push(tx);

@@ -74,6 +74,15 @@ pub trait Store: Send + Sync + 'static {
     fn put_record(&self, records: Records, id: &str, value: &Value) -> Result<(), StoreError>;
     /// Removes a record durably; returns it if it existed. Atomic: of two concurrent takers only one gets it.
     fn take_record(&self, records: Records, id: &str) -> Result<Option<Value>, StoreError>;
+    /// Replaces a record with `f(current)` atomically (`None` removes it) and returns the record as it
+    /// was: of two concurrent updaters each sees the other's result, so `f` can hand out a bounded
+    /// resource (uses of an enrollment token) exactly once per unit. `f` may run more than once.
+    fn update_record(
+        &self,
+        records: Records,
+        id: &str,
+        f: &dyn Fn(Option<&Value>) -> Option<Value>,
+    ) -> Result<Option<Value>, StoreError>;
     /// Every record of a collection.
     fn list_records(&self, records: Records) -> Result<Vec<(String, Value)>, StoreError>;
     /// True when the store answers reads and writes.
@@ -231,6 +240,22 @@ impl Store for SledStore {
                 }),
             None => Ok(None),
         }
+    }
+
+    fn update_record(
+        &self,
+        records: Records,
+        id: &str,
+        f: &dyn Fn(Option<&Value>) -> Option<Value>,
+    ) -> Result<Option<Value>, StoreError> {
+        let tree = self.db.open_tree(records.tree())?;
+        let decode = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).ok();
+        let old = tree.fetch_and_update(id.as_bytes(), |current| {
+            let value = current.and_then(decode);
+            f(value.as_ref()).map(|v| serde_json::to_vec(&v).expect("json serialises"))
+        })?;
+        self.flush()?;
+        Ok(old.as_deref().and_then(decode))
     }
 
     fn list_records(&self, records: Records) -> Result<Vec<(String, Value)>, StoreError> {

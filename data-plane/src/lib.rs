@@ -57,9 +57,16 @@ pub struct Config {
     /// The control plane's cluster address (host:port). Without it the node serves its last-known-good config.
     #[arg(long, env = "PORTCULLIS_CONTROL_PLANE")]
     pub control_plane: Option<String>,
-    /// One-time pairing token; needed on the first start only.
+    /// Pairing (enrollment) token; needed on the first start only.
     #[arg(long, env = "PORTCULLIS_PAIRING_TOKEN", hide_env_values = true)]
     pub pairing_token: Option<String>,
+    /// File holding the pairing token (a container secret), read on the first start only.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PAIRING_TOKEN_FILE",
+        conflicts_with = "pairing_token"
+    )]
+    pub pairing_token_file: Option<PathBuf>,
     /// Proxy address.
     #[arg(long, env = "PORTCULLIS_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
     pub proxy_listen: SocketAddr,
@@ -117,6 +124,14 @@ pub struct Config {
     /// Milliseconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+}
+
+impl Config {
+    /// Every setting at its default (or its `PORTCULLIS_*` environment value), for embedding the data
+    /// plane in another program or a test.
+    pub fn defaults() -> Config {
+        <Config as clap::Parser>::parse_from(["data-plane"])
+    }
 }
 
 /// Already-bound listeners.
@@ -456,12 +471,20 @@ pub async fn run(
     let sync_task = match &config.control_plane {
         Some(cp) => {
             if node.identity.lock().expect("identity lock").is_none() {
-                let Some(token) = &config.pairing_token else {
-                    bail!(
-                        "this node has no identity in {}: start it once with --pairing-token",
+                let token = match (&config.pairing_token, &config.pairing_token_file) {
+                    (Some(t), _) => t.trim().to_string(),
+                    (None, Some(file)) => std::fs::read_to_string(file)
+                        .with_context(|| {
+                            format!("cannot read --pairing-token-file {}", file.display())
+                        })?
+                        .trim()
+                        .to_string(),
+                    (None, None) => bail!(
+                        "this node has no identity in {}: start it once with --pairing-token or --pairing-token-file",
                         config.data_dir.display()
-                    );
+                    ),
                 };
+                let token = &token;
                 let mut stop = stop_rx.clone();
                 let paired = tokio::select! {
                     r = identity::pair(cp, token, &node_name) => r?,

@@ -268,6 +268,7 @@ pub async fn start(opts: &Options) -> Result<Running> {
             idp_ca_file: None,
             upstream_ca_file: None,
             drain_timeout_ms: 5_000,
+            ..data_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);

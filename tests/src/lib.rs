@@ -322,6 +322,7 @@ pub struct DataPlane {
 #[derive(Clone, Default)]
 pub struct DpOptions {
     pub pairing_token: Option<String>,
+    pub pairing_token_file: Option<PathBuf>,
     pub plugins: Option<Vec<String>>,
     pub max_config_bytes: Option<usize>,
     pub data_dir: Option<PathBuf>,
@@ -385,6 +386,7 @@ impl DataPlane {
             data_dir: data_dir.clone(),
             control_plane: opts.control_plane.clone(),
             pairing_token: opts.pairing_token.clone(),
+            pairing_token_file: opts.pairing_token_file.clone(),
             proxy_listen: proxy.local_addr().unwrap(),
             status_listen: status.local_addr().unwrap(),
             node_name: Some(format!("test-node-{}", proxy.local_addr().unwrap().port())),
@@ -401,6 +403,7 @@ impl DataPlane {
             idp_ca_file: None,
             upstream_ca_file: opts.upstream_ca_file.clone(),
             drain_timeout_ms: 5_000,
+            ..data_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(data_plane::run(
@@ -460,6 +463,22 @@ impl DataPlane {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Waits until the node's `run` returns, for a node expected to give up (a refused pairing); returns
+    /// its error, or `None` when it is still running after `patience`.
+    pub async fn exit_error(&mut self, patience: Duration) -> Option<String> {
+        let task = self.task.as_mut()?;
+        match tokio::time::timeout(patience, task).await {
+            Ok(joined) => {
+                self.task = None;
+                Some(match joined.expect("join") {
+                    Ok(()) => String::new(),
+                    Err(e) => format!("{e:#}"),
+                })
+            }
+            Err(_) => None,
+        }
     }
 
     /// Stops the node and waits for it.

@@ -466,3 +466,92 @@ async fn snapshots_larger_than_four_mebibytes_reach_nodes() {
         .unwrap();
     assert!(bytes > 4 * 1024 * 1024, "snapshot is {bytes} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrollment_token_admits_exactly_max_uses_nodes() {
+    let cp = ControlPlane::start().await;
+    let created = cp
+        .post(
+            "/clustering/pairing-tokens",
+            json!({"ttl": 600, "max_uses": 3, "labels": {"zone": "eu-1"}}),
+        )
+        .await;
+    assert_eq!(created["max_uses"], 3);
+    let token = created["token"].as_str().unwrap().to_string();
+    let listed = cp.get("/clustering/pairing-tokens").await.unwrap();
+    assert_eq!(listed["data"][0]["uses"], 0);
+    assert!(
+        !listed.to_string().contains(&token),
+        "the secret is never listed"
+    );
+    // Five nodes race for three uses; one of them reads the token from a file, as a container would.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let cluster = cp.cluster_addr.to_string();
+    let mut nodes = futures::future::join_all((0..5).map(|i| {
+        DataPlane::spawn(DpOptions {
+            pairing_token: (i != 0).then(|| token.clone()),
+            pairing_token_file: (i == 0).then(|| file.clone()),
+            control_plane: Some(cluster.clone()),
+            ..Default::default()
+        })
+    }))
+    .await;
+    let mut refused = Vec::new();
+    for n in nodes.iter_mut() {
+        if let Some(err) = n.exit_error(Duration::from_secs(3)).await {
+            refused.push(err);
+        }
+    }
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused.iter().all(|e| e.contains("already used")),
+        "{refused:?}"
+    );
+    let paired = eventually(PATIENCE, "three nodes listed", || async {
+        let n = cp.nodes().await;
+        (n.len() == 3).then_some(n)
+    })
+    .await;
+    for node in &paired {
+        assert_eq!(
+            node["labels"]["zone"], "eu-1",
+            "labels are copied to every node"
+        );
+    }
+    let ids: std::collections::BTreeSet<_> = paired.iter().map(|n| n["id"].to_string()).collect();
+    assert_eq!(ids.len(), 3, "every node has its own identity");
+    // Used up: gone from the list, and a further use is refused.
+    let listed = cp.get("/clustering/pairing-tokens").await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0);
+    let mut late = DataPlane::spawn(DpOptions {
+        pairing_token: Some(token.clone()),
+        control_plane: Some(cluster.clone()),
+        ..Default::default()
+    })
+    .await;
+    let err = late.exit_error(PATIENCE).await.expect("refused");
+    assert!(err.contains("already used"), "{err}");
+
+    // An expired token is refused however many uses it has left.
+    let short = cp
+        .post(
+            "/clustering/pairing-tokens",
+            json!({"ttl": 1, "max_uses": 5}),
+        )
+        .await;
+    let expires_at = short["expires_at"].as_i64().unwrap();
+    eventually(PATIENCE, "the token's expiry", || async {
+        (shared::unix_now() > expires_at).then_some(())
+    })
+    .await;
+    let mut expired = DataPlane::spawn(DpOptions {
+        pairing_token: Some(short["token"].as_str().unwrap().to_string()),
+        control_plane: Some(cluster),
+        ..Default::default()
+    })
+    .await;
+    let err = expired.exit_error(PATIENCE).await.expect("refused");
+    assert!(err.contains("expired"), "{err}");
+}

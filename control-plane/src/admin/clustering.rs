@@ -17,6 +17,8 @@ use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMI
 use crate::cluster::{unix_now, PurgeCommand};
 use crate::store::Records;
 
+/// Most nodes one enrollment token may admit.
+pub const MAX_TOKEN_USES: i64 = 100_000;
 /// Default lifetime of a pairing token.
 const DEFAULT_TOKEN_TTL: i64 = 3600;
 
@@ -48,11 +50,12 @@ async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiRes
     let (body, format) = read_body(&headers, body, BODY_LIMIT)
         .await?
         .unwrap_or_else(|| (json!({}), BodyFormat::Json));
-    let (ttl, labels, errors) = parsing_form(format == BodyFormat::Form, || {
+    let (ttl, max_uses, labels, errors) = parsing_form(format == BodyFormat::Form, || {
         let mut f = Fields::new(&body, "")?;
         let ttl = f.int_or("ttl", 1, 365 * 86_400, DEFAULT_TOKEN_TTL);
+        let max_uses = f.int_or("max_uses", 1, MAX_TOKEN_USES, 1);
         let labels: BTreeMap<String, String> = f.opt_string_map("labels").unwrap_or_default();
-        Ok::<_, shared::FieldErrors>((ttl, labels, f.finish()))
+        Ok::<_, shared::FieldErrors>((ttl, max_uses, labels, f.finish()))
     })
     .map_err(ApiError::schema)?;
     if !errors.is_empty() {
@@ -70,6 +73,8 @@ async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiRes
         "created_at": now,
         "expires_at": now + ttl,
         "labels": labels,
+        "max_uses": max_uses,
+        "uses": 0,
     });
     ctx.core
         .store()
@@ -82,6 +87,7 @@ async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiRes
             "created_at": now,
             "expires_at": now + ttl,
             "labels": labels,
+            "max_uses": max_uses,
             "ca_fingerprint": token.ca_fingerprint,
         })),
     )
@@ -96,7 +102,7 @@ async fn list_tokens(State(ctx): Ctx) -> ApiResult {
         .list_records(Records::PairingTokens)?
         .into_iter()
         .filter(|(_, v)| v["expires_at"].as_i64().unwrap_or(0) > now)
-        .map(|(_, v)| json!({"id": v["id"], "created_at": v["created_at"], "expires_at": v["expires_at"], "labels": v["labels"]}))
+        .map(|(_, v)| json!({"id": v["id"], "created_at": v["created_at"], "expires_at": v["expires_at"], "labels": v["labels"], "max_uses": v["max_uses"].as_u64().unwrap_or(1), "uses": v["uses"].as_u64().unwrap_or(0)}))
         .collect();
     Ok(Json(json!({ "data": data, "next": null })).into_response())
 }

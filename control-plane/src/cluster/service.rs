@@ -104,12 +104,12 @@ impl proto::cluster_server::Cluster for ClusterService {
                 "pairing token expired at {expires_at} (unix seconds)"
             )));
         }
-        // Consume the token; of two concurrent uses only one removes it.
-        if store
-            .take_record(Records::PairingTokens, &token.id)
-            .map_err(internal)?
-            .is_none()
-        {
+        // Take one use; the store hands out each use once, however many nodes race for it. The record
+        // goes when its last use is taken.
+        let taken = store
+            .update_record(Records::PairingTokens, &token.id, &take_one_use)
+            .map_err(internal)?;
+        if !taken.as_ref().is_some_and(has_uses_left) {
             return Err(Status::permission_denied(
                 "pairing token is unknown, revoked or already used",
             ));
@@ -369,4 +369,27 @@ fn unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// How many nodes an enrollment token still admits.
+fn uses_left(record: &Value) -> u64 {
+    let max = record["max_uses"].as_u64().unwrap_or(1);
+    max.saturating_sub(record["uses"].as_u64().unwrap_or(0))
+}
+
+fn has_uses_left(record: &Value) -> bool {
+    uses_left(record) > 0
+}
+
+/// The token record after one more use: counted, or gone once no use is left.
+fn take_one_use(current: Option<&Value>) -> Option<Value> {
+    let record = current?;
+    match uses_left(record) {
+        0 | 1 => None,
+        _ => {
+            let mut next = record.clone();
+            next["uses"] = serde_json::json!(record["uses"].as_u64().unwrap_or(0) + 1);
+            Some(next)
+        }
+    }
 }

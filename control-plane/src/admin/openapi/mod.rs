@@ -135,13 +135,14 @@ fn entity_paths(paths: &mut Map<String, Value>) {
 fn cluster_paths(paths: &mut Map<String, Value>) {
     let token_body = json!({"type": "object", "additionalProperties": false, "properties": {
         "ttl": nullable(int(1, 365 * 86_400)),
+        "max_uses": nullable(int(1, super::clustering::MAX_TOKEN_USES)),
         "labels": nullable(json!({"type": "object", "additionalProperties": string()})),
     }});
     let object = json!({"type": "object"});
     let list = json!({"type": "object", "properties": {"data": {"type": "array"}, "next": {"type": ["string", "null"]}}, "required": ["data"]});
     paths.insert("/clustering/pairing-tokens".into(), json!({
         "get": op("List unexpired pairing tokens (without secrets)", "200", Some(list.clone()), None),
-        "post": op("Create a one-time pairing token; the token is shown once", "201", Some(object.clone()), Some(token_body)),
+        "post": op("Create a pairing (enrollment) token for max_uses nodes; the token is shown once", "201", Some(object.clone()), Some(token_body)),
     }));
     // Every field of a pairing token has a default, so the body may be left out.
     paths["/clustering/pairing-tokens"]["post"]["requestBody"]["required"] = json!(false);
