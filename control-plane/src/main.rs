@@ -3,7 +3,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = control_plane::Config::parse();
-    control_plane::init_logging(config.log_format);
+    control_plane::init_logging(config.log_format, config.log_output);
     let listeners = control_plane::Listeners::bind(&config).await?;
     control_plane::run(config, listeners, shutdown_signal()).await
 }

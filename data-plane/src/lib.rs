@@ -47,6 +47,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogOutput {
+    Stderr,
+    /// Containers collect stdout.
+    Stdout,
+}
+
 /// Data-plane settings; every flag has a `PORTCULLIS_*` environment twin.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "data-plane", version, about = "Portcullis data plane")]
@@ -96,6 +104,14 @@ pub struct Config {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Where logs go (the container image sets stdout).
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOG_OUTPUT",
+        value_enum,
+        default_value = "stderr"
+    )]
+    pub log_output: LogOutput,
     /// Header carrying the request id (added when absent, sent upstream and back).
     #[arg(
         long,
@@ -158,13 +174,19 @@ impl Listeners {
     }
 }
 
-/// Sets up `tracing` to stderr; the level comes from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
+/// Sets up `tracing` to stderr or stdout; the level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat, output: LogOutput) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = move || -> Box<dyn std::io::Write> {
+        match output {
+            LogOutput::Stderr => Box::new(std::io::stderr()),
+            LogOutput::Stdout => Box::new(std::io::stdout()),
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

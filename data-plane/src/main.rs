@@ -3,7 +3,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = data_plane::Config::parse();
-    data_plane::init_logging(config.log_format);
+    data_plane::init_logging(config.log_format, config.log_output);
     let listeners = data_plane::Listeners::bind(&config).await?;
     data_plane::run(config, listeners, shutdown_signal()).await
 }

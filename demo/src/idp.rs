@@ -138,9 +138,20 @@ impl Default for IdpSetup {
 }
 
 impl DemoIdp {
-    /// Starts on `listener`.
+    /// Starts on `listener`, its issuer being `http://<listener address>`.
     pub async fn start(listener: TcpListener, setup: IdpSetup) -> DemoIdp {
-        let issuer = format!("http://{}", listener.local_addr().expect("bound"));
+        Self::start_as(listener, setup, None).await
+    }
+
+    /// Starts on `listener` as `issuer` (the URL clients reach it by, when that is not the listener's).
+    pub async fn start_as(
+        listener: TcpListener,
+        setup: IdpSetup,
+        issuer: Option<String>,
+    ) -> DemoIdp {
+        let issuer = issuer
+            .map(|i| i.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
         let inner = Arc::new(Inner {
             issuer: issuer.clone(),
             keys: Mutex::new(vec![new_key("key-1")]),
