@@ -20,6 +20,8 @@ use crate::cluster::{unix_now, PurgeCommand};
 
 /// How long a failed discovery is answered from the cache before the issuer is asked again.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest `offset` of the issuer list (a page index, not a cursor).
+pub const MAX_OFFSET: usize = 1_000_000;
 /// Bound on one discovery (document and keys together).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -172,8 +174,8 @@ async fn list(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
     };
     let offset = match param("offset").map(|s| s.parse::<usize>()) {
         None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return Err(ApiError::bad_request("invalid offset")),
+        Some(Ok(n)) if n <= MAX_OFFSET => n,
+        _ => return Err(ApiError::bad_request("invalid offset")),
     };
     let issuers = configured(&ctx);
     // Issuers are fetched side by side: a page costs one discovery timeout at most, not one per issuer.

@@ -169,7 +169,7 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
     paths.insert("/openid-connect/issuers".into(), json!({
         "get": {"summary": "Discovery documents and keys of every configured issuer", "parameters": [
             {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::oidc::MAX_OFFSET}}
         ], "responses": op("", "200", Some(list), None)["responses"]},
         "delete": op("Forget every issuer here and on every node", "204", None, None),
     }));
