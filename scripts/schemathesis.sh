@@ -35,9 +35,12 @@ done
 
 started=$(date +%s)
 status=0
-"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "http://$admin/openapi.json" \
+# Run from the scratch dir: Schemathesis and Hypothesis keep caches in the working directory, and a
+# cache would make one run depend on the last.
+repo=$PWD
+(cd "$work" && "$repo/$venv/bin/schemathesis" --config-file "$repo/scripts/schemathesis.toml" run "http://$admin/openapi.json" \
   -H "Authorization: Bearer $token" --max-examples "$examples" --workers 1 \
-  --seed "${SCHEMATHESIS_SEED:-1}" --no-color > "$work/report.txt" 2>&1 || status=$?
+  --seed "${SCHEMATHESIS_SEED:-1}" --no-color > "$work/report.txt" 2>&1) || status=$?
 grep -E "^(API Operations|Test cases|  Selected|  Tested|.*generated|.*passed|.*failed)" "$work/report.txt" || true
 if [ "$status" -ne 0 ]; then
   cat "$work/report.txt"
