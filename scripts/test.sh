@@ -30,5 +30,13 @@ scripts/schemathesis.sh 25
 echo "== fuzz targets, a short run of each (scripts/fuzz.sh 8)"
 scripts/fuzz.sh 8
 
+# Tests that need something a machine may lack (a Docker engine, permission to mount a tmpfs) run in a
+# step of their own with their output shown, so their SKIPPED lines and figures are seen.
+can_skip=(a_node_on_a_ the_compose_cluster)
+
 echo "== tests"
-PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4
+PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4 \
+  "${can_skip[@]/#/--skip=}"
+
+echo "== disk and container tests (output shown)"
+cargo test --workspace --test faults --test containers -- --nocapture --test-threads=1 "${can_skip[@]}"
