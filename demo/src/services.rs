@@ -155,24 +155,8 @@ pub async fn configure(args: ConfigureArgs) -> Result<()> {
         let token = created["token"]
             .as_str()
             .context("no token in the answer")?;
-        write_secret(out, token)?;
+        data_plane::fsutil::write_private(out, token)?;
         tracing::info!(file = %out.display(), max_uses = args.max_uses, "enrollment token written");
     }
     Ok(())
-}
-
-fn write_secret(path: &std::path::Path, secret: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    writeln!(f, "{secret}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
