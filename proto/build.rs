@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_client(true)
         .build_server(true)
-        .bytes(["portcullis.cluster.v1.Snapshot.payload"])
+        .bytes([
+            "portcullis.cluster.v1.Snapshot.payload",
+            "portcullis.cluster.v1.Delta.changes",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! The control plane's write path: every change is applied to a copy of the current state, validated,
-//! committed durably with a new config version, and only then made visible and handed to the publisher.
+//! committed durably with a new config version and its change-log record, and only then made visible and
+//! handed to the publisher.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use shared::{Change, ConfigState};
-use tokio::sync::{watch, Mutex};
+use shared::{Change, ConfigState, StateDigest};
+use tokio::sync::{watch, Mutex as AsyncMutex};
+use tracing::warn;
 
+use crate::changelog::{self, ChangeLog, LogEntry, LogLimits};
 use crate::store::{Store, StoreError};
 
 /// A configuration with the version it was committed as.
@@ -13,15 +16,20 @@ use crate::store::{Store, StoreError};
 pub struct Versioned {
     /// Monotonically increasing config version (0: nothing committed yet).
     pub version: u64,
-    /// The committed state.
+    /// The committed state (persistent maps: clones share it).
     pub state: Arc<ConfigState>,
+    /// Its content digest, kept up to date change by change.
+    pub digest: StateDigest,
+    /// `digest.hex()`, computed once.
+    pub hash: String,
 }
 
 /// Shared state of one control plane.
 pub struct Core {
     store: Arc<dyn Store>,
-    write_lock: Mutex<()>,
+    write_lock: AsyncMutex<()>,
     current: watch::Sender<Arc<Versioned>>,
+    log: Arc<Mutex<ChangeLog>>,
 }
 
 /// Why a write did not happen.
@@ -36,17 +44,38 @@ pub enum WriteError<E> {
 }
 
 impl Core {
-    /// Loads the committed state from `store`.
-    pub fn open(store: Arc<dyn Store>) -> Result<Core, StoreError> {
+    /// Loads the committed state and the change log's window from `store`.
+    pub fn open(store: Arc<dyn Store>, limits: LogLimits) -> Result<Core, StoreError> {
         let (state, version) = store.load()?;
+        let digest = StateDigest::of(&state);
+        let mut log = ChangeLog::new(limits);
+        for (v, bytes) in store.load_log()? {
+            match changelog::decode_record(v, &bytes) {
+                Ok(entry) => {
+                    log.push(entry);
+                }
+                Err(reason) => {
+                    // Only deltas are lost: nodes behind this version get full snapshots.
+                    warn!(version = v, %reason, "change-log record unreadable; starting the log after it");
+                    log = ChangeLog::new(limits);
+                }
+            }
+        }
+        if log.span().is_some_and(|(_, newest)| newest != version) {
+            log = ChangeLog::new(limits);
+        }
+        let hash = digest.hex();
         let (current, _) = watch::channel(Arc::new(Versioned {
             version,
             state: Arc::new(state),
+            digest,
+            hash,
         }));
         Ok(Core {
             store,
-            write_lock: Mutex::new(()),
+            write_lock: AsyncMutex::new(()),
             current,
+            log: Arc::new(Mutex::new(log)),
         })
     }
 
@@ -58,6 +87,11 @@ impl Core {
     /// A receiver that sees every committed version (the snapshot publisher listens here).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Versioned>> {
         self.current.subscribe()
+    }
+
+    /// The change log's window (shared with the sync sessions).
+    pub fn log(&self) -> &Arc<Mutex<ChangeLog>> {
+        &self.log
     }
 
     /// The store behind this control plane.
@@ -78,30 +112,60 @@ impl Core {
         if changes.is_empty() {
             return Ok((out, cur.version));
         }
-        let version = cur.version + 1;
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.commit(&changes, version))
-            .await
-            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))??;
-        self.current.send_replace(Arc::new(Versioned {
-            version,
-            state: Arc::new(next),
-        }));
+        let version = self.commit(&cur, next, changes).await?;
         Ok((out, version))
     }
 
-    /// Replaces the whole configuration (declarative config) durably, as one new version.
+    /// Replaces the whole configuration (declarative config) durably, as one new version whose change-log
+    /// record holds the difference.
     pub async fn replace(&self, state: ConfigState) -> Result<u64, StoreError> {
         let _guard = self.write_lock.lock().await;
-        let version = self.current().version + 1;
-        let state = Arc::new(state);
+        let cur = self.current();
+        let changes = cur.state.diff(&state);
+        self.commit(&cur, state, changes).await
+    }
+
+    /// Commits `next` (= `cur` + `changes`) as the next version. The write lock is held.
+    async fn commit(
+        &self,
+        cur: &Versioned,
+        next: ConfigState,
+        changes: Vec<Change>,
+    ) -> Result<u64, StoreError> {
+        let version = cur.version + 1;
+        let mut digest = cur.digest.clone();
+        digest.apply(&changes);
+        let hash = digest.hex();
         let store = self.store.clone();
-        let to_store = state.clone();
-        tokio::task::spawn_blocking(move || store.replace(&to_store, version))
-            .await
-            .map_err(|e| StoreError::Io(format!("store task failed: {e}")))??;
-        self.current
-            .send_replace(Arc::new(Versioned { version, state }));
+        let record = changelog::encode_record(&hash, &changes);
+        let changes = tokio::task::spawn_blocking(move || {
+            store
+                .commit(&changes, version, &record)
+                .map(|()| (changes, record.len()))
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?;
+        let (changes, bytes) = changes?;
+        let dropped = self.log.lock().expect("log lock").push(LogEntry {
+            version,
+            hash: hash.clone(),
+            changes,
+            bytes,
+        });
+        if let Some(oldest) = dropped {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.prune_log(oldest) {
+                    warn!(error = %e, "cannot drop old change-log records; they are dropped on a later write");
+                }
+            });
+        }
+        self.current.send_replace(Arc::new(Versioned {
+            version,
+            state: Arc::new(next),
+            digest,
+            hash,
+        }));
         Ok(version)
     }
 }

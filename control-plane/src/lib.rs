@@ -4,6 +4,7 @@
 //! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
 
 pub mod admin;
+pub mod changelog;
 pub mod cluster;
 pub mod core;
 pub mod pki;
@@ -99,6 +100,13 @@ pub struct Config {
     /// Largest body `POST /config` accepts, in bytes (a 10,000-route document is about 5 MB).
     #[arg(long, env = "PORTCULLIS_MAX_CONFIG_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_config_body_bytes: usize,
+    /// Versions of changes kept for incremental sync: a node at most this many versions behind is sent
+    /// only the changes, others a full snapshot.
+    #[arg(long, env = "PORTCULLIS_SYNC_LOG_VERSIONS", default_value_t = 1000)]
+    pub sync_log_versions: usize,
+    /// Bytes of encoded changes kept for incremental sync (the newest version is always kept).
+    #[arg(long, env = "PORTCULLIS_SYNC_LOG_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub sync_log_bytes: usize,
 }
 
 impl Config {
@@ -198,7 +206,14 @@ pub async fn run(
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     let core = Arc::new(
-        core::Core::open(store.clone()).context("cannot load the configuration from the store")?,
+        core::Core::open(
+            store.clone(),
+            changelog::LogLimits {
+                versions: config.sync_log_versions,
+                bytes: config.sync_log_bytes,
+            },
+        )
+        .context("cannot load the configuration from the store")?,
     );
     let pki = pki::ClusterPki::load_or_create(
         &pki::pki_dir(&config.data_dir),
@@ -210,6 +225,7 @@ pub async fn run(
     let (status_tx, status_rx) = watch::channel(Default::default());
     let publisher = tokio::spawn(cluster::snapshots::run_publisher(
         core.subscribe(),
+        core.log().clone(),
         published_tx,
         status_tx,
     ));
@@ -241,6 +257,8 @@ pub async fn run(
             "heartbeat_timeout_ms": cluster.settings.heartbeat_timeout.as_millis() as u64,
             "cert_lifetime_secs": cluster.settings.cert_lifetime.as_secs(),
             "max_config_body_bytes": config.max_config_body_bytes,
+            "sync_log_versions": config.sync_log_versions,
+            "sync_log_bytes": config.sync_log_bytes,
             "ca_fingerprint": cluster.pki.ca_fingerprint,
         }),
         issuers: Default::default(),

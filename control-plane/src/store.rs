@@ -1,8 +1,9 @@
 //! Durable storage of the configuration and the cluster's records.
 //!
 //! [`Store`] is the seam for other backends (PostgreSQL for several control-plane nodes); [`SledStore`] is
-//! the embedded default. Every configuration change commits its entities and the new config version in one
-//! transaction and is flushed to disk before the caller is told it succeeded.
+//! the embedded default. Every configuration change commits its entities, the new config version and the
+//! version's change-log record (see [`crate::changelog`]) in one transaction and is flushed to disk before
+//! the caller is told it succeeded.
 
 use std::path::Path;
 
@@ -64,10 +65,14 @@ impl Records {
 pub trait Store: Send + Sync + 'static {
     /// Loads the whole configuration and its version.
     fn load(&self) -> Result<(ConfigState, u64), StoreError>;
-    /// Applies `changes` and sets the config version to `version`, atomically and durably.
-    fn commit(&self, changes: &[Change], version: u64) -> Result<(), StoreError>;
-    /// Replaces the whole configuration atomically and durably (declarative config).
-    fn replace(&self, state: &ConfigState, version: u64) -> Result<(), StoreError>;
+    /// Applies `changes`, sets the config version to `version` and stores `log_record` as that version's
+    /// change-log record, atomically and durably.
+    fn commit(&self, changes: &[Change], version: u64, log_record: &[u8])
+        -> Result<(), StoreError>;
+    /// Every change-log record kept, oldest first.
+    fn load_log(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Drops the change-log records of versions below `oldest_kept`.
+    fn prune_log(&self, oldest_kept: u64) -> Result<(), StoreError>;
     /// Reads a record.
     fn get_record(&self, records: Records, id: &str) -> Result<Option<Value>, StoreError>;
     /// Writes a record durably.
@@ -96,6 +101,13 @@ pub struct SledStore {
 }
 
 const VERSION_KEY: &[u8] = b"meta/version";
+const LOG_PREFIX: &[u8] = b"log/";
+
+fn log_key(version: u64) -> Vec<u8> {
+    let mut k = LOG_PREFIX.to_vec();
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
 
 fn entity_key(kind: Kind, id: &Uuid) -> Vec<u8> {
     format!("e/{}/{}", kind.collection(), id).into_bytes()
@@ -153,7 +165,12 @@ impl Store for SledStore {
         Ok((state, version))
     }
 
-    fn commit(&self, changes: &[Change], version: u64) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        changes: &[Change],
+        version: u64,
+        log_record: &[u8],
+    ) -> Result<(), StoreError> {
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
             .iter()
             .map(|c| match c {
@@ -164,6 +181,7 @@ impl Store for SledStore {
                 Change::Delete(kind, id) => (entity_key(*kind, id), None),
             })
             .collect();
+        let log_key = log_key(version);
         self.config.transaction(|tx| {
             for (k, v) in &encoded {
                 match v {
@@ -172,37 +190,34 @@ impl Store for SledStore {
                 };
             }
             tx.insert(VERSION_KEY, &version.to_be_bytes())?;
+            tx.insert(log_key.as_slice(), log_record)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
         self.flush()
     }
 
-    fn replace(&self, state: &ConfigState, version: u64) -> Result<(), StoreError> {
-        // Writes are serialised by the caller, so the key set read here cannot change before the transaction.
-        let mut old_keys = Vec::new();
-        for item in self.config.scan_prefix(b"e/") {
-            old_keys.push(item?.0.to_vec());
+    fn load_log(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.config.scan_prefix(LOG_PREFIX) {
+            let (k, v) = item?;
+            let version = k[LOG_PREFIX.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).to_string(),
+                    reason: "a change-log key must end in 8 bytes".into(),
+                })?;
+            out.push((version, v.to_vec()));
         }
-        let mut puts = Vec::with_capacity(state.len());
-        for kind in Kind::ALL {
-            for e in state.list(kind) {
-                puts.push((
-                    entity_key(kind, &e.id()),
-                    serde_json::to_vec(&e.to_json()).expect("entities serialise"),
-                ));
-            }
+        Ok(out)
+    }
+
+    fn prune_log(&self, oldest_kept: u64) -> Result<(), StoreError> {
+        let end = log_key(oldest_kept);
+        for item in self.config.range(LOG_PREFIX.to_vec()..end) {
+            self.config.remove(item?.0)?;
         }
-        self.config.transaction(|tx| {
-            for k in &old_keys {
-                tx.remove(k.as_slice())?;
-            }
-            for (k, v) in &puts {
-                tx.insert(k.as_slice(), v.as_slice())?;
-            }
-            tx.insert(VERSION_KEY, &version.to_be_bytes())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
-        self.flush()
+        Ok(())
     }
 
     fn get_record(&self, records: Records, id: &str) -> Result<Option<Value>, StoreError> {
@@ -300,17 +315,25 @@ mod tests {
         {
             let store = SledStore::open(&dir).unwrap();
             store
-                .commit(&[Change::Put(Entity::Service(svc.clone()))], 7)
+                .commit(&[Change::Put(Entity::Service(svc.clone()))], 7, b"seven")
                 .unwrap();
         }
         let store = SledStore::open(&dir).unwrap();
         let (loaded, version) = store.load().unwrap();
         assert_eq!(version, 7);
         assert_eq!(loaded.services[&svc.id], svc);
-        store.replace(&ConfigState::default(), 8).unwrap();
+        store
+            .commit(&[Change::Delete(Kind::Service, svc.id)], 8, b"eight")
+            .unwrap();
         let (loaded, version) = store.load().unwrap();
         assert!(loaded.is_empty());
         assert_eq!(version, 8);
+        assert_eq!(
+            store.load_log().unwrap(),
+            vec![(7, b"seven".to_vec()), (8, b"eight".to_vec())]
+        );
+        store.prune_log(8).unwrap();
+        assert_eq!(store.load_log().unwrap(), vec![(8, b"eight".to_vec())]);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -33,7 +33,7 @@ use cache::Caches;
 use identity::Identity;
 use lkg::{Lkg, StoredSnapshot};
 use metrics::Metrics;
-use plugins::{BuildCtx, IdpClients};
+use plugins::IdpClients;
 use runtime::RuntimeConfig;
 
 pub use shared::unix_now;
@@ -137,6 +137,15 @@ pub struct Config {
     /// Extra CA certificates (PEM) trusted for HTTPS upstreams.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Sync protocol features to announce: `delta` (incremental updates) and `zstd` (compressed payloads),
+    /// comma-separated, or `none` (full, uncompressed snapshots only).
+    #[arg(
+        long,
+        env = "PORTCULLIS_SYNC_FEATURES",
+        value_delimiter = ',',
+        default_value = "delta,zstd"
+    )]
+    pub sync_features: Vec<String>,
     /// Milliseconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
@@ -203,6 +212,8 @@ pub struct Settings {
     pub max_config_bytes: usize,
     /// Plugins this node runs, with versions.
     pub plugins: Vec<(&'static str, &'static str)>,
+    /// Protocol features announced in the hello (`delta`, `zstd`).
+    pub sync_features: Vec<String>,
 }
 
 /// Whether an applied snapshot is stored as last-known-good.
@@ -226,6 +237,20 @@ pub struct CpStatus {
     pub lkg_error: Option<String>,
     /// Why the node's identity (key and certificate) could not be stored, while that is so.
     pub identity_error: Option<String>,
+    /// The last update applied from the control plane.
+    pub last_sync: Option<LastSync>,
+}
+
+/// How the last update from the control plane arrived and what it cost.
+#[derive(Debug, Clone)]
+pub struct LastSync {
+    /// `full` or `delta`.
+    pub kind: &'static str,
+    pub version: u64,
+    /// Bytes on the wire (compressed when it was).
+    pub received_bytes: u64,
+    /// Time to decode, check and build it.
+    pub apply_micros: u64,
 }
 
 /// A running node.
@@ -244,59 +269,121 @@ pub struct Node {
     pub background: background::Background,
 }
 
-impl Node {
-    /// Decodes, validates and builds a snapshot, swaps it in, and (when `persist`) stores it as
-    /// last-known-good. On error the current config stays live. A snapshot that is applied but cannot be
-    /// stored is still served; the answer says why it is not persisted (and the ACK carries it).
-    pub fn apply(
-        &self,
+/// A configuration as the control plane sends it, its payload already decompressed.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The whole configuration (`shared::state::encode`).
+    Full {
         version: u64,
-        hash: &str,
-        payload: &[u8],
-        persist: bool,
-    ) -> Result<Persisted, String> {
-        let already_live = self.runtime.load_full().is_some_and(|cur| cur.hash == hash);
+        hash: String,
+        payload: Vec<u8>,
+    },
+    /// The changes (`shared::delta`) from the config `base_version`/`base_hash` to `version`/`hash`.
+    Delta {
+        base_version: u64,
+        base_hash: String,
+        version: u64,
+        hash: String,
+        changes: Vec<u8>,
+    },
+}
+
+impl Update {
+    /// The version this update brings the node to.
+    pub fn version(&self) -> u64 {
+        match self {
+            Update::Full { version, .. } | Update::Delta { version, .. } => *version,
+        }
+    }
+
+    /// The content hash of the config this update brings the node to.
+    pub fn hash(&self) -> &str {
+        match self {
+            Update::Full { hash, .. } | Update::Delta { hash, .. } => hash,
+        }
+    }
+
+    /// `full` or `delta`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Update::Full { .. } => "full",
+            Update::Delta { .. } => "delta",
+        }
+    }
+}
+
+/// The outcome of an applied update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub persisted: Persisted,
+    /// Time spent decoding, checking and building, in microseconds (0 when already live).
+    pub micros: u64,
+}
+
+impl Node {
+    /// Decodes, checks and builds an update, swaps it in, and (when `persist`) stores it as
+    /// last-known-good: a full config as a new snapshot, a delta as a journal record (or a new snapshot
+    /// when the journal is due for compaction or the stored chain is broken). On error the current config
+    /// stays live. An update that is applied but cannot be stored is still served; the answer says why it
+    /// is not persisted (and the ACK carries it).
+    pub fn apply(&self, update: &Update, persist: bool) -> Result<Applied, String> {
+        let version = update.version();
+        let hash = update.hash();
+        let already_live = self
+            .runtime
+            .load_full()
+            .is_some_and(|cur| cur.hash == hash && cur.version == version);
+        let mut micros = 0;
         if !already_live {
             let started = Instant::now();
-            let rt = match self.build(version, hash, payload) {
+            let rt = match self.build(update) {
                 Ok(rt) => rt,
                 Err(reason) => {
                     self.metrics.config_rejected.fetch_add(1, Ordering::Relaxed);
-                    warn!(version, %reason, "snapshot rejected; keeping the current config");
+                    warn!(version, kind = update.kind(), %reason, "config rejected; keeping the current config");
                     return Err(reason);
                 }
             };
             let routes = rt.routes.len();
-            if let Some(old) = self.runtime.swap(Some(Arc::new(rt))) {
+            let rt = Arc::new(rt);
+            if let Some(old) = self.runtime.swap(Some(rt.clone())) {
                 self.background.retire(old);
             }
             self.metrics.config_applied.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .config_version
                 .store(version, Ordering::Relaxed);
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            info!(version, hash, routes, elapsed_ms, "config applied");
+            micros = started.elapsed().as_micros() as u64;
+            info!(
+                version,
+                hash,
+                kind = update.kind(),
+                routes,
+                elapsed_us = micros,
+                "config applied"
+            );
         }
         if !persist {
-            return Ok(Persisted::NotAsked);
+            return Ok(Applied {
+                persisted: Persisted::NotAsked,
+                micros,
+            });
         }
         if already_live && self.lkg_error().is_none() {
-            return Ok(Persisted::Yes);
+            return Ok(Applied {
+                persisted: Persisted::Yes,
+                micros,
+            });
         }
-        let snap = StoredSnapshot {
-            version,
-            hash: hash.to_string(),
-            payload: payload.to_vec(),
-        };
-        let outcome = self.lkg.save(&snap).map_err(|e| format!("{e:#}"));
+        let outcome = self.persist(update);
         self.metrics
             .lkg_degraded
             .store(u64::from(outcome.is_err()), Ordering::Relaxed);
         let mut st = self.cp_status.lock().expect("cp status lock");
-        match outcome {
+        let persisted = match outcome {
             Ok(()) => {
                 st.lkg_error = None;
-                Ok(Persisted::Yes)
+                Persisted::Yes
             }
             Err(e) => {
                 self.metrics
@@ -304,7 +391,56 @@ impl Node {
                     .fetch_add(1, Ordering::Relaxed);
                 error!(error = %e, version, "cannot store the last-known-good config; serving it anyway");
                 st.lkg_error = Some(e.clone());
-                Ok(Persisted::Failed(e))
+                Persisted::Failed(e)
+            }
+        };
+        Ok(Applied { persisted, micros })
+    }
+
+    /// Stores the live config after `update`: a delta as a journal record when the journal continues the
+    /// stored chain, otherwise the whole config as a snapshot.
+    fn persist(&self, update: &Update) -> Result<(), String> {
+        let chain_intact = self.lkg_error().is_none();
+        match update {
+            Update::Delta {
+                base_version,
+                base_hash,
+                version,
+                hash,
+                changes,
+            } if chain_intact && !self.lkg.compaction_due() => self
+                .lkg
+                .append(&lkg::StoredDelta {
+                    base_version: *base_version,
+                    base_hash: base_hash.clone(),
+                    version: *version,
+                    hash: hash.clone(),
+                    changes: changes.clone(),
+                })
+                .map_err(|e| format!("{e:#}")),
+            Update::Full {
+                version,
+                hash,
+                payload,
+            } => self
+                .lkg
+                .save(&StoredSnapshot {
+                    version: *version,
+                    hash: hash.clone(),
+                    payload: payload.clone(),
+                })
+                .map_err(|e| format!("{e:#}")),
+            Update::Delta { .. } => {
+                let Some(rt) = self.runtime.load_full() else {
+                    return Err("no config is live".into());
+                };
+                self.lkg
+                    .save(&StoredSnapshot {
+                        version: rt.version,
+                        hash: rt.hash.clone(),
+                        payload: shared::state::encode(&rt.state),
+                    })
+                    .map_err(|e| format!("{e:#}"))
             }
         }
     }
@@ -331,34 +467,74 @@ impl Node {
             .clone()
     }
 
-    fn build(&self, version: u64, hash: &str, payload: &[u8]) -> Result<RuntimeConfig, String> {
-        if payload.len() > self.settings.max_config_bytes {
-            return Err(format!(
-                "snapshot is {} bytes, larger than this node's limit of {} bytes (--max-config-bytes)",
-                payload.len(),
-                self.settings.max_config_bytes
-            ));
+    fn build(&self, update: &Update) -> Result<RuntimeConfig, String> {
+        let resources = self.resources();
+        match update {
+            Update::Full {
+                version,
+                hash,
+                payload,
+            } => {
+                if payload.len() > self.settings.max_config_bytes {
+                    return Err(format!(
+                        "snapshot is {} bytes, larger than this node's limit of {} bytes (--max-config-bytes)",
+                        payload.len(),
+                        self.settings.max_config_bytes
+                    ));
+                }
+                if let Some(cur) = self.runtime.load_full().filter(|cur| cur.hash == *hash) {
+                    // The same content under a new version number: nothing to rebuild.
+                    let (state, digest) = (cur.state.clone(), cur.digest.clone());
+                    return cur.updated(*version, state, digest, &Default::default(), &resources);
+                }
+                let (state, digest) = shared::state::decode(payload, hash)?;
+                RuntimeConfig::build(*version, Arc::new(state), digest, &resources)
+            }
+            Update::Delta {
+                base_version,
+                base_hash,
+                version,
+                hash,
+                changes,
+            } => {
+                let cur = self.runtime.load_full().ok_or_else(|| {
+                    format!("delta from version {base_version}, but this node runs no config")
+                })?;
+                if cur.version != *base_version || cur.hash != *base_hash {
+                    return Err(format!(
+                        "delta from version {base_version} ({base_hash}), but this node runs version {} ({})",
+                        cur.version, cur.hash
+                    ));
+                }
+                let changes = shared::delta::decode_changes(changes)?;
+                let mut state = (*cur.state).clone();
+                state.apply_changes(&changes)?;
+                let mut digest = cur.digest.clone();
+                digest.apply(&changes);
+                let actual = digest.hex();
+                if actual != *hash {
+                    return Err(format!(
+                        "diverged: the config after the delta hashes to {actual}, the control plane's to {hash}"
+                    ));
+                }
+                cur.updated(
+                    *version,
+                    Arc::new(state),
+                    digest,
+                    &runtime::Touched::of(&changes),
+                    &resources,
+                )
+            }
         }
-        let state = shared::state::decode(payload, hash)?;
-        let allowed: Vec<String> = self
-            .settings
-            .plugins
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect();
-        RuntimeConfig::build(
-            version,
-            hash.to_string(),
-            Arc::new(state),
-            |state| BuildCtx {
-                consumers: Arc::new(plugins::ConsumerIndex::build(&state)),
-                state,
-                caches: self.caches.clone(),
-                metrics: self.metrics.clone(),
-                clients: self.clients.clone(),
-            },
-            &allowed,
-        )
+    }
+
+    fn resources(&self) -> runtime::Resources {
+        runtime::Resources {
+            caches: self.caches.clone(),
+            metrics: self.metrics.clone(),
+            clients: self.clients.clone(),
+            allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),
+        }
     }
 
     /// The lifetime the current certificate was issued for, in seconds.
@@ -388,6 +564,77 @@ fn select_plugins(wanted: &[String]) -> Result<Vec<(&'static str, &'static str)>
         }
     }
     Ok(out)
+}
+
+fn select_features(wanted: &[String]) -> Result<Vec<String>> {
+    let known = [proto::payload::FEATURE_DELTA, proto::payload::FEATURE_ZSTD];
+    let mut out = Vec::new();
+    for w in wanted
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty() && *w != "none")
+    {
+        if !known.contains(&w) {
+            bail!(
+                "--sync-features names unknown feature '{w}' (known: {}, or none)",
+                known.join(", ")
+            );
+        }
+        if !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the stored snapshot and the journal's deltas after it. A journal that ends early (a torn or
+/// damaged record, or a delta that does not apply) is folded into a fresh snapshot of what did apply, so
+/// later deltas are appended to a chain that holds.
+fn restore_lkg(node: &Node) {
+    let stored = match node.lkg.load() {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return info!("no last-known-good config yet"),
+        Err(e) => {
+            return error!(error = %format!("{e:#}"), "cannot read the last-known-good config; waiting for the control plane")
+        }
+    };
+    let snap = stored.snapshot;
+    let full = Update::Full {
+        version: snap.version,
+        hash: snap.hash,
+        payload: snap.payload,
+    };
+    if let Err(reason) = node.apply(&full, false) {
+        return error!(%reason, "the stored last-known-good config is unusable; waiting for the control plane");
+    }
+    let mut broken = stored.journal_damage;
+    for d in stored.deltas {
+        let update = Update::Delta {
+            base_version: d.base_version,
+            base_hash: d.base_hash,
+            version: d.version,
+            hash: d.hash,
+            changes: d.changes,
+        };
+        if let Err(reason) = node.apply(&update, false) {
+            broken = Some(format!("version {}: {reason}", d.version));
+            break;
+        }
+    }
+    if let Some(rt) = node.runtime.load_full() {
+        info!(version = rt.version, "serving the last-known-good config");
+        if let Some(why) = broken {
+            warn!(%why, version = rt.version, "the last-known-good journal ends early; storing what applied as a snapshot");
+            let snap = StoredSnapshot {
+                version: rt.version,
+                hash: rt.hash.clone(),
+                payload: shared::state::encode(&rt.state),
+            };
+            if let Err(e) = node.lkg.save(&snap) {
+                warn!(error = %format!("{e:#}"), "cannot rewrite the last-known-good snapshot");
+            }
+        }
+    }
 }
 
 /// Runs the data plane until `shutdown` resolves.
@@ -438,6 +685,7 @@ pub async fn run(
             heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
             max_config_bytes: config.max_config_bytes,
             plugins: select_plugins(&config.plugins)?,
+            sync_features: select_features(&config.sync_features)?,
         },
         runtime: ArcSwapOption::empty(),
         metrics: Arc::new(Metrics::default()),
@@ -456,18 +704,7 @@ pub async fn run(
     });
 
     // Serve the last-known-good config at once.
-    match node.lkg.load() {
-        Ok(Some(snap)) => match node.apply(snap.version, &snap.hash, &snap.payload, false) {
-            Ok(_) => info!(version = snap.version, "serving the last-known-good config"),
-            Err(reason) => {
-                error!(%reason, "the stored last-known-good config is unusable; waiting for the control plane")
-            }
-        },
-        Ok(None) => info!("no last-known-good config yet"),
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "cannot read the last-known-good config; waiting for the control plane")
-        }
-    }
+    restore_lkg(&node);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

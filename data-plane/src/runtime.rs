@@ -1,13 +1,14 @@
 //! The runtime configuration: everything the request path needs, built from one snapshot off the request
 //! path and swapped in atomically. Requests keep the `Arc` they started with.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use shared::{ConfigState, Route, Service};
+use shared::{Change, ConfigState, Kind, Route, Service, StateDigest};
 use uuid::Uuid;
 
-use crate::plugins::{registry, BuildCtx, Plugin};
+use crate::cache::Caches;
+use crate::metrics::Metrics;
+use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::router::Router;
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
@@ -50,79 +51,178 @@ impl Target {
     }
 }
 
-/// A built configuration.
+/// Node-wide resources plugin instances are built with.
+#[derive(Clone)]
+pub struct Resources {
+    pub caches: Arc<Caches>,
+    pub metrics: Arc<Metrics>,
+    pub clients: Arc<IdpClients>,
+    /// Plugins this node runs.
+    pub allowed: Vec<&'static str>,
+}
+
+/// The ids a change touched, by kind: each is rebuilt from the new state, or dropped if it is gone.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub services: Vec<Uuid>,
+    pub routes: Vec<Uuid>,
+    pub consumers: Vec<Uuid>,
+    pub plugins: Vec<Uuid>,
+}
+
+impl Touched {
+    /// The ids of `changes`.
+    pub fn of(changes: &[Change]) -> Touched {
+        let mut t = Touched::default();
+        for c in changes {
+            let (kind, id) = match c {
+                Change::Put(e) => (e.kind(), e.id()),
+                Change::Delete(k, id) => (*k, *id),
+            };
+            match kind {
+                Kind::Service => t.services.push(id),
+                Kind::Route => t.routes.push(id),
+                Kind::Consumer => t.consumers.push(id),
+                Kind::Plugin => t.plugins.push(id),
+            }
+        }
+        t
+    }
+
+    /// Every entity of `state`: a build from nothing.
+    pub fn all(state: &ConfigState) -> Touched {
+        Touched {
+            services: state.services.keys().copied().collect(),
+            routes: state.routes.keys().copied().collect(),
+            consumers: state.consumers.keys().copied().collect(),
+            plugins: state.plugins.keys().copied().collect(),
+        }
+    }
+}
+
+/// A built configuration. Its maps are persistent, so the next version shares everything a change did
+/// not touch.
+#[derive(Default)]
 pub struct RuntimeConfig {
     pub version: u64,
+    /// The content hash ([`shared::StateDigest`]) of `state`.
     pub hash: String,
     pub state: Arc<ConfigState>,
+    pub digest: StateDigest,
     pub router: Router,
-    pub routes: HashMap<Uuid, Arc<Route>>,
+    pub routes: imbl::HashMap<Uuid, Arc<Route>>,
     /// One per Service, by Service id.
-    pub targets: HashMap<Uuid, Arc<Target>>,
-    plugins: HashMap<ScopeKey, Arc<dyn Plugin>>,
+    pub targets: imbl::HashMap<Uuid, Arc<Target>>,
+    consumers: Arc<ConsumerIndex>,
+    plugins: imbl::HashMap<ScopeKey, Arc<dyn Plugin>>,
+    /// Where each plugin entity's instance is, to take it out when the entity changes.
+    plugin_scopes: imbl::HashMap<Uuid, ScopeKey>,
     /// Plugin names present in this config, in execution order.
     pub active_plugins: Vec<&'static str>,
 }
 
 impl RuntimeConfig {
-    /// Builds the router and one instance of every enabled plugin. Any failure rejects the whole snapshot.
+    /// Builds everything of `state`. Any failure rejects the whole snapshot.
     pub fn build(
         version: u64,
-        hash: String,
         state: Arc<ConfigState>,
-        ctx_of: impl FnOnce(Arc<ConfigState>) -> BuildCtx,
-        allowed: &[String],
+        digest: StateDigest,
+        resources: &Resources,
     ) -> Result<RuntimeConfig, String> {
-        let router = Router::build(state.routes.values())?;
-        let ctx = ctx_of(state.clone());
-        let mut plugins = HashMap::new();
-        let mut active = Vec::new();
-        for p in state.plugins.values().filter(|p| p.enabled) {
-            let Some((name, _, factory)) = registry().iter().find(|(n, _, _)| *n == p.name) else {
-                return Err(format!(
-                    "plugin '{}' ({}) is not supported by this node",
-                    p.name, p.id
-                ));
+        let touched = Touched::all(&state);
+        RuntimeConfig::default().updated(version, state, digest, &touched, resources)
+    }
+
+    /// The configuration for `state`, which differs from this one's state in the `touched` entities only:
+    /// those are rebuilt (router entries of routes, targets of services, the Consumer index entries, the
+    /// plugin instances; every plugin instance when a Consumer changed, since instances resolve their
+    /// Consumers when built) and everything else is shared with this configuration.
+    pub fn updated(
+        &self,
+        version: u64,
+        state: Arc<ConfigState>,
+        digest: StateDigest,
+        touched: &Touched,
+        resources: &Resources,
+    ) -> Result<RuntimeConfig, String> {
+        let removed: Vec<Uuid> = touched
+            .routes
+            .iter()
+            .filter(|id| !state.routes.contains_key(id))
+            .copied()
+            .collect();
+        let added = touched.routes.iter().filter_map(|id| state.routes.get(id));
+        let router = self.router.updated(&removed, added)?;
+        let mut routes = self.routes.clone();
+        for id in &touched.routes {
+            match state.routes.get(id) {
+                Some(r) => routes.insert(*id, Arc::new(r.clone())),
+                None => routes.remove(id),
             };
-            if !allowed.iter().any(|a| a == name) {
-                return Err(format!(
-                    "plugin '{}' ({}) is not enabled on this node",
-                    p.name, p.id
-                ));
-            }
-            let instance =
-                factory(p, &ctx).map_err(|e| format!("plugin '{}' ({}): {e}", p.name, p.id))?;
-            plugins.insert(
+        }
+        let mut targets = self.targets.clone();
+        for id in &touched.services {
+            match state.services.get(id) {
+                Some(s) => targets.insert(*id, Arc::new(Target::new(s)?)),
+                None => targets.remove(id),
+            };
+        }
+        let consumers = if touched.consumers.is_empty() {
+            self.consumers.clone()
+        } else {
+            Arc::new(
+                self.consumers
+                    .updated(&self.state, &state, &touched.consumers),
+            )
+        };
+        let ctx = BuildCtx {
+            state: state.clone(),
+            consumers: consumers.clone(),
+            caches: resources.caches.clone(),
+            metrics: resources.metrics.clone(),
+            clients: resources.clients.clone(),
+        };
+        let (mut plugins, mut plugin_scopes, rebuild): (_, _, Vec<Uuid>) =
+            if touched.consumers.is_empty() {
                 (
-                    *name,
-                    p.route.map(|f| f.id),
-                    p.service.map(|f| f.id),
-                    p.consumer.map(|f| f.id),
-                ),
-                instance,
-            );
-            if !active.contains(name) {
-                active.push(*name);
+                    self.plugins.clone(),
+                    self.plugin_scopes.clone(),
+                    touched.plugins.clone(),
+                )
+            } else {
+                let all = state.plugins.keys().copied().collect();
+                (imbl::HashMap::new(), imbl::HashMap::new(), all)
+            };
+        for id in &rebuild {
+            if let Some(key) = plugin_scopes.remove(id) {
+                plugins.remove(&key);
+            }
+            let Some(p) = state.plugins.get(id).filter(|p| p.enabled) else {
+                continue;
+            };
+            let (key, instance) = build_plugin(p, &ctx, &resources.allowed)?;
+            plugins.insert(key, instance);
+            plugin_scopes.insert(*id, key);
+        }
+        let mut active_plugins: Vec<&'static str> = Vec::new();
+        for (name, _, _, _) in plugins.keys() {
+            if !active_plugins.contains(name) {
+                active_plugins.push(name);
             }
         }
-        active.sort_by_key(|n| registry().iter().position(|(r, _, _)| r == n));
+        active_plugins.sort_by_key(|n| registry().iter().position(|(r, _, _)| r == n));
         Ok(RuntimeConfig {
             version,
-            hash,
-            targets: state
-                .services
-                .values()
-                .map(|s| Target::new(s).map(|t| (s.id, Arc::new(t))))
-                .collect::<Result<_, _>>()?,
-            routes: state
-                .routes
-                .values()
-                .map(|r| (r.id, Arc::new(r.clone())))
-                .collect(),
+            hash: digest.hex(),
             state,
+            digest,
             router,
+            routes,
+            targets,
+            consumers,
             plugins,
-            active_plugins: active,
+            plugin_scopes,
+            active_plugins,
         })
     }
 
@@ -152,4 +252,32 @@ impl RuntimeConfig {
             self.plugins.get(&(name, *r, *s, *c))
         })
     }
+}
+
+/// One plugin instance and where it applies.
+fn build_plugin(
+    p: &shared::Plugin,
+    ctx: &BuildCtx,
+    allowed: &[&'static str],
+) -> Result<(ScopeKey, Arc<dyn Plugin>), String> {
+    let Some((name, _, factory)) = registry().iter().find(|(n, _, _)| *n == p.name) else {
+        return Err(format!(
+            "plugin '{}' ({}) is not supported by this node",
+            p.name, p.id
+        ));
+    };
+    if !allowed.contains(name) {
+        return Err(format!(
+            "plugin '{}' ({}) is not enabled on this node",
+            p.name, p.id
+        ));
+    }
+    let instance = factory(p, ctx).map_err(|e| format!("plugin '{}' ({}): {e}", p.name, p.id))?;
+    let key = (
+        *name,
+        p.route.map(|f| f.id),
+        p.service.map(|f| f.id),
+        p.consumer.map(|f| f.id),
+    );
+    Ok((key, instance))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
-use crate::Persisted;
+use crate::{LastSync, Persisted, Update};
 use anyhow::{anyhow, Context, Result};
 use proto::cluster_client::ClusterClient;
 use proto::{control_message, node_message, NodeMessage};
@@ -122,6 +122,7 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
         config_version: rt.as_ref().map(|r| r.version).unwrap_or(0),
         config_hash: rt.as_ref().map(|r| r.hash.clone()).unwrap_or_default(),
         cert_not_after: identity.cert_not_after,
+        features: node.settings.sync_features.clone(),
     };
     tx.send(NodeMessage {
         kind: Some(node_message::Kind::Hello(hello)),
@@ -161,7 +162,13 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
                 deadline = Instant::now() + settings.heartbeat_timeout;
                 match msg.kind {
                     Some(control_message::Kind::Snapshot(s)) => {
-                        let reply = apply(node, s).await;
+                        let received = Received { version: s.version, hash: s.hash, encoding: s.encoding, bytes: s.payload, base: None };
+                        let reply = apply(node, received).await;
+                        tx.send(NodeMessage { kind: Some(reply) }).await?;
+                    }
+                    Some(control_message::Kind::Delta(d)) => {
+                        let received = Received { version: d.version, hash: d.hash, encoding: d.encoding, bytes: d.changes, base: Some((d.base_version, d.base_hash)) };
+                        let reply = apply(node, received).await;
                         tx.send(NodeMessage { kind: Some(reply) }).await?;
                     }
                     Some(control_message::Kind::Purge(p)) => {
@@ -178,26 +185,68 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
     }
 }
 
-async fn apply(node: &Arc<Node>, s: proto::Snapshot) -> node_message::Kind {
-    let (version, hash) = (s.version, s.hash.clone());
+/// A snapshot or delta as it came off the stream.
+struct Received {
+    version: u64,
+    hash: String,
+    encoding: String,
+    bytes: bytes::Bytes,
+    /// Version and hash a delta applies to; `None` for a full snapshot.
+    base: Option<(u64, String)>,
+}
+
+/// Decompresses and applies on the configuration thread, and answers with an ACK or a NACK.
+async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
+    let (version, hash) = (r.version, r.hash.clone());
+    let received_bytes = r.bytes.len() as u64;
+    let kind = if r.base.is_some() { "delta" } else { "full" };
     let n = node.clone();
     let result = node
         .background
-        .run(move || n.apply(s.version, &s.hash, &s.payload, true))
+        .run(move || {
+            let plain =
+                proto::payload::decompress(&r.encoding, &r.bytes, n.settings.max_config_bytes)?;
+            let update = match r.base {
+                None => Update::Full {
+                    version: r.version,
+                    hash: r.hash,
+                    payload: plain,
+                },
+                Some((base_version, base_hash)) => Update::Delta {
+                    base_version,
+                    base_hash,
+                    version: r.version,
+                    hash: r.hash,
+                    changes: plain,
+                },
+            };
+            n.apply(&update, true)
+        })
         .await
         .unwrap_or_else(Err);
     match result {
-        Ok(persisted) => node_message::Kind::Ack(proto::Ack {
-            version,
-            hash,
-            not_persisted: match persisted {
-                Persisted::Failed(why) => why,
-                Persisted::Yes | Persisted::NotAsked => String::new(),
-            },
-        }),
+        Ok(applied) => {
+            node.cp_status.lock().expect("cp status lock").last_sync = Some(LastSync {
+                kind,
+                version,
+                received_bytes,
+                apply_micros: applied.micros,
+            });
+            node_message::Kind::Ack(proto::Ack {
+                version,
+                hash,
+                not_persisted: match applied.persisted {
+                    Persisted::Failed(why) => why,
+                    Persisted::Yes | Persisted::NotAsked => String::new(),
+                },
+                sync_kind: kind.to_string(),
+                received_bytes,
+                apply_micros: applied.micros,
+            })
+        }
         Err(reason) => {
             node.cp_status.lock().expect("cp status lock").last_rejected =
-                Some(format!("version {version}: {reason}"));
+                Some(format!("version {version} ({kind}): {reason}"));
             node_message::Kind::Nack(proto::Nack {
                 version,
                 hash,

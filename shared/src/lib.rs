@@ -2,6 +2,8 @@
 //! configuration state and its consistency check, snapshot encoding and hashing, error codes, pairing tokens.
 
 pub mod accept;
+pub mod delta;
+pub mod digest;
 pub mod entity;
 pub mod error;
 pub mod http_syntax;
@@ -11,6 +13,7 @@ pub mod plugins;
 pub mod schema;
 pub mod state;
 
+pub use digest::StateDigest;
 pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
 pub use error::{ErrorCode, StateError};
 pub use schema::FieldErrors;

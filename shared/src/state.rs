@@ -1,13 +1,16 @@
 //! The desired configuration as a plain value, with the operations the Admin API performs on it and the
 //! consistency check every snapshot must pass before it is published or applied.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
+
+use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::digest::StateDigest;
 use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
 use crate::error::StateError;
 use crate::plugins;
@@ -103,12 +106,16 @@ pub enum Change {
 }
 
 /// The whole configuration: every Service, Route, Consumer and Plugin, keyed by id.
+///
+/// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
+/// every untouched entity with the original, so a write on the control plane and a delta on a node never
+/// copy a large configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigState {
-    pub services: BTreeMap<Uuid, Service>,
-    pub routes: BTreeMap<Uuid, Route>,
-    pub consumers: BTreeMap<Uuid, Consumer>,
-    pub plugins: BTreeMap<Uuid, Plugin>,
+    pub services: OrdMap<Uuid, Service>,
+    pub routes: OrdMap<Uuid, Route>,
+    pub consumers: OrdMap<Uuid, Consumer>,
+    pub plugins: OrdMap<Uuid, Plugin>,
 }
 
 impl Resolver for ConfigState {
@@ -211,7 +218,7 @@ impl ConfigState {
         Ok(vec![Change::Put(entity)])
     }
 
-    fn check_unique(&self, e: &Entity) -> Result<(), StateError> {
+    pub(crate) fn check_unique(&self, e: &Entity) -> Result<(), StateError> {
         let conflict = |field: &str, value: &str| {
             Err(StateError::Unique(format!(
                 "UNIQUE violation detected on '{{{field}=\"{value}\"}}'"
@@ -291,7 +298,7 @@ impl ConfigState {
         Ok(())
     }
 
-    fn check_refs(&self, e: &Entity) -> Result<(), StateError> {
+    pub(crate) fn check_refs(&self, e: &Entity) -> Result<(), StateError> {
         let missing = |field: &str, id: &Uuid, kind: Kind| {
             Err(StateError::ForeignKey(format!(
                 "the foreign key '{{id=\"{id}\"}}' in field '{field}' does not reference an existing '{}' entity",
@@ -477,23 +484,25 @@ pub fn encode(state: &ConfigState) -> Vec<u8> {
     serde_json::to_vec(state).expect("config state serialises")
 }
 
-/// Hex SHA-256 of an encoded state.
-pub fn hash(payload: &[u8]) -> String {
-    hex::encode(Sha256::digest(payload))
+/// Hex SHA-256 of bytes (a checksum of stored files).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
-/// Decodes an encoded state, checks its hash and its consistency.
-pub fn decode(payload: &[u8], expected_hash: &str) -> Result<ConfigState, String> {
-    let actual = hash(payload);
-    if actual != expected_hash {
-        return Err(format!(
-            "hash mismatch: payload hashes to {actual}, expected {expected_hash}"
-        ));
-    }
+/// Decodes an encoded state, checks its consistency and that its content hash ([`StateDigest`]) is
+/// `expected_hash`.
+pub fn decode(payload: &[u8], expected_hash: &str) -> Result<(ConfigState, StateDigest), String> {
     let state: ConfigState = serde_json::from_slice(payload)
         .map_err(|e| format!("payload is not a valid config: {e}"))?;
+    let digest = StateDigest::of(&state);
+    let actual = digest.hex();
+    if actual != expected_hash {
+        return Err(format!(
+            "hash mismatch: the config hashes to {actual}, expected {expected_hash}"
+        ));
+    }
     state.check().map_err(|p| p.join("; "))?;
-    Ok(state)
+    Ok((state, digest))
 }
 
 #[cfg(test)]
@@ -602,13 +611,13 @@ mod tests {
         let s = sample();
         let a = encode(&s);
         assert_eq!(a, encode(&s.clone()));
-        let h = hash(&a);
-        assert_eq!(decode(&a, &h).unwrap(), s);
+        let h = StateDigest::of(&s).hex();
+        assert_eq!(decode(&a, &h).unwrap().0, s);
         assert!(decode(&a, "00").unwrap_err().contains("hash mismatch"));
         let mut broken = s.clone();
         broken.services.clear();
         let b = encode(&broken);
-        assert!(decode(&b, &hash(&b))
+        assert!(decode(&b, &StateDigest::of(&broken).hex())
             .unwrap_err()
             .contains("does not exist"));
     }

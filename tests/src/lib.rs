@@ -329,6 +329,8 @@ pub struct DpOptions {
     pub data_dir: Option<PathBuf>,
     pub control_plane: Option<String>,
     pub upstream_ca_file: Option<PathBuf>,
+    /// Sync features to announce (`--sync-features`); default: all.
+    pub sync_features: Option<Vec<String>>,
 }
 
 impl DataPlane {
@@ -404,6 +406,10 @@ impl DataPlane {
             idp_ca_file: None,
             upstream_ca_file: opts.upstream_ca_file.clone(),
             drain_timeout_ms: 5_000,
+            sync_features: opts
+                .sync_features
+                .clone()
+                .unwrap_or_else(|| vec!["delta".into(), "zstd".into()]),
             ..data_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();

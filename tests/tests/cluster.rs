@@ -80,6 +80,8 @@ async fn rejected_snapshot_is_visible_and_the_node_keeps_serving() {
         pairing_token: Some(token),
         control_plane: Some(cp.cluster_addr.to_string()),
         max_config_bytes: Some(4096),
+        // Full, uncompressed snapshots: the limit is on what one message carries.
+        sync_features: Some(vec!["none".into()]),
         ..Default::default()
     })
     .await;
@@ -446,7 +448,14 @@ async fn nodes_can_pair_long_after_the_control_plane_started() {
 async fn snapshots_larger_than_four_mebibytes_reach_nodes() {
     // Regression: gRPC's default 4 MiB message limit must not cap the configuration size.
     let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp).await;
+    // Full, uncompressed snapshots, so the message really is that large.
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(cp.pairing_token().await),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        sync_features: Some(vec!["none".into()]),
+        ..Default::default()
+    })
+    .await;
     let consumers: Vec<Value> = (0..5000).map(|i| json!({"username": format!("user-{i}"), "tags": [format!("{i}-{}", "t".repeat(1000))]})).collect();
     let (s, body) = cp
         .call(
@@ -457,13 +466,16 @@ async fn snapshots_larger_than_four_mebibytes_reach_nodes() {
         .await
         .unwrap();
     assert_eq!(s, 201, "{body}");
-    let published = cp.get("/status").await.unwrap()["published"]["bytes"].as_u64();
     let version = cp.version().await;
     dp.wait_version(version).await;
-    let bytes = cp.get("/status").await.unwrap()["published"]["bytes"]
-        .as_u64()
-        .or(published)
-        .unwrap();
+    let id = dp.node_id.clone().unwrap();
+    let node = eventually(PATIENCE, "the node's ACK is recorded", || async {
+        let n = node_view(&cp, &id).await;
+        (n["config_version"] == version).then_some(n)
+    })
+    .await;
+    assert_eq!(node["sync"]["last_kind"], "full");
+    let bytes = node["sync"]["last_received_bytes"].as_u64().unwrap();
     assert!(bytes > 4 * 1024 * 1024, "snapshot is {bytes} bytes");
 }
 

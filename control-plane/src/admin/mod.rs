@@ -198,7 +198,7 @@ async fn status(State(ctx): Ctx) -> Json<Value> {
     Json(json!({
         "database": { "reachable": ctx.core.store().healthy() },
         "config_version": current.version,
-        "published": latest.as_ref().map(|s| json!({"version": s.version, "hash": s.hash, "bytes": s.payload.len()})),
+        "published": latest.as_ref().map(|s| json!({"version": s.version, "hash": s.hash, "routes": s.routes})),
         "publish_error": rejected.map(|(v, reason)| json!({"version": v, "reason": reason})),
         "entities": {
             "services": current.state.services.len(),

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::pki::ClusterPki;
 use nodes::Nodes;
-use snapshots::{EncodedSnapshot, PublishStatus};
+use snapshots::{PublishStatus, Published};
 
 /// Timing of the cluster protocol.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct Cluster {
     pub pki: ClusterPki,
     pub nodes: Nodes,
     pub settings: ClusterSettings,
-    pub snapshots: watch::Receiver<Option<Arc<EncodedSnapshot>>>,
+    pub snapshots: watch::Receiver<Option<Arc<Published>>>,
     pub publish_status: watch::Receiver<PublishStatus>,
     pub purges: broadcast::Sender<PurgeCommand>,
     /// Becomes true when the control plane shuts down; sessions close their streams.
@@ -58,7 +58,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// The latest published snapshot.
-    pub fn latest(&self) -> Option<Arc<EncodedSnapshot>> {
+    pub fn latest(&self) -> Option<Arc<Published>> {
         self.snapshots.borrow().clone()
     }
 }

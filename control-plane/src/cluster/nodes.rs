@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::snapshots::EncodedSnapshot;
+use super::snapshots::Published;
 use crate::store::{Records, Store, StoreError};
 
 /// The durable part of a node.
@@ -36,7 +36,20 @@ pub struct Live {
     pub nack: Option<(u64, String, String)>,
     /// Why the node could not store what it last ACKed (it serves it, but would lose it on restart).
     pub not_persisted: Option<String>,
+    /// Sync protocol features from the node's hello.
+    pub features: Vec<String>,
+    /// How the last acknowledged config arrived.
+    pub last_sync: Option<LastSync>,
     session: u64,
+}
+
+/// How a node's last acknowledged config arrived and what it cost the node.
+#[derive(Debug, Clone, Default)]
+pub struct LastSync {
+    /// `full` or `delta`.
+    pub kind: String,
+    pub received_bytes: u64,
+    pub apply_micros: u64,
 }
 
 struct Entry {
@@ -203,7 +216,7 @@ impl Nodes {
     }
 
     /// The node as the Admin API shows it, or every node.
-    pub fn view(&self, id: Option<&str>, latest: Option<&EncodedSnapshot>) -> Vec<Value> {
+    pub fn view(&self, id: Option<&str>, latest: Option<&Published>) -> Vec<Value> {
         let inner = self.inner.lock().expect("nodes lock");
         let mut out: Vec<Value> = inner
             .values()
@@ -227,7 +240,7 @@ pub fn missing_plugins(
         .collect()
 }
 
-fn render(e: &Entry, latest: Option<&EncodedSnapshot>) -> Value {
+fn render(e: &Entry, latest: Option<&Published>) -> Value {
     let live = &e.live;
     let (sync_status, reason) = if e.record.revoked {
         ("revoked", None)
@@ -280,5 +293,11 @@ fn render(e: &Entry, latest: Option<&EncodedSnapshot>) -> Value {
         "last_seen": if live.last_seen == 0 { Value::Null } else { json!(live.last_seen) },
         "paired_at": e.record.paired_at,
         "cert_expiry": e.record.cert_not_after,
+        "sync": {
+            "features": live.features,
+            "last_kind": live.last_sync.as_ref().map(|l| l.kind.clone()),
+            "last_received_bytes": live.last_sync.as_ref().map(|l| l.received_bytes),
+            "last_apply_micros": live.last_sync.as_ref().map(|l| l.apply_micros),
+        },
     })
 }

@@ -1,6 +1,6 @@
 //! The gRPC `Cluster` service: Pair, Renew and the long-lived Sync stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use super::nodes::{missing_plugins, NodeRecord, Refusal};
+use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal};
 use super::transport::PeerInfo;
 use super::{unix_now, Cluster};
 use crate::store::Records;
@@ -211,6 +211,7 @@ impl proto::cluster_server::Cluster for ClusterService {
                 .collect();
             live.applied_version = hello.config_version;
             live.applied_hash = hello.config_hash.clone();
+            live.features = hello.features.clone();
             live.nack = None;
         });
         if hello.cert_not_after > 0 {
@@ -221,12 +222,18 @@ impl proto::cluster_server::Cluster for ClusterService {
         }
         info!(node_id = %node_id, hostname = %hello.hostname, ip = %peer.addr.ip(), version = hello.config_version, "node connected");
         let (tx, rx) = mpsc::channel(16);
+        let has = |f: &str| hello.features.iter().any(|x| x == f);
         let session_state = Session {
             cluster: self.cluster.clone(),
             node_id,
             session,
-            running_hash: hello.config_hash,
+            deltas: has(proto::payload::FEATURE_DELTA),
+            zstd: has(proto::payload::FEATURE_ZSTD),
+            acked: (hello.config_version, hello.config_hash.clone()),
+            base: (hello.config_version, hello.config_hash),
             sent_version: 0,
+            in_flight: VecDeque::new(),
+            full_next: false,
         };
         tokio::spawn(session_state.run(inbound, tx, kill));
         Ok(Response::new(Box::pin(
@@ -245,10 +252,27 @@ struct Session {
     cluster: Arc<Cluster>,
     node_id: String,
     session: u64,
-    /// Hash of the config the node last said it runs.
-    running_hash: String,
-    /// The last snapshot version sent on this stream.
+    /// The node applies `Delta` messages.
+    deltas: bool,
+    /// The node reads zstd payloads.
+    zstd: bool,
+    /// Version and hash the node last said it runs (hello, then ACKs).
+    acked: (u64, String),
+    /// Version and hash the node will run once everything sent has been applied: the base of the next
+    /// delta.
+    base: (u64, String),
+    /// The last version sent on this stream.
     sent_version: u64,
+    /// Versions and kinds sent and not yet answered, oldest first (the node answers in order).
+    in_flight: VecDeque<(u64, SyncKind)>,
+    /// The next version goes as a full snapshot (the node refused a delta).
+    full_next: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncKind {
+    Full,
+    Delta,
 }
 
 type Tx = mpsc::Sender<Result<ControlMessage, Status>>;
@@ -303,17 +327,32 @@ impl Session {
         let now = unix_now();
         match m.kind {
             Some(node_message::Kind::Ack(ack)) => {
-                info!(node_id = %self.node_id, version = ack.version, hash = %ack.hash, "node applied config");
-                self.running_hash = ack.hash.clone();
+                info!(node_id = %self.node_id, version = ack.version, hash = %ack.hash, kind = %ack.sync_kind, bytes = ack.received_bytes, apply_us = ack.apply_micros, "node applied config");
+                self.answered(ack.version);
+                self.acked = (ack.version, ack.hash.clone());
                 self.cluster.nodes.update(&self.node_id, |live| {
                     live.applied_version = ack.version;
                     live.applied_hash = ack.hash;
                     live.not_persisted = Some(ack.not_persisted).filter(|w| !w.is_empty());
+                    live.last_sync = Some(LastSync {
+                        kind: ack.sync_kind,
+                        received_bytes: ack.received_bytes,
+                        apply_micros: ack.apply_micros,
+                    });
                     live.last_seen = now;
                 });
             }
             Some(node_message::Kind::Nack(nack)) => {
                 warn!(node_id = %self.node_id, version = nack.version, reason = %nack.reason, "node rejected config");
+                let refused = self.answered(nack.version);
+                // The node still runs what it last acknowledged; everything sent after the refused message
+                // was built on it and will be refused too, unless a full snapshot is already on its way.
+                self.base = self.acked.clone();
+                let full_pending = self.in_flight.iter().any(|(_, k)| *k == SyncKind::Full);
+                if refused == Some(SyncKind::Delta) && !full_pending {
+                    self.full_next = true;
+                    self.sent_version = 0;
+                }
                 self.cluster.nodes.update(&self.node_id, |live| {
                     live.nack = Some((nack.version, nack.hash, nack.reason));
                     live.last_seen = now;
@@ -333,13 +372,23 @@ impl Session {
         }
     }
 
-    /// Sends the latest snapshot when the node runs something else, has not been sent it yet on this stream,
-    /// and supports every plugin it uses.
+    /// Takes the oldest unanswered message off the list when it is the one `version` answers; its kind.
+    fn answered(&mut self, version: u64) -> Option<SyncKind> {
+        match self.in_flight.front() {
+            Some((v, _)) if *v == version => self.in_flight.pop_front().map(|(_, k)| k),
+            _ => None,
+        }
+    }
+
+    /// Brings the node to the latest published version when it is not there and has not been sent it on
+    /// this stream, and supports every plugin it uses: the changes since its config when the change log
+    /// covers them (and the node takes deltas), else a full snapshot.
     async fn offer_snapshot(&mut self, tx: &Tx) -> Result<(), ()> {
         let Some(latest) = self.cluster.latest() else {
             return Ok(());
         };
-        if latest.hash == self.running_hash || latest.version <= self.sent_version {
+        let at_latest = self.base.0 == latest.version && self.base.1 == latest.hash;
+        if at_latest || latest.version <= self.sent_version {
             return Ok(());
         }
         let mut node_plugins = BTreeMap::new();
@@ -352,15 +401,43 @@ impl Session {
             self.sent_version = latest.version;
             return Ok(());
         }
-        self.sent_version = latest.version;
-        let msg = ControlMessage {
-            kind: Some(control_message::Kind::Snapshot(proto::Snapshot {
-                version: latest.version,
-                hash: latest.hash.clone(),
-                payload: latest.payload.clone(),
-            })),
+        let encoding = if self.zstd {
+            proto::payload::ZSTD.to_string()
+        } else {
+            String::new()
         };
-        tx.send(Ok(msg)).await.map_err(|_| ())
+        let delta = (self.deltas && !self.full_next)
+            .then(|| latest.delta(self.base.0, &self.base.1, self.zstd))
+            .flatten();
+        let (kind, msg) = match delta {
+            Some(changes) => (
+                SyncKind::Delta,
+                control_message::Kind::Delta(proto::Delta {
+                    base_version: self.base.0,
+                    base_hash: self.base.1.clone(),
+                    version: latest.version,
+                    hash: latest.hash.clone(),
+                    changes,
+                    encoding,
+                }),
+            ),
+            None => (
+                SyncKind::Full,
+                control_message::Kind::Snapshot(proto::Snapshot {
+                    version: latest.version,
+                    hash: latest.hash.clone(),
+                    payload: latest.full(self.zstd).await,
+                    encoding,
+                }),
+            ),
+        };
+        self.sent_version = latest.version;
+        self.base = (latest.version, latest.hash.clone());
+        self.full_next = false;
+        self.in_flight.push_back((latest.version, kind));
+        tx.send(Ok(ControlMessage { kind: Some(msg) }))
+            .await
+            .map_err(|_| ())
     }
 }
 

@@ -1,32 +1,106 @@
-//! Builds one immutable, encoded snapshot per committed version and shares the same bytes with every node.
-//! Bursts of writes are coalesced: while a build runs, newer versions collapse into the next build.
+//! Publishes one immutable [`Published`] config per committed version and shares its encodings with every
+//! node: the full snapshot is encoded (and compressed) once, on first demand, and the delta from each base
+//! version is encoded once for all the nodes at that base. Bursts of writes are coalesced: while a check
+//! runs, newer versions collapse into the next publication.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use shared::ConfigState;
+use tokio::sync::{watch, OnceCell};
 use tracing::{error, info};
 
+use crate::changelog::ChangeLog;
 use crate::core::Versioned;
 
 /// How long the publisher waits after a change for more changes to arrive.
 const DEBOUNCE: Duration = Duration::from_millis(5);
 
-/// A published snapshot: what every node receives, encoded once.
-#[derive(Debug)]
-pub struct EncodedSnapshot {
+/// Encoded deltas kept per published version (one per distinct base; nodes are usually at one or two).
+const DELTA_MEMO: usize = 64;
+
+/// A published version: what nodes are brought to.
+pub struct Published {
     /// Config version.
     pub version: u64,
-    /// Hex SHA-256 of `payload`.
+    /// Content hash (`shared::StateDigest`).
     pub hash: String,
-    /// The encoded `shared::ConfigState`.
-    pub payload: Bytes,
-    /// Plugins the snapshot uses; a node must support all of them.
+    pub state: Arc<ConfigState>,
+    /// Plugins the config uses; a node must support all of them.
     pub plugins: BTreeSet<String>,
     /// Number of routes (for status pages).
     pub routes: usize,
+    log: Arc<Mutex<ChangeLog>>,
+    plain: OnceCell<Bytes>,
+    zstd: OnceCell<Bytes>,
+    deltas: Mutex<HashMap<(u64, String, bool), Option<Bytes>>>,
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Published")
+            .field("version", &self.version)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Published {
+    /// The full snapshot, plain or zstd-compressed; encoded once per version, off the runtime's threads.
+    pub async fn full(&self, zstd: bool) -> Bytes {
+        let plain = self
+            .plain
+            .get_or_init(|| {
+                let state = self.state.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || Bytes::from(shared::state::encode(&state)))
+                        .await
+                        .expect("encoding a config cannot fail")
+                }
+            })
+            .await
+            .clone();
+        if !zstd {
+            return plain;
+        }
+        self.zstd
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || Bytes::from(proto::payload::compress(&plain)))
+                    .await
+                    .expect("compressing into memory cannot fail")
+            })
+            .await
+            .clone()
+    }
+
+    /// The encoded changes from the node's config (`base_version` with `base_hash`) to this version, when
+    /// the change log still covers that span; encoded once per base for all the nodes there.
+    pub fn delta(&self, base_version: u64, base_hash: &str, zstd: bool) -> Option<Bytes> {
+        let key = (base_version, base_hash.to_string(), zstd);
+        if let Some(known) = self.deltas.lock().expect("delta memo lock").get(&key) {
+            return known.clone();
+        }
+        let encoded = self
+            .log
+            .lock()
+            .expect("log lock")
+            .between(base_version, base_hash, self.version)
+            .map(|changes| {
+                let plain = shared::delta::encode_changes(&changes);
+                Bytes::from(if zstd {
+                    proto::payload::compress(&plain)
+                } else {
+                    plain
+                })
+            });
+        let mut memo = self.deltas.lock().expect("delta memo lock");
+        if memo.len() < DELTA_MEMO {
+            memo.insert(key, encoded.clone());
+        }
+        encoded
+    }
 }
 
 /// What the publisher last did.
@@ -36,37 +110,41 @@ pub struct PublishStatus {
     pub rejected: Option<(u64, String)>,
 }
 
-/// Publishes snapshots of every committed version until `committed` closes.
+/// Publishes every committed version until `committed` closes.
 pub async fn run_publisher(
     mut committed: watch::Receiver<Arc<Versioned>>,
-    published: watch::Sender<Option<Arc<EncodedSnapshot>>>,
+    log: Arc<Mutex<ChangeLog>>,
+    published: watch::Sender<Option<Arc<Published>>>,
     status: watch::Sender<PublishStatus>,
 ) {
     loop {
         let current = committed.borrow_and_update().clone();
-        let already = published.borrow().as_ref().map(|s| s.version);
-        if already != Some(current.version) && current.version > 0 {
+        let previous = published
+            .borrow()
+            .as_ref()
+            .map(|s| (s.version, s.hash.clone()));
+        if previous.as_ref().map(|p| p.0) != Some(current.version) && current.version > 0 {
             let started = Instant::now();
-            let build = tokio::task::spawn_blocking(move || build(&current)).await;
+            let log = log.clone();
+            let build = tokio::task::spawn_blocking(move || publish(&current, previous, log)).await;
             match build {
-                Ok(Ok(snapshot)) => {
+                Ok(Ok(p)) => {
                     info!(
-                        version = snapshot.version,
-                        hash = %snapshot.hash,
-                        bytes = snapshot.payload.len(),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "snapshot published"
+                        version = p.version,
+                        hash = %p.hash,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "config published"
                     );
                     status.send_replace(PublishStatus::default());
-                    published.send_replace(Some(Arc::new(snapshot)));
+                    published.send_replace(Some(Arc::new(p)));
                 }
                 Ok(Err((version, problems))) => {
-                    error!(version, %problems, "snapshot failed the consistency check; not published");
+                    error!(version, %problems, "config failed the consistency check; not published");
                     status.send_replace(PublishStatus {
                         rejected: Some((version, problems)),
                     });
                 }
-                Err(e) => error!(error = %e, "snapshot build task failed"),
+                Err(e) => error!(error = %e, "publishing task failed"),
             }
         }
         if committed.changed().await.is_err() {
@@ -76,10 +154,20 @@ pub async fn run_publisher(
     }
 }
 
-fn build(v: &Versioned) -> Result<EncodedSnapshot, (u64, String)> {
-    v.state.check().map_err(|p| (v.version, p.join("; ")))?;
-    let payload = shared::state::encode(&v.state);
-    let hash = shared::state::hash(&payload);
+/// Checks `v` (the changes since the previous publication when the log has them, else everything) and
+/// wraps it for the sessions.
+fn publish(
+    v: &Versioned,
+    previous: Option<(u64, String)>,
+    log: Arc<Mutex<ChangeLog>>,
+) -> Result<Published, (u64, String)> {
+    let since =
+        previous.and_then(|(pv, ph)| log.lock().expect("log lock").between(pv, &ph, v.version));
+    match since {
+        Some(changes) => v.state.check_delta(&changes),
+        None => v.state.check().map_err(|p| p.join("; ")),
+    }
+    .map_err(|p| (v.version, p))?;
     let plugins = v
         .state
         .plugins
@@ -87,11 +175,15 @@ fn build(v: &Versioned) -> Result<EncodedSnapshot, (u64, String)> {
         .filter(|p| p.enabled)
         .map(|p| p.name.clone())
         .collect();
-    Ok(EncodedSnapshot {
+    Ok(Published {
         version: v.version,
-        hash,
-        payload: Bytes::from(payload),
+        hash: v.hash.clone(),
+        state: v.state.clone(),
         plugins,
         routes: v.state.routes.len(),
+        log,
+        plain: OnceCell::new(),
+        zstd: OnceCell::new(),
+        deltas: Mutex::new(HashMap::new()),
     })
 }

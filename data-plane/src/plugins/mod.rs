@@ -313,27 +313,55 @@ pub fn registry() -> &'static [(&'static str, &'static str, Factory)] {
 
 /// A snapshot's Consumers by username, `custom_id` and id, built once per snapshot so mapping a token to
 /// its Consumer costs one hash lookup however many Consumers there are.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ConsumerIndex {
-    by_username: HashMap<String, Arc<Consumer>>,
-    by_custom_id: HashMap<String, Arc<Consumer>>,
-    by_id: HashMap<String, Arc<Consumer>>,
+    by_username: imbl::HashMap<String, Arc<Consumer>>,
+    by_custom_id: imbl::HashMap<String, Arc<Consumer>>,
+    by_id: imbl::HashMap<String, Arc<Consumer>>,
 }
 
 impl ConsumerIndex {
     /// Indexes every Consumer of `state`.
     pub fn build(state: &ConfigState) -> ConsumerIndex {
-        let mut index = ConsumerIndex::default();
-        for c in state.consumers.values() {
-            // One copy per Consumer, shared by the three maps.
-            let c = Arc::new(c.clone());
-            if let Some(u) = &c.username {
-                index.by_username.insert(u.clone(), c.clone());
+        let ids: Vec<uuid::Uuid> = state.consumers.keys().copied().collect();
+        ConsumerIndex::default().updated(&ConfigState::default(), state, &ids)
+    }
+
+    /// The index after the Consumers `ids` changed from `old` to `new` (added, replaced or removed); the
+    /// entries of every other Consumer are shared with this index.
+    pub fn updated(
+        &self,
+        old: &ConfigState,
+        new: &ConfigState,
+        ids: &[uuid::Uuid],
+    ) -> ConsumerIndex {
+        let mut index = self.clone();
+        for id in ids {
+            if let Some(c) = old.consumers.get(id) {
+                let mine = |e: Option<&Arc<Consumer>>| e.is_some_and(|e| e.id == *id);
+                if let Some(u) = &c.username {
+                    if mine(index.by_username.get(u)) {
+                        index.by_username.remove(u);
+                    }
+                }
+                if let Some(cid) = &c.custom_id {
+                    if mine(index.by_custom_id.get(cid)) {
+                        index.by_custom_id.remove(cid);
+                    }
+                }
+                index.by_id.remove(&id.to_string());
             }
-            if let Some(cid) = &c.custom_id {
-                index.by_custom_id.insert(cid.clone(), c.clone());
+            if let Some(c) = new.consumers.get(id) {
+                // One copy per Consumer, shared by the three maps.
+                let c = Arc::new(c.clone());
+                if let Some(u) = &c.username {
+                    index.by_username.insert(u.clone(), c.clone());
+                }
+                if let Some(cid) = &c.custom_id {
+                    index.by_custom_id.insert(cid.clone(), c.clone());
+                }
+                index.by_id.insert(c.id.to_string(), c.clone());
             }
-            index.by_id.insert(c.id.to_string(), c.clone());
         }
         index
     }
