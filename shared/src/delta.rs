@@ -93,19 +93,16 @@ pub fn compact(changes: impl IntoIterator<Item = Change>) -> Vec<Change> {
 impl ConfigState {
     /// Applies changes (in order) and checks that the result is consistent where they touched it: unique
     /// fields and references of what was put, nothing left referring to what was deleted, plugin configs
-    /// valid. Deleting an entity that does not exist is an error (the sender's state differs). On error
-    /// the state is unusable and must be dropped.
+    /// valid. A delete says the entity is absent afterwards: of several versions compacted into one delta,
+    /// an entity created and deleted in between arrives as a delete of something the node never had.
+    /// Whether the result is the sender's state is for the content hash to tell. On error the state is
+    /// unusable and must be dropped.
     pub fn apply_changes(&mut self, changes: &[Change]) -> Result<(), String> {
         for change in changes {
             match change {
                 Change::Put(e) => self.insert_entity(e.clone()),
                 Change::Delete(kind, id) => {
-                    if !self.remove_entity(*kind, id) {
-                        return Err(format!(
-                            "delete of {} {id}, which does not exist",
-                            kind.collection()
-                        ));
-                    }
+                    self.remove_entity(*kind, id);
                 }
             }
         }
@@ -226,13 +223,13 @@ impl ConfigState {
         }
     }
 
-    fn remove_entity(&mut self, kind: Kind, id: &Uuid) -> bool {
+    fn remove_entity(&mut self, kind: Kind, id: &Uuid) {
         match kind {
-            Kind::Service => self.services.remove(id).is_some(),
-            Kind::Route => self.routes.remove(id).is_some(),
-            Kind::Consumer => self.consumers.remove(id).is_some(),
-            Kind::Plugin => self.plugins.remove(id).is_some(),
-        }
+            Kind::Service => self.services.remove(id).map(drop),
+            Kind::Route => self.routes.remove(id).map(drop),
+            Kind::Consumer => self.consumers.remove(id).map(drop),
+            Kind::Plugin => self.plugins.remove(id).map(drop),
+        };
     }
 
     /// The changes that turn `self` into `target` (deletes of plugins and routes before what they refer to,

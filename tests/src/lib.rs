@@ -107,6 +107,8 @@ pub struct CpOptions {
     pub admin_token: Option<String>,
     /// Reuse this data dir instead of a fresh temporary one.
     pub data_dir: Option<PathBuf>,
+    /// Versions the change log keeps (`--sync-log-versions`).
+    pub sync_log_versions: usize,
 }
 
 impl Default for CpOptions {
@@ -117,6 +119,7 @@ impl Default for CpOptions {
             cert_lifetime_secs: 86_400,
             admin_token: None,
             data_dir: None,
+            sync_log_versions: 1000,
         }
     }
 }
@@ -160,6 +163,7 @@ impl ControlPlane {
             heartbeat_interval_ms: opts.heartbeat_interval_ms,
             heartbeat_timeout_ms: opts.heartbeat_timeout_ms,
             cert_lifetime_secs: opts.cert_lifetime_secs,
+            sync_log_versions: opts.sync_log_versions,
             ..control_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,288 @@
+//! Incremental sync end to end: nodes fed deltas and nodes fed full snapshots end in the same state; a
+//! node behind the change log's window gets a full snapshot; a delta that does not lead to the control
+//! plane's hash is refused and followed by a full resync; a restart after deltas serves the latest
+//! applied version from the last-known-good journal.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tests::{
+    client, eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE,
+};
+
+async fn node_view(cp: &ControlPlane, id: &str) -> Value {
+    cp.get(&format!("/clustering/data-planes/{id}"))
+        .await
+        .unwrap()
+}
+
+/// Waits until the control plane has the node's ACK of `version` on record, and returns the node view.
+async fn acked(cp: &ControlPlane, dp: &DataPlane, version: u64) -> Value {
+    let id = dp.node_id.clone().unwrap();
+    eventually(PATIENCE, "the node's ACK is on record", || async {
+        let n = node_view(cp, &id).await;
+        (n["config_version"] == version && n["sync_status"] == "in_sync").then_some(n)
+    })
+    .await
+}
+
+async fn node(cp: &ControlPlane, features: &[&str], data_dir: Option<PathBuf>) -> DataPlane {
+    DataPlane::start_with(DpOptions {
+        pairing_token: Some(cp.pairing_token().await),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        sync_features: Some(features.iter().map(|f| f.to_string()).collect()),
+        data_dir,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn status(url: &str) -> u16 {
+    client().get(url).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_fed_deltas_and_full_snapshots_hold_the_same_state() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post(
+        "/services/echo/routes",
+        json!({"name": "base", "paths": ["/base"]}),
+    )
+    .await;
+    let delta = node(&cp, &["delta", "zstd"], None).await;
+    let full = node(&cp, &["none"], None).await;
+    let v = cp.version().await;
+    assert_eq!(acked(&cp, &delta, v).await["sync"]["last_kind"], "full");
+    // Every kind of change, one write at a time.
+    for i in 0..5 {
+        cp.post(
+            "/services/echo/routes",
+            json!({"name": format!("r{i}"), "paths": [format!("/r{i}")]}),
+        )
+        .await;
+    }
+    cp.post("/consumers", json!({"username": "anon"})).await;
+    cp.post("/routes/r1/plugins", json!({"name": "oauth2-introspection", "config": {"introspection_url": "http://127.0.0.1:9/introspect", "authorization_value": "Basic eA==", "anonymous": "anon"}})).await;
+    let (s, body) = cp
+        .call(
+            reqwest::Method::PATCH,
+            "/routes/r2",
+            Some(json!({"paths": ["/moved"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = cp
+        .call(reqwest::Method::DELETE, "/routes/r3", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 204);
+    let (s, _) = cp
+        .call(reqwest::Method::DELETE, "/routes/r1", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 204, "the route and its plugin go together");
+    let v = cp.version().await;
+    let d = acked(&cp, &delta, v).await;
+    let f = acked(&cp, &full, v).await;
+    assert_eq!(
+        d["sync"]["last_kind"],
+        "delta",
+        "{d} {}",
+        delta.status().await.unwrap()
+    );
+    assert_eq!(f["sync"]["last_kind"], "full");
+    assert_eq!(d["config_hash"], f["config_hash"]);
+    assert_eq!(
+        cp.get("/status").await.unwrap()["published"]["hash"],
+        d["config_hash"]
+    );
+    let delta_bytes = d["sync"]["last_received_bytes"].as_u64().unwrap();
+    let full_bytes = f["sync"]["last_received_bytes"].as_u64().unwrap();
+    assert!(
+        delta_bytes < full_bytes,
+        "delta {delta_bytes} B, full {full_bytes} B"
+    );
+    // Both route the same way.
+    for dp in [&delta, &full] {
+        let base = &dp.proxy_url;
+        assert_eq!(status(&format!("{base}/base")).await, 200);
+        assert_eq!(status(&format!("{base}/r0")).await, 200);
+        assert_eq!(status(&format!("{base}/moved")).await, 200);
+        assert_eq!(status(&format!("{base}/r2")).await, 404);
+        assert_eq!(status(&format!("{base}/r3")).await, 404);
+        assert_eq!(status(&format!("{base}/r1")).await, 404);
+        let st = dp.status().await.unwrap();
+        assert_eq!(st["config"]["hash"], d["config_hash"]);
+    }
+    // A declarative replacement travels as a delta too.
+    let (s, body) = cp
+        .call(
+            reqwest::Method::POST,
+            "/config",
+            Some(json!({"_format_version": "3.0", "services": [{"name": "echo", "url": up.url, "routes": [{"name": "only", "paths": ["/only"]}]}]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let v = cp.version().await;
+    let d = acked(&cp, &delta, v).await;
+    assert_eq!(d["sync"]["last_kind"], "delta");
+    assert_eq!(acked(&cp, &full, v).await["config_hash"], d["config_hash"]);
+    assert_eq!(status(&format!("{}/only", delta.proxy_url)).await, 200);
+    assert_eq!(status(&format!("{}/base", delta.proxy_url)).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_the_window_gets_a_full_snapshot_and_one_inside_it_a_delta() {
+    let cp = ControlPlane::start_with(CpOptions {
+        sync_log_versions: 3,
+        ..Default::default()
+    })
+    .await;
+    let up = EchoUpstream::start().await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    let mut dp = node(&cp, &["delta", "zstd"], None).await;
+    let dir = dp.data_dir.clone();
+    let id = dp.node_id.clone().unwrap();
+    acked(&cp, &dp, cp.version().await).await;
+    let restart = |dir: PathBuf| {
+        DataPlane::start_with(DpOptions {
+            control_plane: Some(cp.cluster_addr.to_string()),
+            data_dir: Some(dir),
+            ..Default::default()
+        })
+    };
+    // Two versions behind: inside the window.
+    dp.stop().await;
+    for i in 0..2 {
+        cp.post(
+            "/services/echo/routes",
+            json!({"paths": [format!("/a{i}")]}),
+        )
+        .await;
+    }
+    let mut dp = restart(dir.clone()).await;
+    assert_eq!(dp.node_id.as_deref(), Some(id.as_str()));
+    let n = acked(&cp, &dp, cp.version().await).await;
+    assert_eq!(n["sync"]["last_kind"], "delta", "{n}");
+    // Five versions behind: outside a window of three.
+    dp.stop().await;
+    for i in 0..5 {
+        cp.post(
+            "/services/echo/routes",
+            json!({"paths": [format!("/b{i}")]}),
+        )
+        .await;
+    }
+    let dp = restart(dir).await;
+    let n = acked(&cp, &dp, cp.version().await).await;
+    assert_eq!(n["sync"]["last_kind"], "full", "{n}");
+    assert_eq!(status(&format!("{}/b4", dp.proxy_url)).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_that_diverges_is_refused_and_followed_by_a_full_resync() {
+    let mut cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post(
+        "/services/echo/routes",
+        json!({"name": "a", "paths": ["/a"]}),
+    )
+    .await;
+    let mut dp = node(&cp, &["delta", "zstd"], None).await;
+    let (dp_dir, cp_dir) = (dp.data_dir.clone(), cp.data_dir.clone());
+    acked(&cp, &dp, cp.version().await).await;
+    dp.stop().await;
+    cp.post(
+        "/services/echo/routes",
+        json!({"name": "b", "paths": ["/b"]}),
+    )
+    .await;
+    let version = cp.version().await;
+    cp.stop().await;
+    // Damage the last change-log record: same hash, other changes (the route's path).
+    {
+        use control_plane::store::Store;
+        let store = control_plane::store::SledStore::open(&cp_dir.join("store")).unwrap();
+        let log = store.load_log().unwrap();
+        let (v, record) = log.last().unwrap().clone();
+        assert_eq!(v, version);
+        let text = String::from_utf8(record).unwrap();
+        assert!(text.contains("\"/b\""), "{text}");
+        let damaged = text.replace("\"/b\"", "\"/c\"");
+        let (state, _) = store.load().unwrap();
+        let puts: Vec<shared::Change> = state
+            .routes
+            .values()
+            .map(|r| shared::Change::Put(shared::Entity::Route(r.clone())))
+            .collect();
+        // Rewriting the version's record: the entities stay as they were committed.
+        store.commit(&puts, version, damaged.as_bytes()).unwrap();
+    }
+    let cp = ControlPlane::start_with(CpOptions {
+        data_dir: Some(cp_dir),
+        ..Default::default()
+    })
+    .await;
+    let dp = DataPlane::start_with(DpOptions {
+        control_plane: Some(cp.cluster_addr.to_string()),
+        data_dir: Some(dp_dir),
+        ..Default::default()
+    })
+    .await;
+    let n = acked(&cp, &dp, version).await;
+    assert_eq!(n["sync"]["last_kind"], "full", "{n}");
+    let rejected = dp.status().await.unwrap()["control_plane"]["last_rejected"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(rejected.contains("diverged"), "{rejected}");
+    assert_eq!(status(&format!("{}/b", dp.proxy_url)).await, 200);
+    assert_eq!(status(&format!("{}/c", dp.proxy_url)).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_deltas_serves_the_latest_applied_version_from_its_journal() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    let mut dp = node(&cp, &["delta", "zstd"], None).await;
+    let dir = dp.data_dir.clone();
+    acked(&cp, &dp, cp.version().await).await;
+    for i in 0..4 {
+        cp.post(
+            "/services/echo/routes",
+            json!({"name": format!("j{i}"), "paths": [format!("/j{i}")]}),
+        )
+        .await;
+    }
+    let version = cp.version().await;
+    let n = acked(&cp, &dp, version).await;
+    assert_eq!(n["sync"]["last_kind"], "delta");
+    assert!(
+        dir.join("lkg/journal").exists(),
+        "deltas are appended to the journal"
+    );
+    dp.stop().await;
+    drop(cp);
+    // No control plane: the node serves snapshot + journal.
+    let dp = DataPlane::start_with(DpOptions {
+        data_dir: Some(dir),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(dp.config_version().await, version);
+    assert_eq!(status(&format!("{}/j3", dp.proxy_url)).await, 200);
+    assert_eq!(
+        dp.status().await.unwrap()["config"]["hash"],
+        n["config_hash"]
+    );
+}
