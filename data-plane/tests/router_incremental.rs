@@ -23,7 +23,7 @@ fn route(slot: u8, variant: u8) -> Route {
         3 => json!([r"~/a\d+/x"]),
         _ => json!([]),
     };
-    let methods = if variant % 3 == 0 {
+    let methods = if variant.is_multiple_of(3) {
         json!(["GET"])
     } else {
         json!([])

@@ -56,7 +56,7 @@ fn entity(state: &ConfigState, kind: u8, slot: u8, variant: u8, target: u8) -> O
             json!({"name": format!("s{slot}"), "url": format!("http://up{variant}.test:{}", 8000 + variant as u16)})
         }
         1 => {
-            json!({"name": format!("r{slot}-{}", variant % 2), "paths": [format!("/p{variant}")], "service": {"id": id(0, target)}, "strip_path": variant % 3 == 0})
+            json!({"name": format!("r{slot}-{}", variant % 2), "paths": [format!("/p{variant}")], "service": {"id": id(0, target)}, "strip_path": variant.is_multiple_of(3)})
         }
         2 => json!({"username": format!("u{slot}"), "custom_id": format!("c{variant}")}),
         _ => {
