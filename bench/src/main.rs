@@ -4,6 +4,7 @@
 mod idp;
 mod loadgen;
 mod run;
+mod sync;
 mod upstream;
 
 use std::time::Duration;
@@ -45,6 +46,8 @@ enum Cmd {
     },
     /// Runs every benchmark and writes the report.
     Run(run::Settings),
+    /// Incremental sync against full snapshots, in-process, same run; prints a table.
+    Sync(sync::Settings),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +83,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(run::run(settings))
+        }
+        Cmd::Sync(settings) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(sync::run(settings))
         }
     }
 }

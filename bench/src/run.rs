@@ -818,7 +818,7 @@ pub async fn run(s: Settings) -> Result<()> {
     let loaded = post(&format!("{admin}/config"), doc_a.clone()).await?;
     let admin_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let version = loaded["config_version"].as_u64().unwrap_or(0);
-    let published = wait_log(&c.cp_log, "snapshot published", cp_lines).await?;
+    let published = wait_log(&c.cp_log, "config published", cp_lines).await?;
     let applied = wait_log(&c.dp_log, "config applied", dp_lines).await?;
     let end_to_end_ms = t0.elapsed().as_secs_f64() * 1000.0;
     wait_dp_version(&c.status, admin).await?;

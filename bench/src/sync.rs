@@ -1,0 +1,299 @@
+//! The incremental-sync benchmark: one control plane and N nodes in this process, 10,000 routes loaded,
+//! then one-route writes measured twice in the same run, once with every node on full snapshots
+//! (`--sync-features none`, the behaviour before deltas) and once with deltas (the default). Prints a
+//! Markdown table; figures come from the nodes' own reports (`sync.last_*` in the node view) and from
+//! polling `GET /clustering/data-planes` every millisecond.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Settings of the sync benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Nodes per mode.
+    #[arg(long, default_value_t = 50)]
+    pub nodes: usize,
+    /// Routes loaded before measuring.
+    #[arg(long, default_value_t = 10_000)]
+    pub routes: usize,
+    /// One-route writes measured per mode.
+    #[arg(long, default_value_t = 30)]
+    pub writes: usize,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn get(url: &str) -> Result<Value> {
+    Ok(http().get(url).send().await?.json().await?)
+}
+
+async fn post(url: &str, body: Value) -> Result<Value> {
+    let r = http().post(url).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    if !status.is_success() {
+        bail!("POST {url}: {status} {v}");
+    }
+    Ok(v)
+}
+
+struct Cp {
+    admin: String,
+    cluster: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_cp(dir: &Path) -> Result<Cp> {
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let cluster = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (admin_url, cluster_addr) = (
+        format!("http://{}", admin.local_addr()?),
+        cluster.local_addr()?.to_string(),
+    );
+    let config = control_plane::Config {
+        data_dir: dir.join("cp"),
+        admin_listen: admin.local_addr()?,
+        cluster_listen: cluster.local_addr()?,
+        ..control_plane::Config::defaults()
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(control_plane::run(
+        config,
+        control_plane::Listeners { admin, cluster },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    for _ in 0..500 {
+        if get(&format!("{admin_url}/status")).await.is_ok() {
+            return Ok(Cp {
+                admin: admin_url,
+                cluster: cluster_addr,
+                _stop: tx,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("the control plane did not answer")
+}
+
+async fn start_nodes(
+    cp: &Cp,
+    dir: &Path,
+    prefix: &str,
+    n: usize,
+    features: &[&str],
+) -> Result<Vec<tokio::sync::oneshot::Sender<()>>> {
+    let token = post(
+        &format!("{}/clustering/pairing-tokens", cp.admin),
+        json!({"ttl": 3600, "max_uses": n}),
+    )
+    .await?["token"]
+        .as_str()
+        .context("no token")?
+        .to_string();
+    let mut stops = Vec::new();
+    for i in 0..n {
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let status = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let config = data_plane::Config {
+            data_dir: dir.join(format!("{prefix}{i}")),
+            control_plane: Some(cp.cluster.clone()),
+            pairing_token: Some(token.clone()),
+            proxy_listen: proxy.local_addr()?,
+            status_listen: status.local_addr()?,
+            node_name: Some(format!("{prefix}{i}")),
+            log_format: data_plane::LogFormat::Json,
+            sync_features: features.iter().map(|f| f.to_string()).collect(),
+            ..data_plane::Config::defaults()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(tx);
+        tokio::spawn(data_plane::run(
+            config,
+            data_plane::Listeners { proxy, status },
+            async move {
+                let _ = rx.await;
+            },
+        ));
+    }
+    Ok(stops)
+}
+
+/// The nodes named `prefix…` once all of them run `version`.
+async fn wait_all(
+    cp: &Cp,
+    prefix: &str,
+    n: usize,
+    version: u64,
+    patience: Duration,
+) -> Result<Vec<Value>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let view = get(&format!("{}/clustering/data-planes", cp.admin)).await?;
+        let nodes: Vec<Value> = view["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| {
+                x["hostname"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with(prefix))
+            })
+            .collect();
+        if nodes.len() == n
+            && nodes
+                .iter()
+                .all(|x| x["config_version"].as_u64() >= Some(version))
+        {
+            return Ok(nodes);
+        }
+        if Instant::now() > deadline {
+            bail!("{n} nodes {prefix}* did not reach version {version}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Mode {
+    name: &'static str,
+    bytes_per_write: Vec<f64>,
+    apply_us: Vec<f64>,
+    acked_ms: Vec<f64>,
+    first_bytes: f64,
+    first_apply_us: f64,
+}
+
+async fn measure(
+    cp: &Cp,
+    dir: &Path,
+    s: &Settings,
+    name: &'static str,
+    features: &[&str],
+) -> Result<Mode> {
+    let prefix = format!("{name}-");
+    let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
+        .as_u64()
+        .unwrap_or(0);
+    let stops = start_nodes(cp, dir, &prefix, s.nodes, features).await?;
+    let first = wait_all(cp, &prefix, s.nodes, version, Duration::from_secs(600)).await?;
+    let field = |nodes: &[Value], f: &str| -> Vec<f64> {
+        nodes.iter().filter_map(|x| x["sync"][f].as_f64()).collect()
+    };
+    let mut mode = Mode {
+        name,
+        bytes_per_write: Vec::new(),
+        apply_us: Vec::new(),
+        acked_ms: Vec::new(),
+        first_bytes: field(&first, "last_received_bytes")
+            .into_iter()
+            .fold(0.0, f64::max),
+        first_apply_us: median(field(&first, "last_apply_micros")),
+    };
+    for w in 0..s.writes {
+        let t0 = Instant::now();
+        let r = post(
+            &format!("{}/services/up/routes", cp.admin),
+            json!({"name": format!("{name}-w{w}"), "paths": [format!("/{name}/w{w}")]}),
+        )
+        .await?;
+        let _ = r;
+        let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
+            .as_u64()
+            .unwrap_or(0);
+        let nodes = wait_all(cp, &prefix, s.nodes, version, Duration::from_secs(120)).await?;
+        mode.acked_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        mode.bytes_per_write
+            .extend(field(&nodes, "last_received_bytes"));
+        mode.apply_us.extend(field(&nodes, "last_apply_micros"));
+    }
+    drop(stops);
+    Ok(mode)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
+/// Runs the benchmark and prints the report.
+pub async fn run(s: Settings) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = start_cp(dir.path()).await?;
+    post(
+        &format!("{}/services", cp.admin),
+        json!({"name": "up", "url": "http://127.0.0.1:9"}),
+    )
+    .await?;
+    let routes: Vec<Value> = (0..s.routes)
+        .map(|i| json!({"name": format!("r{i}"), "paths": [format!("/r/{i}")]}))
+        .collect();
+    let t0 = Instant::now();
+    post(
+        &format!("{}/config", cp.admin),
+        json!({"_format_version": "3.0", "services": [{"name": "up", "url": "http://127.0.0.1:9", "routes": routes}]}),
+    )
+    .await?;
+    println!(
+        "loaded {} routes in {:.0} ms",
+        s.routes,
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    let mut modes = Vec::new();
+    for (name, features) in [("full", &["none"][..]), ("delta", &["delta", "zstd"][..])] {
+        let m = measure(&cp, dir.path(), &s, name, features).await?;
+        println!("{name}: done");
+        modes.push(m);
+    }
+    // Admin write throughput (sequential one-route writes for 3 s, delta nodes connected... all stopped).
+    let t0 = Instant::now();
+    let mut writes = 0;
+    while t0.elapsed() < Duration::from_secs(3) {
+        post(
+            &format!("{}/services/up/routes", cp.admin),
+            json!({"paths": [format!("/tp/{writes}")]}),
+        )
+        .await?;
+        writes += 1;
+    }
+    let writes_per_s = writes as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "\n{} routes, {} nodes per mode, {} one-route writes per mode; admin writes/s (sequential, sled): {writes_per_s:.0}\n",
+        s.routes, s.nodes, s.writes
+    );
+    println!("| mode | first sync bytes/node | first sync apply (median) | bytes/node per write (median) | apply per write p50 / p99 | write → all ACKed p50 / p99 |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for m in &modes {
+        let mut b = m.bytes_per_write.clone();
+        b.sort_by(f64::total_cmp);
+        let mut a = m.apply_us.clone();
+        a.sort_by(f64::total_cmp);
+        let mut l = m.acked_ms.clone();
+        l.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {:.0} B | {:.1} ms | {:.0} B | {:.3} / {:.3} ms | {:.1} / {:.1} ms |",
+            m.name,
+            m.first_bytes,
+            m.first_apply_us / 1000.0,
+            percentile(&b, 0.5),
+            percentile(&a, 0.5) / 1000.0,
+            percentile(&a, 0.99) / 1000.0,
+            percentile(&l, 0.5),
+            percentile(&l, 0.99)
+        );
+    }
+    Ok(())
+}
