@@ -1,8 +1,8 @@
 //! The incremental-sync benchmark: one control plane and N nodes in this process, 10,000 routes loaded,
 //! then one-route writes measured twice in the same run, once with every node on full snapshots
 //! (`--sync-features none`, the behaviour before deltas) and once with deltas (the default). Prints a
-//! Markdown table; figures come from the nodes' own reports (`sync.last_*` in the node view) and from
-//! polling `GET /clustering/data-planes` every millisecond.
+//! Markdown table; figures come from the nodes' own reports (`sync.last_*` in the node view) and from the
+//! control plane's time stamp of each ACK (`sync.last_acked_at_ms`), against the time the write was sent.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +22,14 @@ pub struct Settings {
     /// One-route writes measured per mode.
     #[arg(long, default_value_t = 30)]
     pub writes: usize,
+    /// Where the control plane's store and the nodes' data dirs go (default: the system temp dir). The
+    /// nodes of one process share its disk, so their journal syncs queue behind each other; a tmpfs shows
+    /// the protocol without that.
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Seconds of proxy latency measured idle and again while one-route writes land every 100 ms.
+    #[arg(long, default_value_t = 10)]
+    pub latency_seconds: u64,
 }
 
 fn http() -> reqwest::Client {
@@ -157,8 +165,16 @@ async fn wait_all(
         if Instant::now() > deadline {
             bail!("{n} nodes {prefix}* did not reach version {version}");
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Polling is not the measurement (the control plane stamps each ACK), so it stays light.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -172,6 +188,7 @@ struct Mode {
     name: &'static str,
     bytes_per_write: Vec<f64>,
     apply_us: Vec<f64>,
+    cpu_us: Vec<f64>,
     acked_ms: Vec<f64>,
     first_bytes: f64,
     first_apply_us: f64,
@@ -197,6 +214,7 @@ async fn measure(
         name,
         bytes_per_write: Vec::new(),
         apply_us: Vec::new(),
+        cpu_us: Vec::new(),
         acked_ms: Vec::new(),
         first_bytes: field(&first, "last_received_bytes")
             .into_iter()
@@ -204,21 +222,24 @@ async fn measure(
         first_apply_us: median(field(&first, "last_apply_micros")),
     };
     for w in 0..s.writes {
-        let t0 = Instant::now();
-        let r = post(
+        let started_ms = unix_ms();
+        post(
             &format!("{}/services/up/routes", cp.admin),
             json!({"name": format!("{name}-w{w}"), "paths": [format!("/{name}/w{w}")]}),
         )
         .await?;
-        let _ = r;
         let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
             .as_u64()
             .unwrap_or(0);
         let nodes = wait_all(cp, &prefix, s.nodes, version, Duration::from_secs(120)).await?;
-        mode.acked_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let last_ack = field(&nodes, "last_acked_at_ms")
+            .into_iter()
+            .fold(0.0, f64::max);
+        mode.acked_ms.push(last_ack - started_ms);
         mode.bytes_per_write
             .extend(field(&nodes, "last_received_bytes"));
         mode.apply_us.extend(field(&nodes, "last_apply_micros"));
+        mode.cpu_us.extend(field(&nodes, "last_apply_cpu_micros"));
     }
     drop(stops);
     Ok(mode)
@@ -231,20 +252,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the benchmark and prints the report.
 pub async fn run(s: Settings) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let dir = match &s.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let upstream_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    tokio::spawn(crate::upstream::serve(upstream_port));
+    let upstream = format!("http://127.0.0.1:{upstream_port}");
     let cp = start_cp(dir.path()).await?;
-    post(
-        &format!("{}/services", cp.admin),
-        json!({"name": "up", "url": "http://127.0.0.1:9"}),
-    )
-    .await?;
     let routes: Vec<Value> = (0..s.routes)
         .map(|i| json!({"name": format!("r{i}"), "paths": [format!("/r/{i}")]}))
         .collect();
     let t0 = Instant::now();
     post(
         &format!("{}/config", cp.admin),
-        json!({"_format_version": "3.0", "services": [{"name": "up", "url": "http://127.0.0.1:9", "routes": routes}]}),
+        json!({"_format_version": "3.0", "services": [{"name": "up", "url": upstream, "routes": routes}]}),
     )
     .await?;
     println!(
@@ -252,13 +277,15 @@ pub async fn run(s: Settings) -> Result<()> {
         s.routes,
         t0.elapsed().as_secs_f64() * 1000.0
     );
+    // First, while no other node shares the process.
+    let latency = proxy_latency(&cp, dir.path(), &s).await?;
     let mut modes = Vec::new();
     for (name, features) in [("full", &["none"][..]), ("delta", &["delta", "zstd"][..])] {
         let m = measure(&cp, dir.path(), &s, name, features).await?;
         println!("{name}: done");
         modes.push(m);
     }
-    // Admin write throughput (sequential one-route writes for 3 s, delta nodes connected... all stopped).
+    // Admin write throughput: sequential one-route writes for 3 s, no node connected.
     let t0 = Instant::now();
     let mut writes = 0;
     while t0.elapsed() < Duration::from_secs(3) {
@@ -274,26 +301,114 @@ pub async fn run(s: Settings) -> Result<()> {
         "\n{} routes, {} nodes per mode, {} one-route writes per mode; admin writes/s (sequential, sled): {writes_per_s:.0}\n",
         s.routes, s.nodes, s.writes
     );
-    println!("| mode | first sync bytes/node | first sync apply (median) | bytes/node per write (median) | apply per write p50 / p99 | write → all ACKed p50 / p99 |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| mode | first sync bytes/node | first sync apply (median) | bytes/node per write (median) | apply per write p50 / p99 (wall) | apply per write p50 / p99 (CPU) | write → all ACKed p50 / p99 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for m in &modes {
         let mut b = m.bytes_per_write.clone();
         b.sort_by(f64::total_cmp);
         let mut a = m.apply_us.clone();
         a.sort_by(f64::total_cmp);
+        let mut c = m.cpu_us.clone();
+        c.sort_by(f64::total_cmp);
         let mut l = m.acked_ms.clone();
         l.sort_by(f64::total_cmp);
         println!(
-            "| {} | {:.0} B | {:.1} ms | {:.0} B | {:.3} / {:.3} ms | {:.1} / {:.1} ms |",
+            "| {} | {:.0} B | {:.1} ms | {:.0} B | {:.3} / {:.3} ms | {:.3} / {:.3} ms | {:.1} / {:.1} ms |",
             m.name,
             m.first_bytes,
             m.first_apply_us / 1000.0,
             percentile(&b, 0.5),
             percentile(&a, 0.5) / 1000.0,
             percentile(&a, 0.99) / 1000.0,
+            percentile(&c, 0.5) / 1000.0,
+            percentile(&c, 0.99) / 1000.0,
             percentile(&l, 0.5),
             percentile(&l, 0.99)
         );
     }
+    println!("\nProxy latency on one delta node (10,000 routes; one client, sequential keep-alive GETs, {} s each):\n", s.latency_seconds);
+    println!("| | requests | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
+    for (name, mut v) in latency {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {} | {:.3} ms | {:.3} ms | {:.3} ms |",
+            v.len(),
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    }
     Ok(())
+}
+
+/// Proxy latency on a fresh delta node: idle, then while one-route writes land every 100 ms.
+async fn proxy_latency(cp: &Cp, dir: &Path, s: &Settings) -> Result<Vec<(&'static str, Vec<f64>)>> {
+    let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
+        .as_u64()
+        .unwrap_or(0);
+    let token = post(
+        &format!("{}/clustering/pairing-tokens", cp.admin),
+        json!({"ttl": 600}),
+    )
+    .await?["token"]
+        .as_str()
+        .context("no token")?
+        .to_string();
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let proxy_url = format!("http://{}/r/5000", proxy.local_addr()?);
+    let status = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let config = data_plane::Config {
+        data_dir: dir.join("probe"),
+        control_plane: Some(cp.cluster.clone()),
+        pairing_token: Some(token),
+        proxy_listen: proxy.local_addr()?,
+        status_listen: status.local_addr()?,
+        node_name: Some("probe-0".into()),
+        log_format: data_plane::LogFormat::Json,
+        ..data_plane::Config::defaults()
+    };
+    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(data_plane::run(
+        config,
+        data_plane::Listeners { proxy, status },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    wait_all(cp, "probe-", 1, version, Duration::from_secs(120)).await?;
+    let client = reqwest::Client::new();
+    let sample = |client: reqwest::Client, url: String, secs: u64| async move {
+        let mut out = Vec::new();
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            let t0 = Instant::now();
+            let r = client.get(&url).send().await?;
+            let ok = r.status().is_success();
+            r.bytes().await?;
+            if !ok {
+                bail!("the probe request failed");
+            }
+            out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok::<_, anyhow::Error>(out)
+    };
+    sample(client.clone(), proxy_url.clone(), 1).await?;
+    let idle = sample(client.clone(), proxy_url.clone(), s.latency_seconds).await?;
+    let during = tokio::spawn(sample(client, proxy_url, s.latency_seconds));
+    let admin = cp.admin.clone();
+    let mut w = 0;
+    while !during.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        post(
+            &format!("{admin}/services/up/routes"),
+            json!({"paths": [format!("/lat/{w}")]}),
+        )
+        .await?;
+        w += 1;
+    }
+    let during = during.await??;
+    Ok(vec![
+        ("idle", idle),
+        ("one-route write every 100 ms", during),
+    ])
 }

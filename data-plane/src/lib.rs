@@ -251,6 +251,8 @@ pub struct LastSync {
     pub received_bytes: u64,
     /// Time to decode, check and build it.
     pub apply_micros: u64,
+    /// CPU time of that work.
+    pub apply_cpu_micros: u64,
 }
 
 /// A running node.
@@ -318,6 +320,14 @@ pub struct Applied {
     pub persisted: Persisted,
     /// Time spent decoding, checking and building, in microseconds (0 when already live).
     pub micros: u64,
+    /// CPU time the configuration thread spent on it, in microseconds.
+    pub cpu_micros: u64,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 impl Node {
@@ -333,9 +343,10 @@ impl Node {
             .runtime
             .load_full()
             .is_some_and(|cur| cur.hash == hash && cur.version == version);
-        let mut micros = 0;
+        let (mut micros, mut cpu_micros) = (0, 0);
         if !already_live {
             let started = Instant::now();
+            let cpu_started = thread_cpu_time();
             let rt = match self.build(update) {
                 Ok(rt) => rt,
                 Err(reason) => {
@@ -354,12 +365,14 @@ impl Node {
                 .config_version
                 .store(version, Ordering::Relaxed);
             micros = started.elapsed().as_micros() as u64;
+            cpu_micros = thread_cpu_time().saturating_sub(cpu_started).as_micros() as u64;
             info!(
                 version,
                 hash,
                 kind = update.kind(),
                 routes,
                 elapsed_us = micros,
+                cpu_us = cpu_micros,
                 "config applied"
             );
         }
@@ -367,12 +380,14 @@ impl Node {
             return Ok(Applied {
                 persisted: Persisted::NotAsked,
                 micros,
+                cpu_micros,
             });
         }
         if already_live && self.lkg_error().is_none() {
             return Ok(Applied {
                 persisted: Persisted::Yes,
                 micros,
+                cpu_micros,
             });
         }
         let outcome = self.persist(update);
@@ -394,7 +409,11 @@ impl Node {
                 Persisted::Failed(e)
             }
         };
-        Ok(Applied { persisted, micros })
+        Ok(Applied {
+            persisted,
+            micros,
+            cpu_micros,
+        })
     }
 
     /// Stores the live config after `update`: a delta as a journal record when the journal continues the

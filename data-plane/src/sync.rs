@@ -231,6 +231,7 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
                 version,
                 received_bytes,
                 apply_micros: applied.micros,
+                apply_cpu_micros: applied.cpu_micros,
             });
             node_message::Kind::Ack(proto::Ack {
                 version,
@@ -242,6 +243,7 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
                 sync_kind: kind.to_string(),
                 received_bytes,
                 apply_micros: applied.micros,
+                apply_cpu_micros: applied.cpu_micros,
             })
         }
         Err(reason) => {

@@ -50,6 +50,9 @@ pub struct LastSync {
     pub kind: String,
     pub received_bytes: u64,
     pub apply_micros: u64,
+    pub apply_cpu_micros: u64,
+    /// Unix milliseconds when this control plane received the ACK.
+    pub acked_at_ms: i64,
 }
 
 struct Entry {
@@ -298,6 +301,8 @@ fn render(e: &Entry, latest: Option<&Published>) -> Value {
             "last_kind": live.last_sync.as_ref().map(|l| l.kind.clone()),
             "last_received_bytes": live.last_sync.as_ref().map(|l| l.received_bytes),
             "last_apply_micros": live.last_sync.as_ref().map(|l| l.apply_micros),
+            "last_apply_cpu_micros": live.last_sync.as_ref().map(|l| l.apply_cpu_micros),
+            "last_acked_at_ms": live.last_sync.as_ref().map(|l| l.acked_at_ms),
         },
     })
 }

@@ -338,6 +338,8 @@ impl Session {
                         kind: ack.sync_kind,
                         received_bytes: ack.received_bytes,
                         apply_micros: ack.apply_micros,
+                        apply_cpu_micros: ack.apply_cpu_micros,
+                        acked_at_ms: unix_ms(),
                     });
                     live.last_seen = now;
                 });
