@@ -519,28 +519,10 @@ impl Node {
                 let cur = self.runtime.load_full().ok_or_else(|| {
                     format!("delta from version {base_version}, but this node runs no config")
                 })?;
-                if cur.version != *base_version || cur.hash != *base_hash {
-                    return Err(format!(
-                        "delta from version {base_version} ({base_hash}), but this node runs version {} ({})",
-                        cur.version, cur.hash
-                    ));
-                }
-                let changes = shared::delta::decode_changes(changes)?;
-                let mut state = (*cur.state).clone();
-                state.apply_changes(&changes)?;
-                let mut digest = cur.digest.clone();
-                digest.apply(&changes);
-                let actual = digest.hex();
-                if actual != *hash {
-                    return Err(format!(
-                        "diverged: the config after the delta hashes to {actual}, the control plane's to {hash}"
-                    ));
-                }
-                cur.updated(
-                    *version,
-                    Arc::new(state),
-                    digest,
-                    &runtime::Touched::of(&changes),
+                cur.with_delta(
+                    (*base_version, base_hash),
+                    (*version, hash),
+                    changes,
                     &resources,
                 )
             }

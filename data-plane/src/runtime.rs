@@ -226,6 +226,43 @@ impl RuntimeConfig {
         })
     }
 
+    /// The configuration after a delta (`shared::delta` JSON) from `base` (version, hash) to `target`: refused
+    /// unless this configuration is exactly the base, the changes decode and leave a consistent state, and
+    /// that state hashes to the target's hash.
+    pub fn with_delta(
+        &self,
+        base: (u64, &str),
+        target: (u64, &str),
+        changes: &[u8],
+        resources: &Resources,
+    ) -> Result<RuntimeConfig, String> {
+        let ((base_version, base_hash), (version, hash)) = (base, target);
+        if self.version != base_version || self.hash != base_hash {
+            return Err(format!(
+                "delta from version {base_version} ({base_hash}), but this node runs version {} ({})",
+                self.version, self.hash
+            ));
+        }
+        let changes = shared::delta::decode_changes(changes)?;
+        let mut state = (*self.state).clone();
+        state.apply_changes(&changes)?;
+        let mut digest = self.digest.clone();
+        digest.apply(&changes);
+        let actual = digest.hex();
+        if actual != hash {
+            return Err(format!(
+                "diverged: the config after the delta hashes to {actual}, the control plane's to {hash}"
+            ));
+        }
+        self.updated(
+            version,
+            Arc::new(state),
+            digest,
+            &Touched::of(&changes),
+            resources,
+        )
+    }
+
     /// The instance of plugin `name` that applies, with Kong's precedence (most specific scope first).
     pub fn plugin_for(
         &self,
@@ -280,4 +317,103 @@ fn build_plugin(
         p.consumer.map(|f| f.id),
     );
     Ok((key, instance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use shared::{Entity, ParseCtx};
+
+    fn resources() -> Resources {
+        Resources {
+            caches: Arc::new(Caches::new(100)),
+            metrics: Arc::new(Metrics::default()),
+            clients: Arc::new(IdpClients::new(None)),
+            allowed: registry().iter().map(|(n, _, _)| *n).collect(),
+        }
+    }
+
+    fn route(state: &ConfigState, n: u128, path: &str) -> Change {
+        let r = Route::parse(
+            &json!({"paths": [path]}),
+            &ParseCtx {
+                id: Uuid::from_u128(n),
+                now: 1,
+                created_at: None,
+                resolver: state,
+            },
+        )
+        .unwrap();
+        Change::Put(Entity::Route(r))
+    }
+
+    fn base() -> RuntimeConfig {
+        let mut state = ConfigState::default();
+        let c = route(&state, 1, "/a");
+        state.apply_changes(&[c]).unwrap();
+        let digest = StateDigest::of(&state);
+        RuntimeConfig::build(3, Arc::new(state), digest, &resources()).unwrap()
+    }
+
+    /// The changes and the hash they lead to from `base()`.
+    fn delta(cur: &RuntimeConfig, changes: &[Change]) -> (Vec<u8>, String) {
+        let mut state = (*cur.state).clone();
+        state.apply_changes(changes).unwrap();
+        (
+            shared::delta::encode_changes(changes),
+            StateDigest::of(&state).hex(),
+        )
+    }
+
+    #[test]
+    fn a_delta_applies_on_its_exact_base_only() {
+        let cur = base();
+        let (changes, hash) = delta(&cur, &[route(&cur.state, 2, "/b")]);
+        let next = cur
+            .with_delta((3, &cur.hash), (4, &hash), &changes, &resources())
+            .unwrap();
+        assert_eq!((next.version, next.hash.as_str()), (4, hash.as_str()));
+        assert_eq!(next.routes.len(), 2);
+        assert_eq!(next.router.len(), 2);
+        // Out of order: a delta from another version, or from this version with another hash.
+        let err = next
+            .with_delta((3, &cur.hash), (5, &hash), &changes, &resources())
+            .err()
+            .unwrap();
+        assert!(err.contains("this node runs version 4"), "{err}");
+        let err = cur
+            .with_delta((3, "other"), (4, &hash), &changes, &resources())
+            .err()
+            .unwrap();
+        assert!(err.contains("runs version 3"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupted_delta_is_refused() {
+        let cur = base();
+        let (changes, hash) = delta(&cur, &[route(&cur.state, 2, "/b")]);
+        let apply = |bytes: &[u8], hash: &str| {
+            cur.with_delta((3, &cur.hash), (4, hash), bytes, &resources())
+                .err()
+                .unwrap()
+        };
+        // Other content than the hash promises.
+        let (other, _) = delta(&cur, &[route(&cur.state, 2, "/c")]);
+        assert!(apply(&other, &hash).contains("diverged"));
+        // Bytes that are not changes.
+        assert!(apply(b"{not json", &hash).contains("not valid"));
+        assert!(
+            apply(br#"[{"op":"put","kind":"planets","entity":{}}]"#, &hash)
+                .contains("unknown entity kind")
+        );
+        // A route that refers to a service the node does not have.
+        let dangling = String::from_utf8(changes).unwrap().replace(
+            "\"service\":null",
+            "\"service\":{\"id\":\"00000000-0000-0000-0000-00000000000f\"}",
+        );
+        assert!(apply(dangling.as_bytes(), &hash).contains("does not reference"));
+        // The base is untouched by every refusal.
+        assert_eq!(cur.routes.len(), 1);
+    }
 }
