@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::control_planes::{Candidate, ControlPlanes};
 use crate::fsutil::{private_dir, write_private};
 use anyhow::{anyhow, bail, Context, Result};
 use hyper_util::rt::TokioIo;
@@ -192,27 +193,19 @@ impl ServerCertVerifier for PinnedCa {
 }
 
 /// Opens a gRPC channel to `cp` (`host:port`) over TLS configured by `tls`.
-pub async fn connect(cp: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel> {
-    let (host, _) = cp
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow!("control plane address '{cp}' must be host:port"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let server_name = ServerName::try_from(host.clone())
-        .map_err(|_| anyhow!("'{host}' is not a valid server name"))?;
-    let addr = cp.to_string();
-    let endpoint = Endpoint::from_shared(format!("http://{cp}"))?
+pub async fn connect(cp: &Candidate, tls: Arc<rustls::ClientConfig>) -> Result<Channel> {
+    let server_name = ServerName::try_from(cp.server_name.clone())
+        .map_err(|_| anyhow!("'{}' is not a valid server name", cp.server_name))?;
+    let addr = cp.addr;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .http2_keep_alive_interval(std::time::Duration::from_secs(10));
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: http::Uri| {
             let tls = tls.clone();
-            let addr = addr.clone();
             let server_name = server_name.clone();
             async move {
-                let tcp = TcpStream::connect(&addr).await?;
+                let tcp = TcpStream::connect(addr).await?;
                 tcp.set_nodelay(true)?;
                 let stream = tokio_rustls::TlsConnector::from(tls)
                     .connect(server_name, tcp)
@@ -225,8 +218,25 @@ pub async fn connect(cp: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel
     Ok(channel)
 }
 
+/// Pairs with the first control plane of `cps` that answers, using a one-time token.
+pub async fn pair(cps: &ControlPlanes, token: &str, hostname: &str) -> Result<Identity> {
+    let mut failures = Vec::new();
+    for cp in cps.candidates().await? {
+        match pair_with(&cp, token, hostname).await {
+            Ok(identity) => return Ok(identity),
+            // A refusal is the cluster's answer; another control plane of it would say the same.
+            Err(e) if e.to_string().contains("refused by the control plane") => return Err(e),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    bail!(
+        "no control plane could be reached to pair: {}",
+        failures.join("; ")
+    )
+}
+
 /// Pairs with the control plane at `cp` using a one-time token, returning the new identity.
-pub async fn pair(cp: &str, token: &str, hostname: &str) -> Result<Identity> {
+async fn pair_with(cp: &Candidate, token: &str, hostname: &str) -> Result<Identity> {
     let token = PairingToken::parse(token).map_err(|e| anyhow!(e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PinnedCa {

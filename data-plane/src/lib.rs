@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod cache;
+pub mod control_planes;
 pub mod fsutil;
 pub mod identity;
 pub mod lkg;
@@ -62,7 +63,9 @@ pub struct Config {
     /// Where the node identity and the last-known-good config live.
     #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./dp-data")]
     pub data_dir: PathBuf,
-    /// The control plane's cluster address (host:port). Without it the node serves its last-known-good config.
+    /// The control planes' cluster addresses: `host:port`, or several separated by commas; a host may be a
+    /// DNS name with several addresses. Connection attempts go round all of them, so the node moves to
+    /// another control plane when its own is gone. Without it the node serves its last-known-good config.
     #[arg(long, env = "PORTCULLIS_CONTROL_PLANE")]
     pub control_plane: Option<String>,
     /// Pairing (enrollment) token; needed on the first start only.
@@ -125,7 +128,8 @@ pub struct Config {
     /// Milliseconds of silence after which the control plane is considered gone and the node reconnects.
     #[arg(long, env = "PORTCULLIS_HEARTBEAT_TIMEOUT_MS", default_value_t = 6000)]
     pub heartbeat_timeout_ms: u64,
-    /// Largest snapshot this node accepts, in bytes; larger ones are rejected (NACK).
+    /// Largest config message (a full snapshot or a delta, after decompression) this node accepts, in
+    /// bytes; larger ones are rejected (NACK).
     #[arg(long, env = "PORTCULLIS_MAX_CONFIG_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_config_bytes: usize,
     /// Entries per plugin cache.
@@ -232,6 +236,8 @@ pub enum Persisted {
 pub struct CpStatus {
     pub node_id: Option<String>,
     pub connected: bool,
+    /// The control plane of the current (or last) stream.
+    pub address: Option<String>,
     pub last_error: Option<String>,
     pub last_rejected: Option<String>,
     pub lkg_error: Option<String>,
@@ -729,7 +735,8 @@ pub async fn run(
     info!(proxy = %proxy_addr, status = %status_addr, node = %node_name, "data plane started");
 
     let sync_task = match &config.control_plane {
-        Some(cp) => {
+        Some(list) => {
+            let cps = control_planes::ControlPlanes::parse(list)?;
             if node.identity.lock().expect("identity lock").is_none() {
                 let token = match (&config.pairing_token, &config.pairing_token_file) {
                     (Some(t), _) => t.trim().to_string(),
@@ -747,7 +754,7 @@ pub async fn run(
                 let token = &token;
                 let mut stop = stop_rx.clone();
                 let paired = tokio::select! {
-                    r = identity::pair(cp, token, &node_name) => r?,
+                    r = identity::pair(&cps, token, &node_name) => r?,
                     _ = stop.changed() => return Ok(()),
                 };
                 node.record_identity_saved(paired.save(&node.settings.data_dir));
@@ -757,7 +764,7 @@ pub async fn run(
                 *node.identity.lock().expect("identity lock") = Some(paired);
             }
             Some(
-                sync::spawn(node.clone(), cp.clone(), stop_rx.clone())
+                sync::spawn(node.clone(), cps, stop_rx.clone())
                     .context("cannot start the sync thread")?,
             )
         }

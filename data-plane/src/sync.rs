@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::control_planes::{Candidate, ControlPlanes};
 use crate::identity::{self, Identity};
 use crate::Node;
 
@@ -52,7 +53,7 @@ impl Default for Backoff {
 /// proxy's threads. Ends when `shutdown` turns true.
 pub fn spawn(
     node: Arc<Node>,
-    cp: String,
+    cps: ControlPlanes,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -62,18 +63,24 @@ pub fn spawn(
         .name("portcullis-sync".into())
         .spawn(move || {
             crate::background::lower_priority();
-            rt.block_on(run(node, cp, shutdown));
+            rt.block_on(run(node, cps, shutdown));
         })
 }
 
-/// Runs the sync loop until `shutdown` turns true.
-pub async fn run(node: Arc<Node>, cp: String, mut shutdown: watch::Receiver<bool>) {
+/// Runs the sync loop until `shutdown` turns true. Each connection attempt takes the next control-plane
+/// address, so when one control plane is gone the next attempt goes to another.
+pub async fn run(node: Arc<Node>, cps: ControlPlanes, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new();
+    let mut attempt = 0usize;
     loop {
         let outcome = tokio::select! {
             _ = shutdown.changed() => return,
-            r = session(&node, &cp, &mut backoff) => r,
+            r = async {
+                let cp = cps.pick(attempt).await?;
+                session(&node, &cp, &mut backoff).await
+            } => r,
         };
+        attempt = attempt.wrapping_add(1);
         {
             let mut st = node.cp_status.lock().expect("cp status lock");
             st.connected = false;
@@ -93,7 +100,7 @@ pub async fn run(node: Arc<Node>, cp: String, mut shutdown: watch::Receiver<bool
     }
 }
 
-async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()> {
+async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Result<()> {
     let identity = node
         .identity
         .lock()
@@ -136,6 +143,7 @@ async fn session(node: &Arc<Node>, cp: &str, backoff: &mut Backoff) -> Result<()
     {
         let mut st = node.cp_status.lock().expect("cp status lock");
         st.connected = true;
+        st.address = Some(cp.to_string());
         st.last_error = None;
     }
     info!(node_id = %identity.node_id, control_plane = %cp, "connected to the control plane");

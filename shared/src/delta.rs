@@ -149,16 +149,11 @@ impl ConfigState {
         }
         // A plugin's `anonymous` names a Consumer by id or username: any Consumer change may break it.
         if consumers_changed {
-            for p in self.plugins.values() {
-                if let Err(e) = plugins::validate_config(&p.name, &p.config, self) {
-                    problems.push(format!(
-                        "plugin {} ({}): invalid config: {}",
-                        p.id,
-                        p.name,
-                        e.summary()
-                    ));
-                }
-            }
+            problems.extend(
+                self.plugins
+                    .values()
+                    .filter_map(|p| self.plugin_config_problem(p)),
+            );
         }
         if problems.is_empty() {
             Ok(())

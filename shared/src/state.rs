@@ -450,20 +450,27 @@ impl ConfigState {
             if let Err(e) = self.check_refs(&Entity::Plugin(p.clone())) {
                 problems.push(format!("plugin {}: {e}", p.id));
             }
-            if let Err(e) = plugins::validate_config(&p.name, &p.config, self) {
-                problems.push(format!(
-                    "plugin {} ({}): invalid config: {}",
-                    p.id,
-                    p.name,
-                    e.summary()
-                ));
-            }
+            problems.extend(self.plugin_config_problem(p));
         }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
         }
+    }
+
+    /// What is wrong with a plugin's config in this state (its schema, or a Consumer it names), if anything.
+    pub(crate) fn plugin_config_problem(&self, p: &Plugin) -> Option<String> {
+        plugins::validate_config(&p.name, &p.config, self)
+            .err()
+            .map(|e| {
+                format!(
+                    "plugin {} ({}): invalid config: {}",
+                    p.id,
+                    p.name,
+                    e.summary()
+                )
+            })
     }
 
     /// The names of plugins used by enabled plugin entities.

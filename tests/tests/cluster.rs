@@ -10,6 +10,10 @@ use tests::{
     client, eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE,
 };
 
+fn cps(addr: &str) -> data_plane::control_planes::ControlPlanes {
+    data_plane::control_planes::ControlPlanes::parse(addr).unwrap()
+}
+
 async fn node_view(cp: &ControlPlane, id: &str) -> Value {
     cp.get(&format!("/clustering/data-planes/{id}"))
         .await
@@ -182,7 +186,7 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[2] = "0".repeat(64);
     let forged = parts.join(".");
-    let e = data_plane::identity::pair(&addr, &forged, "h")
+    let e = data_plane::identity::pair(&cps(&addr), &forged, "h")
         .await
         .unwrap_err();
     assert!(
@@ -192,19 +196,21 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
     // Wrong CA fingerprint: the node refuses the control plane.
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[3] = "a".repeat(64);
-    assert!(data_plane::identity::pair(&addr, &parts.join("."), "h")
-        .await
-        .is_err());
+    assert!(
+        data_plane::identity::pair(&cps(&addr), &parts.join("."), "h")
+            .await
+            .is_err()
+    );
     // Malformed.
-    let e = data_plane::identity::pair(&addr, "not-a-token", "h")
+    let e = data_plane::identity::pair(&cps(&addr), "not-a-token", "h")
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("malformed"));
     // First use works, second is refused.
-    data_plane::identity::pair(&addr, &token, "h")
+    data_plane::identity::pair(&cps(&addr), &token, "h")
         .await
         .unwrap();
-    let e = data_plane::identity::pair(&addr, &token, "h")
+    let e = data_plane::identity::pair(&cps(&addr), &token, "h")
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("already used"), "{e:#}");
@@ -216,7 +222,7 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
     while shared::unix_now() <= expires_at {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let e = data_plane::identity::pair(&addr, short["token"].as_str().unwrap(), "h")
+    let e = data_plane::identity::pair(&cps(&addr), short["token"].as_str().unwrap(), "h")
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("expired"), "{e:#}");
@@ -232,7 +238,7 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
         .unwrap();
     assert_eq!(s, 204);
     assert!(
-        data_plane::identity::pair(&addr, t["token"].as_str().unwrap(), "h")
+        data_plane::identity::pair(&cps(&addr), t["token"].as_str().unwrap(), "h")
             .await
             .is_err()
     );
@@ -256,7 +262,8 @@ async fn sync_with(
     tls: Arc<rustls::ClientConfig>,
     node_id: &str,
 ) -> Result<(), String> {
-    let channel = data_plane::identity::connect(addr, tls)
+    let cp = cps(addr).pick(0).await.map_err(|e| format!("{e:#}"))?;
+    let channel = data_plane::identity::connect(&cp, tls)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -316,7 +323,7 @@ async fn sync_refuses_plain_tcp_server_only_tls_and_foreign_certificates() {
     // A certificate issued by another cluster's CA fails the handshake.
     let other = ControlPlane::start().await;
     let foreign = data_plane::identity::pair(
-        &other.cluster_addr.to_string(),
+        &cps(&other.cluster_addr.to_string()),
         &other.pairing_token().await,
         "h",
     )
@@ -332,7 +339,7 @@ async fn sync_refuses_plain_tcp_server_only_tls_and_foreign_certificates() {
         .is_err());
     // The same identity against its own cluster works.
     let own = data_plane::identity::pair(
-        &other.cluster_addr.to_string(),
+        &cps(&other.cluster_addr.to_string()),
         &other.pairing_token().await,
         "h",
     )

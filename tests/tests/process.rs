@@ -242,7 +242,8 @@ async fn in_process_node_pairs_with_a_control_plane_process() {
         .as_str()
         .unwrap()
         .to_string();
-    let identity = data_plane::identity::pair(&cp.cluster, &token, "mixed")
+    let cps = data_plane::control_planes::ControlPlanes::parse(&cp.cluster).unwrap();
+    let identity = data_plane::identity::pair(&cps, &token, "mixed")
         .await
         .unwrap();
     assert!(!identity.node_id.is_empty());
