@@ -69,6 +69,22 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub cluster_hostnames: Vec<String>,
+    /// The cluster CA's certificate (PEM), when the operator provides the CA; with
+    /// `--cluster-ca-key-file`. Several control planes given the same CA are one cluster to nodes. Without
+    /// it the control plane creates a CA in its data dir on first start.
+    #[arg(
+        long,
+        env = "PORTCULLIS_CLUSTER_CA_CERT_FILE",
+        requires = "cluster_ca_key_file"
+    )]
+    pub cluster_ca_cert_file: Option<PathBuf>,
+    /// The cluster CA's private key (PEM), read in place and never copied; with `--cluster-ca-cert-file`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_CLUSTER_CA_KEY_FILE",
+        requires = "cluster_ca_cert_file"
+    )]
+    pub cluster_ca_key_file: Option<PathBuf>,
     /// File holding the admin token (`Authorization: Bearer <token>` or `Kong-Admin-Token`).
     #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -215,9 +231,14 @@ pub async fn run(
         )
         .context("cannot load the configuration from the store")?,
     );
+    let ca_files = config
+        .cluster_ca_cert_file
+        .as_deref()
+        .zip(config.cluster_ca_key_file.as_deref());
     let pki = pki::ClusterPki::load_or_create(
         &pki::pki_dir(&config.data_dir),
         &config.cluster_hostnames,
+        ca_files,
     )?;
     let tls = pki.server_tls_config()?;
 
@@ -251,6 +272,7 @@ pub async fn run(
             "admin_listen": admin_addr.to_string(),
             "cluster_listen": cluster_addr.to_string(),
             "cluster_hostnames": config.cluster_hostnames,
+            "cluster_ca": if ca_files.is_some() { "operator" } else { "generated" },
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_required": config.admin_token_file.is_some(),
             "heartbeat_interval_ms": cluster.settings.heartbeat_interval.as_millis() as u64,

@@ -84,44 +84,19 @@ pub fn cert_common_name(der: &[u8]) -> Option<String> {
 }
 
 impl ClusterPki {
-    /// Loads the PKI from `dir`, creating the CA on first start and (re)issuing the server certificate when
-    /// it is missing, expires within 30 days, or does not cover `hostnames`.
-    pub fn load_or_create(dir: &Path, hostnames: &[String]) -> Result<ClusterPki> {
+    /// Loads the PKI from `dir`: the operator's CA when `ca_files` names one (certificate and key files,
+    /// read in place, never copied), else the CA created in `dir` on first start. The server certificate
+    /// is (re)issued when it is missing, expires within 30 days, does not cover `hostnames`, or was issued
+    /// by another CA.
+    pub fn load_or_create(
+        dir: &Path,
+        hostnames: &[String],
+        ca_files: Option<(&Path, &Path)>,
+    ) -> Result<ClusterPki> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let ca_cert_path = dir.join("cluster-ca.pem");
-        let ca_key_path = dir.join("cluster-ca.key");
-        let (ca_cert, ca_key, ca_pem) = if ca_cert_path.exists() && ca_key_path.exists() {
-            let key_pem = fs::read_to_string(&ca_key_path)?;
-            let ca_key = KeyPair::from_pem(&key_pem)
-                .with_context(|| format!("{} is not a valid private key", ca_key_path.display()))?;
-            let ca_pem = fs::read_to_string(&ca_cert_path)?;
-            let params = CertificateParams::from_ca_cert_pem(&ca_pem).with_context(|| {
-                format!("{} is not a valid CA certificate", ca_cert_path.display())
-            })?;
-            // Re-signing yields an issuer object with the same name and key; the stored PEM stays canonical.
-            let ca_cert = params.self_signed(&ca_key)?;
-            (ca_cert, ca_key, ca_pem)
-        } else {
-            let ca_key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, "Portcullis cluster CA");
-            params.distinguished_name = dn;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            params.serial_number = Some(random_serial());
-            let now = OffsetDateTime::now_utc();
-            params.not_before = now - time::Duration::hours(1);
-            params.not_after = now + time::Duration::days(3650);
-            let ca_cert = params.self_signed(&ca_key)?;
-            let ca_pem = ca_cert.pem();
-            write_private(&ca_key_path, &ca_key.serialize_pem())?;
-            write_private(&ca_cert_path, &ca_pem)?;
-            (ca_cert, ca_key, ca_pem)
+        let (ca_cert, ca_key, ca_pem) = match ca_files {
+            Some((cert, key)) => load_ca(cert, key)?,
+            None => own_ca(dir)?,
         };
         let ca_der = pem_cert_der(&ca_pem)?;
         let ca_fingerprint = shared::pairing::sha256_hex(&ca_der);
@@ -130,10 +105,11 @@ impl ClusterPki {
         let server_key_path = dir.join("cluster.key");
         let names_path = dir.join("cluster.names");
         let wanted_names = server_names(hostnames);
+        // What the server certificate must match: its names and the CA that issued it.
+        let issued_for = format!("{}\nca:{ca_fingerprint}", wanted_names.join("\n"));
         let reuse = server_cert_path.exists()
             && server_key_path.exists()
-            && fs::read_to_string(&names_path).ok().as_deref()
-                == Some(wanted_names.join("\n").as_str())
+            && fs::read_to_string(&names_path).ok().as_deref() == Some(issued_for.as_str())
             && fs::read_to_string(&server_cert_path)
                 .ok()
                 .and_then(|pem| pem_cert_der(&pem).ok())
@@ -153,7 +129,7 @@ impl ClusterPki {
             let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
             write_private(&server_key_path, &key.serialize_pem())?;
             write_private(&server_cert_path, &cert.pem())?;
-            write_private(&names_path, &wanted_names.join("\n"))?;
+            write_private(&names_path, &issued_for)?;
         }
         let server_pem = fs::read_to_string(&server_cert_path)?;
         let server_chain = vec![pem_cert_der(&server_pem)?, ca_der.clone()];
@@ -225,6 +201,93 @@ impl ClusterPki {
 }
 
 use rustls::pki_types::pem::PemObject;
+
+type Ca = (rcgen::Certificate, KeyPair, String);
+
+/// The operator's CA: a CA certificate and the private key that matches it.
+fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
+    let key_pem = fs::read_to_string(key_path)
+        .with_context(|| format!("cannot read --cluster-ca-key-file {}", key_path.display()))?;
+    let ca_key = KeyPair::from_pem(&key_pem).with_context(|| {
+        format!(
+            "--cluster-ca-key-file {} is not a PEM private key",
+            key_path.display()
+        )
+    })?;
+    let ca_pem = fs::read_to_string(cert_path)
+        .with_context(|| format!("cannot read --cluster-ca-cert-file {}", cert_path.display()))?;
+    let der = pem_cert_der(&ca_pem).with_context(|| {
+        format!(
+            "--cluster-ca-cert-file {} holds no PEM certificate",
+            cert_path.display()
+        )
+    })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+        anyhow::anyhow!(
+            "--cluster-ca-cert-file {}: not a valid certificate: {e}",
+            cert_path.display()
+        )
+    })?;
+    if !parsed.is_ca() {
+        bail!(
+            "--cluster-ca-cert-file {}: the certificate is not a CA (basicConstraints CA:FALSE or missing)",
+            cert_path.display()
+        );
+    }
+    if parsed.public_key().raw != ca_key.public_key_der().as_slice() {
+        bail!(
+            "--cluster-ca-key-file {} does not match the certificate in --cluster-ca-cert-file {}",
+            key_path.display(),
+            cert_path.display()
+        );
+    }
+    let params = CertificateParams::from_ca_cert_pem(&ca_pem).with_context(|| {
+        format!(
+            "--cluster-ca-cert-file {} is not a usable CA certificate",
+            cert_path.display()
+        )
+    })?;
+    // Re-signing yields an issuer object with the same name and key; the operator's PEM stays canonical.
+    let ca_cert = params.self_signed(&ca_key)?;
+    Ok((ca_cert, ca_key, ca_pem))
+}
+
+/// The CA kept in the data dir, created on first start.
+fn own_ca(dir: &Path) -> Result<Ca> {
+    let ca_cert_path = dir.join("cluster-ca.pem");
+    let ca_key_path = dir.join("cluster-ca.key");
+    if ca_cert_path.exists() && ca_key_path.exists() {
+        let key_pem = fs::read_to_string(&ca_key_path)?;
+        let ca_key = KeyPair::from_pem(&key_pem)
+            .with_context(|| format!("{} is not a valid private key", ca_key_path.display()))?;
+        let ca_pem = fs::read_to_string(&ca_cert_path)?;
+        let params = CertificateParams::from_ca_cert_pem(&ca_pem)
+            .with_context(|| format!("{} is not a valid CA certificate", ca_cert_path.display()))?;
+        // Re-signing yields an issuer object with the same name and key; the stored PEM stays canonical.
+        let ca_cert = params.self_signed(&ca_key)?;
+        return Ok((ca_cert, ca_key, ca_pem));
+    }
+    let ca_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Portcullis cluster CA");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial());
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    let ca_cert = params.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    write_private(&ca_key_path, &ca_key.serialize_pem())?;
+    write_private(&ca_cert_path, &ca_pem)?;
+    Ok((ca_cert, ca_key, ca_pem))
+}
 
 fn server_names(hostnames: &[String]) -> Vec<String> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];

@@ -109,6 +109,8 @@ pub struct CpOptions {
     pub data_dir: Option<PathBuf>,
     /// Versions the change log keeps (`--sync-log-versions`).
     pub sync_log_versions: usize,
+    /// The operator's cluster CA: certificate and key files.
+    pub cluster_ca: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for CpOptions {
@@ -120,6 +122,7 @@ impl Default for CpOptions {
             admin_token: None,
             data_dir: None,
             sync_log_versions: 1000,
+            cluster_ca: None,
         }
     }
 }
@@ -164,6 +167,8 @@ impl ControlPlane {
             heartbeat_timeout_ms: opts.heartbeat_timeout_ms,
             cert_lifetime_secs: opts.cert_lifetime_secs,
             sync_log_versions: opts.sync_log_versions,
+            cluster_ca_cert_file: opts.cluster_ca.as_ref().map(|c| c.0.clone()),
+            cluster_ca_key_file: opts.cluster_ca.as_ref().map(|c| c.1.clone()),
             ..control_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();
