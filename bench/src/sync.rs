@@ -96,7 +96,7 @@ async fn start_nodes(
     prefix: &str,
     n: usize,
     features: &[&str],
-) -> Result<Vec<tokio::sync::oneshot::Sender<()>>> {
+) -> Result<Vec<Node>> {
     let token = post(
         &format!("{}/clustering/pairing-tokens", cp.admin),
         json!({"ttl": 3600, "max_uses": n}),
@@ -105,9 +105,10 @@ async fn start_nodes(
         .as_str()
         .context("no token")?
         .to_string();
-    let mut stops = Vec::new();
+    let mut nodes = Vec::new();
     for i in 0..n {
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let proxy_addr = proxy.local_addr()?;
         let status = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let config = data_plane::Config {
             data_dir: dir.join(format!("{prefix}{i}")),
@@ -121,7 +122,10 @@ async fn start_nodes(
             ..data_plane::Config::defaults()
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(tx);
+        nodes.push(Node {
+            proxy: proxy_addr,
+            _stop: tx,
+        });
         tokio::spawn(data_plane::run(
             config,
             data_plane::Listeners { proxy, status },
@@ -130,7 +134,13 @@ async fn start_nodes(
             },
         ));
     }
-    Ok(stops)
+    Ok(nodes)
+}
+
+/// A node running in this process; it stops when dropped.
+struct Node {
+    proxy: std::net::SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The nodes named `prefix…` once all of them run `version`.
@@ -205,7 +215,7 @@ async fn measure(
     let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
         .as_u64()
         .unwrap_or(0);
-    let stops = start_nodes(cp, dir, &prefix, s.nodes, features).await?;
+    let nodes_running = start_nodes(cp, dir, &prefix, s.nodes, features).await?;
     let first = wait_all(cp, &prefix, s.nodes, version, Duration::from_secs(600)).await?;
     let field = |nodes: &[Value], f: &str| -> Vec<f64> {
         nodes.iter().filter_map(|x| x["sync"][f].as_f64()).collect()
@@ -241,7 +251,7 @@ async fn measure(
         mode.apply_us.extend(field(&nodes, "last_apply_micros"));
         mode.cpu_us.extend(field(&nodes, "last_apply_cpu_micros"));
     }
-    drop(stops);
+    drop(nodes_running);
     Ok(mode)
 }
 
@@ -326,7 +336,7 @@ pub async fn run(s: Settings) -> Result<()> {
             percentile(&l, 0.99)
         );
     }
-    println!("\nProxy latency on one delta node (10,000 routes; one client, sequential keep-alive GETs, {} s each):\n", s.latency_seconds);
+    println!("\nProxy latency on one delta node ({} routes; one client, sequential keep-alive GETs, {} s each):\n", s.routes, s.latency_seconds);
     println!("| | requests | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
     for (name, mut v) in latency {
         v.sort_by(f64::total_cmp);
@@ -346,35 +356,8 @@ async fn proxy_latency(cp: &Cp, dir: &Path, s: &Settings) -> Result<Vec<(&'stati
     let version = get(&format!("{}/status", cp.admin)).await?["config_version"]
         .as_u64()
         .unwrap_or(0);
-    let token = post(
-        &format!("{}/clustering/pairing-tokens", cp.admin),
-        json!({"ttl": 600}),
-    )
-    .await?["token"]
-        .as_str()
-        .context("no token")?
-        .to_string();
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let proxy_url = format!("http://{}/r/5000", proxy.local_addr()?);
-    let status = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let config = data_plane::Config {
-        data_dir: dir.join("probe"),
-        control_plane: Some(cp.cluster.clone()),
-        pairing_token: Some(token),
-        proxy_listen: proxy.local_addr()?,
-        status_listen: status.local_addr()?,
-        node_name: Some("probe-0".into()),
-        log_format: data_plane::LogFormat::Json,
-        ..data_plane::Config::defaults()
-    };
-    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(data_plane::run(
-        config,
-        data_plane::Listeners { proxy, status },
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let probe = start_nodes(cp, dir, "probe-", 1, &["delta", "zstd"]).await?;
+    let proxy_url = format!("http://{}/r/5000", probe[0].proxy);
     wait_all(cp, "probe-", 1, version, Duration::from_secs(120)).await?;
     let client = reqwest::Client::new();
     let sample = |client: reqwest::Client, url: String, secs: u64| async move {
