@@ -283,13 +283,9 @@ fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     }
 }
 
-/// A Kong-style error body.
-pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<ProxyBody> {
-    let mut r = json_response(status, &json!({ "message": message }), &[]);
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        r.headers_mut().insert("x-request-id", v);
-    }
-    r
+/// A Kong-style error body (the request id header is added to every response by [`handle`]).
+pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    json_response(status, &json!({ "message": message }), &[])
 }
 
 /// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does.
@@ -350,11 +346,11 @@ pub async fn handle(
     let started = Instant::now();
     let rid = request_id(&node, &req);
     let Some(rt) = node.runtime.load_full() else {
-        return Ok(error(
+        let resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no configuration has been loaded yet",
-            &rid,
-        ));
+        );
+        return Ok(with_request_id(resp, &node, &rid));
     };
     let (resp, series, upstream) =
         proxy(&node, &rt, req, peer, local_port, scheme, &rid, started).await;
@@ -364,7 +360,8 @@ pub async fn handle(
             .get(uuid::Uuid::nil(), None, || (String::new(), String::new()))
     });
     series.record(resp.status().as_u16(), started.elapsed(), upstream);
-    Ok(resp)
+    // Every response carries the request id under the configured header, whoever answered.
+    Ok(with_request_id(resp, &node, &rid))
 }
 
 type Outcome = (Response<ProxyBody>, Option<Arc<Series>>, Option<Duration>);
@@ -388,7 +385,7 @@ async fn proxy(
         > MAX_URI_LEN
     {
         return (
-            error(StatusCode::URI_TOO_LONG, "Request-URI Too Long", rid),
+            error(StatusCode::URI_TOO_LONG, "Request-URI Too Long"),
             None,
             None,
         );
@@ -411,11 +408,7 @@ async fn proxy(
     });
     let Some(m) = m else {
         return (
-            error(
-                StatusCode::NOT_FOUND,
-                "no Route matched with those values",
-                rid,
-            ),
+            error(StatusCode::NOT_FOUND, "no Route matched with those values"),
             None,
             None,
         );
@@ -434,11 +427,7 @@ async fn proxy(
     ));
     if !route.protocols.iter().any(|p| p == scheme) {
         return (
-            error(
-                StatusCode::UPGRADE_REQUIRED,
-                "Please use HTTPS protocol",
-                rid,
-            ),
+            error(StatusCode::UPGRADE_REQUIRED, "Please use HTTPS protocol"),
             series,
             None,
         );
@@ -448,7 +437,6 @@ async fn proxy(
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no Service found with those values",
-                rid,
             ),
             series,
             None,
@@ -457,7 +445,7 @@ async fn proxy(
     let service = target.service.clone();
     if !service.enabled {
         return (
-            error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", rid),
+            error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             series,
             None,
         );
@@ -477,7 +465,7 @@ async fn proxy(
         let consumer = ex.consumer.as_ref().map(|c| c.id);
         if let Some(p) = rt.plugin_for(name, route.id, Some(service.id), consumer) {
             if let Err(resp) = p.access(&mut ex).await {
-                return (with_request_id(resp, node, rid), series, None);
+                return (resp, series, None);
             }
             ran.push(p.clone());
         }
@@ -502,13 +490,7 @@ async fn proxy(
         .build()
     {
         Ok(u) => u,
-        Err(_) => {
-            return (
-                error(StatusCode::BAD_REQUEST, "Bad request", rid),
-                series,
-                None,
-            )
-        }
+        Err(_) => return (error(StatusCode::BAD_REQUEST, "Bad request"), series, None),
     };
     let mut headers = std::mem::take(&mut ex.parts.headers);
     strip_hop_by_hop(&mut headers);
@@ -603,7 +585,7 @@ async fn proxy(
         Ok(resp) => resp,
         Err((status, msg, detail)) => {
             warn!(request_id = %rid, upstream = %target.authority, service = %service_label, error = %detail, "upstream request failed");
-            return (error(status, msg, rid), series, None);
+            return (error(status, msg), series, None);
         }
     };
     let upstream_elapsed = upstream_started.elapsed();

@@ -340,6 +340,8 @@ pub struct DpOptions {
     pub upstream_ca_file: Option<PathBuf>,
     /// Sync features to announce (`--sync-features`); default: all.
     pub sync_features: Option<Vec<String>>,
+    /// `--request-id-header`; default `x-request-id`.
+    pub request_id_header: Option<String>,
 }
 
 impl DataPlane {
@@ -407,7 +409,10 @@ impl DataPlane {
                 .clone()
                 .unwrap_or_else(|| vec!["bundled".into()]),
             log_format: data_plane::LogFormat::Text,
-            request_id_header: "x-request-id".into(),
+            request_id_header: opts
+                .request_id_header
+                .clone()
+                .unwrap_or_else(|| "x-request-id".into()),
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 1500,
             max_config_bytes: opts.max_config_bytes.unwrap_or(256 * 1024 * 1024),

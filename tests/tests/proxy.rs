@@ -505,3 +505,54 @@ async fn fifty_snapshots_under_load_lose_no_request() {
     );
     let _ = Method::GET;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_request_id_under_the_configured_header() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let dp = DataPlane::start_with(tests::DpOptions {
+        pairing_token: Some(cp.pairing_token().await),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        request_id_header: Some("X-Correlation-ID".into()),
+        ..Default::default()
+    })
+    .await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/echo"]}))
+        .await;
+    cp.post(
+        "/services",
+        json!({"name": "down", "url": format!("http://127.0.0.1:{}", tests::closed_port().await)}),
+    )
+    .await;
+    cp.post("/services/down/routes", json!({"paths": ["/down"]}))
+        .await;
+    dp.wait_version(cp.version().await).await;
+    let http = client();
+    // Proxied (200), no route (404), upstream refused (502): each answer names the id, under that header
+    // only; an id the client sent is kept and reaches the upstream.
+    for (path, status) in [("/echo/x", 200), ("/nowhere", 404), ("/down", 502)] {
+        let r = http
+            .get(format!("{}{path}", dp.proxy_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let id = r.headers()["x-correlation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(id.len() >= 16, "{path}: {id}");
+        assert!(r.headers().get("x-request-id").is_none(), "{path}");
+    }
+    let r = http
+        .get(format!("{}/echo/x", dp.proxy_url))
+        .header("x-correlation-id", "client-chosen-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-correlation-id"], "client-chosen-7");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["headers"]["x-correlation-id"], "client-chosen-7");
+}

@@ -78,8 +78,8 @@ pub struct Exchange {
     pub client_ip: IpAddr,
     pub route: Arc<Route>,
     pub service: Option<Arc<Service>>,
-    /// The authenticated (or anonymous) Consumer.
-    pub consumer: Option<Consumer>,
+    /// The authenticated (or anonymous) Consumer, shared with the snapshot's Consumer index.
+    pub consumer: Option<Arc<Consumer>>,
     /// A request id for logs.
     pub request_id: String,
 }
@@ -165,7 +165,7 @@ impl Exchange {
     }
 
     /// Sets the Consumer and its `X-Consumer-*` headers.
-    pub fn set_consumer(&mut self, c: &Consumer, anonymous: bool) {
+    pub fn set_consumer(&mut self, c: &Arc<Consumer>, anonymous: bool) {
         self.set_upstream_header("x-consumer-id", &c.id.to_string());
         if let Some(u) = &c.username {
             self.set_upstream_header("x-consumer-username", u);
@@ -367,14 +367,14 @@ impl ConsumerIndex {
     }
 
     /// The Consumer whose `field` (`username`, `custom_id` or `id`) equals `value`.
-    pub fn find(&self, field: &str, value: &str) -> Option<&Consumer> {
+    pub fn find(&self, field: &str, value: &str) -> Option<&Arc<Consumer>> {
         let map = match field {
             "username" => &self.by_username,
             "custom_id" => &self.by_custom_id,
             "id" => &self.by_id,
             _ => return None,
         };
-        map.get(value).map(|c| &**c)
+        map.get(value)
     }
 }
 
@@ -389,10 +389,10 @@ pub fn find_consumer(state: &ConfigState, key: &str) -> Option<Consumer> {
 pub fn anonymous_consumer(
     state: &ConfigState,
     anonymous: &Option<String>,
-) -> Result<Option<Consumer>, String> {
+) -> Result<Option<Arc<Consumer>>, String> {
     match anonymous {
         Some(a) => find_consumer(state, a)
-            .map(Some)
+            .map(|c| Some(Arc::new(c)))
             .ok_or_else(|| format!("anonymous consumer '{a}' does not exist")),
         None => Ok(None),
     }
@@ -456,6 +456,12 @@ mod tests {
             Some("user-6".to_string())
         );
         assert!(index.find("username", "nobody").is_none());
+        // One shared copy per Consumer: a request that authenticates takes a reference, not a copy.
+        let by_name = index.find("username", "user-10").unwrap();
+        let by_id = index
+            .find("id", &uuid::Uuid::from_u128(11).to_string())
+            .unwrap();
+        assert!(Arc::ptr_eq(by_name, by_id));
         assert!(index.find("email", "user-1").is_none());
     }
 }

@@ -28,7 +28,7 @@ pub struct Introspection {
     config: Config,
     client: reqwest::Client,
     consumers: Arc<ConsumerIndex>,
-    anonymous: Option<Consumer>,
+    anonymous: Option<Arc<Consumer>>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
     events: Events,
@@ -257,7 +257,7 @@ impl Introspection {
         }
     }
 
-    fn map_consumer(&self, claims: &Value) -> Option<Consumer> {
+    fn map_consumer(&self, claims: &Value) -> Option<Arc<Consumer>> {
         // Kong: `username` maps the claim to a Consumer's username, `client_id` to its custom_id.
         let (claim, field) = match self.config.consumer_by.as_str() {
             "client_id" => ("client_id", "custom_id"),

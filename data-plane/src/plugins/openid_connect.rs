@@ -31,7 +31,7 @@ pub struct OpenIdConnect {
     config: Config,
     client: reqwest::Client,
     consumers: Arc<ConsumerIndex>,
-    anonymous: Option<Consumer>,
+    anonymous: Option<Arc<Consumer>>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
     realm: String,
@@ -962,7 +962,7 @@ impl OpenIdConnect {
         Ok(())
     }
 
-    fn map_consumer(&self, claims: &Value) -> Result<Option<Consumer>, Denial> {
+    fn map_consumer(&self, claims: &Value) -> Result<Option<Arc<Consumer>>, Denial> {
         if self.config.consumer_claim.is_empty() {
             return Ok(None);
         }
