@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints, unit tests, in-process end-to-end tests, process-level tests with
 # the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
 # into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl
-# when it is missing.
+# and PostgreSQL's server binaries (Debian's postgresql package) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 if ! command -v curl >/dev/null && command -v apt-get >/dev/null; then
   echo "== installing curl"
   (apt-get update -qq && apt-get install -y -qq curl) >/dev/null
+fi
+
+# The PostgreSQL tests start throwaway servers of their own from Debian's server binaries.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null; then
+  echo "== installing PostgreSQL (server binaries for the PostgreSQL tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null
 fi
 
 echo "== formatting"

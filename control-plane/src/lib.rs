@@ -4,10 +4,12 @@
 //! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
 
 pub mod admin;
+pub mod ca_seal;
 pub mod changelog;
 pub mod cluster;
 pub mod core;
 pub mod pki;
+pub mod sharing;
 pub mod store;
 
 use std::future::Future;
@@ -123,6 +125,71 @@ pub struct Config {
     /// Bytes of encoded changes kept for incremental sync (the newest version is always kept).
     #[arg(long, env = "PORTCULLIS_SYNC_LOG_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub sync_log_bytes: usize,
+    /// PostgreSQL shared by several control planes (`postgres://user:password@host:port/database`);
+    /// without it the configuration lives in the embedded store in the data dir.
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+    /// Most PostgreSQL connections in the pool.
+    #[arg(long, env = "PORTCULLIS_DATABASE_POOL_SIZE", default_value_t = 8)]
+    pub database_pool_size: usize,
+    /// TLS to PostgreSQL: `disable`, or `verify-full` (certificate and host name checked).
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_TLS",
+        value_enum,
+        default_value = "disable"
+    )]
+    pub database_tls: DatabaseTls,
+    /// CA certificates (PEM) for `--database-tls verify-full`; the public web roots without it.
+    #[arg(long, env = "PORTCULLIS_DATABASE_TLS_CA_FILE")]
+    pub database_tls_ca_file: Option<PathBuf>,
+    /// Longest a database statement may run, in milliseconds.
+    #[arg(long, env = "PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub database_statement_timeout_ms: u64,
+    /// Longest a database connection attempt (or a wait for a pooled connection) may take, in ms.
+    #[arg(long, env = "PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
+    pub database_connect_timeout_ms: u64,
+    /// How often to check the database for changes in case a notification was missed, in ms.
+    #[arg(long, env = "PORTCULLIS_DATABASE_POLL_INTERVAL_MS", default_value_t = 5000)]
+    pub database_poll_interval_ms: u64,
+    /// With `--database-url` and no CA files: a file holding 64 hex digits, the key that seals the cluster
+    /// CA kept in the database. Every control plane of the cluster is given the same file.
+    #[arg(long, env = "PORTCULLIS_CLUSTER_CA_ENCRYPTION_KEY_FILE")]
+    pub cluster_ca_encryption_key_file: Option<PathBuf>,
+    /// This control plane's name in the node view (default: the first cluster hostname, or the host's
+    /// name, with the cluster port).
+    #[arg(long, env = "PORTCULLIS_CONTROL_PLANE_NAME")]
+    pub control_plane_name: Option<String>,
+}
+
+/// A database URL. It holds the password, so it is never printed.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl(s.to_string()))
+        } else {
+            Err("expected postgres://user:password@host:port/database".into())
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("postgres://[redacted]")
+    }
+}
+
+/// TLS to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatabaseTls {
+    /// Clear text (a private network or a local socket).
+    Disable,
+    /// TLS with the server's certificate and name verified.
+    VerifyFull,
 }
 
 impl Config {
@@ -203,6 +270,42 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
     Ok(Some(token))
 }
 
+/// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir.
+async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
+    let Some(url) = &config.database_url else {
+        let dir = config.data_dir.join("store");
+        let store = store::SledStore::open(&dir)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        return Ok(Arc::new(store));
+    };
+    let settings = store::PgSettings {
+        url: url.0.clone(),
+        pool_size: config.database_pool_size,
+        tls: config.database_tls == DatabaseTls::VerifyFull,
+        tls_ca_file: config.database_tls_ca_file.clone(),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
+        connect_timeout: Duration::from_millis(config.database_connect_timeout_ms.max(100)),
+        poll_interval: Duration::from_millis(config.database_poll_interval_ms.max(50)),
+    };
+    let store = store::PgStore::connect(settings)
+        .await
+        .context("cannot open the PostgreSQL store")?;
+    Ok(Arc::new(store))
+}
+
+/// The name other control planes and the node view know this one by.
+fn control_plane_name(config: &Config, cluster_addr: SocketAddr) -> String {
+    if let Some(name) = &config.control_plane_name {
+        return name.clone();
+    }
+    let host = config.cluster_hostnames.first().cloned().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "control-plane".into())
+    });
+    format!("{host}:{}", cluster_addr.port())
+}
+
 /// Runs the control plane until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -217,10 +320,7 @@ pub async fn run(
     }
     private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let store: Arc<dyn store::Store> = Arc::new(
-        store::SledStore::open(&config.data_dir.join("store"))
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
-    );
+    let store = open_store(&config).await?;
     let core = Arc::new(
         core::Core::open(
             store.clone(),
@@ -229,16 +329,34 @@ pub async fn run(
                 bytes: config.sync_log_bytes,
             },
         )
+        .await
         .context("cannot load the configuration from the store")?,
     );
-    let ca_files = config
-        .cluster_ca_cert_file
-        .as_deref()
-        .zip(config.cluster_ca_key_file.as_deref());
+    let (ca_kind, shared_ca) = match (
+        &config.cluster_ca_cert_file,
+        &config.cluster_ca_encryption_key_file,
+    ) {
+        (Some(_), _) => ("operator", None),
+        (None, Some(key_file)) if store.shared() => {
+            let key = ca_seal::read_key(key_file)?;
+            ("database", Some(ca_seal::shared_ca(store.as_ref(), &key).await?))
+        }
+        (None, Some(_)) => bail!("--cluster-ca-encryption-key-file is for a CA kept in the database: give --database-url too"),
+        (None, None) if store.shared() => bail!(
+            "control planes sharing a database need one cluster CA: give --cluster-ca-cert-file and \
+             --cluster-ca-key-file, or --cluster-ca-encryption-key-file to keep it in the database"
+        ),
+        (None, None) => ("generated", None),
+    };
+    let ca_source = match (&config.cluster_ca_cert_file, &config.cluster_ca_key_file, &shared_ca) {
+        (Some(cert), Some(key), _) => pki::CaSource::Files { cert, key },
+        (_, _, Some((cert, key))) => pki::CaSource::Pem { cert, key },
+        _ => pki::CaSource::DataDir,
+    };
     let pki = pki::ClusterPki::load_or_create(
         &pki::pki_dir(&config.data_dir),
         &config.cluster_hostnames,
-        ca_files,
+        ca_source,
     )?;
     let tls = pki.server_tls_config()?;
 
@@ -253,7 +371,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let cluster = Arc::new(Cluster {
         pki,
-        nodes: cluster::nodes::Nodes::load(store.clone())?,
+        nodes: cluster::nodes::Nodes::load(
+            store.clone(),
+            control_plane_name(&config, cluster_addr),
+        )
+        .await?,
         settings: ClusterSettings {
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms.max(10)),
             heartbeat_timeout: Duration::from_millis(config.heartbeat_timeout_ms.max(30)),
@@ -272,7 +394,9 @@ pub async fn run(
             "admin_listen": admin_addr.to_string(),
             "cluster_listen": cluster_addr.to_string(),
             "cluster_hostnames": config.cluster_hostnames,
-            "cluster_ca": if ca_files.is_some() { "operator" } else { "generated" },
+            "cluster_ca": ca_kind,
+            "database": if store.shared() { "postgres" } else { "embedded" },
+            "control_plane_name": cluster.nodes.name(),
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_required": config.admin_token_file.is_some(),
             "heartbeat_interval_ms": cluster.settings.heartbeat_interval.as_millis() as u64,
@@ -291,6 +415,15 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    tokio::spawn(sharing::follow(core.clone(), cluster.clone(), stop_rx.clone()));
+    if store.shared() {
+        tokio::spawn(sharing::report(
+            core.clone(),
+            cluster.clone(),
+            cluster.settings.heartbeat_interval,
+            stop_rx.clone(),
+        ));
+    }
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };

@@ -84,19 +84,22 @@ pub fn cert_common_name(der: &[u8]) -> Option<String> {
 }
 
 impl ClusterPki {
-    /// Loads the PKI from `dir`: the operator's CA when `ca_files` names one (certificate and key files,
-    /// read in place, never copied), else the CA created in `dir` on first start. The server certificate
+    /// Loads the PKI from `dir` with the CA `source` names: the operator's files (read in place, never
+    /// copied), the CA created in `dir` on first start, or one given as PEM (kept in a shared store). The server certificate
     /// is (re)issued when it is missing, expires within 30 days, does not cover `hostnames`, or was issued
     /// by another CA.
     pub fn load_or_create(
         dir: &Path,
         hostnames: &[String],
-        ca_files: Option<(&Path, &Path)>,
+        source: CaSource<'_>,
     ) -> Result<ClusterPki> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let (ca_cert, ca_key, ca_pem) = match ca_files {
-            Some((cert, key)) => load_ca(cert, key)?,
-            None => own_ca(dir)?,
+        let (ca_cert, ca_key, ca_pem) = match source {
+            CaSource::Files { cert, key } => load_ca(cert, key)?,
+            CaSource::DataDir => own_ca(dir)?,
+            CaSource::Pem { cert, key } => {
+                ca_from_pem(cert, key).context("the cluster CA kept in the database is unusable")?
+            }
         };
         let ca_der = pem_cert_der(&ca_pem)?;
         let ca_fingerprint = shared::pairing::sha256_hex(&ca_der);
@@ -204,6 +207,61 @@ use rustls::pki_types::pem::PemObject;
 
 type Ca = (rcgen::Certificate, KeyPair, String);
 
+/// Where the cluster CA comes from.
+pub enum CaSource<'a> {
+    /// The operator's certificate and key files.
+    Files {
+        /// CA certificate (PEM).
+        cert: &'a Path,
+        /// CA private key (PEM).
+        key: &'a Path,
+    },
+    /// Created in the data dir on first start.
+    DataDir,
+    /// Given as PEM (the CA kept in the database, after decryption).
+    Pem {
+        /// CA certificate.
+        cert: &'a str,
+        /// CA private key.
+        key: &'a str,
+    },
+}
+
+fn ca_from_pem(ca_pem: &str, key_pem: &str) -> Result<Ca> {
+    let ca_key = KeyPair::from_pem(key_pem).context("not a valid private key")?;
+    let params = CertificateParams::from_ca_cert_pem(ca_pem).context("not a valid CA certificate")?;
+    // Re-signing yields an issuer object with the same name and key; the stored PEM stays canonical.
+    let ca_cert = params.self_signed(&ca_key)?;
+    Ok((ca_cert, ca_key, ca_pem.to_string()))
+}
+
+/// A new cluster CA: its certificate and private key, as PEM.
+pub fn generate_ca() -> Result<(String, String)> {
+    let (_, key, pem) = new_ca()?;
+    Ok((pem, key.serialize_pem()))
+}
+
+fn new_ca() -> Result<Ca> {
+    let ca_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Portcullis cluster CA");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(random_serial());
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    let ca_cert = params.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    Ok((ca_cert, ca_key, ca_pem))
+}
+
 /// The operator's CA: a CA certificate and the private key that matches it.
 fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca> {
     let key_pem = fs::read_to_string(key_path)
@@ -258,32 +316,11 @@ fn own_ca(dir: &Path) -> Result<Ca> {
     let ca_key_path = dir.join("cluster-ca.key");
     if ca_cert_path.exists() && ca_key_path.exists() {
         let key_pem = fs::read_to_string(&ca_key_path)?;
-        let ca_key = KeyPair::from_pem(&key_pem)
-            .with_context(|| format!("{} is not a valid private key", ca_key_path.display()))?;
         let ca_pem = fs::read_to_string(&ca_cert_path)?;
-        let params = CertificateParams::from_ca_cert_pem(&ca_pem)
-            .with_context(|| format!("{} is not a valid CA certificate", ca_cert_path.display()))?;
-        // Re-signing yields an issuer object with the same name and key; the stored PEM stays canonical.
-        let ca_cert = params.self_signed(&ca_key)?;
-        return Ok((ca_cert, ca_key, ca_pem));
+        return ca_from_pem(&ca_pem, &key_pem)
+            .with_context(|| format!("the CA in {} is unusable", dir.display()));
     }
-    let ca_key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "Portcullis cluster CA");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(random_serial());
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(3650);
-    let ca_cert = params.self_signed(&ca_key)?;
-    let ca_pem = ca_cert.pem();
+    let (ca_cert, ca_key, ca_pem) = new_ca()?;
     write_private(&ca_key_path, &ca_key.serialize_pem())?;
     write_private(&ca_cert_path, &ca_pem)?;
     Ok((ca_cert, ca_key, ca_pem))

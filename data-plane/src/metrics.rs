@@ -304,6 +304,8 @@ pub struct Metrics {
     pub lkg_degraded: AtomicU64,
     /// Failed last-known-good writes.
     pub lkg_write_errors: AtomicU64,
+    /// Cache purges received from the control plane, by cache.
+    pub cache_purges: CounterVec,
 }
 
 impl Metrics {
@@ -329,6 +331,11 @@ impl Metrics {
         self.accept_errors.render(
             "portcullis_accept_errors_total",
             "Failed accepts by listener and kind; descriptor and memory errors pause accepting.",
+            &mut out,
+        );
+        self.cache_purges.render(
+            "portcullis_cache_purges_total",
+            "Cache purges received from the control plane, by cache.",
             &mut out,
         );
         let gauges = [

@@ -181,6 +181,7 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
                     }
                     Some(control_message::Kind::Purge(p)) => {
                         if node.caches.purge(&p.cache, &p.key) {
+                            node.metrics.cache_purges.add(&[("cache", p.cache.as_str())], 1);
                             info!(cache = %p.cache, single = !p.key.is_empty(), "cache purged by the control plane");
                         } else {
                             warn!(cache = %p.cache, "ignored a malformed purge command");

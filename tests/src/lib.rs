@@ -5,6 +5,7 @@ pub mod docker;
 pub mod dot;
 pub mod idp;
 pub mod mount;
+pub mod postgres;
 pub mod process;
 pub mod relay;
 pub mod silent;
@@ -111,6 +112,10 @@ pub struct CpOptions {
     pub sync_log_versions: usize,
     /// The operator's cluster CA: certificate and key files.
     pub cluster_ca: Option<(PathBuf, PathBuf)>,
+    /// `--database-url` (PostgreSQL shared with other control planes).
+    pub database_url: Option<String>,
+    /// `--cluster-ca-encryption-key-file`.
+    pub ca_encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for CpOptions {
@@ -123,6 +128,8 @@ impl Default for CpOptions {
             data_dir: None,
             sync_log_versions: 1000,
             cluster_ca: None,
+            database_url: None,
+            ca_encryption_key_file: None,
         }
     }
 }
@@ -169,6 +176,13 @@ impl ControlPlane {
             sync_log_versions: opts.sync_log_versions,
             cluster_ca_cert_file: opts.cluster_ca.as_ref().map(|c| c.0.clone()),
             cluster_ca_key_file: opts.cluster_ca.as_ref().map(|c| c.1.clone()),
+            database_url: opts
+                .database_url
+                .as_ref()
+                .map(|u| u.parse().expect("a postgres:// URL")),
+            cluster_ca_encryption_key_file: opts.ca_encryption_key_file.clone(),
+            database_poll_interval_ms: 1000,
+            database_connect_timeout_ms: 1000,
             ..control_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -211,20 +211,23 @@ async fn a_delta_that_diverges_is_refused_and_followed_by_a_full_resync() {
     {
         use control_plane::store::Store;
         let store = control_plane::store::SledStore::open(&cp_dir.join("store")).unwrap();
-        let log = store.load_log().unwrap();
+        let log = store.load_log(0).await.unwrap();
         let (v, record) = log.last().unwrap().clone();
         assert_eq!(v, version);
         let text = String::from_utf8(record).unwrap();
         assert!(text.contains("\"/b\""), "{text}");
         let damaged = text.replace("\"/b\"", "\"/c\"");
-        let (state, _) = store.load().unwrap();
+        let (state, _) = store.load().await.unwrap();
         let puts: Vec<shared::Change> = state
             .routes
             .values()
             .map(|r| shared::Change::Put(shared::Entity::Route(r.clone())))
             .collect();
         // Rewriting the version's record: the entities stay as they were committed.
-        store.commit(&puts, version, damaged.as_bytes()).unwrap();
+        store
+            .commit(version, &puts, version, damaged.as_bytes())
+            .await
+            .unwrap();
     }
     let cp = ControlPlane::start_with(CpOptions {
         data_dir: Some(cp_dir),

@@ -1,7 +1,8 @@
 //! Cluster administration: pairing tokens, the node list, revocation, and cache purges sent to every node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,8 +15,9 @@ use shared::pairing::PairingToken;
 use shared::schema::{parsing_form, Fields};
 
 use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
-use crate::cluster::{unix_now, PurgeCommand};
-use crate::store::Records;
+use crate::cluster::nodes::Remote;
+use crate::cluster::unix_now;
+use crate::store::{Event, Records};
 
 /// Most nodes one enrollment token may admit.
 pub const MAX_TOKEN_USES: i64 = 100_000;
@@ -78,7 +80,8 @@ async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiRes
     });
     ctx.core
         .store()
-        .put_record(Records::PairingTokens, &token.id, &record)?;
+        .put_record(Records::PairingTokens, &token.id, &record)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -99,7 +102,8 @@ async fn list_tokens(State(ctx): Ctx) -> ApiResult {
     let data: Vec<Value> = ctx
         .core
         .store()
-        .list_records(Records::PairingTokens)?
+        .list_records(Records::PairingTokens)
+        .await?
         .into_iter()
         .filter(|(_, v)| v["expires_at"].as_i64().unwrap_or(0) > now)
         .map(|(_, v)| json!({"id": v["id"], "created_at": v["created_at"], "expires_at": v["expires_at"], "labels": v["labels"], "max_uses": v["max_uses"].as_u64().unwrap_or(1), "uses": v["uses"].as_u64().unwrap_or(0)}))
@@ -108,13 +112,17 @@ async fn list_tokens(State(ctx): Ctx) -> ApiResult {
 }
 
 async fn delete_token(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
-    ctx.core.store().take_record(Records::PairingTokens, &id)?;
+    ctx.core
+        .store()
+        .take_record(Records::PairingTokens, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_nodes(State(ctx): Ctx) -> ApiResult {
     let latest = ctx.cluster.latest();
-    let data = ctx.cluster.nodes.view(None, latest.as_deref());
+    let remote = remote_status(&ctx).await;
+    let data = ctx.cluster.nodes.view(None, latest.as_deref(), &remote);
     Ok(Json(json!({
         "data": data,
         "next": null,
@@ -125,17 +133,31 @@ async fn list_nodes(State(ctx): Ctx) -> ApiResult {
 
 async fn get_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
     let latest = ctx.cluster.latest();
+    let remote = remote_status(&ctx).await;
     let node = ctx
         .cluster
         .nodes
-        .view(Some(&id), latest.as_deref())
+        .view(Some(&id), latest.as_deref(), &remote)
         .pop()
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(node).into_response())
 }
 
+/// What other control planes sharing the store report of their nodes, after re-reading the node records
+/// (a node may have paired with another control plane).
+async fn remote_status(ctx: &AdminCtx) -> HashMap<String, Remote> {
+    if !ctx.core.store().shared() {
+        return HashMap::new();
+    }
+    if let Err(e) = ctx.cluster.nodes.reload_all().await {
+        tracing::warn!(error = %e, "cannot re-read node records; showing what this control plane knows");
+    }
+    let liveness = (ctx.cluster.settings.heartbeat_interval * 3).max(Duration::from_secs(3));
+    crate::sharing::remote_status(&ctx.core, liveness).await
+}
+
 async fn revoke_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
-    if !ctx.cluster.nodes.revoke(&id)? {
+    if !ctx.cluster.nodes.revoke(&id).await? {
         return Err(ApiError::not_found());
     }
     tracing::info!(node_id = %id, "node revoked");
@@ -151,10 +173,14 @@ async fn purge(State(ctx): Ctx, cache: &'static str, key: Option<String>) -> Api
         )));
     }
     let nodes = ctx.cluster.nodes.connected();
-    let _ = ctx.cluster.purges.send(PurgeCommand {
-        cache: cache.to_string(),
-        key: key.to_ascii_lowercase(),
-    });
+    // Through the store, so the nodes of every control plane sharing it are reached.
+    ctx.core
+        .store()
+        .announce(&Event::Purge {
+            cache: cache.to_string(),
+            key: key.to_ascii_lowercase(),
+        })
+        .await?;
     tracing::info!(cache, single = !key.is_empty(), nodes, "cache purge sent");
     Ok((
         StatusCode::OK,

@@ -247,10 +247,12 @@ async fn create(
     h: HeaderMap,
     b: Body,
 ) -> ApiResult {
-    let (mut body, form) = body_object(&h, b).await?;
+    let (request, form) = body_object(&h, b).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
+            // Each attempt starts from the request as sent.
+            let mut body = request.clone();
             if let Some((pk, key)) = &parent {
                 let p = find(state, *pk, key).ok_or(StateError::NotFound)?;
                 body[scope_field(*pk)] = json!({ "id": p.id() });
@@ -276,10 +278,12 @@ async fn create(
 }
 
 async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
-    let (mut body, form) = body_object(&h, b).await?;
+    let (request, form) = body_object(&h, b).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
+            // Each attempt starts from the request as sent.
+            let mut body = request.clone();
             let existing = find(state, kind, &key);
             let id = match (&existing, Uuid::parse_str(&key)) {
                 (Some(e), _) => e.id(),

@@ -100,10 +100,17 @@ impl From<StateError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        warn!(error = %e, "store failed; the change was not applied");
+        warn!(error = %e, "store failed; the request was not carried out");
+        let status = match e {
+            // Outages and contention pass: the client may retry.
+            StoreError::Unavailable(_) | StoreError::Conflict { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            StoreError::Io(_) | StoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: json!({"message": format!("the change could not be stored and was not applied: {e}"), "name": "database error", "code": 8}),
+            status,
+            body: json!({"message": format!("the request could not be carried out and nothing was changed: {e}"), "name": "database error", "code": 8}),
         }
     }
 }
@@ -196,7 +203,7 @@ async fn status(State(ctx): Ctx) -> Json<Value> {
     let latest = ctx.cluster.latest();
     let rejected = ctx.cluster.publish_status.borrow().rejected.clone();
     Json(json!({
-        "database": { "reachable": ctx.core.store().healthy() },
+        "database": { "reachable": ctx.core.store().healthy().await },
         "config_version": current.version,
         "published": latest.as_ref().map(|s| json!({"version": s.version, "hash": s.hash, "routes": s.routes})),
         "publish_error": rejected.map(|(v, reason)| json!({"version": v, "reason": reason})),

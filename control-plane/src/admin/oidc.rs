@@ -16,7 +16,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
-use crate::cluster::{unix_now, PurgeCommand};
+use crate::cluster::unix_now;
+use crate::store::Event;
 
 /// How long a failed discovery is answered from the cache before the issuer is asked again.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
@@ -204,22 +205,25 @@ async fn read(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
     Ok(Json(entry(&ctx, &issuer).await).into_response())
 }
 
-fn purge_nodes(ctx: &AdminCtx) {
-    let _ = ctx.cluster.purges.send(PurgeCommand {
+/// Purges the nodes' discovery caches, through the store so every control plane's nodes are reached.
+async fn purge_nodes(ctx: &AdminCtx) -> Result<(), ApiError> {
+    let purge = Event::Purge {
         cache: "openid-connect-discovery".into(),
         key: String::new(),
-    });
+    };
+    ctx.core.store().announce(&purge).await?;
+    Ok(())
 }
 
 async fn purge_one(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
     let issuer = find(&ctx, &key).ok_or_else(ApiError::not_found)?;
     ctx.issuers.forget(Some(&issuer));
-    purge_nodes(&ctx);
+    purge_nodes(&ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn purge_all(State(ctx): Ctx) -> ApiResult {
     ctx.issuers.forget(None);
-    purge_nodes(&ctx);
+    purge_nodes(&ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

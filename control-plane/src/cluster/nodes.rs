@@ -1,5 +1,10 @@
 //! What the control plane knows about each paired node: its durable record (identity, labels, revocation)
 //! and its live session (connection, applied config, sync status).
+//!
+//! With a shared store, node records are read back from the store (a node may have paired with another
+//! control plane) and each control plane writes the live part of the nodes it holds as
+//! [`Records::NodeStatus`] (see [`crate::sharing`]), so the node view on any control plane lists every
+//! node with the control plane it is connected to.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -9,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::snapshots::Published;
-use crate::store::{Records, Store, StoreError};
+use crate::store::{Event, Records, Store, StoreError};
 
 /// The durable part of a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,7 +28,7 @@ pub struct NodeRecord {
 }
 
 /// The live part of a node, while and after it is connected.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Live {
     pub connected: bool,
     pub ip: Option<String>,
@@ -40,11 +45,12 @@ pub struct Live {
     pub features: Vec<String>,
     /// How the last acknowledged config arrived.
     pub last_sync: Option<LastSync>,
+    #[serde(skip)]
     session: u64,
 }
 
 /// How a node's last acknowledged config arrived and what it cost the node.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LastSync {
     /// `full` or `delta`.
     pub kind: String,
@@ -62,10 +68,23 @@ struct Entry {
     kill: Option<watch::Sender<bool>>,
 }
 
+/// The live part of a node as another control plane holding its stream reported it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Name of that control plane.
+    pub control_plane: String,
+    /// What it reported.
+    pub live: Live,
+}
+
 /// Registry of nodes, shared by the gRPC service and the Admin API.
 pub struct Nodes {
     store: Arc<dyn Store>,
+    /// This control plane's name, shown beside the nodes connected to it.
+    name: String,
     inner: Mutex<HashMap<String, Entry>>,
+    /// Nodes whose live part changed since it was last written to a shared store.
+    dirty: Mutex<BTreeSet<String>>,
     next_session: std::sync::atomic::AtomicU64,
 }
 
@@ -79,34 +98,67 @@ pub enum Refusal {
 }
 
 impl Nodes {
-    /// Loads the node records from the store.
-    pub fn load(store: Arc<dyn Store>) -> Result<Nodes, StoreError> {
-        let mut inner = HashMap::new();
-        for (id, value) in store.list_records(Records::Nodes)? {
-            let record: NodeRecord =
-                serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
-                    key: format!("nodes/{id}"),
-                    reason: e.to_string(),
-                })?;
-            inner.insert(
-                id,
-                Entry {
-                    record,
-                    live: Live::default(),
-                    kill: None,
-                },
-            );
-        }
-        Ok(Nodes {
+    /// Loads the node records from the store; `name` is this control plane's.
+    pub async fn load(store: Arc<dyn Store>, name: String) -> Result<Nodes, StoreError> {
+        let nodes = Nodes {
             store,
-            inner: Mutex::new(inner),
+            name,
+            inner: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(BTreeSet::new()),
             next_session: 1.into(),
-        })
+        };
+        nodes.reload_all().await?;
+        Ok(nodes)
     }
 
-    fn persist(&self, record: &NodeRecord) -> Result<(), StoreError> {
+    /// This control plane's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Re-reads every node record (nodes paired or revoked through other control planes); a node revoked
+    /// meanwhile loses its session here.
+    pub async fn reload_all(&self) -> Result<(), StoreError> {
+        let mut records = Vec::new();
+        for (id, value) in self.store.list_records(Records::Nodes).await? {
+            records.push(decode(&id, value)?);
+        }
+        for record in records {
+            self.merge(record);
+        }
+        Ok(())
+    }
+
+    /// Re-reads one node record.
+    pub async fn reload(&self, id: &str) -> Result<(), StoreError> {
+        if let Some(value) = self.store.get_record(Records::Nodes, id).await? {
+            self.merge(decode(id, value)?);
+        }
+        Ok(())
+    }
+
+    /// Takes a stored record in; a revoked node's session is closed.
+    fn merge(&self, record: NodeRecord) {
+        let mut inner = self.inner.lock().expect("nodes lock");
+        let e = inner.entry(record.id.clone()).or_insert_with(|| Entry {
+            record: record.clone(),
+            live: Live::default(),
+            kill: None,
+        });
+        if record.revoked {
+            if let Some(kill) = e.kill.take() {
+                let _ = kill.send(true);
+            }
+            e.live.connected = false;
+        }
+        e.record = record;
+    }
+
+    async fn persist(&self, record: &NodeRecord) -> Result<(), StoreError> {
         let value = serde_json::to_value(record).expect("node record serialises");
-        self.store.put_record(Records::Nodes, &record.id, &value)
+        self.store
+            .put_record(Records::Nodes, &record.id, &value)
+            .await
     }
 
     /// The store that holds node records and pairing tokens.
@@ -115,8 +167,8 @@ impl Nodes {
     }
 
     /// Adds a freshly paired node.
-    pub fn add(&self, record: NodeRecord) -> Result<(), StoreError> {
-        self.persist(&record)?;
+    pub async fn add(&self, record: NodeRecord) -> Result<(), StoreError> {
+        self.persist(&record).await?;
         self.inner.lock().expect("nodes lock").insert(
             record.id.clone(),
             Entry {
@@ -128,8 +180,15 @@ impl Nodes {
         Ok(())
     }
 
-    /// Checks that `id` may connect.
-    pub fn admit(&self, id: &str) -> Result<(), Refusal> {
+    /// Checks that `id` may connect. With a shared store its record is read afresh (it may have paired
+    /// with, or been revoked by, another control plane); when the store cannot answer, what is known here
+    /// decides.
+    pub async fn admit(&self, id: &str) -> Result<(), Refusal> {
+        if self.store.shared() {
+            if let Err(e) = self.reload(id).await {
+                tracing::warn!(node_id = %id, error = %e, "cannot re-read the node's record; admitting on what is known here");
+            }
+        }
         match self.inner.lock().expect("nodes lock").get(id) {
             None => Err(Refusal::Unknown),
             Some(e) if e.record.revoked => Err(Refusal::Revoked),
@@ -154,6 +213,7 @@ impl Nodes {
             e.live.last_seen = now;
             e.live.session = session;
         }
+        self.mark(id);
         (session, rx)
     }
 
@@ -165,6 +225,7 @@ impl Nodes {
                 e.kill = None;
             }
         }
+        self.mark(id);
     }
 
     /// Applies `f` to the live part of a node.
@@ -172,10 +233,42 @@ impl Nodes {
         if let Some(e) = self.inner.lock().expect("nodes lock").get_mut(id) {
             f(&mut e.live);
         }
+        self.mark(id);
+    }
+
+    fn mark(&self, id: &str) {
+        if self.store.shared() {
+            self.dirty.lock().expect("dirty lock").insert(id.to_string());
+        }
+    }
+
+    /// The live parts changed since the last call, as the values to write to [`Records::NodeStatus`].
+    pub fn take_changed(&self) -> Vec<(String, Value)> {
+        let ids = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
+        let inner = self.inner.lock().expect("nodes lock");
+        ids.into_iter()
+            .filter_map(|id| {
+                let e = inner.get(&id)?;
+                let value = json!({ "control_plane": self.name, "live": e.live });
+                Some((id, value))
+            })
+            .collect()
+    }
+
+    /// Marks every node held here as changed, so the next write repeats them all (after an outage).
+    pub fn mark_all_held(&self) {
+        let inner = self.inner.lock().expect("nodes lock");
+        let mut dirty = self.dirty.lock().expect("dirty lock");
+        dirty.extend(
+            inner
+                .values()
+                .filter(|e| e.live.connected)
+                .map(|e| e.record.id.clone()),
+        );
     }
 
     /// Records a new certificate expiry (after pairing or renewal).
-    pub fn set_cert_not_after(&self, id: &str, not_after: i64) -> Result<(), StoreError> {
+    pub async fn set_cert_not_after(&self, id: &str, not_after: i64) -> Result<(), StoreError> {
         let record = {
             let mut inner = self.inner.lock().expect("nodes lock");
             let Some(e) = inner.get_mut(id) else {
@@ -184,26 +277,34 @@ impl Nodes {
             e.record.cert_not_after = not_after;
             e.record.clone()
         };
-        self.persist(&record)
+        self.persist(&record).await
     }
 
-    /// Revokes a node: its session is closed now and it is refused from then on.
-    pub fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+    /// Revokes a node: its session is closed now (by whichever control plane holds it) and it is refused
+    /// from then on.
+    pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        if self.store.shared() {
+            self.reload(id).await?;
+        }
         let record = {
-            let mut inner = self.inner.lock().expect("nodes lock");
-            let Some(e) = inner.get_mut(id) else {
+            let inner = self.inner.lock().expect("nodes lock");
+            let Some(e) = inner.get(id) else {
                 return Ok(false);
             };
-            e.record.revoked = true;
-            e.record.clone()
-        };
-        self.persist(&record)?;
-        let mut inner = self.inner.lock().expect("nodes lock");
-        if let Some(e) = inner.get_mut(id) {
-            if let Some(kill) = e.kill.take() {
-                let _ = kill.send(true);
+            NodeRecord {
+                revoked: true,
+                ..e.record.clone()
             }
-            e.live.connected = false;
+        };
+        self.persist(&record).await?;
+        self.merge(record);
+        if let Err(e) = self
+            .store
+            .announce(&Event::NodeChanged(id.to_string()))
+            .await
+        {
+            // The others see the record on their next periodic check.
+            tracing::warn!(node_id = %id, error = %e, "cannot announce the revocation at once");
         }
         Ok(true)
     }
@@ -218,13 +319,27 @@ impl Nodes {
             .count()
     }
 
-    /// The node as the Admin API shows it, or every node.
-    pub fn view(&self, id: Option<&str>, latest: Option<&Published>) -> Vec<Value> {
+    /// The node as the Admin API shows it, or every node. `remote` holds what other control planes
+    /// report of the nodes they hold.
+    pub fn view(
+        &self,
+        id: Option<&str>,
+        latest: Option<&Published>,
+        remote: &HashMap<String, Remote>,
+    ) -> Vec<Value> {
         let inner = self.inner.lock().expect("nodes lock");
         let mut out: Vec<Value> = inner
             .values()
             .filter(|e| id.is_none_or(|id| e.record.id == id))
-            .map(|e| render(e, latest))
+            .map(|e| match remote.get(&e.record.id) {
+                Some(r) if !e.live.connected && r.control_plane != self.name => {
+                    render(&e.record, &r.live, Some(&r.control_plane), latest)
+                }
+                _ => {
+                    let here = e.live.connected.then_some(self.name.as_str());
+                    render(&e.record, &e.live, here, latest)
+                }
+            })
             .collect();
         out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         out
@@ -243,9 +358,20 @@ pub fn missing_plugins(
         .collect()
 }
 
-fn render(e: &Entry, latest: Option<&Published>) -> Value {
-    let live = &e.live;
-    let (sync_status, reason) = if e.record.revoked {
+fn decode(id: &str, value: Value) -> Result<NodeRecord, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+        key: format!("nodes/{id}"),
+        reason: e.to_string(),
+    })
+}
+
+fn render(
+    record: &NodeRecord,
+    live: &Live,
+    control_plane: Option<&str>,
+    latest: Option<&Published>,
+) -> Value {
+    let (sync_status, reason) = if record.revoked {
         ("revoked", None)
     } else if live.software_version.is_none() {
         ("unknown", None)
@@ -282,20 +408,21 @@ fn render(e: &Entry, latest: Option<&Published>) -> Value {
         }
     };
     json!({
-        "id": e.record.id,
-        "hostname": e.record.hostname,
+        "id": record.id,
+        "hostname": record.hostname,
         "ip": live.ip,
-        "labels": e.record.labels,
+        "labels": record.labels,
         "version": live.software_version,
         "plugins": live.plugins,
-        "status": if e.record.revoked { "revoked" } else if live.connected { "connected" } else { "disconnected" },
+        "status": if record.revoked { "revoked" } else if live.connected { "connected" } else { "disconnected" },
+        "control_plane": if record.revoked { None } else { control_plane },
         "config_version": live.applied_version,
         "config_hash": if live.applied_hash.is_empty() { Value::Null } else { Value::String(live.applied_hash.clone()) },
         "sync_status": sync_status,
         "sync_status_reason": reason,
         "last_seen": if live.last_seen == 0 { Value::Null } else { json!(live.last_seen) },
-        "paired_at": e.record.paired_at,
-        "cert_expiry": e.record.cert_not_after,
+        "paired_at": record.paired_at,
+        "cert_expiry": record.cert_not_after,
         "sync": {
             "features": live.features,
             "last_kind": live.last_sync.as_ref().map(|l| l.kind.clone()),

@@ -31,18 +31,14 @@ impl ClusterService {
     }
 
     /// The node id proven by the peer's certificate, if it may connect.
-    fn authenticated_node<T>(&self, req: &Request<T>) -> Result<(String, PeerInfo), Status> {
-        let peer = req
-            .extensions()
-            .get::<PeerInfo>()
-            .cloned()
-            .ok_or_else(|| Status::internal("connection has no peer information"))?;
+    async fn authenticated_node(&self, peer: Option<PeerInfo>) -> Result<(String, PeerInfo), Status> {
+        let peer = peer.ok_or_else(|| Status::internal("connection has no peer information"))?;
         let Some(node_id) = peer.node_id.clone() else {
             return Err(Status::unauthenticated(
                 "a client certificate issued by this cluster's CA is required; pair the node first",
             ));
         };
-        match self.cluster.nodes.admit(&node_id) {
+        match self.cluster.nodes.admit(&node_id).await {
             Ok(()) => Ok((node_id, peer)),
             Err(Refusal::Unknown) => Err(Status::permission_denied(format!(
                 "node {node_id} is not known to this control plane"
@@ -86,6 +82,7 @@ impl proto::cluster_server::Cluster for ClusterService {
         let store = self.cluster.nodes_store();
         let record = store
             .get_record(Records::PairingTokens, &token.id)
+            .await
             .map_err(internal)?
             .ok_or_else(|| {
                 Status::permission_denied("pairing token is unknown, revoked or already used")
@@ -99,7 +96,7 @@ impl proto::cluster_server::Cluster for ClusterService {
         }
         let expires_at = record["expires_at"].as_i64().unwrap_or(0);
         if expires_at <= unix_now() {
-            let _ = store.take_record(Records::PairingTokens, &token.id);
+            let _ = store.take_record(Records::PairingTokens, &token.id).await;
             return Err(Status::permission_denied(format!(
                 "pairing token expired at {expires_at} (unix seconds)"
             )));
@@ -108,6 +105,7 @@ impl proto::cluster_server::Cluster for ClusterService {
         // goes when its last use is taken.
         let taken = store
             .update_record(Records::PairingTokens, &token.id, &take_one_use)
+            .await
             .map_err(internal)?;
         if !taken.as_ref().is_some_and(has_uses_left) {
             return Err(Status::permission_denied(
@@ -137,6 +135,7 @@ impl proto::cluster_server::Cluster for ClusterService {
                 cert_not_after: issued.not_after,
                 revoked: false,
             })
+            .await
             .map_err(internal)?;
         info!(node_id = %node_id, hostname = %req.hostname, token_id = %token.id, %peer, "node paired");
         Ok(Response::new(proto::PairResponse {
@@ -151,7 +150,9 @@ impl proto::cluster_server::Cluster for ClusterService {
         &self,
         req: Request<proto::RenewRequest>,
     ) -> Result<Response<proto::RenewResponse>, Status> {
-        let (node_id, _) = self.authenticated_node(&req)?;
+        let (node_id, _) = self
+            .authenticated_node(req.extensions().get::<PeerInfo>().cloned())
+            .await?;
         let issued = self
             .cluster
             .pki
@@ -164,6 +165,7 @@ impl proto::cluster_server::Cluster for ClusterService {
         self.cluster
             .nodes
             .set_cert_not_after(&node_id, issued.not_after)
+            .await
             .map_err(internal)?;
         info!(node_id = %node_id, not_after = issued.not_after, "node certificate renewed");
         Ok(Response::new(proto::RenewResponse {
@@ -178,7 +180,9 @@ impl proto::cluster_server::Cluster for ClusterService {
         &self,
         req: Request<Streaming<NodeMessage>>,
     ) -> Result<Response<SyncStream>, Status> {
-        let (node_id, peer) = self.authenticated_node(&req)?;
+        let (node_id, peer) = self
+            .authenticated_node(req.extensions().get::<PeerInfo>().cloned())
+            .await?;
         let mut inbound = req.into_inner();
         let timeout = self.cluster.settings.heartbeat_timeout;
         let hello = match tokio::time::timeout(timeout, inbound.message()).await {
@@ -361,7 +365,12 @@ impl Session {
                 });
             }
             Some(node_message::Kind::CertNotAfter(t)) => {
-                let _ = self.cluster.nodes.set_cert_not_after(&self.node_id, t);
+                let (cluster, id) = (self.cluster.clone(), self.node_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = cluster.nodes.set_cert_not_after(&id, t).await {
+                        warn!(node_id = %id, error = %e, "cannot store the node's certificate expiry");
+                    }
+                });
                 self.cluster
                     .nodes
                     .update(&self.node_id, |live| live.last_seen = now);

@@ -1,0 +1,206 @@
+//! A throwaway PostgreSQL server for one test: its own data dir, a free port on 127.0.0.1, password
+//! authentication, stopped (and its files removed) when dropped. The server binaries come from Debian's
+//! `postgresql` package, which the test command installs when missing. PostgreSQL refuses to run as root,
+//! so under root the server runs as the `postgres` user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The superuser's password of every test server (a test secret, checked never to leak).
+pub const PASSWORD: &str = "pg-test-secret-4f1b9c";
+
+/// A running test server.
+pub struct Postgres {
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn server_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("pg_ctl").exists())
+        .collect();
+    found.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found.pop().expect(
+        "PostgreSQL server binaries not found under /usr/lib/postgresql: the test command \
+         (scripts/test.sh) installs them with apt-get install postgresql",
+    )
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Postgres {
+    /// Creates and starts a server.
+    pub fn start() -> Postgres {
+        let bin = server_bin();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let as_postgres = is_root();
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown of the test server's dir to postgres failed");
+        }
+        let mut pg = Postgres {
+            port: 0,
+            bin,
+            data,
+            as_postgres,
+            _dir: dir,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                pg.data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        pg.port = free_port();
+        pg.start_server();
+        pg
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
+            .args(args)
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn socket_dir(&self) -> &Path {
+        self.data.parent().unwrap()
+    }
+
+    /// Starts the server (again, after [`Postgres::stop_server`]) on the same port and data.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.socket_dir().display()
+        );
+        let log = self.socket_dir().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected).
+    pub fn stop_server(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        );
+    }
+
+    /// Creates a database and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        self.run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ],
+        );
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{name}",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

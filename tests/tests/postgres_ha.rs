@@ -1,0 +1,265 @@
+//! Several control planes on one PostgreSQL server, each test with a throwaway server of its own: one
+//! configuration with strictly increasing versions whichever control plane is written to, one cluster CA
+//! kept sealed in the database, nodes that may pair with one control plane and connect to another,
+//! enrollment tokens, revocations and cache purges that span control planes, and a database outage that
+//! refuses writes with 503 while nodes keep serving.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tests::postgres::{Postgres, PASSWORD};
+use tests::{
+    client, eventually, metric, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream,
+    PATIENCE,
+};
+
+/// Two control planes on `url`, started at the same time (both apply the schema's migrations).
+async fn pair_of_control_planes(url: &str, key_dir: &tempfile::TempDir) -> (ControlPlane, ControlPlane) {
+    let key_file = key_dir.path().join("ca-key");
+    std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).unwrap();
+    let opts = CpOptions {
+        database_url: Some(url.to_string()),
+        ca_encryption_key_file: Some(key_file),
+        ..Default::default()
+    };
+    tokio::join!(
+        ControlPlane::start_with(opts.clone()),
+        ControlPlane::start_with(opts)
+    )
+}
+
+async fn root(cp: &ControlPlane) -> Value {
+    cp.get("/").await.expect("GET /")
+}
+
+async fn node_view(cp: &ControlPlane, id: &str) -> Value {
+    cp.get(&format!("/clustering/data-planes/{id}"))
+        .await
+        .expect("node view")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_planes_on_postgres_share_configuration_nodes_and_the_cluster_ca() {
+    let pg = Postgres::start();
+    let url = pg.database("shared");
+    let keys = tempfile::tempdir().unwrap();
+    let (a, b) = pair_of_control_planes(&url, &keys).await;
+
+    // One CA, kept in the database; the database password shows nowhere.
+    let (ra, rb) = (root(&a).await, root(&b).await);
+    assert_eq!(ra["configuration"]["cluster_ca"], "database");
+    assert_eq!(ra["configuration"]["database"], "postgres");
+    assert_eq!(
+        ra["configuration"]["ca_fingerprint"],
+        rb["configuration"]["ca_fingerprint"]
+    );
+    assert!(!ra.to_string().contains(PASSWORD), "{ra}");
+    let b_name = rb["configuration"]["control_plane_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(ra["configuration"]["control_plane_name"], b_name.as_str());
+
+    // A write on A is visible on B; a node paired with A's token connects to B.
+    let up = EchoUpstream::start().await;
+    a.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    a.post("/services/echo/routes", json!({"paths": ["/"]}))
+        .await;
+    let token = a.pairing_token().await;
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(token),
+        control_plane: Some(b.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    let node_id = dp.node_id.clone().unwrap();
+    dp.wait_version(a.version().await).await;
+    let r = client().get(format!("{}/", dp.proxy_url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A lists the node as connected to B.
+    eventually(PATIENCE, "A shows the node connected to B", || async {
+        let v = node_view(&a, &node_id).await;
+        (v["status"] == "connected" && v["control_plane"] == b_name.as_str()).then_some(())
+    })
+    .await;
+
+    // Writes on both at once: every one is committed as a version of its own.
+    let before = a.version().await;
+    let writes = (0..20).map(|i| {
+        let cp = if i % 2 == 0 { &a } else { &b };
+        async move {
+            let (status, body) = cp
+                .call(
+                    reqwest::Method::POST,
+                    "/consumers",
+                    Some(json!({"username": format!("user-{i}")})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{body}");
+        }
+    });
+    futures::future::join_all(writes).await;
+    let after = eventually(PATIENCE, "both control planes at the same version", || async {
+        let (va, vb) = (a.version().await, b.version().await);
+        (va == vb).then_some(va)
+    })
+    .await;
+    assert_eq!(after, before + 20, "one version per write");
+    for cp in [&a, &b] {
+        let consumers = cp.get("/consumers?size=100").await.unwrap();
+        assert_eq!(consumers["data"].as_array().unwrap().len(), 20);
+    }
+
+    // A write on A reaches the node held by B.
+    let started = Instant::now();
+    a.post("/consumers", json!({"username": "late"})).await;
+    dp.wait_version(after + 1).await;
+    println!(
+        "write on A applied by a node connected to B after {} ms",
+        started.elapsed().as_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_revocations_and_purges_span_control_planes() {
+    let pg = Postgres::start();
+    let url = pg.database("spanning");
+    let keys = tempfile::tempdir().unwrap();
+    let (a, b) = pair_of_control_planes(&url, &keys).await;
+
+    // One use, two nodes racing through different control planes: exactly one pairs.
+    let token = a
+        .post(
+            "/clustering/pairing-tokens",
+            json!({"ttl": 600, "max_uses": 1}),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut racers = Vec::new();
+    for cp in [&a, &b] {
+        racers.push(
+            DataPlane::spawn(DpOptions {
+                pairing_token: Some(token.clone()),
+                control_plane: Some(cp.cluster_addr.to_string()),
+                ..Default::default()
+            })
+            .await,
+        );
+    }
+    let mut refused = Vec::new();
+    for n in &mut racers {
+        if let Some(err) = n.exit_error(Duration::from_secs(5)).await {
+            refused.push(err);
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("already used"), "{refused:?}");
+    drop(racers);
+
+    // A node held by B: a purge on A reaches it, a revocation on A cuts it off.
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(b.pairing_token().await),
+        control_plane: Some(b.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    let node_id = dp.node_id.clone().unwrap();
+    eventually(PATIENCE, "node connected", || async {
+        (dp.status().await.ok()?["control_plane"]["connected"] == true).then_some(())
+    })
+    .await;
+    let (status, body) = a.call(reqwest::Method::DELETE, "/cache", None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    eventually(PATIENCE, "the purge reaches the node on B", || async {
+        let m = dp.metrics().await;
+        (metric(&m, "portcullis_cache_purges_total", &[("cache", "*")]) >= 1.0).then_some(())
+    })
+    .await;
+
+    let (status, _) = a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/clustering/data-planes/{node_id}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204);
+    eventually(PATIENCE, "B cuts the revoked node off", || async {
+        let v = node_view(&b, &node_id).await;
+        let st = dp.status().await.ok()?;
+        (v["status"] == "revoked" && st["control_plane"]["connected"] == false).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_refuses_writes_keeps_nodes_serving_and_recovers() {
+    let pg = Postgres::start();
+    let url = pg.database("outage");
+    let keys = tempfile::tempdir().unwrap();
+    let (a, b) = pair_of_control_planes(&url, &keys).await;
+    let up = EchoUpstream::start().await;
+    a.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    a.post("/services/echo/routes", json!({"paths": ["/"]}))
+        .await;
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(a.pairing_token().await),
+        control_plane: Some(a.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    dp.wait_version(a.version().await).await;
+
+    pg.stop_server();
+    let (status, body) = a
+        .call(
+            reqwest::Method::POST,
+            "/consumers",
+            Some(json!({"username": "during-outage"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("database"), "{message}");
+    assert!(!message.contains(PASSWORD), "{message}");
+    // Reads of the last known state still work; the status says the database is gone.
+    let (status, services) = b.call(reqwest::Method::GET, "/services", None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(services["data"].as_array().unwrap().len(), 1);
+    assert_eq!(a.get("/status").await.unwrap()["database"]["reachable"], false);
+    // The node keeps its stream and serves.
+    for _ in 0..50 {
+        let r = client().get(format!("{}/", dp.proxy_url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(dp.status().await.unwrap()["control_plane"]["connected"], true);
+
+    pg.start_server();
+    let version = eventually(PATIENCE, "writes resume once the database is back", || async {
+        let (status, _) = b
+            .call(
+                reqwest::Method::POST,
+                "/consumers",
+                Some(json!({"username": "after-outage"})),
+            )
+            .await
+            .ok()?;
+        (status == 201).then_some(())
+    })
+    .await;
+    let _ = version;
+    let v = b.version().await;
+    dp.wait_version(v).await;
+    eventually(PATIENCE, "A catches up with B's write", || async {
+        (a.version().await == v).then_some(())
+    })
+    .await;
+}
