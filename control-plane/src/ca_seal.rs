@@ -95,7 +95,10 @@ mod tests {
     fn sealed_keys_open_only_with_their_key_and_certificate() {
         let sealed = seal(&key(1), "CERT", "-----BEGIN PRIVATE KEY-----");
         assert!(!String::from_utf8_lossy(&sealed.sealed_key).contains("PRIVATE KEY"));
-        assert_eq!(open(&key(1), &sealed).unwrap(), "-----BEGIN PRIVATE KEY-----");
+        assert_eq!(
+            open(&key(1), &sealed).unwrap(),
+            "-----BEGIN PRIVATE KEY-----"
+        );
         assert!(open(&key(2), &sealed).is_err());
         let swapped = SealedCa {
             cert_pem: "OTHER CERT".into(),
@@ -109,7 +112,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, "abcd").unwrap();
-        assert!(read_key(&path).unwrap_err().to_string().contains("64 hex digits"));
+        assert!(read_key(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("64 hex digits"));
         std::fs::write(&path, format!("{}\n", "ab".repeat(32))).unwrap();
         assert!(read_key(&path).is_ok());
     }

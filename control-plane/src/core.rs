@@ -197,7 +197,10 @@ impl Core {
             }
             digest.apply(&entry.changes);
             if digest.hex() != entry.hash {
-                warn!(version = v, "change-log record disagrees with the stored state; reloading it");
+                warn!(
+                    version = v,
+                    "change-log record disagrees with the stored state; reloading it"
+                );
                 return self.reload().await;
             }
             entries.push(entry);

@@ -8,6 +8,7 @@ pub mod ca_seal;
 pub mod changelog;
 pub mod cluster;
 pub mod core;
+pub mod migrate;
 pub mod pki;
 pub mod sharing;
 pub mod store;
@@ -144,13 +145,25 @@ pub struct Config {
     #[arg(long, env = "PORTCULLIS_DATABASE_TLS_CA_FILE")]
     pub database_tls_ca_file: Option<PathBuf>,
     /// Longest a database statement may run, in milliseconds.
-    #[arg(long, env = "PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
     pub database_statement_timeout_ms: u64,
     /// Longest a database connection attempt (or a wait for a pooled connection) may take, in ms.
-    #[arg(long, env = "PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
     pub database_connect_timeout_ms: u64,
     /// How often to check the database for changes in case a notification was missed, in ms.
-    #[arg(long, env = "PORTCULLIS_DATABASE_POLL_INTERVAL_MS", default_value_t = 5000)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_POLL_INTERVAL_MS",
+        default_value_t = 5000
+    )]
     pub database_poll_interval_ms: u64,
     /// With `--database-url` and no CA files: a file holding 64 hex digits, the key that seals the cluster
     /// CA kept in the database. Every control plane of the cluster is given the same file.
@@ -298,11 +311,15 @@ fn control_plane_name(config: &Config, cluster_addr: SocketAddr) -> String {
     if let Some(name) = &config.control_plane_name {
         return name.clone();
     }
-    let host = config.cluster_hostnames.first().cloned().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "control-plane".into())
-    });
+    let host = config
+        .cluster_hostnames
+        .first()
+        .cloned()
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "control-plane".into())
+        });
     format!("{host}:{}", cluster_addr.port())
 }
 
@@ -348,7 +365,11 @@ pub async fn run(
         ),
         (None, None) => ("generated", None),
     };
-    let ca_source = match (&config.cluster_ca_cert_file, &config.cluster_ca_key_file, &shared_ca) {
+    let ca_source = match (
+        &config.cluster_ca_cert_file,
+        &config.cluster_ca_key_file,
+        &shared_ca,
+    ) {
         (Some(cert), Some(key), _) => pki::CaSource::Files { cert, key },
         (_, _, Some((cert, key))) => pki::CaSource::Pem { cert, key },
         _ => pki::CaSource::DataDir,
@@ -415,7 +436,11 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    tokio::spawn(sharing::follow(core.clone(), cluster.clone(), stop_rx.clone()));
+    tokio::spawn(sharing::follow(
+        core.clone(),
+        cluster.clone(),
+        stop_rx.clone(),
+    ));
     if store.shared() {
         tokio::spawn(sharing::report(
             core.clone(),

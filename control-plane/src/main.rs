@@ -2,6 +2,15 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        let args = control_plane::migrate::MigrateArgs::parse_from(std::env::args().skip(1));
+        let moved = control_plane::migrate::run(&args).await?;
+        println!(
+            "moved configuration version {} ({} entities), {} nodes and {} pairing tokens into PostgreSQL",
+            moved.version, moved.entities, moved.nodes, moved.pairing_tokens
+        );
+        return Ok(());
+    }
     let config = control_plane::Config::parse();
     control_plane::init_logging(config.log_format, config.log_output);
     let listeners = control_plane::Listeners::bind(&config).await?;

@@ -229,7 +229,8 @@ pub enum CaSource<'a> {
 
 fn ca_from_pem(ca_pem: &str, key_pem: &str) -> Result<Ca> {
     let ca_key = KeyPair::from_pem(key_pem).context("not a valid private key")?;
-    let params = CertificateParams::from_ca_cert_pem(ca_pem).context("not a valid CA certificate")?;
+    let params =
+        CertificateParams::from_ca_cert_pem(ca_pem).context("not a valid CA certificate")?;
     // Re-signing yields an issuer object with the same name and key; the stored PEM stays canonical.
     let ca_cert = params.self_signed(&ca_key)?;
     Ok((ca_cert, ca_key, ca_pem.to_string()))

@@ -71,7 +71,9 @@ pub async fn report(
         }
         let alive = json!({ "seen_at_ms": unix_ms() });
         let written: Result<(), StoreError> = async {
-            store.put_record(Records::ControlPlanes, &name, &alive).await?;
+            store
+                .put_record(Records::ControlPlanes, &name, &alive)
+                .await?;
             if failing {
                 // Statuses changed during the outage were lost with the failed writes: repeat them all.
                 cluster.nodes.mark_all_held();
@@ -79,11 +81,17 @@ pub async fn report(
             for (id, status) in cluster.nodes.take_changed() {
                 // A node that left this control plane may already be reported by the one it moved to.
                 let keep_theirs = |current: Option<&Value>| match current {
-                    Some(c) if !status["live"]["connected"].as_bool().unwrap_or(false)
-                        && c["control_plane"].as_str() != Some(name.as_str()) => Some(c.clone()),
+                    Some(c)
+                        if !status["live"]["connected"].as_bool().unwrap_or(false)
+                            && c["control_plane"].as_str() != Some(name.as_str()) =>
+                    {
+                        Some(c.clone())
+                    }
                     _ => Some(status.clone()),
                 };
-                store.update_record(Records::NodeStatus, &id, &keep_theirs).await?;
+                store
+                    .update_record(Records::NodeStatus, &id, &keep_theirs)
+                    .await?;
             }
             Ok(())
         }

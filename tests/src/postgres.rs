@@ -192,7 +192,14 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = self
             .command("pg_ctl")
-            .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .output();
     }
 }

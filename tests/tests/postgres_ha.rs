@@ -14,7 +14,10 @@ use tests::{
 };
 
 /// Two control planes on `url`, started at the same time (both apply the schema's migrations).
-async fn pair_of_control_planes(url: &str, key_dir: &tempfile::TempDir) -> (ControlPlane, ControlPlane) {
+async fn pair_of_control_planes(
+    url: &str,
+    key_dir: &tempfile::TempDir,
+) -> (ControlPlane, ControlPlane) {
     let key_file = key_dir.path().join("ca-key");
     std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).unwrap();
     let opts = CpOptions {
@@ -75,7 +78,11 @@ async fn control_planes_on_postgres_share_configuration_nodes_and_the_cluster_ca
     .await;
     let node_id = dp.node_id.clone().unwrap();
     dp.wait_version(a.version().await).await;
-    let r = client().get(format!("{}/", dp.proxy_url)).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/", dp.proxy_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // A lists the node as connected to B.
@@ -102,10 +109,14 @@ async fn control_planes_on_postgres_share_configuration_nodes_and_the_cluster_ca
         }
     });
     futures::future::join_all(writes).await;
-    let after = eventually(PATIENCE, "both control planes at the same version", || async {
-        let (va, vb) = (a.version().await, b.version().await);
-        (va == vb).then_some(va)
-    })
+    let after = eventually(
+        PATIENCE,
+        "both control planes at the same version",
+        || async {
+            let (va, vb) = (a.version().await, b.version().await);
+            (va == vb).then_some(va)
+        },
+    )
     .await;
     assert_eq!(after, before + 20, "one version per write");
     for cp in [&a, &b] {
@@ -173,7 +184,10 @@ async fn tokens_revocations_and_purges_span_control_planes() {
         (dp.status().await.ok()?["control_plane"]["connected"] == true).then_some(())
     })
     .await;
-    let (status, body) = a.call(reqwest::Method::DELETE, "/cache", None).await.unwrap();
+    let (status, body) = a
+        .call(reqwest::Method::DELETE, "/cache", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     eventually(PATIENCE, "the purge reaches the node on B", || async {
         let m = dp.metrics().await;
@@ -231,35 +245,109 @@ async fn a_database_outage_refuses_writes_keeps_nodes_serving_and_recovers() {
     assert!(message.contains("database"), "{message}");
     assert!(!message.contains(PASSWORD), "{message}");
     // Reads of the last known state still work; the status says the database is gone.
-    let (status, services) = b.call(reqwest::Method::GET, "/services", None).await.unwrap();
+    let (status, services) = b
+        .call(reqwest::Method::GET, "/services", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert_eq!(services["data"].as_array().unwrap().len(), 1);
-    assert_eq!(a.get("/status").await.unwrap()["database"]["reachable"], false);
+    assert_eq!(
+        a.get("/status").await.unwrap()["database"]["reachable"],
+        false
+    );
     // The node keeps its stream and serves.
     for _ in 0..50 {
-        let r = client().get(format!("{}/", dp.proxy_url)).send().await.unwrap();
+        let r = client()
+            .get(format!("{}/", dp.proxy_url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(dp.status().await.unwrap()["control_plane"]["connected"], true);
+    assert_eq!(
+        dp.status().await.unwrap()["control_plane"]["connected"],
+        true
+    );
 
     pg.start_server();
-    let version = eventually(PATIENCE, "writes resume once the database is back", || async {
-        let (status, _) = b
-            .call(
-                reqwest::Method::POST,
-                "/consumers",
-                Some(json!({"username": "after-outage"})),
-            )
-            .await
-            .ok()?;
-        (status == 201).then_some(())
-    })
+    eventually(
+        PATIENCE,
+        "writes resume once the database is back",
+        || async {
+            let (status, _) = b
+                .call(
+                    reqwest::Method::POST,
+                    "/consumers",
+                    Some(json!({"username": "after-outage"})),
+                )
+                .await
+                .ok()?;
+            (status == 201).then_some(())
+        },
+    )
     .await;
-    let _ = version;
     let v = b.version().await;
     dp.wait_version(v).await;
     eventually(PATIENCE, "A catches up with B's write", || async {
         (a.version().await == v).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_configuration_moves_into_postgres_with_ids_timestamps_and_nodes() {
+    let up = EchoUpstream::start().await;
+    let mut old = ControlPlane::start().await;
+    let svc = old
+        .post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    old.post("/services/echo/routes", json!({"paths": ["/"]}))
+        .await;
+    old.post("/consumers", json!({"username": "alice"})).await;
+    let mut dp_old = DataPlane::start(&old).await;
+    let node_id = dp_old.node_id.clone().unwrap();
+    let version = old.version().await;
+    dp_old.wait_version(version).await;
+    // Stopped, not dropped: the node's data dir (identity, last-known-good) lives as long as `dp_old`.
+    dp_old.stop().await;
+    let data_dir = dp_old.data_dir.clone();
+    old.stop().await;
+
+    let pg = Postgres::start();
+    let url = pg.database("moved");
+    let args = control_plane::migrate::MigrateArgs {
+        from_data_dir: old.data_dir.clone(),
+        database_url: url.parse().unwrap(),
+        database_tls: control_plane::DatabaseTls::Disable,
+        database_tls_ca_file: None,
+    };
+    let moved = control_plane::migrate::run(&args).await.unwrap();
+    assert_eq!(moved.version, version);
+    assert_eq!((moved.entities, moved.nodes), (3, 1));
+    // A second run refuses: the database is no longer empty.
+    let again = control_plane::migrate::run(&args).await.unwrap_err();
+    assert!(again.to_string().contains("already holds"), "{again}");
+
+    let pki = old.data_dir.join("pki");
+    let cp = ControlPlane::start_with(CpOptions {
+        database_url: Some(url),
+        cluster_ca: Some((pki.join("cluster-ca.pem"), pki.join("cluster-ca.key"))),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(cp.version().await, version);
+    let id = svc["id"].as_str().unwrap();
+    assert_eq!(cp.get(&format!("/services/{id}")).await.unwrap(), svc);
+    // The node comes back with its identity and is in sync at once.
+    let dp = DataPlane::start_with(DpOptions {
+        data_dir: Some(data_dir),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(dp.node_id.as_deref(), Some(node_id.as_str()));
+    eventually(PATIENCE, "the moved node is in sync", || async {
+        (node_view(&cp, &node_id).await["sync_status"] == "in_sync").then_some(())
     })
     .await;
 }

@@ -238,7 +238,10 @@ impl Nodes {
 
     fn mark(&self, id: &str) {
         if self.store.shared() {
-            self.dirty.lock().expect("dirty lock").insert(id.to_string());
+            self.dirty
+                .lock()
+                .expect("dirty lock")
+                .insert(id.to_string());
         }
     }
 

@@ -31,7 +31,10 @@ impl ClusterService {
     }
 
     /// The node id proven by the peer's certificate, if it may connect.
-    async fn authenticated_node(&self, peer: Option<PeerInfo>) -> Result<(String, PeerInfo), Status> {
+    async fn authenticated_node(
+        &self,
+        peer: Option<PeerInfo>,
+    ) -> Result<(String, PeerInfo), Status> {
         let peer = peer.ok_or_else(|| Status::internal("connection has no peer information"))?;
         let Some(node_id) = peer.node_id.clone() else {
             return Err(Status::unauthenticated(
@@ -219,10 +222,14 @@ impl proto::cluster_server::Cluster for ClusterService {
             live.nack = None;
         });
         if hello.cert_not_after > 0 {
-            let _ = self
+            if let Err(e) = self
                 .cluster
                 .nodes
-                .set_cert_not_after(&node_id, hello.cert_not_after);
+                .set_cert_not_after(&node_id, hello.cert_not_after)
+                .await
+            {
+                warn!(node_id = %node_id, error = %e, "cannot store the node's certificate expiry");
+            }
         }
         info!(node_id = %node_id, hostname = %hello.hostname, ip = %peer.addr.ip(), version = hello.config_version, "node connected");
         let (tx, rx) = mpsc::channel(16);

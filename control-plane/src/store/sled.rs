@@ -143,11 +143,11 @@ impl Store for SledStore {
                     }));
                 }
                 for (k, v) in &encoded {
-                match v {
-                    Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
-                    None => tx.remove(k.as_slice())?,
-                };
-            }
+                    match v {
+                        Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
+                        None => tx.remove(k.as_slice())?,
+                    };
+                }
                 tx.insert(VERSION_KEY, &version.to_be_bytes())?;
                 tx.insert(log_key.as_slice(), record.as_slice())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -168,10 +168,11 @@ impl Store for SledStore {
     async fn load_log(&self, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
         let start = log_key(after.saturating_add(1));
-        for item in self.config.range(start..).take_while(|i| {
-            i.as_ref()
-                .map_or(true, |(k, _)| k.starts_with(LOG_PREFIX))
-        }) {
+        for item in self
+            .config
+            .range(start..)
+            .take_while(|i| i.as_ref().map_or(true, |(k, _)| k.starts_with(LOG_PREFIX)))
+        {
             let (k, v) = item?;
             let version = k[LOG_PREFIX.len()..]
                 .try_into()
@@ -214,11 +215,7 @@ impl Store for SledStore {
         self.flush()
     }
 
-    async fn take_record(
-        &self,
-        records: Records,
-        id: &str,
-    ) -> Result<Option<Value>, StoreError> {
+    async fn take_record(&self, records: Records, id: &str) -> Result<Option<Value>, StoreError> {
         let tree = self.db.open_tree(records.name())?;
         let old = tree.remove(id.as_bytes())?;
         self.flush()?;
@@ -326,9 +323,15 @@ mod tests {
             store.load_log(0).await.unwrap(),
             vec![(7, b"seven".to_vec()), (8, b"eight".to_vec())]
         );
-        assert_eq!(store.load_log(7).await.unwrap(), vec![(8, b"eight".to_vec())]);
+        assert_eq!(
+            store.load_log(7).await.unwrap(),
+            vec![(8, b"eight".to_vec())]
+        );
         store.prune_log(8).await.unwrap();
-        assert_eq!(store.load_log(0).await.unwrap(), vec![(8, b"eight".to_vec())]);
+        assert_eq!(
+            store.load_log(0).await.unwrap(),
+            vec![(8, b"eight".to_vec())]
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

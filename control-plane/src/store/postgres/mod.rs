@@ -88,7 +88,10 @@ fn pg_error(e: tokio_postgres::Error) -> StoreError {
                 || *code == SqlState::CANNOT_CONNECT_NOW
                 || *code == SqlState::QUERY_CANCELED =>
         {
-            StoreError::Unavailable(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))
+            StoreError::Unavailable(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            )
         }
         Some(_) => StoreError::Io(
             e.as_db_error()
@@ -122,7 +125,10 @@ fn connector(settings: &PgSettings) -> Result<Connector, StoreError> {
     match &settings.tls_ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| {
-                StoreError::Io(format!("cannot read --database-tls-ca-file {}: {e}", path.display()))
+                StoreError::Io(format!(
+                    "cannot read --database-tls-ca-file {}: {e}",
+                    path.display()
+                ))
             })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| {
@@ -142,9 +148,9 @@ fn connector(settings: &PgSettings) -> Result<Connector, StoreError> {
     .map_err(|e| StoreError::Io(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(Connector::Tls(tokio_postgres_rustls::MakeRustlsConnect::new(
-        config,
-    )))
+    Ok(Connector::Tls(
+        tokio_postgres_rustls::MakeRustlsConnect::new(config),
+    ))
 }
 
 fn pg_config(settings: &PgSettings) -> Result<tokio_postgres::Config, StoreError> {
@@ -179,7 +185,9 @@ impl PgStore {
             Connector::Clear => {
                 Manager::from_config(config.clone(), tokio_postgres::NoTls, manager_config)
             }
-            Connector::Tls(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+            Connector::Tls(tls) => {
+                Manager::from_config(config.clone(), tls.clone(), manager_config)
+            }
         };
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
@@ -403,7 +411,8 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_error)?;
-        row.map(|r| decode_record(records, id, r.get(0))).transpose()
+        row.map(|r| decode_record(records, id, r.get(0)))
+            .transpose()
     }
 
     async fn put_record(
@@ -424,11 +433,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn take_record(
-        &self,
-        records: Records,
-        id: &str,
-    ) -> Result<Option<Value>, StoreError> {
+    async fn take_record(&self, records: Records, id: &str) -> Result<Option<Value>, StoreError> {
         let row = self
             .client()
             .await?
@@ -438,7 +443,8 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg_error)?;
-        row.map(|r| decode_record(records, id, r.get(0))).transpose()
+        row.map(|r| decode_record(records, id, r.get(0)))
+            .transpose()
     }
 
     async fn update_record(

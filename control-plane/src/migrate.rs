@@ -1,0 +1,116 @@
+//! `control-plane migrate`: moves a configuration from the embedded store into an empty PostgreSQL
+//! database, with its ids, timestamps and config version kept, and the paired nodes and pairing tokens with
+//! it. Given the old control plane's CA as files (`<data-dir>/pki/cluster-ca.pem` and `.key`), the control
+//! planes on PostgreSQL are the same cluster to the nodes, which stay in sync without re-pairing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use shared::{Change, Entity, StateDigest};
+
+use crate::changelog;
+use crate::store::{PgSettings, PgStore, Records, SledStore, Store};
+use crate::{DatabaseTls, DatabaseUrl};
+
+/// `control-plane migrate` arguments.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "control-plane migrate",
+    about = "Copy an embedded-store configuration into an empty PostgreSQL database"
+)]
+pub struct MigrateArgs {
+    /// The data dir of the control plane whose configuration moves (stopped).
+    #[arg(long)]
+    pub from_data_dir: PathBuf,
+    /// The PostgreSQL database to fill (its configuration must be empty).
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: DatabaseUrl,
+    /// TLS to PostgreSQL.
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_TLS",
+        value_enum,
+        default_value = "disable"
+    )]
+    pub database_tls: DatabaseTls,
+    /// CA certificates (PEM) for `--database-tls verify-full`.
+    #[arg(long, env = "PORTCULLIS_DATABASE_TLS_CA_FILE")]
+    pub database_tls_ca_file: Option<PathBuf>,
+}
+
+/// What was moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub version: u64,
+    pub entities: usize,
+    pub nodes: usize,
+    pub pairing_tokens: usize,
+}
+
+/// Copies the configuration, node records and pairing tokens.
+pub async fn run(args: &MigrateArgs) -> Result<Moved> {
+    let store_dir = args.from_data_dir.join("store");
+    if !store_dir.is_dir() {
+        bail!(
+            "{} holds no embedded store (expected {})",
+            args.from_data_dir.display(),
+            store_dir.display()
+        );
+    }
+    let from = SledStore::open(&store_dir)
+        .with_context(|| format!("cannot open the store in {}", store_dir.display()))?;
+    let (state, version) = from.load().await?;
+    let nodes = from.list_records(Records::Nodes).await?;
+    let tokens = from.list_records(Records::PairingTokens).await?;
+
+    let to = PgStore::connect(PgSettings {
+        url: args.database_url.0.clone(),
+        pool_size: 2,
+        tls: args.database_tls == DatabaseTls::VerifyFull,
+        tls_ca_file: args.database_tls_ca_file.clone(),
+        statement_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_secs(3600),
+    })
+    .await
+    .context("cannot open the PostgreSQL store")?;
+    let _lock = to.lock_writes().await?;
+    let (existing, existing_version) = to.load().await?;
+    if existing_version != 0 || !existing.is_empty() {
+        bail!(
+            "the database already holds configuration version {existing_version}; migrate into an \
+             empty database"
+        );
+    }
+    let changes: Vec<Change> = state
+        .services
+        .values()
+        .map(|e| Entity::Service(e.clone()))
+        .chain(state.routes.values().map(|e| Entity::Route(e.clone())))
+        .chain(
+            state
+                .consumers
+                .values()
+                .map(|e| Entity::Consumer(e.clone())),
+        )
+        .chain(state.plugins.values().map(|e| Entity::Plugin(e.clone())))
+        .map(Change::Put)
+        .collect();
+    let hash = StateDigest::of(&state).hex();
+    // The same version and content: nodes at it stay in sync.
+    let record = changelog::encode_record(&hash, &changes);
+    to.commit(0, &changes, version.max(1), &record).await?;
+    for (id, value) in &nodes {
+        to.put_record(Records::Nodes, id, value).await?;
+    }
+    for (id, value) in &tokens {
+        to.put_record(Records::PairingTokens, id, value).await?;
+    }
+    Ok(Moved {
+        version: version.max(1),
+        entities: changes.len(),
+        nodes: nodes.len(),
+        pairing_tokens: tokens.len(),
+    })
+}
