@@ -1,6 +1,7 @@
 //! Portcullis benchmarks. `portcullis-bench run` measures everything in one run and writes BENCHMARKS.md;
 //! the other subcommands are the roles it starts as separate, CPU-pinned processes.
 
+mod ha;
 mod idp;
 mod loadgen;
 mod run;
@@ -48,6 +49,8 @@ enum Cmd {
     Run(run::Settings),
     /// Incremental sync against full snapshots, in-process, same run; prints a table.
     Sync(sync::Settings),
+    /// Writes/s and write → all-ACKed on sled and on two control planes sharing PostgreSQL; a table.
+    Ha(ha::Settings),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +93,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(sync::run(settings))
+        }
+        Cmd::Ha(settings) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(ha::run(settings))
         }
     }
 }

@@ -36,11 +36,11 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn get(url: &str) -> Result<Value> {
+pub(crate) async fn get(url: &str) -> Result<Value> {
     Ok(http().get(url).send().await?.json().await?)
 }
 
-async fn post(url: &str, body: Value) -> Result<Value> {
+pub(crate) async fn post(url: &str, body: Value) -> Result<Value> {
     let r = http().post(url).json(&body).send().await?;
     let status = r.status();
     let v: Value = r.json().await?;
@@ -50,25 +50,33 @@ async fn post(url: &str, body: Value) -> Result<Value> {
     Ok(v)
 }
 
-struct Cp {
-    admin: String,
-    cluster: String,
+pub(crate) struct Cp {
+    pub(crate) admin: String,
+    pub(crate) cluster: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start_cp(dir: &Path) -> Result<Cp> {
+    start_cp_with(dir, |c| c).await
+}
+
+/// A control plane in this process with its data in `dir/cp`, its settings adjusted by `adjust`.
+pub(crate) async fn start_cp_with(
+    dir: &Path,
+    adjust: impl FnOnce(control_plane::Config) -> control_plane::Config,
+) -> Result<Cp> {
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let cluster = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let (admin_url, cluster_addr) = (
         format!("http://{}", admin.local_addr()?),
         cluster.local_addr()?.to_string(),
     );
-    let config = control_plane::Config {
+    let config = adjust(control_plane::Config {
         data_dir: dir.join("cp"),
         admin_listen: admin.local_addr()?,
         cluster_listen: cluster.local_addr()?,
         ..control_plane::Config::defaults()
-    };
+    });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(control_plane::run(
         config,
@@ -90,7 +98,7 @@ async fn start_cp(dir: &Path) -> Result<Cp> {
     bail!("the control plane did not answer")
 }
 
-async fn start_nodes(
+pub(crate) async fn start_nodes(
     cp: &Cp,
     dir: &Path,
     prefix: &str,
@@ -138,13 +146,13 @@ async fn start_nodes(
 }
 
 /// A node running in this process; it stops when dropped.
-struct Node {
+pub(crate) struct Node {
     proxy: std::net::SocketAddr,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The nodes named `prefix…` once all of them run `version`.
-async fn wait_all(
+pub(crate) async fn wait_all(
     cp: &Cp,
     prefix: &str,
     n: usize,
@@ -180,14 +188,14 @@ async fn wait_all(
     }
 }
 
-fn unix_ms() -> f64 {
+pub(crate) fn unix_ms() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(0.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

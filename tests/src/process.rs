@@ -138,23 +138,26 @@ pub struct Cp {
 
 /// Starts a control plane with its data in `dir/cp`, short heartbeats, logging to `dir/log`.
 pub async fn start_cp(dir: &Path, cluster_listen: &str, log: &str) -> Cp {
+    start_cp_with(dir, cluster_listen, log, &[]).await
+}
+
+/// [`start_cp`] with more flags.
+pub async fn start_cp_with(dir: &Path, cluster_listen: &str, log: &str, extra: &[&str]) -> Cp {
     let data = dir.join("cp");
-    let proc = Proc::spawn(
-        "control-plane",
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--cluster-listen",
-            cluster_listen,
-            "--heartbeat-interval-ms",
-            "200",
-            "--heartbeat-timeout-ms",
-            "1500",
-        ],
-        &dir.join(log),
-    );
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--cluster-listen",
+        cluster_listen,
+        "--heartbeat-interval-ms",
+        "200",
+        "--heartbeat-timeout-ms",
+        "1500",
+    ];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn("control-plane", &args, &dir.join(log));
     let started = proc.wait_log("control plane started").await;
     Cp {
         admin: format!("http://{}", started["admin"].as_str().unwrap()),

@@ -287,11 +287,15 @@ async fn a_database_outage_refuses_writes_keeps_nodes_serving_and_recovers() {
     )
     .await;
     let v = b.version().await;
-    dp.wait_version(v).await;
     eventually(PATIENCE, "A catches up with B's write", || async {
         (a.version().await == v).then_some(())
     })
     .await;
+    // A writes again too, and its node follows.
+    a.post("/consumers", json!({"username": "after-outage-on-a"}))
+        .await;
+    assert_eq!(a.version().await, v + 1);
+    dp.wait_version(v + 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
