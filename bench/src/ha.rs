@@ -63,7 +63,7 @@ async fn measure(
         let started = unix_ms();
         post(
             &format!("{}/services/up/routes", writer.admin),
-            json!({"paths": [format!("/{name}/w{w}")]}),
+            json!({"paths": [format!("/{}/w{w}", slug(name))]}),
         )
         .await?;
         let v = version(writer).await?;
@@ -78,7 +78,7 @@ async fn measure(
     while t0.elapsed() < Duration::from_secs(s.throughput_seconds) {
         post(
             &format!("{}/consumers", writer.admin),
-            json!({"username": format!("{name}-tp-{writes}")}),
+            json!({"username": format!("{}-tp-{writes}", slug(name))}),
         )
         .await?;
         writes += 1;
@@ -88,6 +88,12 @@ async fn measure(
         writes_per_s: writes as f64 / t0.elapsed().as_secs_f64(),
         acked_ms,
     })
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 async fn load(cp: &Cp, s: &Settings, upstream: &str) -> Result<()> {
