@@ -130,6 +130,13 @@ pub struct Config {
     /// without it the configuration lives in the embedded store in the data dir.
     #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
+    /// A file holding the database URL (a container secret), instead of `--database-url`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
     /// Most PostgreSQL connections in the pool.
     #[arg(long, env = "PORTCULLIS_DATABASE_POOL_SIZE", default_value_t = 8)]
     pub database_pool_size: usize,
@@ -285,7 +292,19 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
 
 /// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir.
 async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
-    let Some(url) = &config.database_url else {
+    let from_file = match &config.database_url_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --database-url-file {}", path.display()))?;
+            let url = text
+                .trim()
+                .parse::<DatabaseUrl>()
+                .map_err(|e| anyhow::anyhow!("--database-url-file {}: {e}", path.display()))?;
+            Some(url)
+        }
+        None => None,
+    };
+    let Some(url) = config.database_url.as_ref().or(from_file.as_ref()) else {
         let dir = config.data_dir.join("store");
         let store = store::SledStore::open(&dir)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
 /// Runs a command with a timeout; its stdout, or an error with its stderr.
 pub fn run(
@@ -64,6 +65,8 @@ pub struct Compose {
     pub project: String,
     dir: PathBuf,
     env: Vec<(String, String)>,
+    /// Override files applied over `docker-compose.yml`.
+    overrides: Vec<String>,
 }
 
 impl Compose {
@@ -83,13 +86,33 @@ impl Compose {
             project,
             dir: repo.to_path_buf(),
             env,
+            overrides: Vec::new(),
         }
+    }
+
+    /// The project with `file` (relative to the repository) applied over `docker-compose.yml`, more
+    /// variables, and a name of its own.
+    pub fn with_override(repo: &Path, file: &str, env: &[(&str, &str)]) -> Compose {
+        let mut c = Compose::new(repo);
+        c.project
+            .push_str(&file.replace(|ch: char| !ch.is_ascii_alphanumeric(), ""));
+        c.overrides.push(file.to_string());
+        c.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c
     }
 
     /// `docker-compose <args>` in this project.
     pub fn compose(&self, args: &[&str], timeout: Duration) -> Result<String> {
-        let file = self.dir.join("docker-compose.yml");
-        let mut all = vec!["-f", file.to_str().unwrap(), "-p", &self.project];
+        let files: Vec<String> = std::iter::once("docker-compose.yml")
+            .chain(self.overrides.iter().map(String::as_str))
+            .map(|f| self.dir.join(f).to_str().unwrap().to_string())
+            .collect();
+        let mut all: Vec<&str> = Vec::new();
+        for f in &files {
+            all.extend(["-f", f.as_str()]);
+        }
+        all.extend(["-p", self.project.as_str()]);
         all.extend_from_slice(args);
         run("docker-compose", &all, &self.env, timeout)
     }
@@ -149,4 +172,102 @@ impl Drop for Compose {
             Duration::from_secs(120),
         );
     }
+}
+
+/// How long a container test waits for anything.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running compose cluster and how to reach its control plane.
+pub struct Cluster {
+    pub compose: Compose,
+    /// The control plane's container (its address changes when it restarts).
+    pub cp: String,
+    pub admin_token: String,
+}
+
+impl Cluster {
+    /// Calls the Admin API of the control plane `cp` names.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let Ok(ip) = self.compose.ip(&self.cp, "cluster") else {
+            return (0, Value::Null);
+        };
+        let mut r = crate::client()
+            .request(method, format!("http://{ip}:8001{path}"))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        match r.send().await {
+            Ok(resp) => {
+                let s = resp.status().as_u16();
+                (s, resp.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// The node view.
+    pub async fn nodes(&self) -> Vec<Value> {
+        let (_, v) = self
+            .admin(reqwest::Method::GET, "/clustering/data-planes", None)
+            .await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `n` nodes are connected and run the latest config.
+    pub async fn wait_all_in_sync(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let nodes = self.nodes().await;
+            let ok = nodes.len() == n
+                && nodes
+                    .iter()
+                    .all(|x| x["status"] == "connected" && x["sync_status"] == "in_sync");
+            if ok {
+                return nodes;
+            }
+            let summary: Vec<String> = nodes
+                .iter()
+                .map(|x| format!("{} {} {}", x["hostname"], x["status"], x["sync_status"]))
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "{n} nodes connected and in sync not seen within {PATIENCE:?}; last: {summary:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The proxy URL of a data-plane container.
+    pub fn proxy(&self, container: &str) -> String {
+        format!(
+            "http://{}:8000",
+            self.compose.ip(container, "edge").unwrap()
+        )
+    }
+}
+
+/// A container's host name.
+pub fn hostname(container: &str) -> String {
+    run(
+        "docker",
+        &["inspect", "--format", "{{.Config.Hostname}}", container],
+        &[],
+        Duration::from_secs(20),
+    )
+    .unwrap()
+}
+
+/// The status of a GET (0 when it fails), optionally with a bearer token.
+pub async fn status_of(url: &str, bearer: Option<&str>) -> u16 {
+    let mut r = crate::client().get(url).timeout(Duration::from_secs(10));
+    if let Some(t) = bearer {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }

@@ -8,102 +8,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tests::docker::{engine_missing, run, Compose};
+use tests::docker::{engine_missing, hostname, run, status_of, Cluster, Compose, PATIENCE};
 use tests::{client, eventually};
-
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Cluster {
-    compose: Compose,
-    /// The control plane's container (its address changes when it restarts).
-    cp: String,
-    admin_token: String,
-}
-
-impl Cluster {
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let Ok(ip) = self.compose.ip(&self.cp, "cluster") else {
-            return (0, Value::Null);
-        };
-        let mut r = client()
-            .request(method, format!("http://{ip}:8001{path}"))
-            .bearer_auth(&self.admin_token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        match r.send().await {
-            Ok(resp) => {
-                let s = resp.status().as_u16();
-                (s, resp.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    async fn nodes(&self) -> Vec<Value> {
-        let (_, v) = self
-            .admin(reqwest::Method::GET, "/clustering/data-planes", None)
-            .await;
-        v["data"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Waits until `n` nodes are connected and run the latest config.
-    async fn wait_all_in_sync(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let nodes = self.nodes().await;
-            let ok = nodes.len() == n
-                && nodes
-                    .iter()
-                    .all(|x| x["status"] == "connected" && x["sync_status"] == "in_sync");
-            if ok {
-                return nodes;
-            }
-            let summary: Vec<String> = nodes
-                .iter()
-                .map(|x| format!("{} {} {}", x["hostname"], x["status"], x["sync_status"]))
-                .collect();
-            assert!(
-                Instant::now() < deadline,
-                "{n} nodes connected and in sync not seen within {PATIENCE:?}; last: {summary:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    fn proxy(&self, container: &str) -> String {
-        format!(
-            "http://{}:8000",
-            self.compose.ip(container, "edge").unwrap()
-        )
-    }
-}
-
-fn hostname(container: &str) -> String {
-    run(
-        "docker",
-        &["inspect", "--format", "{{.Config.Hostname}}", container],
-        &[],
-        Duration::from_secs(20),
-    )
-    .unwrap()
-}
-
-async fn status_of(url: &str, bearer: Option<&str>) -> u16 {
-    let mut r = client().get(url).timeout(Duration::from_secs(10));
-    if let Some(t) = bearer {
-        r = r.bearer_auth(t);
-    }
-    r.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,6 +221,142 @@ async fn the_compose_cluster_scales_and_survives_its_faults() {
 
     eprintln!(
         "containers: the container test took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_cluster_on_postgres_fails_over_between_control_planes() {
+    if let Some(why) = engine_missing() {
+        eprintln!("SKIPPED: containers with PostgreSQL: {why}; the HA container test did not run");
+        return;
+    }
+    let started = Instant::now();
+    for (script, args) in [
+        ("docker-build.sh", &["debug"][..]),
+        ("docker-postgres.sh", &[][..]),
+    ] {
+        let out = run(
+            repo().join("scripts").join(script).to_str().unwrap(),
+            args,
+            &[],
+            Duration::from_secs(900),
+        )
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+        eprintln!("containers: {}", out.lines().last().unwrap_or_default());
+    }
+    let compose = Compose::with_override(
+        &repo(),
+        "docker-compose.ha.yml",
+        &[
+            ("POSTGRES_IMAGE", "portcullis/postgres:local"),
+            ("PORTCULLIS_ADMIN_B_PORTS", "8001"),
+        ],
+    );
+    compose
+        .compose(
+            &["up", "-d", "--scale", "data-plane=2"],
+            Duration::from_secs(300),
+        )
+        .expect("compose up");
+    let a = compose.containers("control-plane").unwrap().remove(0);
+    let b = compose.containers("control-plane-b").unwrap().remove(0);
+    let admin_token = std::fs::read_to_string(repo().join("docker/secrets/admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut c = Cluster {
+        compose,
+        cp: a.clone(),
+        admin_token,
+    };
+
+    // Both control planes on the database, with one CA kept there; each lists both nodes.
+    c.wait_all_in_sync(2).await;
+    let (_, root_a) = c.admin(reqwest::Method::GET, "/", None).await;
+    assert_eq!(root_a["configuration"]["database"], "postgres", "{root_a}");
+    assert_eq!(root_a["configuration"]["cluster_ca"], "database");
+    c.cp = b.clone();
+    let (_, root_b) = c.admin(reqwest::Method::GET, "/", None).await;
+    assert_eq!(
+        root_a["configuration"]["ca_fingerprint"],
+        root_b["configuration"]["ca_fingerprint"]
+    );
+    let b_name = root_b["configuration"]["control_plane_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_all_in_sync(2).await;
+
+    // A write on B reaches every node.
+    let proxies: Vec<String> = c
+        .compose
+        .containers("data-plane")
+        .unwrap()
+        .iter()
+        .map(|d| c.proxy(d))
+        .collect();
+    let route = |name: &str| json!({"name": name, "paths": [format!("/{name}")]});
+    let (s, body) = c
+        .admin(
+            reqwest::Method::POST,
+            "/services/echo/routes",
+            Some(route("via-b")),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    for p in &proxies {
+        eventually(PATIENCE, "B's write served by every node", || async {
+            (status_of(&format!("{p}/via-b"), None).await == 200).then_some(())
+        })
+        .await;
+    }
+
+    // Control plane A killed: traffic never fails, and every node ends up on B, in sync.
+    c.compose
+        .compose(&["kill", "control-plane"], Duration::from_secs(60))
+        .unwrap();
+    let mut failures = 0;
+    for i in 0..300 {
+        if status_of(&format!("{}/via-b", proxies[i % proxies.len()]), None).await != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures, 0,
+        "requests failed while control plane A was down"
+    );
+    eventually(PATIENCE, "every node connected to B", || async {
+        let nodes = c.nodes().await;
+        (nodes.len() == 2
+            && nodes.iter().all(|n| {
+                n["status"] == "connected"
+                    && n["control_plane"] == b_name.as_str()
+                    && n["sync_status"] == "in_sync"
+            }))
+        .then_some(())
+    })
+    .await;
+    let (s, _) = c
+        .admin(
+            reqwest::Method::POST,
+            "/services/echo/routes",
+            Some(route("after-failover")),
+        )
+        .await;
+    assert_eq!(s, 201);
+    for p in &proxies {
+        eventually(
+            PATIENCE,
+            "the write after failover served by every node",
+            || async {
+                (status_of(&format!("{p}/after-failover"), None).await == 200).then_some(())
+            },
+        )
+        .await;
+    }
+    eprintln!(
+        "containers: the PostgreSQL container test took {:.0} s",
         started.elapsed().as_secs_f64()
     );
 }
