@@ -116,6 +116,8 @@ pub struct CpOptions {
     pub database_url: Option<String>,
     /// `--cluster-ca-encryption-key-file`.
     pub ca_encryption_key_file: Option<PathBuf>,
+    /// `--database-tls verify-full` with this CA file.
+    pub database_tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for CpOptions {
@@ -130,6 +132,7 @@ impl Default for CpOptions {
             cluster_ca: None,
             database_url: None,
             ca_encryption_key_file: None,
+            database_tls_ca_file: None,
         }
     }
 }
@@ -182,6 +185,12 @@ impl ControlPlane {
                 .map(|u| u.parse().expect("a postgres:// URL")),
             cluster_ca_encryption_key_file: opts.ca_encryption_key_file.clone(),
             database_poll_interval_ms: 1000,
+            database_tls: if opts.database_tls_ca_file.is_some() {
+                control_plane::DatabaseTls::VerifyFull
+            } else {
+                control_plane::DatabaseTls::Disable
+            },
+            database_tls_ca_file: opts.database_tls_ca_file.clone(),
             database_connect_timeout_ms: 1000,
             ..control_plane::Config::defaults()
         };

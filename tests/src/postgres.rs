@@ -167,6 +167,59 @@ impl Postgres {
         );
     }
 
+    /// Turns TLS on and refuses clear-text TCP connections from then on (restarting the server). The
+    /// server's certificate, for `127.0.0.1` and `localhost`, is issued by a fresh CA; returns the path of
+    /// that CA's certificate (PEM).
+    pub fn require_tls(&self) -> PathBuf {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test database CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let write = |name: &str, contents: &str, mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.data.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            if self.as_postgres {
+                let ok = Command::new("chown")
+                    .args(["postgres:postgres", path.to_str().unwrap()])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "chown {name}");
+            }
+        };
+        write("server.crt", &cert.pem(), 0o644);
+        write("server.key", &key.serialize_pem(), 0o600);
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\n");
+        std::fs::write(&conf, text).unwrap();
+        let hba = self.data.join("pg_hba.conf");
+        let rules: String = std::fs::read_to_string(&hba)
+            .unwrap()
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, rules).unwrap();
+        self.stop_server();
+        self.start_server();
+        let ca_path = self.socket_dir().join("database-ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        ca_path
+    }
+
     /// Creates a database and returns its URL.
     pub fn database(&self, name: &str) -> String {
         self.run(

@@ -355,3 +355,62 @@ async fn an_embedded_configuration_moves_into_postgres_with_ids_timestamps_and_n
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_can_be_reached_over_verified_tls_only() {
+    let pg = Postgres::start();
+    let url = pg.database("tls");
+    let ca = pg.require_tls();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("ca-key");
+    std::fs::write(&key_file, "1f".repeat(32)).unwrap();
+    let base = control_plane::Config {
+        data_dir: keys.path().join("cp"),
+        database_url: Some(url.parse().unwrap()),
+        cluster_ca_encryption_key_file: Some(key_file),
+        database_connect_timeout_ms: 2000,
+        ..control_plane::Config::defaults()
+    };
+    let start = |config: control_plane::Config| async move {
+        let listeners = control_plane::Listeners {
+            admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            cluster: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        control_plane::run(config, listeners, std::future::pending()).await
+    };
+    // In clear: the server refuses, and the control plane says why without the password.
+    let clear = tokio::time::timeout(PATIENCE, start(base.clone()))
+        .await
+        .expect("a refused database stops the start")
+        .unwrap_err();
+    let why = format!("{clear:#}");
+    assert!(why.contains("PostgreSQL"), "{why}");
+    assert!(!why.contains(PASSWORD), "{why}");
+    // TLS with the public roots: the server's private CA is not trusted.
+    let untrusted = tokio::time::timeout(
+        PATIENCE,
+        start(control_plane::Config {
+            database_tls: control_plane::DatabaseTls::VerifyFull,
+            ..base.clone()
+        }),
+    )
+    .await
+    .expect("an untrusted database stops the start")
+    .unwrap_err();
+    assert!(
+        format!("{untrusted:#}")
+            .to_lowercase()
+            .contains("certificate"),
+        "{untrusted:#}"
+    );
+    // TLS verified against the database's CA: the control plane runs and takes writes.
+    let cp = ControlPlane::start_with(CpOptions {
+        database_url: Some(url),
+        ca_encryption_key_file: Some(keys.path().join("ca-key")),
+        database_tls_ca_file: Some(ca),
+        ..Default::default()
+    })
+    .await;
+    cp.post("/consumers", json!({"username": "over-tls"})).await;
+    assert_eq!(cp.version().await, 1);
+}
