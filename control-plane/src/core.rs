@@ -207,35 +207,33 @@ impl Core {
             expected += 1;
         }
         let version = expected - 1;
-        let hash = digest.hex();
         {
             let mut log = self.log.lock().expect("log lock");
             for entry in entries {
                 log.push(entry);
             }
         }
+        self.make_current(version, state, digest);
+        Ok(version)
+    }
+
+    fn make_current(&self, version: u64, state: ConfigState, digest: StateDigest) {
+        let hash = digest.hex();
         self.current.send_replace(Arc::new(Versioned {
             version,
             state: Arc::new(state),
             digest,
             hash,
         }));
-        Ok(version)
     }
 
     /// Reads the whole stored state and makes it current, starting the change log afresh.
     async fn reload(&self) -> Result<u64, StoreError> {
         let (state, version) = self.store.load().await?;
-        let digest = StateDigest::of(&state);
-        let hash = digest.hex();
         info!(version, "configuration reloaded from the store");
         *self.log.lock().expect("log lock") = ChangeLog::new(self.limits);
-        self.current.send_replace(Arc::new(Versioned {
-            version,
-            state: Arc::new(state),
-            digest,
-            hash,
-        }));
+        let digest = StateDigest::of(&state);
+        self.make_current(version, state, digest);
         Ok(version)
     }
 

@@ -87,6 +87,11 @@ pub async fn get_json(url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: body is not JSON: {e}"))
 }
 
+/// GET as JSON, `None` when there is no answer or it is not JSON (for polling).
+pub async fn try_json(url: &str) -> Option<Value> {
+    client().get(url).send().await.ok()?.json().await.ok()
+}
+
 /// A control plane running in-process.
 pub struct ControlPlane {
     pub admin_url: String,
@@ -387,14 +392,7 @@ impl DataPlane {
             let id = eventually(PATIENCE, "data plane paired", || {
                 let url = status_url.clone();
                 async move {
-                    let v: Value = client()
-                        .get(format!("{url}/status"))
-                        .send()
-                        .await
-                        .ok()?
-                        .json()
-                        .await
-                        .ok()?;
+                    let v = try_json(&format!("{url}/status")).await?;
                     v["node_id"].as_str().map(str::to_string)
                 }
             })

@@ -6,20 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tests::postgres::Postgres;
 use tests::process::{dp_version, post, start_cp_with, Cp, DpLaunch};
-use tests::{client, eventually, get_json, EchoUpstream, PATIENCE};
+use tests::{client, eventually, get_json, try_json, EchoUpstream, PATIENCE};
 
 async fn stream_address(status: &str) -> Option<String> {
-    let st: Value = client()
-        .get(format!("{status}/status"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let st = try_json(&format!("{status}/status")).await?;
     (st["control_plane"]["connected"] == true)
         .then(|| st["control_plane"]["address"].as_str().map(String::from))
         .flatten()
