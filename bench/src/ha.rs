@@ -140,7 +140,10 @@ pub async fn run(s: Settings) -> Result<()> {
     let key = dir.path().join("ca-key");
     std::fs::write(&key, "7e".repeat(32))?;
     let on_pg = |c: control_plane::Config| control_plane::Config {
-        database_url: Some(url.parse().expect("a postgres URL")),
+        database: control_plane::DatabaseArgs {
+            database_url: Some(url.parse().expect("a postgres URL")),
+            ..c.database.clone()
+        },
         cluster_ca_encryption_key_file: Some(key.clone()),
         ..c
     };

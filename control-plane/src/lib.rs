@@ -8,6 +8,7 @@ pub mod ca_seal;
 pub mod changelog;
 pub mod cluster;
 pub mod core;
+pub mod database;
 pub mod migrate;
 pub mod pki;
 pub mod sharing;
@@ -26,6 +27,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::info;
 
 use cluster::{Cluster, ClusterSettings};
+pub use database::{DatabaseArgs, DatabaseTls, DatabaseUrl};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -126,52 +128,9 @@ pub struct Config {
     /// Bytes of encoded changes kept for incremental sync (the newest version is always kept).
     #[arg(long, env = "PORTCULLIS_SYNC_LOG_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub sync_log_bytes: usize,
-    /// PostgreSQL shared by several control planes (`postgres://user:password@host:port/database`);
-    /// without it the configuration lives in the embedded store in the data dir.
-    #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
-    /// A file holding the database URL (a container secret), instead of `--database-url`.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_URL_FILE",
-        conflicts_with = "database_url"
-    )]
-    pub database_url_file: Option<PathBuf>,
-    /// Most PostgreSQL connections in the pool.
-    #[arg(long, env = "PORTCULLIS_DATABASE_POOL_SIZE", default_value_t = 8)]
-    pub database_pool_size: usize,
-    /// TLS to PostgreSQL: `disable`, or `verify-full` (certificate and host name checked).
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_TLS",
-        value_enum,
-        default_value = "disable"
-    )]
-    pub database_tls: DatabaseTls,
-    /// CA certificates (PEM) for `--database-tls verify-full`; the public web roots without it.
-    #[arg(long, env = "PORTCULLIS_DATABASE_TLS_CA_FILE")]
-    pub database_tls_ca_file: Option<PathBuf>,
-    /// Longest a database statement may run, in milliseconds.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS",
-        default_value_t = 5000
-    )]
-    pub database_statement_timeout_ms: u64,
-    /// Longest a database connection attempt (or a wait for a pooled connection) may take, in ms.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS",
-        default_value_t = 3000
-    )]
-    pub database_connect_timeout_ms: u64,
-    /// How often to check the database for changes in case a notification was missed, in ms.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_POLL_INTERVAL_MS",
-        default_value_t = 5000
-    )]
-    pub database_poll_interval_ms: u64,
+    /// PostgreSQL, when several control planes share the configuration.
+    #[command(flatten)]
+    pub database: database::DatabaseArgs,
     /// With `--database-url` and no CA files: a file holding 64 hex digits, the key that seals the cluster
     /// CA kept in the database. Every control plane of the cluster is given the same file.
     #[arg(long, env = "PORTCULLIS_CLUSTER_CA_ENCRYPTION_KEY_FILE")]
@@ -180,36 +139,6 @@ pub struct Config {
     /// name, with the cluster port).
     #[arg(long, env = "PORTCULLIS_CONTROL_PLANE_NAME")]
     pub control_plane_name: Option<String>,
-}
-
-/// A database URL. It holds the password, so it is never printed.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub String);
-
-impl std::str::FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Ok(DatabaseUrl(s.to_string()))
-        } else {
-            Err("expected postgres://user:password@host:port/database".into())
-        }
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("postgres://[redacted]")
-    }
-}
-
-/// TLS to PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DatabaseTls {
-    /// Clear text (a private network or a local socket).
-    Disable,
-    /// TLS with the server's certificate and name verified.
-    VerifyFull,
 }
 
 impl Config {
@@ -292,32 +221,11 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
 
 /// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir.
 async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
-    let from_file = match &config.database_url_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --database-url-file {}", path.display()))?;
-            let url = text
-                .trim()
-                .parse::<DatabaseUrl>()
-                .map_err(|e| anyhow::anyhow!("--database-url-file {}: {e}", path.display()))?;
-            Some(url)
-        }
-        None => None,
-    };
-    let Some(url) = config.database_url.as_ref().or(from_file.as_ref()) else {
+    let Some(settings) = config.database.settings()? else {
         let dir = config.data_dir.join("store");
         let store = store::SledStore::open(&dir)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         return Ok(Arc::new(store));
-    };
-    let settings = store::PgSettings {
-        url: url.0.clone(),
-        pool_size: config.database_pool_size,
-        tls: config.database_tls == DatabaseTls::VerifyFull,
-        tls_ca_file: config.database_tls_ca_file.clone(),
-        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
-        connect_timeout: Duration::from_millis(config.database_connect_timeout_ms.max(100)),
-        poll_interval: Duration::from_millis(config.database_poll_interval_ms.max(50)),
     };
     let store = store::PgStore::connect(settings)
         .await

@@ -4,14 +4,13 @@
 //! planes on PostgreSQL are the same cluster to the nodes, which stay in sync without re-pairing.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use shared::{Change, Entity, StateDigest};
 
 use crate::changelog;
-use crate::store::{PgSettings, PgStore, Records, SledStore, Store};
-use crate::{DatabaseTls, DatabaseUrl};
+use crate::database::DatabaseArgs;
+use crate::store::{PgStore, Records, SledStore, Store};
 
 /// `control-plane migrate` arguments.
 #[derive(Debug, Clone, clap::Parser)]
@@ -24,19 +23,8 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub from_data_dir: PathBuf,
     /// The PostgreSQL database to fill (its configuration must be empty).
-    #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
-    pub database_url: DatabaseUrl,
-    /// TLS to PostgreSQL.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_TLS",
-        value_enum,
-        default_value = "disable"
-    )]
-    pub database_tls: DatabaseTls,
-    /// CA certificates (PEM) for `--database-tls verify-full`.
-    #[arg(long, env = "PORTCULLIS_DATABASE_TLS_CA_FILE")]
-    pub database_tls_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// What was moved.
@@ -64,17 +52,13 @@ pub async fn run(args: &MigrateArgs) -> Result<Moved> {
     let nodes = from.list_records(Records::Nodes).await?;
     let tokens = from.list_records(Records::PairingTokens).await?;
 
-    let to = PgStore::connect(PgSettings {
-        url: args.database_url.0.clone(),
-        pool_size: 2,
-        tls: args.database_tls == DatabaseTls::VerifyFull,
-        tls_ca_file: args.database_tls_ca_file.clone(),
-        statement_timeout: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_secs(3600),
-    })
-    .await
-    .context("cannot open the PostgreSQL store")?;
+    let settings = args
+        .database
+        .settings()?
+        .context("give the database to fill: --database-url or --database-url-file")?;
+    let to = PgStore::connect(settings)
+        .await
+        .context("cannot open the PostgreSQL store")?;
     let _lock = to.lock_writes().await?;
     let (existing, existing_version) = to.load().await?;
     if existing_version != 0 || !existing.is_empty() {

@@ -184,19 +184,22 @@ impl ControlPlane {
             sync_log_versions: opts.sync_log_versions,
             cluster_ca_cert_file: opts.cluster_ca.as_ref().map(|c| c.0.clone()),
             cluster_ca_key_file: opts.cluster_ca.as_ref().map(|c| c.1.clone()),
-            database_url: opts
-                .database_url
-                .as_ref()
-                .map(|u| u.parse().expect("a postgres:// URL")),
-            cluster_ca_encryption_key_file: opts.ca_encryption_key_file.clone(),
-            database_poll_interval_ms: 1000,
-            database_tls: if opts.database_tls_ca_file.is_some() {
-                control_plane::DatabaseTls::VerifyFull
-            } else {
-                control_plane::DatabaseTls::Disable
+            database: control_plane::DatabaseArgs {
+                database_url: opts
+                    .database_url
+                    .as_ref()
+                    .map(|u| u.parse().expect("a postgres:// URL")),
+                database_poll_interval_ms: 1000,
+                database_connect_timeout_ms: 1000,
+                database_tls: if opts.database_tls_ca_file.is_some() {
+                    control_plane::DatabaseTls::VerifyFull
+                } else {
+                    control_plane::DatabaseTls::Disable
+                },
+                database_tls_ca_file: opts.database_tls_ca_file.clone(),
+                ..control_plane::Config::defaults().database
             },
-            database_tls_ca_file: opts.database_tls_ca_file.clone(),
-            database_connect_timeout_ms: 1000,
+            cluster_ca_encryption_key_file: opts.ca_encryption_key_file.clone(),
             ..control_plane::Config::defaults()
         };
         let (stop, stopped) = oneshot::channel::<()>();

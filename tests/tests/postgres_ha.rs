@@ -321,9 +321,10 @@ async fn an_embedded_configuration_moves_into_postgres_with_ids_timestamps_and_n
     let url = pg.database("moved");
     let args = control_plane::migrate::MigrateArgs {
         from_data_dir: old.data_dir.clone(),
-        database_url: url.parse().unwrap(),
-        database_tls: control_plane::DatabaseTls::Disable,
-        database_tls_ca_file: None,
+        database: control_plane::DatabaseArgs {
+            database_url: Some(url.parse().unwrap()),
+            ..control_plane::Config::defaults().database
+        },
     };
     let moved = control_plane::migrate::run(&args).await.unwrap();
     assert_eq!(moved.version, version);
@@ -366,9 +367,12 @@ async fn the_database_can_be_reached_over_verified_tls_only() {
     std::fs::write(&key_file, "1f".repeat(32)).unwrap();
     let base = control_plane::Config {
         data_dir: keys.path().join("cp"),
-        database_url: Some(url.parse().unwrap()),
+        database: control_plane::DatabaseArgs {
+            database_url: Some(url.parse().unwrap()),
+            database_connect_timeout_ms: 2000,
+            ..control_plane::Config::defaults().database
+        },
         cluster_ca_encryption_key_file: Some(key_file),
-        database_connect_timeout_ms: 2000,
         ..control_plane::Config::defaults()
     };
     let start = |config: control_plane::Config| async move {
@@ -390,7 +394,10 @@ async fn the_database_can_be_reached_over_verified_tls_only() {
     let untrusted = tokio::time::timeout(
         PATIENCE,
         start(control_plane::Config {
-            database_tls: control_plane::DatabaseTls::VerifyFull,
+            database: control_plane::DatabaseArgs {
+                database_tls: control_plane::DatabaseTls::VerifyFull,
+                ..base.database.clone()
+            },
             ..base.clone()
         }),
     )
