@@ -363,18 +363,19 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    tokio::spawn(sharing::follow(
+    // Both end when the shutdown begins; they are awaited below, so the store is released on return.
+    let mut sharing_tasks = vec![tokio::spawn(sharing::follow(
         core.clone(),
         cluster.clone(),
         stop_rx.clone(),
-    ));
+    ))];
     if store.shared() {
-        tokio::spawn(sharing::report(
+        sharing_tasks.push(tokio::spawn(sharing::report(
             core.clone(),
             cluster.clone(),
             cluster.settings.heartbeat_interval,
             stop_rx.clone(),
-        ));
+        )));
     }
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
@@ -412,6 +413,10 @@ pub async fn run(
         }
     );
     publisher.abort();
+    let _ = publisher.await;
+    for task in sharing_tasks {
+        let _ = task.await;
+    }
     info!("control plane stopped");
     a.and(g)
 }
