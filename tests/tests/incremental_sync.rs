@@ -289,3 +289,32 @@ async fn a_restart_after_deltas_serves_the_latest_applied_version_from_its_journ
         n["config_hash"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_most_of_the_configuration_travels_as_a_full_snapshot() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let doc = |tag: &str| {
+        let routes: Vec<Value> = (0..100)
+            .map(|i| json!({"name": format!("{tag}{i}"), "paths": [format!("/{tag}/{i}")]}))
+            .collect();
+        json!({"_format_version": "3.0", "services": [{"name": "echo", "url": up.url, "routes": routes}]})
+    };
+    cp.post("/config", doc("a")).await;
+    let dp = node(&cp, &["delta", "zstd"], None).await;
+    acked(&cp, &dp, cp.version().await).await;
+    // Every route replaced: 200 changes against 101 entities.
+    cp.post("/config", doc("b")).await;
+    let n = acked(&cp, &dp, cp.version().await).await;
+    assert_eq!(n["sync"]["last_kind"], "full", "{n}");
+    assert_eq!(status(&format!("{}/b/7", dp.proxy_url)).await, 200);
+    assert_eq!(status(&format!("{}/a/7", dp.proxy_url)).await, 404);
+    // One route more: a delta again.
+    cp.post(
+        "/services/echo/routes",
+        json!({"name": "one", "paths": ["/one"]}),
+    )
+    .await;
+    let n = acked(&cp, &dp, cp.version().await).await;
+    assert_eq!(n["sync"]["last_kind"], "delta", "{n}");
+}

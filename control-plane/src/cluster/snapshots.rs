@@ -87,6 +87,7 @@ impl Published {
             .lock()
             .expect("log lock")
             .between(base_version, base_hash, self.version)
+            .filter(|changes| !replaces_most(changes.len(), &self.state))
             .map(|changes| {
                 let plain = shared::delta::encode_changes(&changes);
                 Bytes::from(if zstd {
@@ -101,6 +102,15 @@ impl Published {
         }
         encoded
     }
+}
+
+/// Changes that touch more entities than half the configuration holds (a declarative replacement, say)
+/// are cheaper for a node as a full snapshot: it decodes one state instead of holding its old state, the
+/// new one and every change at once. Small configurations always take deltas.
+fn replaces_most(changes: usize, state: &shared::ConfigState) -> bool {
+    let entities =
+        state.services.len() + state.routes.len() + state.consumers.len() + state.plugins.len();
+    changes > 64 && changes * 2 > entities
 }
 
 /// What the publisher last did.
