@@ -1,0 +1,185 @@
+//! Every way the proxy itself answers a request instead of the upstream: one enum that decides the
+//! status, Kong's message, the upstream-error metric label, the log line and whether trying again would
+//! be safe.
+
+use http::{Response, StatusCode};
+use serde_json::json;
+use tracing::warn;
+
+use crate::metrics::Metrics;
+use crate::plugins::{json_response, ProxyBody};
+
+/// Why the proxy answered itself.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// No configuration has been applied yet.
+    NotConfigured,
+    /// The request target is longer than the node accepts.
+    UriTooLong,
+    /// No Route matches.
+    NoRoute,
+    /// The Route does not accept the request's protocol (plain HTTP to an HTTPS-only Route).
+    ProtocolNotAllowed,
+    /// The Route has no Service.
+    NoService,
+    /// The Service is disabled.
+    ServiceDisabled,
+    /// The upstream URL cannot be formed from the request.
+    BadUpstreamUri,
+    /// No connection to the upstream could be made (every attempt failed); nothing was sent.
+    UpstreamConnect {
+        /// Connection attempts made.
+        attempts: usize,
+        /// The last failure and its causes.
+        detail: String,
+    },
+    /// The upstream broke the exchange after the request was (maybe partly) sent.
+    UpstreamProtocol {
+        /// The failure and its causes.
+        detail: String,
+    },
+    /// No response head within the Service's read + write timeouts.
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NotConfigured | ProxyError::NoService | ProxyError::ServiceDisabled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::ProtocolNotAllowed => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::BadUpstreamUri => StatusCode::BAD_REQUEST,
+            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Kong's message for it.
+    pub fn message(&self) -> &'static str {
+        match self {
+            ProxyError::NotConfigured => "no configuration has been loaded yet",
+            ProxyError::UriTooLong => "Request-URI Too Long",
+            ProxyError::NoRoute => "no Route matched with those values",
+            ProxyError::ProtocolNotAllowed => "Please use HTTPS protocol",
+            ProxyError::NoService => "no Service found with those values",
+            ProxyError::ServiceDisabled => "Service unavailable",
+            ProxyError::BadUpstreamUri => "Bad request",
+            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
+                "An invalid response was received from the upstream server"
+            }
+            ProxyError::UpstreamTimeout => "The upstream server is timing out",
+        }
+    }
+
+    /// The `kind` label of `portcullis_upstream_errors_total`, for failures of the upstream.
+    pub fn upstream_kind(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::UpstreamConnect { .. } => Some("connect"),
+            ProxyError::UpstreamProtocol { .. } => Some("protocol"),
+            ProxyError::UpstreamTimeout => Some("timeout"),
+            _ => None,
+        }
+    }
+
+    /// True when the upstream cannot have seen the request, so sending it again could not repeat it.
+    pub fn retry_safe(&self) -> bool {
+        !matches!(
+            self,
+            ProxyError::UpstreamProtocol { .. } | ProxyError::UpstreamTimeout
+        )
+    }
+
+    /// Counts and logs an upstream failure (nothing for the others, which are the client's or the
+    /// configuration's doing and show in the request metrics by status).
+    pub fn record(&self, metrics: &Metrics, service: &str, upstream: &str, request_id: &str) {
+        let Some(kind) = self.upstream_kind() else {
+            return;
+        };
+        let count = match self {
+            ProxyError::UpstreamConnect { attempts, .. } => *attempts as u64,
+            _ => 1,
+        };
+        metrics
+            .upstream_errors
+            .add(&[("service", service), ("kind", kind)], count);
+        let detail = match self {
+            ProxyError::UpstreamConnect { detail, .. } => format!("connect: {detail}"),
+            ProxyError::UpstreamProtocol { detail } => detail.clone(),
+            _ => "timeout".into(),
+        };
+        warn!(request_id, upstream, service, error = %detail, retry_safe = self.retry_safe(), "upstream request failed");
+    }
+
+    /// The Kong-style answer (the request id header is added to every response by `handle`).
+    pub fn response(&self) -> Response<ProxyBody> {
+        error(self.status(), self.message())
+    }
+}
+
+/// A Kong-style error body.
+pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    json_response(status, &json!({ "message": message }), &[])
+}
+
+/// An error and its sources on one line (no secrets: upstream errors carry addresses and OS errors only).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_decides_status_message_label_and_retry_safety() {
+        let connect = ProxyError::UpstreamConnect {
+            attempts: 3,
+            detail: "refused".into(),
+        };
+        let protocol = ProxyError::UpstreamProtocol {
+            detail: "reset".into(),
+        };
+        let cases = [
+            (&ProxyError::NoRoute, 404, None, true),
+            (&ProxyError::UriTooLong, 414, None, true),
+            (&ProxyError::ProtocolNotAllowed, 426, None, true),
+            (&ProxyError::NoService, 503, None, true),
+            (&ProxyError::NotConfigured, 503, None, true),
+            (&connect, 502, Some("connect"), true),
+            (&protocol, 502, Some("protocol"), false),
+            (&ProxyError::UpstreamTimeout, 504, Some("timeout"), false),
+        ];
+        for (e, status, kind, safe) in cases {
+            assert_eq!(e.status().as_u16(), status, "{e:?}");
+            assert_eq!(e.upstream_kind(), kind, "{e:?}");
+            assert_eq!(e.retry_safe(), safe, "{e:?}");
+            assert_eq!(e.response().status().as_u16(), status);
+        }
+        assert_eq!(
+            ProxyError::NoRoute.message(),
+            "no Route matched with those values"
+        );
+        let metrics = Metrics::default();
+        connect.record(&metrics, "svc", "127.0.0.1:1", "rid");
+        assert_eq!(
+            metrics
+                .upstream_errors
+                .get(&[("service", "svc"), ("kind", "connect")]),
+            3,
+            "every connection attempt is counted"
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! What is forwarded: the upstream path (Kong's `strip_path` and `path_handling`), the request headers
+//! (hop-by-hop removed, `Host`, `X-Forwarded-*`, `X-Real-IP`, the request id) and the response headers
+//! Portcullis adds.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::HeaderMap;
+
+/// `Via` on every proxied response.
+const VIA: &str = concat!("1.1 portcullis/", env!("CARGO_PKG_VERSION"));
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+pub fn strip_hop_by_hop(h: &mut http::HeaderMap) {
+    // One pass over the few names present rather than a hash lookup per hop-by-hop name; nothing is
+    // allocated when there is nothing to remove (the usual case).
+    let mut remove: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| HOP_BY_HOP.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    if remove.is_empty() {
+        return;
+    }
+    remove.extend(
+        h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+    );
+    for n in remove {
+        h.remove(n);
+    }
+}
+
+/// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does.
+pub fn upstream_path(
+    service_path: Option<&str>,
+    request_path: &str,
+    matched_len: usize,
+    strip: bool,
+    handling: &str,
+) -> String {
+    let rest = if strip {
+        &request_path[matched_len.min(request_path.len())..]
+    } else {
+        request_path
+    };
+    let base = service_path.unwrap_or("/");
+    if rest.is_empty() {
+        return base.to_string();
+    }
+    match handling {
+        "v1" => {
+            if base == "/" && !rest.starts_with('/') {
+                format!("/{rest}")
+            } else if base == "/" {
+                rest.to_string()
+            } else {
+                format!("{base}{rest}")
+            }
+        }
+        _ => match (base.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => format!("{base}{}", &rest[1..]),
+            (false, false) => format!("{base}/{rest}"),
+            _ => format!("{base}{rest}"),
+        },
+    }
+}
+
+pub fn split_host_port(h: &str) -> (String, Option<u16>) {
+    let h = h.trim().to_ascii_lowercase();
+    if h.starts_with('[') {
+        if let Some(end) = h.find(']') {
+            let port = h[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
+            return (h[..=end].to_string(), port);
+        }
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name.to_string(), port.parse().ok()),
+        _ => (h, None),
+    }
+}
+
+/// Where a request came from and how it reached this node.
+pub struct Downstream<'a> {
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// The host the client named (lower case, without port).
+    pub host: &'a str,
+    /// The port the client named, or the listener's.
+    pub port: u16,
+    /// The request path as received.
+    pub path: &'a str,
+}
+
+/// Turns the client's request headers into the upstream's: hop-by-hop headers removed, `Host` set
+/// (`host_value`: the client's when the Route preserves it, else the Service's), the forwarded headers and
+/// the request id added.
+pub fn request_headers(
+    mut headers: HeaderMap,
+    host_value: Option<HeaderValue>,
+    from: &Downstream<'_>,
+    request_id: (&HeaderName, &str),
+) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    // Room for the forwarded headers below, so the map grows at most once.
+    headers.reserve(8);
+    if let Some(v) = host_value {
+        headers.insert(header::HOST, v);
+    }
+    let client_ip = from.client_ip.to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.clone(),
+    };
+    let set = |h: &mut HeaderMap, k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    set(&mut headers, "x-forwarded-for", &xff);
+    set(&mut headers, "x-real-ip", &client_ip);
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(from.scheme));
+    set(&mut headers, "x-forwarded-host", from.host);
+    headers.insert("x-forwarded-port", HeaderValue::from(from.port));
+    set(&mut headers, "x-forwarded-path", from.path);
+    if let Ok(v) = HeaderValue::from_str(request_id.1) {
+        headers.insert(request_id.0.clone(), v);
+    }
+    headers
+}
+
+/// The upstream's response headers as the client gets them: hop-by-hop removed, Portcullis's latency
+/// headers and `Via` added.
+pub fn response_headers(headers: &mut HeaderMap, upstream: Duration, proxy: Duration) {
+    strip_hop_by_hop(headers);
+    headers.insert(
+        "x-portcullis-upstream-latency",
+        HeaderValue::from(upstream.as_millis() as u64),
+    );
+    headers.insert(
+        "x-portcullis-proxy-latency",
+        HeaderValue::from(proxy.as_millis() as u64),
+    );
+    headers.insert("via", HeaderValue::from_static(VIA));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_joining_like_kong() {
+        // service path, request path, matched prefix length, strip_path, path_handling -> upstream path
+        assert_eq!(upstream_path(None, "/api/users", 4, true, "v0"), "/users");
+        assert_eq!(upstream_path(None, "/api", 4, true, "v0"), "/");
+        assert_eq!(
+            upstream_path(Some("/anything"), "/api/users", 4, true, "v0"),
+            "/anything/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/anything/"), "/api/users", 4, true, "v0"),
+            "/anything/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/anything"), "/api", 4, true, "v0"),
+            "/anything"
+        );
+        assert_eq!(
+            upstream_path(Some("/s"), "/api/users", 4, false, "v0"),
+            "/s/api/users"
+        );
+        assert_eq!(
+            upstream_path(Some("/s"), "/fv0req", 4, true, "v0"),
+            "/s/req"
+        );
+        assert_eq!(upstream_path(Some("/s"), "/fv1req", 4, true, "v1"), "/sreq");
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            split_host_port("Example.com:8000"),
+            ("example.com".into(), Some(8000))
+        );
+        assert_eq!(split_host_port("[::1]:80"), ("[::1]".into(), Some(80)));
+        assert_eq!(split_host_port("h"), ("h".into(), None));
+    }
+}

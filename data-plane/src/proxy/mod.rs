@@ -1,0 +1,154 @@
+//! The proxy: route, run plugins, forward upstream with pooled connections, stream bodies both ways, and
+//! answer errors the way Kong does.
+//!
+//! - [`serve`]: the accept loop and connection handling; [`handle`]: one request, its request id and
+//!   metrics.
+//! - [`pipeline`]: route → plugins → forward → plugins.
+//! - [`forward`]: upstream path and the headers forwarded both ways.
+//! - [`upstream`]: pooled upstream clients and connection retries.
+//! - [`error`]: [`ProxyError`], everything the proxy answers itself.
+
+pub mod error;
+pub mod forward;
+pub mod pipeline;
+pub mod upstream;
+
+use std::convert::Infallible;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use shared::accept::AcceptBackoff;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+pub use error::{error, ProxyError};
+pub use pipeline::Connection;
+pub use upstream::UpstreamClients;
+
+use crate::plugins::ProxyBody;
+use crate::Node;
+
+fn request_id(node: &Node, req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(&node.settings.request_id_header)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// Handles one downstream request.
+pub async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+    conn: Connection,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let rid = request_id(&node, &req);
+    let Some(rt) = node.runtime.load_full() else {
+        let resp = ProxyError::NotConfigured.response();
+        return Ok(with_request_id(resp, &node, &rid));
+    };
+    let outcome = pipeline::run(&node, &rt, req, conn, &rid, started).await;
+    let (resp, upstream) = match outcome.result {
+        Ok(answered) => answered,
+        Err(e) => (e.response(), None),
+    };
+    let series = outcome.series.unwrap_or_else(|| {
+        node.metrics
+            .requests
+            .get(uuid::Uuid::nil(), None, || (String::new(), String::new()))
+    });
+    series.record(resp.status().as_u16(), started.elapsed(), upstream);
+    // Every response carries the request id under the configured header, whoever answered.
+    Ok(with_request_id(resp, &node, &rid))
+}
+
+fn with_request_id(mut resp: Response<ProxyBody>, node: &Node, rid: &str) -> Response<ProxyBody> {
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut()
+            .insert(node.settings.request_id_header.clone(), v);
+    }
+    resp
+}
+
+/// Counts a failed `accept()` and, when the process is out of descriptors or memory, pauses the accept loop
+/// (exponentially, up to 1 s) instead of spinning; connections already accepted keep being served.
+pub async fn pause_after_accept_error(
+    metrics: &crate::metrics::Metrics,
+    listener: &'static str,
+    backoff: &mut AcceptBackoff,
+    error: &std::io::Error,
+) {
+    let (class, pause) = backoff.failed(error);
+    metrics
+        .accept_errors
+        .add(&[("listener", listener), ("kind", class.label())], 1);
+    if pause.is_zero() {
+        debug!(%error, listener, "accept failed");
+        return;
+    }
+    if backoff.first_of_run() {
+        warn!(%error, listener, kind = class.label(), "cannot accept connections; pausing accepts until resources free up");
+    }
+    tokio::time::sleep(pause).await;
+}
+
+/// Serves the proxy on `listener` until `shutdown` turns true, then finishes in-flight requests (bounded).
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(64 * 1024)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(c) => { backoff.accepted(); c }
+                    Err(e) => {
+                        pause_after_accept_error(&node.metrics, "proxy", &mut backoff, &e).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let node = node.clone();
+                let metrics = node.metrics.clone();
+                let downstream = Connection { peer, local_port, scheme: "http" };
+                let svc = hyper::service::service_fn(move |req| handle(node.clone(), req, downstream));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, "connection ended with an error");
+                    }
+                    metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("in-flight requests did not finish within the drain timeout");
+    }
+}

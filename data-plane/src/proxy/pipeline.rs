@@ -1,0 +1,223 @@
+//! One request through the node: route → plugins (`access`) → forward upstream → plugins
+//! (`header_filter`, `log`). Everything the proxy answers itself is a [`ProxyError`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+
+use super::error::{error_chain, ProxyError};
+use super::forward::{self, Downstream};
+use super::upstream::connect_attempts;
+use crate::metrics::Series;
+use crate::plugins::{full, BoxError, Exchange, ProxyBody, RequestBody};
+use crate::router::RequestInfo;
+use crate::runtime::RuntimeConfig;
+use crate::Node;
+
+/// Longest request target accepted.
+const MAX_URI_LEN: usize = 8 * 1024;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's port.
+    pub local_port: u16,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// What became of a request.
+pub struct Outcome {
+    /// The request-metrics series of the matched Route (none when nothing matched).
+    pub series: Option<Arc<Series>>,
+    /// The response and, when the upstream answered, how long it took; or why the proxy answered.
+    pub result: Result<(Response<ProxyBody>, Option<Duration>), ProxyError>,
+}
+
+/// Runs the pipeline for one request.
+pub async fn run(
+    node: &Node,
+    rt: &RuntimeConfig,
+    req: Request<Incoming>,
+    conn: Connection,
+    rid: &str,
+    started: Instant,
+) -> Outcome {
+    let mut series = None;
+    let result = pipeline(node, rt, req, conn, rid, started, &mut series).await;
+    Outcome { series, result }
+}
+
+async fn pipeline(
+    node: &Node,
+    rt: &RuntimeConfig,
+    req: Request<Incoming>,
+    conn: Connection,
+    rid: &str,
+    started: Instant,
+    series: &mut Option<Arc<Series>>,
+) -> Result<(Response<ProxyBody>, Option<Duration>), ProxyError> {
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > MAX_URI_LEN {
+        return Err(ProxyError::UriTooLong);
+    }
+    let host_header = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let (host, port) = forward::split_host_port(&host_header);
+    let path = req.uri().path().to_string();
+
+    // Route.
+    let m = rt
+        .router
+        .find(&RequestInfo {
+            method: req.method().as_str(),
+            host: &host,
+            port: port.or(Some(conn.local_port)),
+            path: &path,
+            headers: req.headers(),
+        })
+        .ok_or(ProxyError::NoRoute)?;
+    let route = rt.routes[&m.route_id].clone();
+    let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
+    *series = Some(node.metrics.requests.get(
+        route.id,
+        target.as_ref().map(|t| t.service.id),
+        || {
+            (
+                route.name.clone().unwrap_or_else(|| route.id.to_string()),
+                target.as_ref().map(|t| t.label.clone()).unwrap_or_default(),
+            )
+        },
+    ));
+    if !route.protocols.iter().any(|p| p == conn.scheme) {
+        return Err(ProxyError::ProtocolNotAllowed);
+    }
+    let target = target.ok_or(ProxyError::NoService)?;
+    let service = target.service.clone();
+    if !service.enabled {
+        return Err(ProxyError::ServiceDisabled);
+    }
+
+    // Plugins, in priority order; one may answer instead of the upstream.
+    let (parts, body) = req.into_parts();
+    let mut ex = Exchange {
+        parts,
+        body: RequestBody::Streaming(body),
+        client_ip: conn.peer.ip(),
+        route: route.clone(),
+        service: Some(service.clone()),
+        consumer: None,
+        request_id: rid.to_string(),
+    };
+    let mut ran = Vec::new();
+    for name in &rt.active_plugins {
+        let consumer = ex.consumer.as_ref().map(|c| c.id);
+        if let Some(p) = rt.plugin_for(name, route.id, Some(service.id), consumer) {
+            if let Err(resp) = p.access(&mut ex).await {
+                return Ok((resp, None));
+            }
+            ran.push(p.clone());
+        }
+    }
+
+    // Forward.
+    let mut path_and_query = forward::upstream_path(
+        service.path.as_deref(),
+        ex.parts.uri.path(),
+        m.matched_len,
+        route.strip_path,
+        &route.path_handling,
+    );
+    if let Some(q) = ex.parts.uri.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    let uri = http::Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadUpstreamUri)?;
+    let host_value = if route.preserve_host && !host_header.is_empty() {
+        HeaderValue::from_str(&host_header).ok()
+    } else {
+        Some(target.host_header.clone())
+    };
+    let headers = forward::request_headers(
+        std::mem::take(&mut ex.parts.headers),
+        host_value,
+        &Downstream {
+            client_ip: conn.peer.ip(),
+            scheme: conn.scheme,
+            host: &host,
+            port: port.unwrap_or(conn.local_port),
+            path: &path,
+        },
+        (&node.settings.request_id_header, rid),
+    );
+    let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
+        RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+        RequestBody::Buffered(bytes) => full(bytes),
+        RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+    };
+    let mut up = Request::new(body);
+    *up.method_mut() = ex.parts.method.clone();
+    *up.uri_mut() = uri;
+    *up.headers_mut() = headers;
+    let client = node.upstreams.get(
+        service.connect_timeout,
+        service.retries,
+        target.scheme == http::uri::Scheme::HTTPS,
+        service.tls_verify.unwrap_or(true),
+    );
+    // One window for connecting (with retries), sending and the response head, like Kong's
+    // write + read timeouts; a connect timeout inside it is answered 504, as nginx does.
+    let window = Duration::from_millis(service.read_timeout.saturating_add(service.write_timeout));
+    let upstream_started = Instant::now();
+    let answered = match tokio::time::timeout(window, client.request(up)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
+            attempts: connect_attempts(&e),
+            detail: error_chain(&e),
+        }),
+        Ok(Err(e)) => Err(ProxyError::UpstreamProtocol {
+            detail: error_chain(&e),
+        }),
+        Err(_) => Err(ProxyError::UpstreamTimeout),
+    };
+    let resp = answered
+        .inspect_err(|e| e.record(&node.metrics, &target.label, target.authority.as_ref(), rid))?;
+
+    // The response, through the plugins that ran.
+    let upstream_elapsed = upstream_started.elapsed();
+    let (mut parts, body) = resp.into_parts();
+    forward::response_headers(
+        &mut parts.headers,
+        upstream_elapsed,
+        started.elapsed().saturating_sub(upstream_elapsed),
+    );
+    for p in &ran {
+        p.header_filter(&ex, &mut parts);
+    }
+    let status = parts.status.as_u16();
+    for p in &ran {
+        p.log(&ex, status);
+    }
+    let resp = Response::from_parts(
+        parts,
+        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+    );
+    Ok((resp, Some(upstream_elapsed)))
+}
