@@ -417,6 +417,20 @@ pub async fn run(
     for task in sharing_tasks {
         let _ = task.await;
     }
+    // Sync sessions end on their own once they see the shutdown; the store (and the embedded store's
+    // lock on its files) is released when the last of them is gone, so a restart in the same process can
+    // open it again. Bounded: a stuck task must not keep the process from exiting.
+    let store_in_use = Arc::downgrade(&store);
+    drop((store, core, cluster));
+    let released = tokio::time::timeout(Duration::from_secs(10), async {
+        while store_in_use.strong_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    if released.is_err() {
+        tracing::warn!("the store was still in use 10 s after the shutdown began");
+    }
     info!("control plane stopped");
     a.and(g)
 }

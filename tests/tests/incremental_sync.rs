@@ -210,7 +210,13 @@ async fn a_delta_that_diverges_is_refused_and_followed_by_a_full_resync() {
     // Damage the last change-log record: same hash, other changes (the route's path).
     {
         use control_plane::store::Store;
-        let store = control_plane::store::SledStore::open(&cp_dir.join("store")).unwrap();
+        // `stop` returns once the control plane released its store; the lock on the files goes with it.
+        let store = eventually(
+            PATIENCE,
+            "the stopped control plane's store opens",
+            || async { control_plane::store::SledStore::open(&cp_dir.join("store")).ok() },
+        )
+        .await;
         let log = store.load_log(0).await.unwrap();
         let (v, record) = log.last().unwrap().clone();
         assert_eq!(v, version);
