@@ -92,3 +92,19 @@ impl StateError {
         }
     }
 }
+
+/// An error and its causes on one line ("error performing TLS handshake: invalid peer certificate: …"); a
+/// cause whose text the line already ends with is not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}

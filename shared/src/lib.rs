@@ -27,5 +27,13 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// The software version of this build, reported by nodes and the control plane.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -310,7 +310,7 @@ impl Session {
                 _ = shutdown.changed() => break "control plane shutting down",
                 changed = snapshots.changed() => if changed.is_err() { break "control plane shutting down" },
                 _ = heartbeat.tick() => {
-                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: unix_ms() })) };
+                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: shared::unix_ms() })) };
                     if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
                 }
                 purge = purges.recv() => {
@@ -350,7 +350,7 @@ impl Session {
                         received_bytes: ack.received_bytes,
                         apply_micros: ack.apply_micros,
                         apply_cpu_micros: ack.apply_cpu_micros,
-                        acked_at_ms: unix_ms(),
+                        acked_at_ms: shared::unix_ms(),
                     });
                     live.last_seen = now;
                 });
@@ -457,13 +457,6 @@ impl Session {
             .await
             .map_err(|_| ())
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How many nodes an enrollment token still admits.

@@ -127,18 +127,6 @@ pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     json_response(status, &json!({ "message": message }), &[])
 }
 
-/// An error and its sources on one line (no secrets: upstream errors carry addresses and OS errors only).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

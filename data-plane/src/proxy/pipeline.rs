@@ -10,7 +10,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 
-use super::error::{error_chain, ProxyError};
+use super::error::ProxyError;
 use super::forward::{self, Downstream};
 use super::upstream::connect_attempts;
 use crate::metrics::Series;
@@ -190,10 +190,10 @@ async fn pipeline(
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
             attempts: connect_attempts(&e),
-            detail: error_chain(&e),
+            detail: shared::error::chain(&e),
         }),
         Ok(Err(e)) => Err(ProxyError::UpstreamProtocol {
-            detail: error_chain(&e),
+            detail: shared::error::chain(&e),
         }),
         Err(_) => Err(ProxyError::UpstreamTimeout),
     };

@@ -80,7 +80,7 @@ pub struct PgStore {
 /// Classifies a driver error: connection-level failures are outages (answered 503), the rest are faults.
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
-        None => StoreError::Unavailable(with_causes(&e)),
+        None => StoreError::Unavailable(shared::error::chain(&e)),
         Some(code)
             if code.code().starts_with("08")
                 || *code == SqlState::ADMIN_SHUTDOWN
@@ -98,21 +98,6 @@ fn pg_error(e: tokio_postgres::Error) -> StoreError {
                 .map_or_else(|| e.to_string(), |d| d.message().to_string()),
         ),
     }
-}
-
-/// The error and what caused it ("error performing TLS handshake: invalid peer certificate: …").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let next = c.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
