@@ -1,0 +1,193 @@
+//! What happens once a token is known: scopes, audiences and roles required, the Consumer it maps to, the
+//! denial answered (Kong's statuses and `WWW-Authenticate`), and the headers set upstream.
+
+use super::*;
+
+/// Values of a claim at a path (`["realm_access", "roles"]`), as strings; strings are split on spaces.
+pub(super) fn claim_values(claims: &Value, path: &[String]) -> Vec<String> {
+    let mut cur = claims;
+    for p in path {
+        match cur.get(p) {
+            Some(v) => cur = v,
+            None => return Vec::new(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Kong's rule: entries are alternatives; space-separated words inside one entry are all required.
+pub(super) fn satisfies(have: &[String], required: &[String]) -> bool {
+    required.is_empty()
+        || required
+            .iter()
+            .any(|alt| alt.split_whitespace().all(|w| have.iter().any(|h| h == w)))
+}
+
+impl OpenIdConnect {
+    pub(super) fn authorize(&self, claims: &Value) -> Result<(), Denial> {
+        if !self.config.issuers_allowed.is_empty() {
+            let iss = claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !self.config.issuers_allowed.iter().any(|i| i == iss) {
+                return Err(Denial::Forbidden(format!("issuer '{iss}' is not allowed")));
+            }
+        }
+        if !satisfies(
+            &claim_values(claims, &self.config.scopes_claim),
+            &self.config.scopes_required,
+        ) {
+            return Err(Denial::Forbidden("required scopes are missing".into()));
+        }
+        if !satisfies(
+            &claim_values(claims, &self.config.audience_claim),
+            &self.config.audience_required,
+        ) {
+            return Err(Denial::Forbidden("required audience is missing".into()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn map_consumer(&self, claims: &Value) -> Result<Option<Arc<Consumer>>, Denial> {
+        if self.config.consumer_claim.is_empty() {
+            return Ok(None);
+        }
+        let value = claim_values(claims, &self.config.consumer_claim)
+            .into_iter()
+            .next();
+        let found = value.as_deref().and_then(|v| {
+            self.config
+                .consumer_by
+                .iter()
+                .find_map(|by| self.consumers.find(by, v).cloned())
+        });
+        match found {
+            Some(c) => Ok(Some(c)),
+            None if self.config.consumer_optional => Ok(None),
+            None => Err(Denial::Forbidden("no consumer matches the token".into())),
+        }
+    }
+
+    pub(super) fn deny(
+        &self,
+        ex: &mut Exchange,
+        denial: Denial,
+    ) -> Result<(), Response<ProxyBody>> {
+        let detail = |base: &str, reason: &str| {
+            if self.config.display_errors {
+                format!("{base} ({reason})")
+            } else {
+                base.to_string()
+            }
+        };
+        match denial {
+            Denial::Unavailable(reason) => {
+                warn!(plugin = NAME, request_id = %ex.request_id, issuer = %self.config.issuer, failure = %reason, "identity provider unavailable");
+                Err(json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"message": format!("The identity provider is unavailable: {reason}")}),
+                    &[("retry-after", "5".into())],
+                ))
+            }
+            Denial::Forbidden(reason) => {
+                info!(plugin = NAME, request_id = %ex.request_id, %reason, "request forbidden");
+                Err(json_response(
+                    StatusCode::FORBIDDEN,
+                    &json!({"message": detail(&self.config.forbidden_error_message, &reason)}),
+                    &[(
+                        "www-authenticate",
+                        format!(
+                            "Bearer realm=\"{}\", error=\"insufficient_scope\"",
+                            self.realm
+                        ),
+                    )],
+                ))
+            }
+            Denial::NoCredential | Denial::Invalid(_) => {
+                if let Some(anon) = &self.anonymous {
+                    ex.set_consumer(anon, true);
+                    return Ok(());
+                }
+                let (reason, www) = match &denial {
+                    Denial::Invalid(r) => (
+                        r.clone(),
+                        format!("Bearer realm=\"{}\", error=\"invalid_token\"", self.realm),
+                    ),
+                    _ => (
+                        "no credentials".to_string(),
+                        format!("Bearer realm=\"{}\"", self.realm),
+                    ),
+                };
+                info!(plugin = NAME, request_id = %ex.request_id, %reason, "request refused");
+                Err(json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"message": detail(&self.config.unauthorized_error_message, &reason)}),
+                    &[("www-authenticate", www)],
+                ))
+            }
+        }
+    }
+
+    pub(super) async fn set_upstream(
+        &self,
+        ex: &mut Exchange,
+        auth: &Authenticated,
+        cred: &Credential,
+    ) {
+        if self.config.hide_credentials {
+            match cred {
+                Credential::Bearer(_, src) => {
+                    credentials::remove(ex, *src, &["access_token"]).await
+                }
+                Credential::Password(_, _, src) => {
+                    credentials::remove(ex, *src, &["username", "password"]).await
+                }
+                Credential::Client(_, _, src) => {
+                    credentials::remove(ex, *src, &["client_id", "client_secret"]).await
+                }
+            }
+        }
+        if let Some(spec) = &self.config.upstream_access_token_header {
+            let (name, scheme) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+            let value = if scheme.eq_ignore_ascii_case("bearer") {
+                format!("Bearer {}", auth.access_token)
+            } else {
+                auth.access_token.clone()
+            };
+            ex.set_upstream_header(name, &value);
+        }
+        if let (Some(h), Some(result)) = (
+            &self.config.upstream_introspection_header,
+            &auth.introspection,
+        ) {
+            ex.set_upstream_header(
+                h,
+                &base64::engine::general_purpose::STANDARD.encode(result.to_string()),
+            );
+        }
+        for (claim, header) in self
+            .config
+            .upstream_headers_claims
+            .iter()
+            .zip(&self.config.upstream_headers_names)
+        {
+            if let Some(v) = auth.claims.get(claim).and_then(claim_header_value) {
+                ex.set_upstream_header(header, &v);
+            }
+        }
+        if let Some(v) = claim_values(&auth.claims, &self.config.credential_claim)
+            .into_iter()
+            .next()
+        {
+            ex.set_upstream_header("x-credential-identifier", &v);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `openid-connect`: JWT bearer tokens verified against the issuer's JWKS, token introspection, and the
+//! password and client-credentials grants, with Kong's config fields, headers and status codes.
+
+mod authenticate;
+mod client_auth;
+mod decision;
+mod endpoints;
+mod verify;
+
+use client_auth::signing_key;
+use verify::looks_like_jwt;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::unix_now;
+use base64::Engine;
+use http::{Method, Response, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shared::jwt::{self, ClaimRules};
+use shared::plugins::openid_connect::{Config, NAME};
+use shared::Consumer;
+use tracing::{debug, info, warn};
+
+use super::credentials::{self, Source};
+use super::introspection_answer::{self, Refusal};
+use super::oidc_issuer::{IssuerDoc, Issuers};
+use super::{
+    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
+    ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
+};
+use crate::cache::{Cached, Caches, TokenKey};
+use crate::metrics::Metrics;
+
+/// One configured instance.
+pub struct OpenIdConnect {
+    id: String,
+    config: Config,
+    client: reqwest::Client,
+    consumers: Arc<ConsumerIndex>,
+    anonymous: Option<Arc<Consumer>>,
+    caches: Arc<Caches>,
+    metrics: Arc<Metrics>,
+    realm: String,
+    events: Events,
+}
+
+/// Builds an instance from its plugin entity.
+pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, String> {
+    let config = Config::parse(&p.config, ctx.state.as_ref())
+        .map_err(|e| format!("invalid config: {}", e.summary()))?;
+    let client = ctx.clients.get(config.timeout, 60_000, config.ssl_verify)?;
+    let anonymous = anonymous_consumer(&ctx.state, &config.anonymous)?;
+    for jwk in &config.client_jwk {
+        signing_key(jwk)?;
+    }
+    let realm = url::Url::parse(&config.issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    Ok(Arc::new(OpenIdConnect {
+        id: p.id.to_string(),
+        config,
+        client,
+        consumers: ctx.consumers.clone(),
+        anonymous,
+        caches: ctx.caches.clone(),
+        metrics: ctx.metrics.clone(),
+        events: Events::new(
+            &ctx.metrics,
+            NAME,
+            &p.id.to_string(),
+            &[
+                "hit",
+                "miss",
+                "jwt_hit",
+                "token_hit",
+                "token_miss",
+                "idp_call",
+                "idp_error",
+            ],
+        ),
+        realm,
+    }))
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone)]
+enum Denial {
+    /// No credential was presented (401 without `error=`).
+    NoCredential,
+    /// A credential was presented and is not valid (401).
+    Invalid(String),
+    /// Authenticated, but not allowed (403).
+    Forbidden(String),
+    /// The identity provider could not answer (503).
+    Unavailable(String),
+}
+
+/// A credential found in the request.
+enum Credential {
+    Bearer(String, Source),
+    Password(String, String, Source),
+    Client(String, String, Source),
+}
+
+/// A client identity used to authenticate to the identity provider.
+struct ClientCreds {
+    id: String,
+    secret: Option<String>,
+    jwk: Option<Value>,
+}
+
+/// The outcome of authentication: the token forwarded upstream and the claims it carries.
+/// Claims and introspection results are shared with the caches, never copied per request.
+struct Authenticated {
+    access_token: String,
+    claims: Arc<Value>,
+    introspection: Option<Arc<Value>>,
+}
+
+impl OpenIdConnect {
+    fn event(&self, event: &str) {
+        self.events.add(event);
+    }
+
+    fn issuers(&self) -> &Issuers {
+        &self.caches.issuers
+    }
+
+    async fn doc(&self) -> Result<Arc<IssuerDoc>, Denial> {
+        self.issuers()
+            .get(&self.client, &self.config.issuer)
+            .await
+            .map_err(|e| Denial::Unavailable(format!("discovery failed: {}", e.0)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for OpenIdConnect {
+    async fn access(&self, ex: &mut Exchange) -> Result<(), Response<ProxyBody>> {
+        if !self.config.run_on_preflight && ex.parts.method == Method::OPTIONS {
+            return Ok(());
+        }
+        ex.strip_identity_headers();
+        let Some(cred) = self.find_credential(ex).await? else {
+            return self.deny(ex, Denial::NoCredential);
+        };
+        let auth = match self.authenticate(ex, &cred).await {
+            Ok(a) => a,
+            Err(d) => return self.deny(ex, d),
+        };
+        if let Err(d) = self.authorize(&auth.claims) {
+            return self.deny(ex, d);
+        }
+        match self.map_consumer(&auth.claims) {
+            Ok(Some(c)) => ex.set_consumer(&c, false),
+            Ok(None) => {}
+            Err(d) => return self.deny(ex, d),
+        }
+        debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
+        self.set_upstream(ex, &auth, &cred).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decision::{claim_values, satisfies};
+    use super::*;
+
+    #[test]
+    fn required_alternatives_and_words() {
+        let have: Vec<String> = vec!["read".into(), "write".into()];
+        assert!(satisfies(&have, &[]));
+        assert!(satisfies(&have, &["read write".into()]));
+        assert!(satisfies(&have, &["admin".into(), "read".into()]));
+        assert!(!satisfies(&have, &["read admin".into()]));
+    }
+
+    #[test]
+    fn claim_paths_and_shapes() {
+        let c = json!({"scope": "a b", "aud": ["x", "y"], "realm": {"roles": ["r1"]}});
+        assert_eq!(claim_values(&c, &["scope".into()]), ["a", "b"]);
+        assert_eq!(claim_values(&c, &["aud".into()]), ["x", "y"]);
+        assert_eq!(claim_values(&c, &["realm".into(), "roles".into()]), ["r1"]);
+        assert!(claim_values(&c, &["none".into()]).is_empty());
+    }
+
+    #[test]
+    fn ec_jwk_becomes_a_signing_key() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pkcs8 = key.serialize_der();
+        // The last 65 bytes of the SPKI are the public point; d sits inside the PKCS#8 structure.
+        let raw = key.public_key_raw();
+        let (x, y) = (&raw[1..33], &raw[33..65]);
+        let d_pos = pkcs8.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
+        let d = &pkcs8[d_pos..d_pos + 32];
+        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let jwk =
+            json!({"kty": "EC", "crv": "P-256", "d": b(d), "x": b(x), "y": b(y), "kid": "k1"});
+        let (enc, alg, kid) = signing_key(&jwk).unwrap();
+        assert_eq!((alg, kid.as_deref()), (Algorithm::ES256, Some("k1")));
+        let token = jsonwebtoken::encode(
+            &Header::new(alg),
+            &json!({"a": 1, "exp": unix_now() + 60}),
+            &enc,
+        )
+        .unwrap();
+        let dec = jsonwebtoken::DecodingKey::from_ec_components(&b(x), &b(y)).unwrap();
+        jsonwebtoken::decode::<Value>(&token, &dec, &Validation::new(Algorithm::ES256)).unwrap();
+    }
+}
