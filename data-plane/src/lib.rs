@@ -264,11 +264,10 @@ pub struct LastSync {
 /// A running node.
 pub struct Node {
     pub settings: Settings,
-    pub runtime: ArcSwapOption<RuntimeConfig>,
+    pub runtime: Arc<ArcSwapOption<RuntimeConfig>>,
     pub metrics: Arc<Metrics>,
     pub caches: Arc<Caches>,
     pub clients: Arc<IdpClients>,
-    pub upstreams: proxy::UpstreamClients,
     pub lkg: Lkg,
     pub identity: Mutex<Option<Identity>>,
     pub cp_status: Mutex<CpStatus>,
@@ -694,11 +693,10 @@ pub async fn run(
             plugins: select_plugins(&config.plugins)?,
             sync_features: select_features(&config.sync_features)?,
         },
-        runtime: ArcSwapOption::empty(),
+        runtime: Arc::new(ArcSwapOption::empty()),
         metrics: Arc::new(Metrics::default()),
         caches: Arc::new(Caches::new(config.cache_max_entries)),
         clients: Arc::new(IdpClients::new(extra_ca_pem)),
-        upstreams: proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
         lkg: Lkg::open(&config.data_dir.join("lkg")),
         identity: Mutex::new(identity.clone()),
         cp_status: Mutex::new(CpStatus {
@@ -721,9 +719,15 @@ pub async fn run(
 
     let proxy_addr = listeners.proxy.local_addr()?;
     let status_addr = listeners.status.local_addr()?;
+    let ctx = Arc::new(proxy::ProxyCtx::new(
+        node.runtime.clone(),
+        node.metrics.clone(),
+        proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
+        node.settings.request_id_header.clone(),
+    ));
     let proxy_task = tokio::spawn(proxy::serve(
         listeners.proxy,
-        node.clone(),
+        ctx,
         stop_rx.clone(),
         Duration::from_millis(config.drain_timeout_ms),
     ));

@@ -2,7 +2,7 @@
 //! answer errors the way Kong does.
 //!
 //! - [`serve`]: the accept loop and connection handling; [`handle`]: one request, its request id and
-//!   metrics.
+//!   metrics; [`ProxyCtx`]: what a request may touch.
 //! - [`pipeline`]: route → plugins → forward → plugins.
 //! - [`forward`]: upstream path and the headers forwarded both ways.
 //! - [`upstream`]: pooled upstream clients and connection retries.
@@ -18,7 +18,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::HeaderValue;
+use arc_swap::ArcSwapOption;
+use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,51 +32,79 @@ pub use error::{error, ProxyError};
 pub use pipeline::Connection;
 pub use upstream::UpstreamClients;
 
+use crate::metrics::Metrics;
 use crate::plugins::ProxyBody;
-use crate::Node;
+use crate::runtime::RuntimeConfig;
 
-fn request_id(node: &Node, req: &Request<Incoming>) -> String {
-    req.headers()
-        .get(&node.settings.request_id_header)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(str::to_string)
-        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+/// What a request needs from the node, and nothing else: the current configuration, the metrics, this
+/// worker's upstream pools and the request-id header. The configuration cell and the metrics are shared with
+/// the rest of the node; the upstream pools belong to the proxy.
+pub struct ProxyCtx {
+    config: Arc<ArcSwapOption<RuntimeConfig>>,
+    metrics: Arc<Metrics>,
+    upstreams: UpstreamClients,
+    request_id_header: HeaderName,
+}
+
+impl ProxyCtx {
+    /// A context reading `config`, counting into `metrics` and connecting through `upstreams`.
+    pub fn new(
+        config: Arc<ArcSwapOption<RuntimeConfig>>,
+        metrics: Arc<Metrics>,
+        upstreams: UpstreamClients,
+        request_id_header: HeaderName,
+    ) -> ProxyCtx {
+        ProxyCtx {
+            config,
+            metrics,
+            upstreams,
+            request_id_header,
+        }
+    }
+
+    /// The client's request id when it sent a usable one, else a new random one.
+    fn request_id(&self, req: &Request<Incoming>) -> String {
+        req.headers()
+            .get(&self.request_id_header)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_string)
+            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    fn with_request_id(&self, mut resp: Response<ProxyBody>, rid: &str) -> Response<ProxyBody> {
+        if let Ok(v) = HeaderValue::from_str(rid) {
+            resp.headers_mut().insert(self.request_id_header.clone(), v);
+        }
+        resp
+    }
 }
 
 /// Handles one downstream request.
 pub async fn handle(
-    node: Arc<Node>,
+    ctx: Arc<ProxyCtx>,
     req: Request<Incoming>,
     conn: Connection,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
-    let rid = request_id(&node, &req);
-    let Some(rt) = node.runtime.load_full() else {
+    let rid = ctx.request_id(&req);
+    let Some(rt) = ctx.config.load_full() else {
         let resp = ProxyError::NotConfigured.response();
-        return Ok(with_request_id(resp, &node, &rid));
+        return Ok(ctx.with_request_id(resp, &rid));
     };
-    let outcome = pipeline::run(&node, &rt, req, conn, &rid, started).await;
+    let outcome = pipeline::run(&ctx, &rt, req, conn, &rid, started).await;
     let (resp, upstream) = match outcome.result {
         Ok(answered) => answered,
         Err(e) => (e.response(), None),
     };
     let series = outcome.series.unwrap_or_else(|| {
-        node.metrics
+        ctx.metrics
             .requests
             .get(uuid::Uuid::nil(), None, || (String::new(), String::new()))
     });
     series.record(resp.status().as_u16(), started.elapsed(), upstream);
     // Every response carries the request id under the configured header, whoever answered.
-    Ok(with_request_id(resp, &node, &rid))
-}
-
-fn with_request_id(mut resp: Response<ProxyBody>, node: &Node, rid: &str) -> Response<ProxyBody> {
-    if let Ok(v) = HeaderValue::from_str(rid) {
-        resp.headers_mut()
-            .insert(node.settings.request_id_header.clone(), v);
-    }
-    resp
+    Ok(ctx.with_request_id(resp, &rid))
 }
 
 /// Counts a failed `accept()` and, when the process is out of descriptors or memory, pauses the accept loop
@@ -103,7 +132,7 @@ pub async fn pause_after_accept_error(
 /// Serves the proxy on `listener` until `shutdown` turns true, then finishes in-flight requests (bounded).
 pub async fn serve(
     listener: TcpListener,
-    node: Arc<Node>,
+    ctx: Arc<ProxyCtx>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -123,15 +152,15 @@ pub async fn serve(
                 let (tcp, peer) = match accepted {
                     Ok(c) => { backoff.accepted(); c }
                     Err(e) => {
-                        pause_after_accept_error(&node.metrics, "proxy", &mut backoff, &e).await;
+                        pause_after_accept_error(&ctx.metrics, "proxy", &mut backoff, &e).await;
                         continue;
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let node = node.clone();
-                let metrics = node.metrics.clone();
+                let ctx = ctx.clone();
+                let metrics = ctx.metrics.clone();
                 let downstream = Connection { peer, local_port, scheme: "http" };
-                let svc = hyper::service::service_fn(move |req| handle(node.clone(), req, downstream));
+                let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req, downstream));
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

@@ -13,11 +13,11 @@ use hyper::body::Incoming;
 use super::error::ProxyError;
 use super::forward::{self, Downstream};
 use super::upstream::connect_attempts;
+use super::ProxyCtx;
 use crate::metrics::Series;
 use crate::plugins::{full, BoxError, Exchange, ProxyBody, RequestBody};
 use crate::router::RequestInfo;
 use crate::runtime::RuntimeConfig;
-use crate::Node;
 
 /// Longest request target accepted.
 const MAX_URI_LEN: usize = 8 * 1024;
@@ -43,7 +43,7 @@ pub struct Outcome {
 
 /// Runs the pipeline for one request.
 pub async fn run(
-    node: &Node,
+    ctx: &ProxyCtx,
     rt: &RuntimeConfig,
     req: Request<Incoming>,
     conn: Connection,
@@ -51,12 +51,12 @@ pub async fn run(
     started: Instant,
 ) -> Outcome {
     let mut series = None;
-    let result = pipeline(node, rt, req, conn, rid, started, &mut series).await;
+    let result = pipeline(ctx, rt, req, conn, rid, started, &mut series).await;
     Outcome { series, result }
 }
 
 async fn pipeline(
-    node: &Node,
+    ctx: &ProxyCtx,
     rt: &RuntimeConfig,
     req: Request<Incoming>,
     conn: Connection,
@@ -91,7 +91,7 @@ async fn pipeline(
         .ok_or(ProxyError::NoRoute)?;
     let route = rt.routes[&m.route_id].clone();
     let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
-    *series = Some(node.metrics.requests.get(
+    *series = Some(ctx.metrics.requests.get(
         route.id,
         target.as_ref().map(|t| t.service.id),
         || {
@@ -165,7 +165,7 @@ async fn pipeline(
             port: port.unwrap_or(conn.local_port),
             path: &path,
         },
-        (&node.settings.request_id_header, rid),
+        (&ctx.request_id_header, rid),
     );
     let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
         RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
@@ -176,7 +176,7 @@ async fn pipeline(
     *up.method_mut() = ex.parts.method.clone();
     *up.uri_mut() = uri;
     *up.headers_mut() = headers;
-    let client = node.upstreams.get(
+    let client = ctx.upstreams.get(
         service.connect_timeout,
         service.retries,
         target.scheme == http::uri::Scheme::HTTPS,
@@ -198,7 +198,7 @@ async fn pipeline(
         Err(_) => Err(ProxyError::UpstreamTimeout),
     };
     let resp = answered
-        .inspect_err(|e| e.record(&node.metrics, &target.label, target.authority.as_ref(), rid))?;
+        .inspect_err(|e| e.record(&ctx.metrics, &target.label, target.authority.as_ref(), rid))?;
 
     // The response, through the plugins that ran.
     let upstream_elapsed = upstream_started.elapsed();
