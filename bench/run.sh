@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command: installs nginx and wrk (Debian packages) when missing, builds release
-# binaries, runs the router micro-benchmark (criterion) and every hot-path, cold-path, propagation and
+# The benchmark suite in one command: installs nginx, HAProxy, Apache httpd with mod_oauth2 and wrk (Debian
+# packages) when missing, builds release binaries, runs the router micro-benchmark (criterion) and every hot-path, cold-path, propagation and
 # snapshot measurement, and writes BENCHMARKS.md. Ratios compare columns measured in the same run.
 #   SECONDS_PER_RUN=20 RUNS=3 bench/run.sh
 set -euo pipefail
@@ -10,6 +10,9 @@ need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v taskset >/dev/null || need+=(util-linux)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v apache2 >/dev/null || need+=(apache2)
+[ -e /usr/lib/apache2/modules/mod_oauth2.so ] || need+=(libapache2-mod-oauth2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
