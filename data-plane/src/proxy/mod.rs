@@ -36,8 +36,8 @@ use crate::metrics::Metrics;
 use crate::plugins::ProxyBody;
 use crate::runtime::RuntimeConfig;
 
-/// What a request needs from the node, and nothing else: the current configuration, the metrics, this
-/// worker's upstream pools and the request-id header. The configuration cell and the metrics are shared with
+/// What a request needs from the node, and nothing else: the current configuration, the metrics, the
+/// upstream pools and the request-id header. The configuration cell and the metrics are shared with
 /// the rest of the node; the upstream pools belong to the proxy.
 pub struct ProxyCtx {
     config: Arc<ArcSwapOption<RuntimeConfig>>,
