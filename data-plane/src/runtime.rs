@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::cache::Caches;
 use crate::metrics::Metrics;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
+use crate::proxy::forward::PathHandling;
+use crate::proxy::Scheme;
 use crate::router::Router;
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
@@ -48,6 +50,36 @@ impl Target {
                 .clone()
                 .unwrap_or_else(|| service.id.to_string()),
         })
+    }
+}
+
+/// A Route as the request path uses it: its keyword fields resolved once per snapshot.
+#[derive(Clone)]
+pub struct RouteEntry {
+    pub route: Arc<Route>,
+    /// Whether plain HTTP and HTTPS requests are accepted (`protocols`).
+    pub accepts_http: bool,
+    pub accepts_https: bool,
+    pub path_handling: PathHandling,
+}
+
+impl RouteEntry {
+    fn new(route: &Route) -> RouteEntry {
+        let accepts = |p: &str| route.protocols.iter().any(|x| x == p);
+        RouteEntry {
+            accepts_http: accepts("http"),
+            accepts_https: accepts("https"),
+            path_handling: PathHandling::of(&route.path_handling),
+            route: Arc::new(route.clone()),
+        }
+    }
+
+    /// Whether a request that came in over `scheme` may use this Route.
+    pub fn accepts(&self, scheme: Scheme) -> bool {
+        match scheme {
+            Scheme::Http => self.accepts_http,
+            Scheme::Https => self.accepts_https,
+        }
     }
 }
 
@@ -110,7 +142,7 @@ pub struct RuntimeConfig {
     pub state: Arc<ConfigState>,
     pub digest: StateDigest,
     pub router: Router,
-    pub routes: imbl::HashMap<Uuid, Arc<Route>>,
+    pub routes: imbl::HashMap<Uuid, RouteEntry>,
     /// One per Service, by Service id.
     pub targets: imbl::HashMap<Uuid, Arc<Target>>,
     consumers: Arc<ConsumerIndex>,
@@ -156,7 +188,7 @@ impl RuntimeConfig {
         let mut routes = self.routes.clone();
         for id in &touched.routes {
             match state.routes.get(id) {
-                Some(r) => routes.insert(*id, Arc::new(r.clone())),
+                Some(r) => routes.insert(*id, RouteEntry::new(r)),
                 None => routes.remove(id),
             };
         }

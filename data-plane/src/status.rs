@@ -11,28 +11,28 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::plugins::{full, json_response, ProxyBody};
+use crate::body::{full, json_response, ProxyBody};
 use crate::Node;
 
 async fn handle(
     node: Arc<Node>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let rt = node.runtime.load_full();
+    let rt = node.live();
     let resp = match req.uri().path() {
         "/status" => {
-            let cp = node.cp_status.lock().expect("cp status lock").clone();
+            let cp = node.cp_status();
             json_response(
                 StatusCode::OK,
                 &json!({
                     "node_id": cp.node_id,
-                    "node_name": node.settings.node_name,
+                    "node_name": node.settings().node_name,
                     "version": shared::VERSION,
-                    "uptime_seconds": node.started.elapsed().as_secs(),
+                    "uptime_seconds": node.uptime().as_secs(),
                     "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.targets.len(), "plugins": r.active_plugins})),
-                    "control_plane": {"connected": cp.connected, "address": cp.address, "last_error": cp.last_error, "last_rejected": cp.last_rejected, "features": node.settings.sync_features},
+                    "control_plane": {"connected": cp.connected, "address": cp.address, "last_error": cp.last_error, "last_rejected": cp.last_rejected, "features": node.settings().sync_features},
                     "last_sync": cp.last_sync.as_ref().map(|l| json!({"kind": l.kind, "version": l.version, "received_bytes": l.received_bytes, "apply_micros": l.apply_micros, "apply_cpu_micros": l.apply_cpu_micros})),
-                    "connections": node.metrics.connections.load(std::sync::atomic::Ordering::Relaxed),
+                    "connections": node.metrics().connections.load(std::sync::atomic::Ordering::Relaxed),
                     "lkg": {"persisted": cp.lkg_error.is_none(), "error": cp.lkg_error},
                     "identity": {"persisted": cp.identity_error.is_none(), "error": cp.identity_error},
                     "degraded": cp.lkg_error.is_some() || cp.identity_error.is_some(),
@@ -53,17 +53,17 @@ async fn handle(
             ),
         },
         "/metrics" => {
-            let mut r = Response::new(full(node.metrics.render()));
+            let mut r = Response::new(full(node.metrics().render()));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             r
         }
-        "/status/caches" => json_response(StatusCode::OK, &node.caches.sizes(), &[]),
+        "/status/caches" => json_response(StatusCode::OK, &node.caches().sizes(), &[]),
         "/status/issuers" => json_response(
             StatusCode::OK,
-            &json!({"data": node.caches.issuers.view()}),
+            &json!({"data": node.caches().issuers.view()}),
             &[],
         ),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]),
@@ -81,7 +81,7 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::
                 let tcp = match accepted {
                     Ok((tcp, _)) => { backoff.accepted(); tcp }
                     Err(e) => {
-                        crate::proxy::pause_after_accept_error(&node.metrics, "status", &mut backoff, &e).await;
+                        crate::proxy::pause_after_accept_error(node.metrics(), "status", &mut backoff, &e).await;
                         continue;
                     }
                 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::unix_now;
 use crate::{LastSync, Persisted, Update};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use proto::cluster_client::ClusterClient;
 use proto::{control_message, node_message, NodeMessage};
 use tokio::sync::{mpsc, watch};
@@ -82,11 +82,12 @@ pub async fn run(node: Arc<Node>, cps: ControlPlanes, mut shutdown: watch::Recei
         };
         attempt = attempt.wrapping_add(1);
         {
-            let mut st = node.cp_status.lock().expect("cp status lock");
-            st.connected = false;
-            if let Err(e) = &outcome {
-                st.last_error = Some(format!("{e:#}"));
-            }
+            node.update_cp_status(|st| {
+                st.connected = false;
+                if let Err(e) = &outcome {
+                    st.last_error = Some(format!("{e:#}"));
+                }
+            });
         }
         match outcome {
             Ok(()) => info!("sync stream ended; reconnecting"),
@@ -102,23 +103,20 @@ pub async fn run(node: Arc<Node>, cps: ControlPlanes, mut shutdown: watch::Recei
 
 async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Result<()> {
     let identity = node
-        .identity
-        .lock()
-        .expect("identity lock")
-        .clone()
+        .identity()
         .ok_or_else(|| anyhow!("node has no identity"))?;
     let channel = identity::connect(cp, identity.client_tls()?).await?;
     // Snapshots are as large as the node allows (--max-config-bytes), not gRPC's 4 MiB default.
     let mut client = ClusterClient::new(channel)
-        .max_decoding_message_size(node.settings.max_config_bytes.saturating_add(64 * 1024));
+        .max_decoding_message_size(node.settings().max_config_bytes.saturating_add(64 * 1024));
     let (tx, rx) = mpsc::channel::<NodeMessage>(16);
-    let rt = node.runtime.load_full();
+    let rt = node.live();
     let hello = proto::Hello {
         node_id: identity.node_id.clone(),
-        hostname: node.settings.node_name.clone(),
+        hostname: node.settings().node_name.clone(),
         software_version: shared::VERSION.to_string(),
         plugins: node
-            .settings
+            .settings()
             .plugins
             .iter()
             .map(|(n, v)| proto::PluginVersion {
@@ -129,7 +127,7 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
         config_version: rt.as_ref().map(|r| r.version).unwrap_or(0),
         config_hash: rt.as_ref().map(|r| r.hash.clone()).unwrap_or_default(),
         cert_not_after: identity.cert_not_after,
-        features: node.settings.sync_features.clone(),
+        features: node.settings().sync_features.clone(),
     };
     tx.send(NodeMessage {
         kind: Some(node_message::Kind::Hello(hello)),
@@ -141,14 +139,15 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
         .map_err(|s| anyhow!("control plane refused the sync stream: {}", s.message()))?
         .into_inner();
     {
-        let mut st = node.cp_status.lock().expect("cp status lock");
-        st.connected = true;
-        st.address = Some(cp.to_string());
-        st.last_error = None;
+        node.update_cp_status(|st| {
+            st.connected = true;
+            st.address = Some(cp.to_string());
+            st.last_error = None;
+        });
     }
     info!(node_id = %identity.node_id, control_plane = %cp, "connected to the control plane");
     backoff.reset();
-    let settings = &node.settings;
+    let settings = node.settings();
     let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
     let mut deadline = Instant::now() + settings.heartbeat_timeout;
     let mut renew_check =
@@ -180,8 +179,7 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
                         tx.send(NodeMessage { kind: Some(reply) }).await?;
                     }
                     Some(control_message::Kind::Purge(p)) => {
-                        if node.caches.purge(&p.cache, &p.key) {
-                            node.metrics.cache_purges.add(&[("cache", p.cache.as_str())], 1);
+                        if node.purge_cache(&p.cache, &p.key) {
                             info!(cache = %p.cache, single = !p.key.is_empty(), "cache purged by the control plane");
                         } else {
                             warn!(cache = %p.cache, "ignored a malformed purge command");
@@ -211,10 +209,9 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
     let kind = if r.base.is_some() { "delta" } else { "full" };
     let n = node.clone();
     let result = node
-        .background
-        .run(move || {
+        .on_config_thread(move || {
             let plain =
-                proto::payload::decompress(&r.encoding, &r.bytes, n.settings.max_config_bytes)?;
+                proto::payload::decompress(&r.encoding, &r.bytes, n.settings().max_config_bytes)?;
             let update = match r.base {
                 None => Update::Full {
                     version: r.version,
@@ -235,13 +232,14 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
         .unwrap_or_else(Err);
     match result {
         Ok(applied) => {
-            node.cp_status.lock().expect("cp status lock").last_sync = Some(LastSync {
+            let last = LastSync {
                 kind,
                 version,
                 received_bytes,
                 apply_micros: applied.micros,
                 apply_cpu_micros: applied.cpu_micros,
-            });
+            };
+            node.update_cp_status(|st| st.last_sync = Some(last));
             node_message::Kind::Ack(proto::Ack {
                 version,
                 hash,
@@ -256,8 +254,8 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
             })
         }
         Err(reason) => {
-            node.cp_status.lock().expect("cp status lock").last_rejected =
-                Some(format!("version {version} ({kind}): {reason}"));
+            let rejected = format!("version {version} ({kind}): {reason}");
+            node.update_cp_status(|st| st.last_rejected = Some(rejected));
             node_message::Kind::Nack(proto::Nack {
                 version,
                 hash,
@@ -273,10 +271,7 @@ async fn renew_if_due(
     client: &mut ClusterClient<tonic::transport::Channel>,
 ) -> Result<Option<i64>> {
     let identity = node
-        .identity
-        .lock()
-        .expect("identity lock")
-        .clone()
+        .identity()
         .ok_or_else(|| anyhow!("node has no identity"))?;
     let now = unix_now();
     let issued_for = node.cert_lifetime_hint(&identity);
@@ -296,16 +291,11 @@ async fn renew_if_due(
         ..identity
     };
     // A certificate that cannot be stored is still used: the node keeps its stream and reports it.
-    node.record_identity_saved(
-        renewed
-            .save(&node.settings.data_dir)
-            .context("cannot store the renewed certificate"),
-    );
     info!(
         not_after = renewed.cert_not_after,
         "node certificate renewed"
     );
     let not_after = renewed.cert_not_after;
-    *node.identity.lock().expect("identity lock") = Some(renewed);
+    node.adopt_identity(renewed);
     Ok(Some(not_after))
 }

@@ -8,6 +8,7 @@ pub mod entity;
 pub mod error;
 pub mod http_syntax;
 pub mod jwt;
+pub mod keyword;
 pub mod pairing;
 pub mod plugins;
 pub mod schema;

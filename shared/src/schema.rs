@@ -3,6 +3,7 @@
 //! Every entity and plugin config is parsed through [`Fields`], so a bad input always names the field
 //! and the reason (`{"port": "expected an integer"}`), and unknown fields are rejected.
 
+use crate::keyword::Keyword;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
@@ -384,6 +385,18 @@ impl<'a> Fields<'a> {
             }
         }
         Some(v)
+    }
+
+    /// An optional keyword of `K`.
+    pub fn opt_keyword<K: Keyword>(&mut self, name: &str) -> Option<K> {
+        self.opt_one_of(name, &K::names())
+            .and_then(|v| K::parse(&v))
+    }
+
+    /// An optional array of keywords of `K` (an invalid element is an error on `name.N`).
+    pub fn opt_keywords<K: Keyword>(&mut self, name: &str) -> Option<Vec<K>> {
+        self.opt_many_of(name, &K::names())
+            .map(|v| v.iter().filter_map(|s| K::parse(s)).collect())
     }
 
     /// Records `message` on field `name` unless `ok(value)`.

@@ -3,64 +3,62 @@
 //! never cached) and Kong's upstream headers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::unix_now;
 use http::{Method, Response, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use shared::plugins::oauth2_introspection::{Config, NAME};
+use shared::plugins::oauth2_introspection::{Config, ConsumerBy, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
+use super::idp::{self, Idp, IdpFailure, IdpSettings, TtlRule};
 use super::introspection_answer::{self, Refusal};
 use super::{
-    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
-    ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
+    anonymous_consumer, claim_header_value, token_fingerprint, BuildCtx, ConsumerField,
+    ConsumerIndex, Exchange, Plugin,
 };
-use crate::cache::{Cached, Caches, TokenKey};
-use crate::metrics::Metrics;
+use crate::body::{json_response, ProxyBody};
+use crate::cache::Cached;
 
 /// One configured instance.
 pub struct Introspection {
-    id: String,
     config: Config,
-    client: reqwest::Client,
+    idp: Idp,
     consumers: Arc<ConsumerIndex>,
     anonymous: Option<Arc<Consumer>>,
-    caches: Arc<Caches>,
-    metrics: Arc<Metrics>,
-    events: Events,
-    namespace: [u8; 32],
+    ttl: TtlRule,
 }
 
 /// Builds an instance from its plugin entity.
 pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, String> {
     let config = Config::parse(&p.config, ctx.state.as_ref())
         .map_err(|e| format!("invalid config: {}", e.summary()))?;
-    let client = ctx.clients.get(config.timeout, config.keepalive, true)?;
+    let idp = Idp::new(
+        NAME,
+        &p.id,
+        ctx,
+        IdpSettings {
+            timeout_ms: config.timeout,
+            keepalive_ms: config.keepalive,
+            verify_tls: true,
+            namespace: &[config.introspection_url.as_bytes()],
+            events: &["negative_hit"],
+        },
+    )?;
     let anonymous = anonymous_consumer(&ctx.state, &config.anonymous)?;
-    let namespace: [u8; 32] = Sha256::new()
-        .chain_update(p.id.as_bytes())
-        .chain_update(config.introspection_url.as_bytes())
-        .finalize()
-        .into();
+    // Kong: a `ttl` of 0 caches an answer until the token's `exp`.
+    let ttl = TtlRule {
+        ttl: (config.ttl > 0).then_some(config.ttl),
+        ..TtlRule::default()
+    };
     Ok(Arc::new(Introspection {
-        id: p.id.to_string(),
         config,
-        client,
+        idp,
         consumers: ctx.consumers.clone(),
         anonymous,
-        caches: ctx.caches.clone(),
-        metrics: ctx.metrics.clone(),
-        events: Events::new(
-            &ctx.metrics,
-            NAME,
-            &p.id.to_string(),
-            &["hit", "miss", "negative_hit", "idp_call", "idp_error"],
-        ),
-        namespace,
+        ttl,
     }))
 }
 
@@ -69,37 +67,19 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
 enum Failure {
     /// The identity provider said `active: false`.
     Inactive,
-    /// The identity provider could not give an answer; the class names why (never the token).
-    Idp(String),
-}
-
-/// Positive cache lifetime: `ttl` seconds but never past `exp`; `ttl = 0` means "until `exp`".
-pub fn positive_ttl(ttl: u64, claims: &Value, now: i64) -> Duration {
-    let remaining = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .map(|exp| (exp - now).max(0) as u64);
-    let secs = match (ttl, remaining) {
-        (0, Some(r)) => r,
-        (0, None) => 0,
-        (t, Some(r)) => t.min(r),
-        (t, None) => t,
-    };
-    Duration::from_secs(secs)
+    /// The identity provider could not give an answer.
+    Idp(IdpFailure),
 }
 
 impl Introspection {
-    fn event(&self, event: &str) {
-        self.events.add(event);
-    }
-
     async fn call_idp(&self, token: &str, ex: &Exchange) -> Result<Value, Failure> {
-        let mut form = vec![("token", token.to_string())];
+        let mut form = vec![("token", token)];
         if let Some(h) = &self.config.token_type_hint {
-            form.push(("token_type_hint", h.clone()));
+            form.push(("token_type_hint", h));
         }
         let mut req = self
-            .client
+            .idp
+            .client()
             .post(&self.config.introspection_url)
             .header(
                 http::header::AUTHORIZATION,
@@ -115,91 +95,61 @@ impl Introspection {
         for (k, v) in &self.config.custom_introspection_headers {
             req = req.header(k.replace('_', "-"), v);
         }
-        self.event("idp_call");
-        let started = Instant::now();
-        let result = req.send().await;
-        self.metrics.idp_latency.observe(
-            &[("plugin", NAME), ("instance", &self.id)],
-            started.elapsed(),
-        );
-        let resp = result.map_err(|e| {
-            self.event("idp_error");
-            Failure::Idp(if e.is_timeout() {
-                "timeout".into()
-            } else if e.is_connect() {
-                "unreachable".into()
-            } else {
-                "transport error".into()
-            })
-        })?;
-        let status = resp.status();
-        if status != reqwest::StatusCode::OK {
-            self.event("idp_error");
-            return Err(Failure::Idp(format!("answered HTTP {}", status.as_u16())));
-        }
-        let body = resp.bytes().await.map_err(|_| {
-            self.event("idp_error");
-            Failure::Idp("answer could not be read".into())
-        })?;
-        introspection_answer::parse(&body)
+        let answer = self
+            .idp
+            .send_expecting_ok(req)
+            .await
+            .map_err(Failure::Idp)?;
+        introspection_answer::parse(&answer.body)
             .and_then(|answer| introspection_answer::judge(answer, true, unix_now()))
             .map_err(|refusal| match refusal {
                 Refusal::Inactive(_) => Failure::Inactive,
-                Refusal::Fault(why) => {
-                    self.event("idp_error");
-                    Failure::Idp(why)
-                }
+                Refusal::Fault(why) => Failure::Idp(self.idp.fault(IdpFailure::Answer(why))),
             })
     }
 
     /// Introspects through the caches. Concurrent misses for one token make one call.
     async fn introspect(&self, token: &str, ex: &Exchange) -> Result<Arc<Value>, Failure> {
-        let namespace = if self.config.introspect_request {
-            Sha256::new()
-                .chain_update(self.namespace)
-                .chain_update(ex.parts.method.as_str().as_bytes())
-                .chain_update(ex.parts.uri.path().as_bytes())
-                .finalize()
-                .into()
+        let token_bytes: &[&[u8]] = &[token.as_bytes()];
+        let key = if self.config.introspect_request {
+            self.idp.key(
+                &[
+                    ex.parts.method.as_str().as_bytes(),
+                    ex.parts.uri.path().as_bytes(),
+                ],
+                token_bytes,
+            )
         } else {
-            self.namespace
+            self.idp.key(&[], token_bytes)
         };
-        let key = TokenKey {
-            namespace,
-            token: Sha256::digest(token.as_bytes()).into(),
-        };
-        if let Some(hit) = self.caches.introspection.get(&key).await {
-            self.event("hit");
+        let caches = self.idp.caches();
+        if let Some(hit) = caches.introspection.get(&key).await {
+            self.idp.event("hit");
             return Ok(hit.claims);
         }
-        if self.caches.introspection_negative.get(&key).await.is_some() {
-            self.event("negative_hit");
+        if caches.introspection_negative.get(&key).await.is_some() {
+            self.idp.event("negative_hit");
             return Err(Failure::Inactive);
         }
-        let (result, missed) = crate::cache::get_or_fetch(&self.caches.introspection, key, async {
-            let claims = self.call_idp(token, ex).await?;
-            let ttl = positive_ttl(self.config.ttl, &claims, unix_now());
-            Ok::<_, Failure>(Cached {
-                claims: Arc::new(claims),
-                ttl,
+        let (result, missed) = self
+            .idp
+            .cached(&caches.introspection, key, ("hit", "miss"), async {
+                let claims = self.call_idp(token, ex).await?;
+                let ttl = self.ttl.lifetime(&claims, unix_now());
+                Ok::<_, Failure>(Cached {
+                    claims: Arc::new(claims),
+                    ttl,
+                })
             })
-        })
-        .await;
-        self.event(if missed { "miss" } else { "hit" });
-        match result {
-            Ok(c) => Ok(c.claims),
-            Err(e) => {
-                let failure = (*e).clone();
-                if matches!(failure, Failure::Inactive) && self.config.negative_ttl > 0 && missed {
-                    let neg = Cached {
-                        claims: Arc::new(Value::Null),
-                        ttl: Duration::from_secs(self.config.negative_ttl),
-                    };
-                    self.caches.introspection_negative.insert(key, neg).await;
-                }
-                Err(failure)
-            }
+            .await;
+        if matches!(result, Err(Failure::Inactive)) && self.config.negative_ttl > 0 && missed {
+            let neg = Cached {
+                claims: Arc::new(Value::Null),
+                ttl: Duration::from_secs(self.config.negative_ttl),
+            };
+            caches.introspection_negative.insert(key, neg).await;
         }
+        result
     }
 
     fn unauthorized(
@@ -259,9 +209,9 @@ impl Introspection {
 
     fn map_consumer(&self, claims: &Value) -> Option<Arc<Consumer>> {
         // Kong: `username` maps the claim to a Consumer's username, `client_id` to its custom_id.
-        let (claim, field) = match self.config.consumer_by.as_str() {
-            "client_id" => ("client_id", "custom_id"),
-            _ => ("username", "username"),
+        let (claim, field) = match self.config.consumer_by {
+            ConsumerBy::ClientId => ("client_id", ConsumerField::CustomId),
+            ConsumerBy::Username => ("username", ConsumerField::Username),
         };
         let value = claims.get(claim)?.as_str()?;
         self.consumers.find(field, value).cloned()
@@ -307,37 +257,8 @@ impl Plugin for Introspection {
             ),
             Err(Failure::Idp(class)) => {
                 warn!(plugin = NAME, request_id = %ex.request_id, idp = %self.config.introspection_url, failure = %class, "introspection failed");
-                Err(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"message": format!("The identity provider is unavailable: introspection {class}")}),
-                    &[("retry-after", "5".into())],
-                ))
+                Err(idp::unavailable(&format!("introspection {class}")))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_is_capped_by_exp() {
-        let now = 1_000;
-        assert_eq!(
-            positive_ttl(30, &json!({"exp": 1_010}), now),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            positive_ttl(30, &json!({"exp": 5_000}), now),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            positive_ttl(0, &json!({"exp": 1_100}), now),
-            Duration::from_secs(100)
-        );
-        assert_eq!(positive_ttl(0, &json!({}), now), Duration::ZERO);
-        assert_eq!(positive_ttl(30, &json!({}), now), Duration::from_secs(30));
-        assert_eq!(positive_ttl(30, &json!({"exp": 900}), now), Duration::ZERO);
     }
 }

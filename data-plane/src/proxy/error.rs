@@ -6,8 +6,8 @@ use http::{Response, StatusCode};
 use serde_json::json;
 use tracing::warn;
 
+use crate::body::{json_response, ProxyBody};
 use crate::metrics::Metrics;
-use crate::plugins::{json_response, ProxyBody};
 
 /// Why the proxy answered itself.
 #[derive(Debug)]

@@ -2,11 +2,14 @@
 //! (hop-by-hop removed, `Host`, `X-Forwarded-*`, `X-Real-IP`, the request id) and the response headers
 //! Portcullis adds.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
+
+use super::Scheme;
 
 /// `Via` on every proxied response.
 const VIA: &str = concat!("1.1 portcullis/", env!("CARGO_PKG_VERSION"));
@@ -45,13 +48,33 @@ pub fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     }
 }
 
+/// Kong's `path_handling`: how a Service path and a request path are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathHandling {
+    /// A slash between the two parts unless one has it (Kong's default).
+    V0,
+    /// The parts concatenated as they are (a service path of `/` adds nothing).
+    V1,
+}
+
+impl PathHandling {
+    /// The Route's `path_handling` (validated by the control plane: `v0` or `v1`).
+    pub fn of(value: &str) -> PathHandling {
+        if value == "v1" {
+            PathHandling::V1
+        } else {
+            PathHandling::V0
+        }
+    }
+}
+
 /// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does.
 pub fn upstream_path(
     service_path: Option<&str>,
     request_path: &str,
     matched_len: usize,
     strip: bool,
-    handling: &str,
+    handling: PathHandling,
 ) -> String {
     let rest = if strip {
         &request_path[matched_len.min(request_path.len())..]
@@ -63,7 +86,7 @@ pub fn upstream_path(
         return base.to_string();
     }
     match handling {
-        "v1" => {
+        PathHandling::V1 => {
             if base == "/" && !rest.starts_with('/') {
                 format!("/{rest}")
             } else if base == "/" {
@@ -72,7 +95,7 @@ pub fn upstream_path(
                 format!("{base}{rest}")
             }
         }
-        _ => match (base.ends_with('/'), rest.starts_with('/')) {
+        PathHandling::V0 => match (base.ends_with('/'), rest.starts_with('/')) {
             (true, true) => format!("{base}{}", &rest[1..]),
             (false, false) => format!("{base}/{rest}"),
             _ => format!("{base}{rest}"),
@@ -80,26 +103,36 @@ pub fn upstream_path(
     }
 }
 
-pub fn split_host_port(h: &str) -> (String, Option<u16>) {
-    let h = h.trim().to_ascii_lowercase();
-    if h.starts_with('[') {
-        if let Some(end) = h.find(']') {
-            let port = h[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
-            return (h[..=end].to_string(), port);
+/// The host (lower case, allocating only when the client used upper case) and port of a `Host` value.
+pub fn split_host_port(h: &str) -> (Cow<'_, str>, Option<u16>) {
+    let h = h.trim();
+    let (name, port) = if h.starts_with('[') {
+        match h.find(']') {
+            Some(end) => (
+                &h[..=end],
+                h[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok()),
+            ),
+            None => (h, None),
         }
-    }
-    match h.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => (name.to_string(), port.parse().ok()),
-        _ => (h, None),
-    }
+    } else {
+        match h.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
+            _ => (h, None),
+        }
+    };
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
+    (name, port)
 }
 
 /// Where a request came from and how it reached this node.
 pub struct Downstream<'a> {
     /// The client's address.
     pub client_ip: IpAddr,
-    /// `http` or `https`.
-    pub scheme: &'static str,
+    pub scheme: Scheme,
     /// The host the client named (lower case, without port).
     pub host: &'a str,
     /// The port the client named, or the listener's.
@@ -115,7 +148,7 @@ pub fn request_headers(
     mut headers: HeaderMap,
     host_value: Option<HeaderValue>,
     from: &Downstream<'_>,
-    request_id: (&HeaderName, &str),
+    request_id: (&HeaderName, &HeaderValue),
 ) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     // Room for the forwarded headers below, so the map grows at most once.
@@ -135,13 +168,14 @@ pub fn request_headers(
     };
     set(&mut headers, "x-forwarded-for", &xff);
     set(&mut headers, "x-real-ip", &client_ip);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(from.scheme));
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(from.scheme.as_str()),
+    );
     set(&mut headers, "x-forwarded-host", from.host);
     headers.insert("x-forwarded-port", HeaderValue::from(from.port));
     set(&mut headers, "x-forwarded-path", from.path);
-    if let Ok(v) = HeaderValue::from_str(request_id.1) {
-        headers.insert(request_id.0.clone(), v);
-    }
+    headers.insert(request_id.0.clone(), request_id.1.clone());
     headers
 }
 
@@ -167,29 +201,35 @@ mod tests {
     #[test]
     fn path_joining_like_kong() {
         // service path, request path, matched prefix length, strip_path, path_handling -> upstream path
-        assert_eq!(upstream_path(None, "/api/users", 4, true, "v0"), "/users");
-        assert_eq!(upstream_path(None, "/api", 4, true, "v0"), "/");
         assert_eq!(
-            upstream_path(Some("/anything"), "/api/users", 4, true, "v0"),
+            upstream_path(None, "/api/users", 4, true, PathHandling::V0),
+            "/users"
+        );
+        assert_eq!(upstream_path(None, "/api", 4, true, PathHandling::V0), "/");
+        assert_eq!(
+            upstream_path(Some("/anything"), "/api/users", 4, true, PathHandling::V0),
             "/anything/users"
         );
         assert_eq!(
-            upstream_path(Some("/anything/"), "/api/users", 4, true, "v0"),
+            upstream_path(Some("/anything/"), "/api/users", 4, true, PathHandling::V0),
             "/anything/users"
         );
         assert_eq!(
-            upstream_path(Some("/anything"), "/api", 4, true, "v0"),
+            upstream_path(Some("/anything"), "/api", 4, true, PathHandling::V0),
             "/anything"
         );
         assert_eq!(
-            upstream_path(Some("/s"), "/api/users", 4, false, "v0"),
+            upstream_path(Some("/s"), "/api/users", 4, false, PathHandling::V0),
             "/s/api/users"
         );
         assert_eq!(
-            upstream_path(Some("/s"), "/fv0req", 4, true, "v0"),
+            upstream_path(Some("/s"), "/fv0req", 4, true, PathHandling::V0),
             "/s/req"
         );
-        assert_eq!(upstream_path(Some("/s"), "/fv1req", 4, true, "v1"), "/sreq");
+        assert_eq!(
+            upstream_path(Some("/s"), "/fv1req", 4, true, PathHandling::V1),
+            "/sreq"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,11 +29,12 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 pub use error::{error, ProxyError};
-pub use pipeline::Connection;
+pub use pipeline::{Connection, Scheme};
 pub use upstream::UpstreamClients;
 
+use crate::body::ProxyBody;
 use crate::metrics::Metrics;
-use crate::plugins::ProxyBody;
+use crate::plugins::RequestId;
 use crate::runtime::RuntimeConfig;
 
 /// What a request needs from the node, and nothing else: the current configuration, the metrics, the
@@ -62,20 +63,13 @@ impl ProxyCtx {
         }
     }
 
-    /// The client's request id when it sent a usable one, else a new random one.
-    fn request_id(&self, req: &Request<Incoming>) -> String {
-        req.headers()
-            .get(&self.request_id_header)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 200)
-            .map(str::to_string)
-            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
-    }
-
-    fn with_request_id(&self, mut resp: Response<ProxyBody>, rid: &str) -> Response<ProxyBody> {
-        if let Ok(v) = HeaderValue::from_str(rid) {
-            resp.headers_mut().insert(self.request_id_header.clone(), v);
-        }
+    fn with_request_id(
+        &self,
+        mut resp: Response<ProxyBody>,
+        rid: &RequestId,
+    ) -> Response<ProxyBody> {
+        resp.headers_mut()
+            .insert(self.request_id_header.clone(), rid.header_value().clone());
         resp
     }
 }
@@ -87,7 +81,7 @@ pub async fn handle(
     conn: Connection,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
-    let rid = ctx.request_id(&req);
+    let rid = RequestId::from_client(req.headers().get(&ctx.request_id_header));
     let Some(rt) = ctx.config.load_full() else {
         let resp = ProxyError::NotConfigured.response();
         return Ok(ctx.with_request_id(resp, &rid));
@@ -159,7 +153,7 @@ pub async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let ctx = ctx.clone();
                 let metrics = ctx.metrics.clone();
-                let downstream = Connection { peer, local_port, scheme: "http" };
+                let downstream = Connection { peer, local_port, scheme: Scheme::Http };
                 let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req, downstream));
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
                 let conn = graceful.watch(conn.into_owned());

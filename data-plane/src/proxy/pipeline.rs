@@ -14,8 +14,9 @@ use super::error::ProxyError;
 use super::forward::{self, Downstream};
 use super::upstream::connect_attempts;
 use super::ProxyCtx;
+use crate::body::{full, BoxError, ProxyBody, RequestBody};
 use crate::metrics::Series;
-use crate::plugins::{full, BoxError, Exchange, ProxyBody, RequestBody};
+use crate::plugins::{Exchange, RequestId};
 use crate::router::RequestInfo;
 use crate::runtime::RuntimeConfig;
 
@@ -29,8 +30,23 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// The listener's port.
     pub local_port: u16,
-    /// `http` or `https`.
-    pub scheme: &'static str,
+    pub scheme: Scheme,
+}
+
+/// The protocol a request arrived over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 /// What became of a request.
@@ -47,7 +63,7 @@ pub async fn run(
     rt: &RuntimeConfig,
     req: Request<Incoming>,
     conn: Connection,
-    rid: &str,
+    rid: &RequestId,
     started: Instant,
 ) -> Outcome {
     let mut series = None;
@@ -60,7 +76,7 @@ async fn pipeline(
     rt: &RuntimeConfig,
     req: Request<Incoming>,
     conn: Connection,
-    rid: &str,
+    rid: &RequestId,
     started: Instant,
     series: &mut Option<Arc<Series>>,
 ) -> Result<(Response<ProxyBody>, Option<Duration>), ProxyError> {
@@ -68,15 +84,16 @@ async fn pipeline(
     if target_len > MAX_URI_LEN {
         return Err(ProxyError::UriTooLong);
     }
-    let host_header = req
-        .headers()
-        .get(header::HOST)
+    // Borrowed from copies of the request's own (reference-counted) values: nothing is copied.
+    let uri = req.uri().clone();
+    let host_value = req.headers().get(header::HOST).cloned();
+    let host_header = host_value
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    let (host, port) = forward::split_host_port(&host_header);
-    let path = req.uri().path().to_string();
+    let (host, port) = forward::split_host_port(host_header);
+    let path = uri.path();
 
     // Route.
     let m = rt
@@ -85,11 +102,12 @@ async fn pipeline(
             method: req.method().as_str(),
             host: &host,
             port: port.or(Some(conn.local_port)),
-            path: &path,
+            path,
             headers: req.headers(),
         })
         .ok_or(ProxyError::NoRoute)?;
-    let route = rt.routes[&m.route_id].clone();
+    let entry = rt.routes[&m.route_id].clone();
+    let route = entry.route.clone();
     let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
     *series = Some(ctx.metrics.requests.get(
         route.id,
@@ -101,7 +119,7 @@ async fn pipeline(
             )
         },
     ));
-    if !route.protocols.iter().any(|p| p == conn.scheme) {
+    if !entry.accepts(conn.scheme) {
         return Err(ProxyError::ProtocolNotAllowed);
     }
     let target = target.ok_or(ProxyError::NoService)?;
@@ -119,7 +137,7 @@ async fn pipeline(
         route: route.clone(),
         service: Some(service.clone()),
         consumer: None,
-        request_id: rid.to_string(),
+        request_id: rid.clone(),
     };
     let mut ran = Vec::new();
     for name in &rt.active_plugins {
@@ -138,7 +156,7 @@ async fn pipeline(
         ex.parts.uri.path(),
         m.matched_len,
         route.strip_path,
-        &route.path_handling,
+        entry.path_handling,
     );
     if let Some(q) = ex.parts.uri.query() {
         path_and_query.push('?');
@@ -151,7 +169,9 @@ async fn pipeline(
         .build()
         .map_err(|_| ProxyError::BadUpstreamUri)?;
     let host_value = if route.preserve_host && !host_header.is_empty() {
-        HeaderValue::from_str(&host_header).ok()
+        host_value
+            .clone()
+            .or_else(|| HeaderValue::from_str(host_header).ok())
     } else {
         Some(target.host_header.clone())
     };
@@ -163,9 +183,9 @@ async fn pipeline(
             scheme: conn.scheme,
             host: &host,
             port: port.unwrap_or(conn.local_port),
-            path: &path,
+            path,
         },
-        (&ctx.request_id_header, rid),
+        (&ctx.request_id_header, rid.header_value()),
     );
     let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
         RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
@@ -197,8 +217,14 @@ async fn pipeline(
         }),
         Err(_) => Err(ProxyError::UpstreamTimeout),
     };
-    let resp = answered
-        .inspect_err(|e| e.record(&ctx.metrics, &target.label, target.authority.as_ref(), rid))?;
+    let resp = answered.inspect_err(|e| {
+        e.record(
+            &ctx.metrics,
+            &target.label,
+            target.authority.as_ref(),
+            rid.as_str(),
+        )
+    })?;
 
     // The response, through the plugins that ran.
     let upstream_elapsed = upstream_started.elapsed();

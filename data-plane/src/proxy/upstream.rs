@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
 
-use crate::plugins::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 
 /// A pooled client for one kind of upstream. Plain-HTTP Services get a client without the TLS layer,
 /// which costs about a tenth of the proxy's throughput per request even when it only passes bytes through.

@@ -18,6 +18,12 @@ pub const VERSION: &str = "1.0.0";
 /// Fields that hold secrets. Headers sent to the identity provider often carry credentials too.
 pub const SECRET_FIELDS: &[&str] = &["authorization_value", "custom_introspection_headers"];
 
+crate::keywords! {
+    /// The claim that names the Consumer: `username` matches a Consumer's username, `client_id` its
+    /// `custom_id` (Kong's rule).
+    pub enum ConsumerBy { Username = "username", ClientId = "client_id" }
+}
+
 /// A validated `oauth2-introspection` config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -37,7 +43,7 @@ pub struct Config {
     pub custom_introspection_headers: BTreeMap<String, String>,
     pub custom_claims_forward: Vec<String>,
     /// `username` or `client_id`.
-    pub consumer_by: String,
+    pub consumer_by: ConsumerBy,
     pub anonymous: Option<String>,
     pub run_on_preflight: bool,
 }
@@ -80,9 +86,7 @@ impl Config {
             );
         }
         let custom_claims_forward = f.strings("custom_claims_forward");
-        let consumer_by = f
-            .opt_one_of("consumer_by", &["username", "client_id"])
-            .unwrap_or_else(|| "username".into());
+        let consumer_by = f.opt_keyword("consumer_by").unwrap_or(ConsumerBy::Username);
         let anonymous = anonymous_field(&mut f, resolver);
         let run_on_preflight = f.bool_or("run_on_preflight", true);
         let errors = f.finish();
@@ -130,7 +134,7 @@ mod tests {
             (c.ttl, c.negative_ttl, c.timeout, c.keepalive),
             (30, 5, 10_000, 60_000)
         );
-        assert_eq!(c.consumer_by, "username");
+        assert_eq!(c.consumer_by, ConsumerBy::Username);
         assert!(c.run_on_preflight && !c.hide_credentials);
     }
 

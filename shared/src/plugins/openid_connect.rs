@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
 use crate::http_syntax;
+use crate::keyword::Keyword;
 use crate::schema::{FieldErrors, Fields};
 
 /// The plugin's name.
@@ -21,36 +22,56 @@ pub const SECRET_FIELDS: &[&str] = &[
     "introspection_headers_values",
 ];
 
-/// Authentication methods this gateway implements, in lookup order.
-pub const AUTH_METHODS: &[&str] = &["bearer", "introspection", "password", "client_credentials"];
-/// Client authentication methods towards the identity provider.
-pub const CLIENT_AUTH: &[&str] = &[
-    "client_secret_basic",
-    "client_secret_post",
-    "client_secret_jwt",
-    "private_key_jwt",
-    "none",
-];
-const PARAM_TYPES: &[&str] = &["header", "query", "body"];
+crate::keywords! {
+    /// How a request may authenticate, in lookup order. `password` and `client_credentials` are also
+    /// the grant types sent to the token endpoint.
+    pub enum AuthMethod {
+        Bearer = "bearer",
+        Introspection = "introspection",
+        Password = "password",
+        ClientCredentials = "client_credentials",
+    }
+}
+
+crate::keywords! {
+    /// How the gateway authenticates itself to the identity provider.
+    pub enum ClientAuth {
+        ClientSecretBasic = "client_secret_basic",
+        ClientSecretPost = "client_secret_post",
+        ClientSecretJwt = "client_secret_jwt",
+        PrivateKeyJwt = "private_key_jwt",
+        None = "none",
+    }
+}
+
+crate::keywords! {
+    /// Where in a request a credential is looked for.
+    pub enum ParamType { Header = "header", Query = "query", Body = "body" }
+}
+
+crate::keywords! {
+    /// The Consumer field a claim value is matched against.
+    pub enum ConsumerBy { Username = "username", CustomId = "custom_id", Id = "id" }
+}
 
 /// A validated `openid-connect` config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub issuer: String,
-    pub auth_methods: Vec<String>,
-    pub bearer_token_param_type: Vec<String>,
-    pub password_param_type: Vec<String>,
-    pub client_credentials_param_type: Vec<String>,
+    pub auth_methods: Vec<AuthMethod>,
+    pub bearer_token_param_type: Vec<ParamType>,
+    pub password_param_type: Vec<ParamType>,
+    pub client_credentials_param_type: Vec<ParamType>,
     pub client_id: Vec<String>,
     pub client_secret: Vec<String>,
     /// JWKs (with private parts) for `private_key_jwt`.
     pub client_jwk: Vec<Value>,
     pub client_alg: Vec<String>,
-    pub client_auth: Vec<String>,
+    pub client_auth: Vec<ClientAuth>,
     /// Request argument that selects one of several configured clients.
     pub client_arg: String,
-    pub token_endpoint_auth_method: Option<String>,
-    pub introspection_endpoint_auth_method: Option<String>,
+    pub token_endpoint_auth_method: Option<ClientAuth>,
+    pub introspection_endpoint_auth_method: Option<ClientAuth>,
     pub scopes: Vec<String>,
     pub introspection_endpoint: Option<String>,
     pub introspection_hint: String,
@@ -72,7 +93,7 @@ pub struct Config {
     pub audience_claim: Vec<String>,
     pub issuers_allowed: Vec<String>,
     pub consumer_claim: Vec<String>,
-    pub consumer_by: Vec<String>,
+    pub consumer_by: Vec<ConsumerBy>,
     pub consumer_optional: bool,
     pub credential_claim: Vec<String>,
     pub anonymous: Option<String>,
@@ -94,17 +115,13 @@ pub struct Config {
     pub forbidden_error_message: String,
 }
 
-fn list_or(
-    f: &mut Fields<'_>,
-    name: &str,
-    allowed: Option<&[&str]>,
-    default: &[&str],
-) -> Vec<String> {
-    let v = match allowed {
-        Some(a) => f.opt_many_of(name, a),
-        None => f.opt_strings(name),
-    };
-    v.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+fn list_or(f: &mut Fields<'_>, name: &str, default: &[&str]) -> Vec<String> {
+    f.opt_strings(name)
+        .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+}
+
+fn keywords_or<K: Keyword>(f: &mut Fields<'_>, name: &str, default: &[K]) -> Vec<K> {
+    f.opt_keywords(name).unwrap_or_else(|| default.to_vec())
 }
 
 impl Config {
@@ -112,25 +129,12 @@ impl Config {
     pub fn parse(v: &Value, resolver: &dyn Resolver) -> Result<Config, FieldErrors> {
         let mut f = Fields::new(v, "")?;
         let issuer = url_field(&mut f, "issuer", true).unwrap_or_default();
-        let auth_methods = list_or(&mut f, "auth_methods", Some(AUTH_METHODS), AUTH_METHODS);
-        let bearer_token_param_type = list_or(
-            &mut f,
-            "bearer_token_param_type",
-            Some(PARAM_TYPES),
-            PARAM_TYPES,
-        );
-        let password_param_type = list_or(
-            &mut f,
-            "password_param_type",
-            Some(PARAM_TYPES),
-            PARAM_TYPES,
-        );
-        let client_credentials_param_type = list_or(
-            &mut f,
-            "client_credentials_param_type",
-            Some(PARAM_TYPES),
-            PARAM_TYPES,
-        );
+        let auth_methods = keywords_or(&mut f, "auth_methods", AuthMethod::ALL);
+        let bearer_token_param_type =
+            keywords_or(&mut f, "bearer_token_param_type", ParamType::ALL);
+        let password_param_type = keywords_or(&mut f, "password_param_type", ParamType::ALL);
+        let client_credentials_param_type =
+            keywords_or(&mut f, "client_credentials_param_type", ParamType::ALL);
         let client_id = f.strings("client_id");
         let client_secret = f.strings("client_secret");
         let client_jwk = match f.raw("client_jwk") {
@@ -150,14 +154,14 @@ impl Config {
             }
         };
         let client_alg = f.strings("client_alg");
-        let client_auth = list_or(&mut f, "client_auth", Some(CLIENT_AUTH), &[]);
+        let client_auth: Vec<ClientAuth> = keywords_or(&mut f, "client_auth", &[]);
         let client_arg = f
             .opt_string("client_arg")
             .unwrap_or_else(|| "client_id".into());
-        let token_endpoint_auth_method = f.opt_one_of("token_endpoint_auth_method", CLIENT_AUTH);
+        let token_endpoint_auth_method = f.opt_keyword("token_endpoint_auth_method");
         let introspection_endpoint_auth_method =
-            f.opt_one_of("introspection_endpoint_auth_method", CLIENT_AUTH);
-        let scopes = list_or(&mut f, "scopes", None, &["openid"]);
+            f.opt_keyword("introspection_endpoint_auth_method");
+        let scopes = list_or(&mut f, "scopes", &["openid"]);
         let introspection_endpoint = url_field(&mut f, "introspection_endpoint", false);
         let introspection_hint = f
             .opt_string("introspection_hint")
@@ -213,19 +217,18 @@ impl Config {
             }
         }
         let scopes_required = f.strings("scopes_required");
-        let scopes_claim = list_or(&mut f, "scopes_claim", None, &["scope"]);
+        let scopes_claim = list_or(&mut f, "scopes_claim", &["scope"]);
         let audience_required = f.strings("audience_required");
-        let audience_claim = list_or(&mut f, "audience_claim", None, &["aud"]);
+        let audience_claim = list_or(&mut f, "audience_claim", &["aud"]);
         let issuers_allowed = f.strings("issuers_allowed");
         let consumer_claim = f.strings("consumer_claim");
-        let consumer_by = list_or(
+        let consumer_by = keywords_or(
             &mut f,
             "consumer_by",
-            Some(&["username", "custom_id", "id"]),
-            &["username", "custom_id"],
+            &[ConsumerBy::Username, ConsumerBy::CustomId],
         );
         let consumer_optional = f.bool_or("consumer_optional", false);
-        let credential_claim = list_or(&mut f, "credential_claim", None, &["sub"]);
+        let credential_claim = list_or(&mut f, "credential_claim", &["sub"]);
         let anonymous = anonymous_field(&mut f, resolver);
         // Absent means Kong's default; an explicit null (or "") turns the header off.
         let upstream_access_token_header = if f.present("upstream_access_token_header") {
@@ -286,28 +289,34 @@ impl Config {
         // Cross-field rules.
         let needs_client = auth_methods
             .iter()
-            .any(|m| m == "password" || m == "introspection");
+            .any(|m| matches!(m, AuthMethod::Password | AuthMethod::Introspection));
         if needs_client && client_id.is_empty() {
             f.error(
                 "client_id",
                 "required when auth_methods include 'password' or 'introspection'",
             );
         }
-        let auths: Vec<&str> = client_auth
+        let auths: Vec<ClientAuth> = client_auth
             .iter()
-            .map(String::as_str)
-            .chain(token_endpoint_auth_method.as_deref())
-            .chain(introspection_endpoint_auth_method.as_deref())
+            .copied()
+            .chain(token_endpoint_auth_method)
+            .chain(introspection_endpoint_auth_method)
             .collect();
-        let uses_secret = auths.iter().any(|a| a.starts_with("client_secret"))
-            || (auths.is_empty() && needs_client);
+        let uses_secret = auths.iter().any(|a| {
+            matches!(
+                a,
+                ClientAuth::ClientSecretBasic
+                    | ClientAuth::ClientSecretPost
+                    | ClientAuth::ClientSecretJwt
+            )
+        }) || (auths.is_empty() && needs_client);
         if uses_secret && client_secret.is_empty() {
             f.error(
                 "client_secret",
                 "required by the selected client authentication method",
             );
         }
-        if auths.contains(&"private_key_jwt") && client_jwk.is_empty() {
+        if auths.contains(&ClientAuth::PrivateKeyJwt) && client_jwk.is_empty() {
             f.error(
                 "client_jwk",
                 "required when client authentication is 'private_key_jwt'",

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use super::{json_response, Exchange, ProxyBody};
+use super::Exchange;
+use crate::body::{json_response, ProxyBody};
 pub use parse::Source;
 
 fn header(ex: &Exchange, name: http::header::HeaderName) -> Option<&str> {

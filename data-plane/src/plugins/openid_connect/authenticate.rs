@@ -4,6 +4,11 @@
 use super::*;
 
 impl OpenIdConnect {
+    /// Whether `auth_methods` lets a request authenticate with `method`.
+    pub(super) fn allows(&self, method: AuthMethod) -> bool {
+        self.config.auth_methods.contains(&method)
+    }
+
     /// Validates an access token: a JWT is verified (and introspected with `introspect_jwt_tokens`); an
     /// opaque token, or a JWT that fails verification, is introspected when introspection is enabled.
     pub(super) async fn validate_token(
@@ -13,11 +18,7 @@ impl OpenIdConnect {
         doc: &Arc<IssuerDoc>,
         bearer_allowed: bool,
     ) -> Result<(Arc<Value>, Option<Arc<Value>>), Denial> {
-        let introspection = self
-            .config
-            .auth_methods
-            .iter()
-            .any(|m| m == "introspection");
+        let introspection = self.allows(AuthMethod::Introspection);
         if bearer_allowed && looks_like_jwt(token) {
             match self.verify_jwt_cached(token, doc).await {
                 Ok(claims) => {
@@ -44,22 +45,20 @@ impl OpenIdConnect {
         &self,
         ex: &mut Exchange,
     ) -> Result<Option<Credential>, Response<ProxyBody>> {
-        let methods = &self.config.auth_methods;
-        let has = |m: &str| methods.iter().any(|x| x == m);
-        let types = |list: &Vec<String>, t: &str| list.iter().any(|x| x == t);
-        if has("bearer") || has("introspection") {
+        let types = |list: &[ParamType], t: ParamType| list.contains(&t);
+        if self.allows(AuthMethod::Bearer) || self.allows(AuthMethod::Introspection) {
             let t = &self.config.bearer_token_param_type;
-            if types(t, "header") {
+            if types(t, ParamType::Header) {
                 if let Some(tok) = credentials::bearer_header(ex) {
                     return Ok(Some(Credential::Bearer(tok, Source::Header)));
                 }
             }
-            if types(t, "query") {
+            if types(t, ParamType::Query) {
                 if let Some(tok) = credentials::query_param(ex, "access_token") {
                     return Ok(Some(Credential::Bearer(tok, Source::Query)));
                 }
             }
-            if types(t, "body") {
+            if types(t, ParamType::Body) {
                 if let Some((tok, src)) = credentials::body_param(ex, "access_token").await? {
                     return Ok(Some(Credential::Bearer(tok, src)));
                 }
@@ -67,34 +66,34 @@ impl OpenIdConnect {
         }
         for (method, list, user_field, pass_field) in [
             (
-                "password",
+                AuthMethod::Password,
                 &self.config.password_param_type,
                 "username",
                 "password",
             ),
             (
-                "client_credentials",
+                AuthMethod::ClientCredentials,
                 &self.config.client_credentials_param_type,
                 "client_id",
                 "client_secret",
             ),
         ] {
-            if !has(method) {
+            if !self.allows(method) {
                 continue;
             }
             let make = |u: String, p: String, s: Source| {
-                if method == "password" {
+                if method == AuthMethod::Password {
                     Credential::Password(u, p, s)
                 } else {
                     Credential::Client(u, p, s)
                 }
             };
-            if types(list, "header") {
+            if types(list, ParamType::Header) {
                 if let Some((u, p)) = credentials::basic_header(ex) {
                     return Ok(Some(make(u, p, Source::Header)));
                 }
             }
-            if types(list, "query") {
+            if types(list, ParamType::Query) {
                 if let (Some(u), Some(p)) = (
                     credentials::query_param(ex, user_field),
                     credentials::query_param(ex, pass_field),
@@ -102,7 +101,7 @@ impl OpenIdConnect {
                     return Ok(Some(make(u, p, Source::Query)));
                 }
             }
-            if types(list, "body") {
+            if types(list, ParamType::Body) {
                 if let (Some((u, src)), Some((p, _))) = (
                     credentials::body_param(ex, user_field).await?,
                     credentials::body_param(ex, pass_field).await?,
@@ -120,7 +119,7 @@ impl OpenIdConnect {
         cred: &Credential,
     ) -> Result<Authenticated, Denial> {
         let doc = self.doc().await?;
-        let bearer = self.config.auth_methods.iter().any(|m| m == "bearer");
+        let bearer = self.allows(AuthMethod::Bearer);
         match cred {
             Credential::Bearer(token, _) => {
                 let (claims, introspection) = self.validate_token(token, ex, &doc, bearer).await?;
@@ -132,21 +131,18 @@ impl OpenIdConnect {
             }
             Credential::Password(user, pass, _) | Credential::Client(user, pass, _) => {
                 let grant = if matches!(cred, Credential::Password(..)) {
-                    "password"
+                    AuthMethod::Password
                 } else {
-                    "client_credentials"
+                    AuthMethod::ClientCredentials
                 };
                 let mut result = self.grant(ex, &doc, grant, user, pass).await;
                 // A Basic header may carry client credentials when both grants are enabled.
-                if grant == "password"
+                if grant == AuthMethod::Password
                     && matches!(result, Err(Denial::Invalid(_)))
-                    && self
-                        .config
-                        .auth_methods
-                        .iter()
-                        .any(|m| m == "client_credentials")
+                    && self.allows(AuthMethod::ClientCredentials)
                 {
-                    if let Ok(r) = self.grant(ex, &doc, "client_credentials", user, pass).await {
+                    let other = AuthMethod::ClientCredentials;
+                    if let Ok(r) = self.grant(ex, &doc, other, user, pass).await {
                         result = Ok(r);
                     }
                 }
@@ -157,12 +153,7 @@ impl OpenIdConnect {
                     .to_string();
                 let (claims, introspection) = if looks_like_jwt(&token) {
                     self.validate_token(&token, ex, &doc, true).await?
-                } else if self
-                    .config
-                    .auth_methods
-                    .iter()
-                    .any(|m| m == "introspection")
-                {
+                } else if self.allows(AuthMethod::Introspection) {
                     self.validate_token(&token, ex, &doc, false).await?
                 } else {
                     (body.clone(), None)

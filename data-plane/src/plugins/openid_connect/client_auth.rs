@@ -131,23 +131,20 @@ impl OpenIdConnect {
         })
     }
 
-    pub(super) fn auth_method(&self, for_introspection: bool) -> String {
+    pub(super) fn auth_method(&self, for_introspection: bool) -> ClientAuth {
         let explicit = if for_introspection {
             self.config
                 .introspection_endpoint_auth_method
-                .clone()
-                .or_else(|| self.config.token_endpoint_auth_method.clone())
+                .or(self.config.token_endpoint_auth_method)
         } else {
-            self.config.token_endpoint_auth_method.clone()
+            self.config.token_endpoint_auth_method
         };
         explicit
-            .or_else(|| self.config.client_auth.first().cloned())
-            .unwrap_or_else(|| {
-                if self.config.client_secret.is_empty() {
-                    "none".into()
-                } else {
-                    "client_secret_basic".into()
-                }
+            .or_else(|| self.config.client_auth.first().copied())
+            .unwrap_or(if self.config.client_secret.is_empty() {
+                ClientAuth::None
+            } else {
+                ClientAuth::ClientSecretBasic
             })
     }
 
@@ -157,7 +154,7 @@ impl OpenIdConnect {
         req: reqwest::RequestBuilder,
         form: &mut Vec<(String, String)>,
         endpoint: &str,
-        method: &str,
+        method: ClientAuth,
         creds: &ClientCreds,
     ) -> Result<reqwest::RequestBuilder, Denial> {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -167,7 +164,7 @@ impl OpenIdConnect {
             creds.jwk.as_ref(),
         );
         match method {
-            "client_secret_basic" => {
+            ClientAuth::ClientSecretBasic => {
                 let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                     "{}:{}",
                     enc(client_id),
@@ -175,18 +172,18 @@ impl OpenIdConnect {
                 ));
                 Ok(req.header(http::header::AUTHORIZATION, format!("Basic {basic}")))
             }
-            "client_secret_post" => {
+            ClientAuth::ClientSecretPost => {
                 form.push(("client_id".into(), client_id.into()));
                 form.push(("client_secret".into(), secret.unwrap_or_default().into()));
                 Ok(req)
             }
-            "client_secret_jwt" | "private_key_jwt" => {
+            ClientAuth::ClientSecretJwt | ClientAuth::PrivateKeyJwt => {
                 let now = unix_now();
                 let claims = json!({
                     "iss": client_id, "sub": client_id, "aud": endpoint,
                     "jti": hex::encode(rand::random::<[u8; 16]>()), "iat": now, "exp": now + 60,
                 });
-                let assertion = if method == "client_secret_jwt" {
+                let assertion = if method == ClientAuth::ClientSecretJwt {
                     let key = EncodingKey::from_secret(secret.unwrap_or_default().as_bytes());
                     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
                 } else {
@@ -208,7 +205,7 @@ impl OpenIdConnect {
                 form.push(("client_assertion".into(), assertion));
                 Ok(req)
             }
-            _ => {
+            ClientAuth::None => {
                 form.push(("client_id".into(), client_id.into()));
                 Ok(req)
             }

@@ -67,7 +67,7 @@ impl OpenIdConnect {
             self.config
                 .consumer_by
                 .iter()
-                .find_map(|by| self.consumers.find(by, v).cloned())
+                .find_map(|by| self.consumers.find((*by).into(), v).cloned())
         });
         match found {
             Some(c) => Ok(Some(c)),
@@ -91,11 +91,7 @@ impl OpenIdConnect {
         match denial {
             Denial::Unavailable(reason) => {
                 warn!(plugin = NAME, request_id = %ex.request_id, issuer = %self.config.issuer, failure = %reason, "identity provider unavailable");
-                Err(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"message": format!("The identity provider is unavailable: {reason}")}),
-                    &[("retry-after", "5".into())],
-                ))
+                Err(idp::unavailable(&reason))
             }
             Denial::Forbidden(reason) => {
                 info!(plugin = NAME, request_id = %ex.request_id, %reason, "request forbidden");

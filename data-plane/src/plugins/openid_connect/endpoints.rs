@@ -1,5 +1,5 @@
-//! Calls to the identity provider's endpoints: token introspection and the token endpoint's grants, with
-//! their cache keys, TTLs and failure classes.
+//! Calls to the identity provider's endpoints: token introspection and the token endpoint's grants,
+//! through the instance's [`Idp`] link and its caches.
 
 use super::*;
 
@@ -10,47 +10,8 @@ impl OpenIdConnect {
         match refusal {
             Refusal::Inactive(why) => Denial::Invalid(why),
             Refusal::Fault(why) => {
-                self.event("idp_error");
-                Denial::Unavailable(format!("introspection {why}"))
+                unavailable("introspection", self.idp.fault(IdpFailure::Answer(why)))
             }
-        }
-    }
-
-    pub(super) fn ttl_for(&self, claims: &Value) -> Duration {
-        let now = unix_now();
-        let mut ttl = self.config.cache_ttl as i64;
-        if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
-            ttl = ttl.min(exp - now);
-        }
-        if let Some(min) = self.config.cache_ttl_min {
-            ttl = ttl.max(min as i64);
-        }
-        if let Some(max) = self.config.cache_ttl_max {
-            ttl = ttl.min(max as i64);
-        }
-        if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
-            ttl = ttl.min(exp - now);
-        }
-        Duration::from_secs(ttl.max(0) as u64)
-    }
-
-    pub(super) fn key(&self, kind: &str, secret_material: &[&str]) -> TokenKey {
-        let namespace: [u8; 32] = Sha256::new()
-            .chain_update(self.id.as_bytes())
-            .chain_update(self.config.issuer.as_bytes())
-            .chain_update(kind.as_bytes())
-            .finalize()
-            .into();
-        let mut h = Sha256::new();
-        for (i, part) in secret_material.iter().enumerate() {
-            if i > 0 {
-                h.update([0u8]);
-            }
-            h.update(part.as_bytes());
-        }
-        TokenKey {
-            namespace,
-            token: h.finalize().into(),
         }
     }
 
@@ -88,7 +49,8 @@ impl OpenIdConnect {
                 form.push((k.clone(), v.clone()));
             }
             let mut req = self
-                .client
+                .idp
+                .client()
                 .post(&endpoint)
                 .header(http::header::ACCEPT, &self.config.introspection_accept);
             for (k, v) in self
@@ -100,66 +62,49 @@ impl OpenIdConnect {
                 req = req.header(k.as_str(), v.as_str());
             }
             let method = self.auth_method(true);
-            let req = self.authenticate_client(req, &mut form, &endpoint, &method, &creds)?;
-            self.event("idp_call");
-            let started = std::time::Instant::now();
-            let resp = req.form(&form).send().await;
-            self.metrics.idp_latency.observe(
-                &[("plugin", NAME), ("instance", &self.id)],
-                started.elapsed(),
-            );
-            let resp = resp.map_err(|e| {
-                self.event("idp_error");
-                Denial::Unavailable(format!(
-                    "introspection {}",
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "unreachable"
-                    }
-                ))
-            })?;
-            if resp.status() != reqwest::StatusCode::OK {
-                self.event("idp_error");
-                return Err(Denial::Unavailable(format!(
-                    "introspection answered HTTP {}",
-                    resp.status().as_u16()
-                )));
-            }
-            let is_jwt = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| c.contains("token-introspection+jwt"));
-            let text = resp
-                .text()
+            let req = self.authenticate_client(req, &mut form, &endpoint, method, &creds)?;
+            let answer = self
+                .idp
+                .send_expecting_ok(req.form(&form))
                 .await
-                .map_err(|_| Denial::Unavailable("introspection body unreadable".into()))?;
-            let answer = if is_jwt {
-                self.verify_introspection_jwt(&text, doc, &creds.id)
+                .map_err(|f| unavailable("introspection", f))?;
+            let is_jwt = answer
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.contains("token-introspection+jwt"));
+            let parsed = if is_jwt {
+                let text = std::str::from_utf8(&answer.body).map_err(|_| {
+                    unavailable(
+                        "introspection",
+                        self.idp
+                            .fault(IdpFailure::Answer("JWT answer is not UTF-8".into())),
+                    )
+                })?;
+                self.verify_introspection_jwt(text, doc, &creds.id)
                     .inspect_err(|_| self.event("idp_error"))?
             } else {
-                introspection_answer::parse(text.as_bytes()).map_err(|r| self.refused(r))?
+                introspection_answer::parse(&answer.body).map_err(|r| self.refused(r))?
             };
-            introspection_answer::judge(answer, self.config.introspection_check_active, unix_now())
+            introspection_answer::judge(parsed, self.config.introspection_check_active, unix_now())
                 .map_err(|r| self.refused(r))
         };
         if !self.config.cache_introspection {
             return fetch.await.map(Arc::new);
         }
-        let key = self.key("introspection", &[token]);
-        let (out, missed) =
-            crate::cache::get_or_fetch(&self.caches.oidc_introspection, key, async {
+        let key = self.idp.key(&[b"introspection"], &[token.as_bytes()]);
+        let cache = &self.idp.caches().oidc_introspection;
+        let (out, _) = self
+            .idp
+            .cached(cache, key, ("hit", "miss"), async {
                 let claims = fetch.await?;
-                let ttl = self.ttl_for(&claims);
+                let ttl = self.ttl.lifetime(&claims, unix_now());
                 Ok::<_, Denial>(Cached {
                     claims: Arc::new(claims),
                     ttl,
                 })
             })
             .await;
-        self.event(if missed { "miss" } else { "hit" });
-        out.map(|c| c.claims).map_err(|e| (*e).clone())
+        out
     }
 
     /// Calls the token endpoint for a grant; results are cached under a hash of the credentials.
@@ -167,7 +112,7 @@ impl OpenIdConnect {
         &self,
         ex: &Exchange,
         doc: &Arc<IssuerDoc>,
-        grant: &str,
+        grant: AuthMethod,
         user: &str,
         pass: &str,
     ) -> Result<Arc<Value>, Denial> {
@@ -176,29 +121,31 @@ impl OpenIdConnect {
             .ok_or_else(|| Denial::Unavailable("the issuer has no token endpoint".into()))?;
         let scope = self.config.scopes.join(" ");
         let fetch = async {
-            let mut form: Vec<(String, String)> = vec![("grant_type".into(), grant.into())];
+            let mut form: Vec<(String, String)> =
+                vec![("grant_type".into(), grant.as_str().into())];
             if !scope.is_empty() {
                 form.push(("scope".into(), scope.clone()));
             }
             let method = self.auth_method(false);
             let req = self
-                .client
+                .idp
+                .client()
                 .post(&endpoint)
                 .header(http::header::ACCEPT, "application/json");
-            let req = if grant == "password" {
+            let req = if grant == AuthMethod::Password {
                 form.push(("username".into(), user.into()));
                 form.push(("password".into(), pass.into()));
                 let creds = self
                     .gateway_client(ex)
                     .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
-                self.authenticate_client(req, &mut form, &endpoint, &method, &creds)?
+                self.authenticate_client(req, &mut form, &endpoint, method, &creds)?
             } else {
                 // The caller's own client credentials; the assertion methods need the gateway's keys, so the
                 // caller's secret is sent with basic or post authentication.
-                let m = if method == "client_secret_post" {
-                    "client_secret_post"
+                let m = if method == ClientAuth::ClientSecretPost {
+                    ClientAuth::ClientSecretPost
                 } else {
-                    "client_secret_basic"
+                    ClientAuth::ClientSecretBasic
                 };
                 let caller = ClientCreds {
                     id: user.to_string(),
@@ -207,28 +154,18 @@ impl OpenIdConnect {
                 };
                 self.authenticate_client(req, &mut form, &endpoint, m, &caller)?
             };
-            self.event("idp_call");
-            let resp = req.form(&form).send().await.map_err(|e| {
-                self.event("idp_error");
-                Denial::Unavailable(format!(
-                    "token endpoint {}",
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "unreachable"
-                    }
-                ))
-            })?;
-            let status = resp.status();
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            if status.is_server_error() {
-                self.event("idp_error");
-                return Err(Denial::Unavailable(format!(
-                    "token endpoint answered HTTP {}",
-                    status.as_u16()
-                )));
+            let answer = self
+                .idp
+                .send(req.form(&form))
+                .await
+                .map_err(|f| unavailable("token endpoint", f))?;
+            if answer.status >= 500 {
+                let f = self.idp.fault(IdpFailure::Status(answer.status));
+                return Err(unavailable("token endpoint", f));
             }
-            if !status.is_success() || body.get("access_token").and_then(Value::as_str).is_none() {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            let ok = (200..300).contains(&answer.status);
+            if !ok || body.get("access_token").and_then(Value::as_str).is_none() {
                 let err = body
                     .get("error")
                     .and_then(Value::as_str)
@@ -241,23 +178,31 @@ impl OpenIdConnect {
             return fetch.await.map(Arc::new);
         }
         let client = self.gateway_client(ex).map(|c| c.id).unwrap_or_default();
-        let key = self.key("token", &[grant, user, pass, &client, &scope]);
-        let (out, missed) = crate::cache::get_or_fetch(&self.caches.oidc_tokens, key, async {
-            let body = fetch.await?;
-            let ttl = Duration::from_secs(
-                body.get("expires_in")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0)
-                    .min(self.config.cache_ttl),
-            );
-            Ok::<_, Denial>(Cached {
-                claims: Arc::new(body),
-                ttl,
-            })
-        })
-        .await;
-        self.event(if missed { "token_miss" } else { "token_hit" });
+        let secret = [grant.as_str(), user, pass, &client, &scope].map(str::as_bytes);
+        let key = self.idp.key(&[b"token"], &secret);
+        let cache = &self.idp.caches().oidc_tokens;
         // The cached answer is shared, never copied per request.
-        out.map(|c| c.claims).map_err(|e| (*e).clone())
+        let (out, _) = self
+            .idp
+            .cached(cache, key, ("token_hit", "token_miss"), async {
+                let body = fetch.await?;
+                let ttl = Duration::from_secs(
+                    body.get("expires_in")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        .min(self.config.cache_ttl),
+                );
+                Ok::<_, Denial>(Cached {
+                    claims: Arc::new(body),
+                    ttl,
+                })
+            })
+            .await;
+        out
     }
+}
+
+/// An identity-provider failure of `call` as a 503 denial.
+fn unavailable(call: &str, failure: IdpFailure) -> Denial {
+    Denial::Unavailable(format!("{call} {failure}"))
 }

@@ -18,40 +18,49 @@ use base64::Engine;
 use http::{Method, Response, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use shared::jwt::{self, ClaimRules};
-use shared::plugins::openid_connect::{Config, NAME};
+use shared::keyword::Keyword;
+use shared::plugins::openid_connect::{AuthMethod, ClientAuth, Config, ParamType, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
 use super::credentials::{self, Source};
+use super::idp::{self, Idp, IdpFailure, IdpSettings, TtlRule};
 use super::introspection_answer::{self, Refusal};
 use super::oidc_issuer::{IssuerDoc, Issuers};
 use super::{
-    anonymous_consumer, claim_header_value, json_response, token_fingerprint, BuildCtx,
-    ConsumerIndex, Events, Exchange, Plugin, ProxyBody,
+    anonymous_consumer, claim_header_value, token_fingerprint, BuildCtx, ConsumerIndex, Exchange,
+    Plugin,
 };
-use crate::cache::{Cached, Caches, TokenKey};
-use crate::metrics::Metrics;
+use crate::body::{json_response, ProxyBody};
+use crate::cache::Cached;
 
 /// One configured instance.
 pub struct OpenIdConnect {
-    id: String,
     config: Config,
-    client: reqwest::Client,
+    idp: Idp,
     consumers: Arc<ConsumerIndex>,
     anonymous: Option<Arc<Consumer>>,
-    caches: Arc<Caches>,
-    metrics: Arc<Metrics>,
     realm: String,
-    events: Events,
+    ttl: TtlRule,
 }
 
 /// Builds an instance from its plugin entity.
 pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, String> {
     let config = Config::parse(&p.config, ctx.state.as_ref())
         .map_err(|e| format!("invalid config: {}", e.summary()))?;
-    let client = ctx.clients.get(config.timeout, 60_000, config.ssl_verify)?;
+    let idp = Idp::new(
+        NAME,
+        &p.id,
+        ctx,
+        IdpSettings {
+            timeout_ms: config.timeout,
+            keepalive_ms: 60_000,
+            verify_tls: config.ssl_verify,
+            namespace: &[config.issuer.as_bytes()],
+            events: &["jwt_hit", "token_hit", "token_miss"],
+        },
+    )?;
     let anonymous = anonymous_consumer(&ctx.state, &config.anonymous)?;
     for jwk in &config.client_jwk {
         signing_key(jwk)?;
@@ -60,29 +69,18 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
+    let ttl = TtlRule {
+        ttl: Some(config.cache_ttl),
+        min: config.cache_ttl_min,
+        max: config.cache_ttl_max,
+    };
     Ok(Arc::new(OpenIdConnect {
-        id: p.id.to_string(),
         config,
-        client,
+        idp,
         consumers: ctx.consumers.clone(),
         anonymous,
-        caches: ctx.caches.clone(),
-        metrics: ctx.metrics.clone(),
-        events: Events::new(
-            &ctx.metrics,
-            NAME,
-            &p.id.to_string(),
-            &[
-                "hit",
-                "miss",
-                "jwt_hit",
-                "token_hit",
-                "token_miss",
-                "idp_call",
-                "idp_error",
-            ],
-        ),
         realm,
+        ttl,
     }))
 }
 
@@ -123,16 +121,16 @@ struct Authenticated {
 
 impl OpenIdConnect {
     fn event(&self, event: &str) {
-        self.events.add(event);
+        self.idp.event(event);
     }
 
     fn issuers(&self) -> &Issuers {
-        &self.caches.issuers
+        &self.idp.caches().issuers
     }
 
     async fn doc(&self) -> Result<Arc<IssuerDoc>, Denial> {
         self.issuers()
-            .get(&self.client, &self.config.issuer)
+            .get(self.idp.client(), &self.config.issuer)
             .await
             .map_err(|e| Denial::Unavailable(format!("discovery failed: {}", e.0)))
     }

@@ -53,7 +53,7 @@ impl OpenIdConnect {
             doc = self
                 .issuers()
                 .rediscover(
-                    &self.client,
+                    self.idp.client(),
                     &self.config.issuer,
                     Duration::from_secs(self.config.rediscovery_lifetime),
                 )
@@ -128,8 +128,8 @@ impl OpenIdConnect {
         token: &str,
         doc: &Arc<IssuerDoc>,
     ) -> Result<Arc<Value>, Denial> {
-        let key = self.key("jwt", &[token]);
-        if let Some(hit) = self.caches.oidc_jwt.get(&key).await {
+        let key = self.idp.key(&[b"jwt"], &[token.as_bytes()]);
+        if let Some(hit) = self.idp.caches().oidc_jwt.get(&key).await {
             self.event("jwt_hit");
             return Ok(hit.claims);
         }
@@ -145,7 +145,7 @@ impl OpenIdConnect {
                 claims: claims.clone(),
                 ttl: Duration::from_secs(ttl as u64),
             };
-            self.caches.oidc_jwt.insert(key, cached).await;
+            self.idp.caches().oidc_jwt.insert(key, cached).await;
         }
         Ok(claims)
     }

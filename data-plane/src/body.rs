@@ -1,0 +1,50 @@
+//! The body types of the proxy path: what responses carry, what a request carries while plugins look at
+//! it, and the constructors for complete bodies and JSON answers.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+/// Error type of bodies on the proxy path.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response the proxy sends.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A complete body from bytes.
+pub fn full(b: impl Into<Bytes>) -> ProxyBody {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A JSON response with extra headers.
+pub fn json_response(
+    status: StatusCode,
+    body: &Value,
+    headers: &[(&str, String)],
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(serde_json::to_vec(body).expect("json serialises")));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    for (k, v) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(name, value);
+        }
+    }
+    resp
+}
+
+/// The request body: still streaming from the client, or read whole by a plugin that needed it.
+pub enum RequestBody {
+    Streaming(hyper::body::Incoming),
+    Buffered(Bytes),
+    Empty,
+}

@@ -1,0 +1,221 @@
+//! The node's command-line flags (each with a `PORTCULLIS_*` environment twin), its listeners, its logging,
+//! and the checks that turn flags into settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use tokio::net::TcpListener;
+
+use crate::plugins;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogOutput {
+    Stderr,
+    /// Containers collect stdout.
+    Stdout,
+}
+
+/// Data-plane settings; every flag has a `PORTCULLIS_*` environment twin.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "data-plane", version, about = "Portcullis data plane")]
+pub struct Config {
+    /// Where the node identity and the last-known-good config live.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = "./dp-data")]
+    pub data_dir: PathBuf,
+    /// The control planes' cluster addresses: `host:port`, or several separated by commas; a host may be a
+    /// DNS name with several addresses. Connection attempts go round all of them, so the node moves to
+    /// another control plane when its own is gone. Without it the node serves its last-known-good config.
+    #[arg(long, env = "PORTCULLIS_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+    /// Pairing (enrollment) token; needed on the first start only.
+    #[arg(long, env = "PORTCULLIS_PAIRING_TOKEN", hide_env_values = true)]
+    pub pairing_token: Option<String>,
+    /// File holding the pairing token (a container secret), read on the first start only.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PAIRING_TOKEN_FILE",
+        conflicts_with = "pairing_token"
+    )]
+    pub pairing_token_file: Option<PathBuf>,
+    /// Proxy address.
+    #[arg(long, env = "PORTCULLIS_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    pub proxy_listen: SocketAddr,
+    /// Status and metrics address.
+    #[arg(
+        long,
+        env = "PORTCULLIS_STATUS_LISTEN",
+        default_value = "127.0.0.1:8100"
+    )]
+    pub status_listen: SocketAddr,
+    /// Name reported to the control plane (default: the host name).
+    #[arg(long, env = "PORTCULLIS_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Plugins this node runs: `bundled` (all) or a comma-separated list, like Kong's `plugins` property.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PLUGINS",
+        value_delimiter = ',',
+        default_value = "bundled"
+    )]
+    pub plugins: Vec<String>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Where logs go (the container image sets stdout).
+    #[arg(
+        long,
+        env = "PORTCULLIS_LOG_OUTPUT",
+        value_enum,
+        default_value = "stderr"
+    )]
+    pub log_output: LogOutput,
+    /// Header carrying the request id (added when absent, sent upstream and back).
+    #[arg(
+        long,
+        env = "PORTCULLIS_REQUEST_ID_HEADER",
+        default_value = "x-request-id"
+    )]
+    pub request_id_header: String,
+    /// Milliseconds between heartbeats to the control plane.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds of silence after which the control plane is considered gone and the node reconnects.
+    #[arg(long, env = "PORTCULLIS_HEARTBEAT_TIMEOUT_MS", default_value_t = 6000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Largest config message (a full snapshot or a delta, after decompression) this node accepts, in
+    /// bytes; larger ones are rejected (NACK).
+    #[arg(long, env = "PORTCULLIS_MAX_CONFIG_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_config_bytes: usize,
+    /// Entries per plugin cache.
+    #[arg(long, env = "PORTCULLIS_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: u64,
+    /// Extra CA certificates (PEM) trusted for identity providers.
+    #[arg(long, env = "PORTCULLIS_IDP_CA_FILE")]
+    pub idp_ca_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for HTTPS upstreams.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+    /// Sync protocol features to announce: `delta` (incremental updates) and `zstd` (compressed payloads),
+    /// comma-separated, or `none` (full, uncompressed snapshots only).
+    #[arg(
+        long,
+        env = "PORTCULLIS_SYNC_FEATURES",
+        value_delimiter = ',',
+        default_value = "delta,zstd"
+    )]
+    pub sync_features: Vec<String>,
+    /// Milliseconds in-flight requests get to finish on shutdown.
+    #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+}
+
+impl Config {
+    /// Every setting at its default (or its `PORTCULLIS_*` environment value), for embedding the data
+    /// plane in another program or a test.
+    pub fn defaults() -> Config {
+        <Config as clap::Parser>::parse_from(["data-plane"])
+    }
+}
+
+/// Already-bound listeners.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub status: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config`.
+    pub async fn bind(config: &Config) -> Result<Listeners> {
+        Ok(Listeners {
+            proxy: TcpListener::bind(config.proxy_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on proxy address {}", config.proxy_listen)
+                })?,
+            status: TcpListener::bind(config.status_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on status address {}", config.status_listen)
+                })?,
+        })
+    }
+}
+
+/// Sets up `tracing` to stderr or stdout; the level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat, output: LogOutput) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = move || -> Box<dyn std::io::Write> {
+        match output {
+            LogOutput::Stderr => Box::new(std::io::stderr()),
+            LogOutput::Stdout => Box::new(std::io::stdout()),
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The plugins `--plugins` names, with their versions.
+pub(crate) fn select_plugins(wanted: &[String]) -> Result<Vec<(&'static str, &'static str)>> {
+    let all: Vec<(&'static str, &'static str)> = plugins::registry()
+        .iter()
+        .map(|(n, v, _)| (*n, *v))
+        .collect();
+    if wanted.iter().any(|w| w == "bundled") {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for w in wanted.iter().filter(|w| !w.is_empty() && *w != "off") {
+        match all.iter().find(|(n, _)| n == w) {
+            Some(p) => out.push(*p),
+            None => bail!(
+                "--plugins names unknown plugin '{w}' (known: {})",
+                all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The sync features `--sync-features` names.
+pub(crate) fn select_features(wanted: &[String]) -> Result<Vec<String>> {
+    let known = [proto::payload::FEATURE_DELTA, proto::payload::FEATURE_ZSTD];
+    let mut out = Vec::new();
+    for w in wanted
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty() && *w != "none")
+    {
+        if !known.contains(&w) {
+            bail!(
+                "--sync-features names unknown feature '{w}' (known: {}, or none)",
+                known.join(", ")
+            );
+        }
+        if !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    }
+    Ok(out)
+}
