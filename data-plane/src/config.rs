@@ -120,6 +120,11 @@ pub struct Config {
         default_value = "delta,zstd"
     )]
     pub sync_features: Vec<String>,
+    /// Proxy worker threads, each with a single-threaded runtime and its own upstream pools, accepting from
+    /// the proxy listener (default: one per core this process may run on); 0 serves the proxy on the
+    /// main runtime instead.
+    #[arg(long, env = "PORTCULLIS_WORKERS")]
+    pub workers: Option<usize>,
     /// Milliseconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,

@@ -98,24 +98,42 @@ pub async fn run(
 
     let proxy_addr = listeners.proxy.local_addr()?;
     let status_addr = listeners.status.local_addr()?;
-    let ctx = Arc::new(proxy::ProxyCtx::new(
-        node.config_cell(),
-        node.metrics().clone(),
-        proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
-        node.settings().request_id_header.clone(),
-    ));
-    let proxy_task = tokio::spawn(proxy::serve(
-        listeners.proxy,
-        ctx,
-        stop_rx.clone(),
-        Duration::from_millis(config.drain_timeout_ms),
-    ));
+    // One context per worker (each with its own upstream pools), or one for the main runtime.
+    let workers = config.workers.unwrap_or_else(proxy::workers::default_count);
+    let contexts = (0..workers.max(1))
+        .map(|_| {
+            Ok(proxy::ProxyCtx::new(
+                node.config_cell(),
+                node.metrics().clone(),
+                proxy::UpstreamClients::new(upstream_ca_pem.as_deref())?,
+                node.settings().request_id_header.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let drain = Duration::from_millis(config.drain_timeout_ms);
+    let proxy_task = if workers == 0 {
+        let (ctx, stop) = (
+            Arc::new(contexts.into_iter().next().expect("one context")),
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move {
+            proxy::serve(listeners.proxy, ctx, stop, drain).await;
+            Ok(())
+        })
+    } else {
+        tokio::spawn(proxy::workers::serve_on_workers(
+            listeners.proxy,
+            contexts,
+            stop_rx.clone(),
+            drain,
+        ))
+    };
     let status_task = tokio::spawn(status::serve(
         listeners.status,
         node.clone(),
         stop_rx.clone(),
     ));
-    info!(proxy = %proxy_addr, status = %status_addr, node = %node_name, "data plane started");
+    info!(proxy = %proxy_addr, status = %status_addr, node = %node_name, workers, "data plane started");
 
     let sync_task = match &config.control_plane {
         Some(list) => {
@@ -154,7 +172,9 @@ pub async fn run(
         }
     };
 
-    let _ = proxy_task.await;
+    if let Ok(Err(e)) = proxy_task.await {
+        error!(error = %format!("{e:#}"), "the proxy could not be served");
+    }
     let _ = status_task.await;
     if let Some(t) = sync_task {
         // The sync loop sees the same shutdown signal and returns within one select.

@@ -373,6 +373,8 @@ pub struct DpOptions {
     pub sync_features: Option<Vec<String>>,
     /// `--request-id-header`; default `x-request-id`.
     pub request_id_header: Option<String>,
+    /// `--workers`; default: one per core.
+    pub workers: Option<usize>,
 }
 
 impl DataPlane {
@@ -444,6 +446,7 @@ impl DataPlane {
             idp_ca_file: None,
             upstream_ca_file: opts.upstream_ca_file.clone(),
             drain_timeout_ms: 5_000,
+            workers: opts.workers,
             sync_features: opts
                 .sync_features
                 .clone()

@@ -556,3 +556,48 @@ async fn every_response_carries_the_request_id_under_the_configured_header() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["headers"]["x-correlation-id"], "client-chosen-7");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_serves_on_worker_threads_or_the_main_runtime_and_stops_cleanly() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/echo"]}))
+        .await;
+    for workers in [0, 1, 3] {
+        let mut dp = DataPlane::start_with(tests::DpOptions {
+            pairing_token: Some(cp.pairing_token().await),
+            control_plane: Some(cp.cluster_addr.to_string()),
+            workers: Some(workers),
+            ..Default::default()
+        })
+        .await;
+        dp.wait_version(cp.version().await).await;
+        // A new connection per request, so every worker gets to accept some.
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let calls = (0..64).map(|i| {
+            let (fresh, url) = (fresh.clone(), format!("{}/echo/{i}", dp.proxy_url));
+            tokio::spawn(async move { fresh.get(url).send().await.map(|r| r.status().as_u16()) })
+        });
+        for (i, call) in calls.enumerate() {
+            assert_eq!(
+                call.await.unwrap().unwrap(),
+                200,
+                "workers {workers}, call {i}"
+            );
+        }
+        let proxy = dp.proxy_url.clone();
+        dp.stop().await;
+        // Every worker let go of the listener: nothing accepts on the port any more.
+        let after = fresh.get(format!("{proxy}/echo/after")).send().await;
+        assert!(
+            after.is_err(),
+            "workers {workers}: still answering after stop"
+        );
+    }
+}

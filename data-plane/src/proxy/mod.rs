@@ -7,11 +7,13 @@
 //! - [`forward`]: upstream path and the headers forwarded both ways.
 //! - [`upstream`]: pooled upstream clients and connection retries.
 //! - [`error`]: [`ProxyError`], everything the proxy answers itself.
+//! - [`workers`]: thread-per-core serving (`--workers`).
 
 pub mod error;
 pub mod forward;
 pub mod pipeline;
 pub mod upstream;
+pub mod workers;
 
 use std::convert::Infallible;
 
