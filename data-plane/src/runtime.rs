@@ -57,9 +57,9 @@ impl Target {
 #[derive(Clone)]
 pub struct RouteEntry {
     pub route: Arc<Route>,
-    /// Whether plain HTTP and HTTPS requests are accepted (`protocols`).
-    pub accepts_http: bool,
-    pub accepts_https: bool,
+    /// Whether plain HTTP and HTTPS requests are accepted (`protocols`); see [`RouteEntry::accepts`].
+    accepts_http: bool,
+    accepts_https: bool,
     pub path_handling: PathHandling,
 }
 

@@ -106,7 +106,7 @@ async fn pipeline(
             headers: req.headers(),
         })
         .ok_or(ProxyError::NoRoute)?;
-    let entry = rt.routes[&m.route_id].clone();
+    let entry = &rt.routes[&m.route_id];
     let route = entry.route.clone();
     let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
     *series = Some(ctx.metrics.requests.get(
