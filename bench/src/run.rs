@@ -771,7 +771,11 @@ pub async fn run(s: Settings) -> Result<()> {
             stops.push(tx);
             tasks.push(tokio::spawn(data_plane::run(
                 config,
-                data_plane::Listeners { proxy, status },
+                data_plane::Listeners {
+                    proxy,
+                    proxy_tls: None,
+                    status,
+                },
                 async move {
                     let _ = rx.await;
                 },

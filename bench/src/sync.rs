@@ -136,7 +136,11 @@ pub(crate) async fn start_nodes(
         });
         tokio::spawn(data_plane::run(
             config,
-            data_plane::Listeners { proxy, status },
+            data_plane::Listeners {
+                proxy,
+                proxy_tls: None,
+                status,
+            },
             async move {
                 let _ = rx.await;
             },

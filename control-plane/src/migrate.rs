@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use shared::{Change, Entity, StateDigest};
+use shared::{Change, Kind, StateDigest};
 
 use crate::changelog;
 use crate::database::DatabaseArgs;
@@ -67,18 +67,9 @@ pub async fn run(args: &MigrateArgs) -> Result<Moved> {
              empty database"
         );
     }
-    let changes: Vec<Change> = state
-        .services
-        .values()
-        .map(|e| Entity::Service(e.clone()))
-        .chain(state.routes.values().map(|e| Entity::Route(e.clone())))
-        .chain(
-            state
-                .consumers
-                .values()
-                .map(|e| Entity::Consumer(e.clone())),
-        )
-        .chain(state.plugins.values().map(|e| Entity::Plugin(e.clone())))
+    let changes: Vec<Change> = Kind::ALL
+        .into_iter()
+        .flat_map(|kind| state.list(kind))
         .map(Change::Put)
         .collect();
     let hash = StateDigest::of(&state).hex();

@@ -51,6 +51,28 @@ pub struct Config {
     /// Proxy address.
     #[arg(long, env = "PORTCULLIS_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
     pub proxy_listen: SocketAddr,
+    /// TLS proxy address (certificates from the configuration's SNIs), or `off`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PROXY_LISTEN_TLS",
+        default_value = "0.0.0.0:8443"
+    )]
+    pub proxy_listen_tls: TlsListen,
+    /// PEM certificate chain the TLS listener presents when no SNI matches (default: a self-signed
+    /// certificate for `localhost` made at start).
+    #[arg(
+        long,
+        env = "PORTCULLIS_PROXY_TLS_CERT_FILE",
+        requires = "proxy_tls_key_file"
+    )]
+    pub proxy_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--proxy-tls-cert-file`.
+    #[arg(
+        long,
+        env = "PORTCULLIS_PROXY_TLS_KEY_FILE",
+        requires = "proxy_tls_cert_file"
+    )]
+    pub proxy_tls_key_file: Option<PathBuf>,
     /// Status and metrics address.
     #[arg(
         long,
@@ -138,9 +160,28 @@ impl Config {
     }
 }
 
+/// `--proxy-listen-tls`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for TlsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TlsListen, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(TlsListen(None));
+        }
+        s.parse()
+            .map(|a| TlsListen(Some(a)))
+            .map_err(|e| format!("expected an address such as 0.0.0.0:8443, or off: {e}"))
+    }
+}
+
 /// Already-bound listeners.
 pub struct Listeners {
     pub proxy: TcpListener,
+    /// The TLS proxy listener, unless `--proxy-listen-tls off`.
+    pub proxy_tls: Option<TcpListener>,
     pub status: TcpListener,
 }
 
@@ -153,6 +194,14 @@ impl Listeners {
                 .with_context(|| {
                     format!("cannot listen on proxy address {}", config.proxy_listen)
                 })?,
+            proxy_tls: match config.proxy_listen_tls.0 {
+                Some(addr) => Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on TLS proxy address {addr}"))?,
+                ),
+                None => None,
+            },
             status: TcpListener::bind(config.status_listen)
                 .await
                 .with_context(|| {

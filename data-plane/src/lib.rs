@@ -19,6 +19,7 @@ pub mod router;
 pub mod runtime;
 pub mod status;
 pub mod sync;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,6 +98,25 @@ pub async fn run(
     });
 
     let proxy_addr = listeners.proxy.local_addr()?;
+    let proxy_tls_addr = match &listeners.proxy_tls {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let mut proxy_listeners = vec![proxy::ProxyListener {
+        tcp: listeners.proxy,
+        tls: None,
+    }];
+    if let Some(tcp) = listeners.proxy_tls {
+        let files = config
+            .proxy_tls_cert_file
+            .as_deref()
+            .zip(config.proxy_tls_key_file.as_deref());
+        let acceptor = tls::acceptor(node.config_cell(), tls::default_certificate(files)?)?;
+        proxy_listeners.push(proxy::ProxyListener {
+            tcp,
+            tls: Some(acceptor),
+        });
+    }
     let status_addr = listeners.status.local_addr()?;
     // One context per worker (each with its own upstream pools), or one for the main runtime.
     let workers = config.workers.unwrap_or_else(proxy::workers::default_count);
@@ -117,12 +137,15 @@ pub async fn run(
             stop_rx.clone(),
         );
         tokio::spawn(async move {
-            proxy::serve(listeners.proxy, ctx, stop, drain).await;
+            let served = proxy_listeners
+                .into_iter()
+                .map(|l| proxy::serve(l, ctx.clone(), stop.clone(), drain));
+            futures::future::join_all(served).await;
             Ok(())
         })
     } else {
         tokio::spawn(proxy::workers::serve_on_workers(
-            listeners.proxy,
+            proxy_listeners,
             contexts,
             stop_rx.clone(),
             drain,
@@ -133,7 +156,8 @@ pub async fn run(
         node.clone(),
         stop_rx.clone(),
     ));
-    info!(proxy = %proxy_addr, status = %status_addr, node = %node_name, workers, "data plane started");
+    let proxy_tls = proxy_tls_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    info!(proxy = %proxy_addr, proxy_tls, status = %status_addr, node = %node_name, workers, "data plane started");
 
     let sync_task = match &config.control_plane {
         Some(list) => {

@@ -300,6 +300,8 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Failed `accept()` calls by listener and kind (descriptors, memory, connection).
     pub accept_errors: CounterVec,
+    /// Failed TLS handshakes on the proxy by kind (handshake, timeout).
+    pub tls_handshake_errors: CounterVec,
     /// 1 while the applied config could not be stored as last-known-good.
     pub lkg_degraded: AtomicU64,
     /// Failed last-known-good writes.
@@ -331,6 +333,11 @@ impl Metrics {
         self.accept_errors.render(
             "portcullis_accept_errors_total",
             "Failed accepts by listener and kind; descriptor and memory errors pause accepting.",
+            &mut out,
+        );
+        self.tls_handshake_errors.render(
+            "portcullis_tls_handshake_errors_total",
+            "Failed TLS handshakes on the proxy listener by kind (handshake, timeout).",
             &mut out,
         );
         self.cache_purges.render(

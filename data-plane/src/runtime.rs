@@ -12,6 +12,7 @@ use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::proxy::forward::PathHandling;
 use crate::proxy::Scheme;
 use crate::router::Router;
+use crate::tls::ServerCertificates;
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
@@ -61,6 +62,9 @@ pub struct RouteEntry {
     accepts_http: bool,
     accepts_https: bool,
     pub path_handling: PathHandling,
+    /// Where plain HTTP to an HTTPS-only Route is redirected with (`https_redirect_status_code` other
+    /// than 426, which refuses instead).
+    pub https_redirect: Option<http::StatusCode>,
 }
 
 impl RouteEntry {
@@ -70,6 +74,10 @@ impl RouteEntry {
             accepts_http: accepts("http"),
             accepts_https: accepts("https"),
             path_handling: PathHandling::of(&route.path_handling),
+            https_redirect: match route.https_redirect_status_code {
+                426 => None,
+                code => http::StatusCode::from_u16(code).ok(),
+            },
             route: Arc::new(route.clone()),
         }
     }
@@ -100,6 +108,8 @@ pub struct Touched {
     pub routes: Vec<Uuid>,
     pub consumers: Vec<Uuid>,
     pub plugins: Vec<Uuid>,
+    /// Whether a Certificate or an SNI changed.
+    pub tls: bool,
 }
 
 impl Touched {
@@ -116,6 +126,7 @@ impl Touched {
                 Kind::Route => t.routes.push(id),
                 Kind::Consumer => t.consumers.push(id),
                 Kind::Plugin => t.plugins.push(id),
+                Kind::Certificate | Kind::Sni => t.tls = true,
             }
         }
         t
@@ -128,6 +139,7 @@ impl Touched {
             routes: state.routes.keys().copied().collect(),
             consumers: state.consumers.keys().copied().collect(),
             plugins: state.plugins.keys().copied().collect(),
+            tls: true,
         }
     }
 }
@@ -151,6 +163,8 @@ pub struct RuntimeConfig {
     plugin_scopes: imbl::HashMap<Uuid, ScopeKey>,
     /// Plugin names present in this config, in execution order.
     pub active_plugins: Vec<&'static str>,
+    /// The TLS listener's certificates by server name.
+    pub tls: Arc<ServerCertificates>,
 }
 
 impl RuntimeConfig {
@@ -243,6 +257,11 @@ impl RuntimeConfig {
             }
         }
         active_plugins.sort_by_key(|n| registry().iter().position(|(r, _, _)| r == n));
+        let tls = if touched.tls {
+            Arc::new(ServerCertificates::build(&state)?)
+        } else {
+            self.tls.clone()
+        };
         Ok(RuntimeConfig {
             version,
             hash: digest.hex(),
@@ -255,6 +274,7 @@ impl RuntimeConfig {
             plugins,
             plugin_scopes,
             active_plugins,
+            tls,
         })
     }
 

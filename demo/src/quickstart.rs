@@ -274,7 +274,11 @@ pub async fn start(opts: &Options) -> Result<Running> {
         stops.push(stop);
         tasks.push(tokio::spawn(data_plane::run(
             dp_config,
-            data_plane::Listeners { proxy, status },
+            data_plane::Listeners {
+                proxy,
+                proxy_tls: None,
+                status,
+            },
             async move {
                 let _ = stopped.await;
             },

@@ -197,11 +197,18 @@ impl ConfigState {
                 .values()
                 .find(|p| is(&p.consumer))
                 .map(|p| format!("plugin {}", p.id)),
-            Kind::Plugin => None,
+            Kind::Certificate => self
+                .snis
+                .values()
+                .find(|n| n.certificate.id == *id)
+                .map(|n| format!("sni {}", n.id)),
+            Kind::Plugin | Kind::Sni => None,
         }
     }
 
-    fn insert_entity(&mut self, e: Entity) {
+    /// Inserts or replaces an entity without any check (for a state already checked, such as one loaded
+    /// from the store that committed it).
+    pub fn insert_entity(&mut self, e: Entity) {
         match e {
             Entity::Service(s) => {
                 self.services.insert(s.id, s);
@@ -215,6 +222,12 @@ impl ConfigState {
             Entity::Plugin(p) => {
                 self.plugins.insert(p.id, p);
             }
+            Entity::Certificate(c) => {
+                self.certificates.insert(c.id, c);
+            }
+            Entity::Sni(n) => {
+                self.snis.insert(n.id, n);
+            }
         }
     }
 
@@ -224,6 +237,8 @@ impl ConfigState {
             Kind::Route => self.routes.remove(id).map(drop),
             Kind::Consumer => self.consumers.remove(id).map(drop),
             Kind::Plugin => self.plugins.remove(id).map(drop),
+            Kind::Certificate => self.certificates.remove(id).map(drop),
+            Kind::Sni => self.snis.remove(id).map(drop),
         };
     }
 
@@ -254,6 +269,8 @@ impl ConfigState {
             Kind::Route => self.routes.keys().copied().collect(),
             Kind::Consumer => self.consumers.keys().copied().collect(),
             Kind::Plugin => self.plugins.keys().copied().collect(),
+            Kind::Certificate => self.certificates.keys().copied().collect(),
+            Kind::Sni => self.snis.keys().copied().collect(),
         }
     }
 }

@@ -46,6 +46,12 @@ impl StateDigest {
         for p in state.plugins.values() {
             add(Kind::Plugin, p.id, to_json(p));
         }
+        for c in state.certificates.values() {
+            add(Kind::Certificate, c.id, to_json(c));
+        }
+        for n in state.snis.values() {
+            add(Kind::Sni, n.id, to_json(n));
+        }
         d
     }
 
@@ -104,6 +110,8 @@ fn entity_json(e: &Entity) -> Vec<u8> {
         Entity::Route(r) => to_json(r),
         Entity::Consumer(c) => to_json(c),
         Entity::Plugin(p) => to_json(p),
+        Entity::Certificate(c) => to_json(c),
+        Entity::Sni(n) => to_json(n),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Kong-compatible entities: Service, Route, Consumer, Plugin.
+//! Kong-compatible entities: Service, Route, Consumer, Plugin (Certificate and SNI are in [`crate::tls`]).
 //!
 //! Each entity is parsed from JSON through [`crate::schema::Fields`], so validation errors name their field,
 //! defaults are filled in and unknown fields are rejected. PATCH is "merge into the current JSON, then parse
@@ -27,6 +27,10 @@ pub enum Kind {
     Consumer,
     /// `/plugins`
     Plugin,
+    /// `/certificates`
+    Certificate,
+    /// `/snis`
+    Sni,
 }
 
 impl Kind {
@@ -37,11 +41,20 @@ impl Kind {
             Kind::Route => "routes",
             Kind::Consumer => "consumers",
             Kind::Plugin => "plugins",
+            Kind::Certificate => "certificates",
+            Kind::Sni => "snis",
         }
     }
 
     /// All kinds in dependency order (referenced entities first).
-    pub const ALL: [Kind; 4] = [Kind::Service, Kind::Consumer, Kind::Route, Kind::Plugin];
+    pub const ALL: [Kind; 6] = [
+        Kind::Certificate,
+        Kind::Sni,
+        Kind::Service,
+        Kind::Consumer,
+        Kind::Route,
+        Kind::Plugin,
+    ];
 }
 
 /// Looks up entities by id or by their unique name while parsing references.
@@ -155,7 +168,7 @@ fn host_pattern() -> &'static Regex {
 }
 
 /// Common fields every entity has: id, tags, timestamps.
-fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<String>, i64) {
+pub(crate) fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<String>, i64) {
     let id = match f.opt_string("id") {
         // Only the hyphenated form (36 characters), as Kong writes and reads ids.
         Some(s) => match Uuid::parse_str(&s).ok().filter(|_| s.len() == 36) {
@@ -194,7 +207,7 @@ fn read_name(f: &mut Fields<'_>) -> Option<String> {
     Some(name)
 }
 
-fn read_ref(
+pub(crate) fn read_ref(
     f: &mut Fields<'_>,
     fk: &mut Vec<String>,
     ctx: &ParseCtx<'_>,
@@ -230,7 +243,7 @@ fn read_ref(
     }
 }
 
-fn finish<T>(f: Fields<'_>, fk: Vec<String>, value: T) -> Result<T, StateError> {
+pub(crate) fn finish<T>(f: Fields<'_>, fk: Vec<String>, value: T) -> Result<T, StateError> {
     let errors = f.finish();
     if !errors.is_empty() {
         return Err(StateError::Schema(errors));
@@ -461,6 +474,12 @@ fn validate_route_host(h: &str) -> Result<(), &'static str> {
             return Err("invalid port number");
         }
     }
+    validate_host_name(name)
+}
+
+/// Checks a host name without port: optionally one leading (`*.example.com`) or trailing (`example.*`)
+/// wildcard label.
+pub(crate) fn validate_host_name(name: &str) -> Result<(), &'static str> {
     let stars = name.matches('*').count();
     if stars > 1 {
         return Err("invalid wildcard: must have at most one wildcard");

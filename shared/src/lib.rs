@@ -13,12 +13,14 @@ pub mod pairing;
 pub mod plugins;
 pub mod schema;
 pub mod state;
+pub mod tls;
 
 pub use digest::StateDigest;
 pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
 pub use error::{ErrorCode, StateError};
 pub use schema::FieldErrors;
 pub use state::{Change, ConfigState, Entity};
+pub use tls::{Certificate, Sni};
 
 /// Unix seconds now (0 if the clock is before 1970); the one clock both planes and their tools read.
 pub fn unix_now() -> i64 {

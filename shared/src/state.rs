@@ -14,6 +14,7 @@ use crate::digest::StateDigest;
 use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
 use crate::error::StateError;
 use crate::plugins;
+use crate::tls::{Certificate, Sni};
 
 /// One entity of any kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,8 @@ pub enum Entity {
     Route(Route),
     Consumer(Consumer),
     Plugin(Plugin),
+    Certificate(Certificate),
+    Sni(Sni),
 }
 
 impl Entity {
@@ -32,6 +35,8 @@ impl Entity {
             Entity::Route(_) => Kind::Route,
             Entity::Consumer(_) => Kind::Consumer,
             Entity::Plugin(_) => Kind::Plugin,
+            Entity::Certificate(_) => Kind::Certificate,
+            Entity::Sni(_) => Kind::Sni,
         }
     }
 
@@ -42,6 +47,8 @@ impl Entity {
             Entity::Route(e) => e.id,
             Entity::Consumer(e) => e.id,
             Entity::Plugin(e) => e.id,
+            Entity::Certificate(e) => e.id,
+            Entity::Sni(e) => e.id,
         }
     }
 
@@ -52,6 +59,8 @@ impl Entity {
             Entity::Route(e) => serde_json::to_value(e),
             Entity::Consumer(e) => serde_json::to_value(e),
             Entity::Plugin(e) => serde_json::to_value(e),
+            Entity::Certificate(e) => serde_json::to_value(e),
+            Entity::Sni(e) => serde_json::to_value(e),
         }
         .expect("entities serialise")
     }
@@ -60,6 +69,9 @@ impl Entity {
     pub fn to_public_json(&self) -> Value {
         match self {
             Entity::Plugin(p) => serde_json::to_value(p.redacted()).expect("entities serialise"),
+            Entity::Certificate(c) => {
+                serde_json::to_value(c.redacted()).expect("entities serialise")
+            }
             other => other.to_json(),
         }
     }
@@ -71,6 +83,8 @@ impl Entity {
             Entity::Route(e) => &e.tags,
             Entity::Consumer(e) => &e.tags,
             Entity::Plugin(e) => &e.tags,
+            Entity::Certificate(e) => &e.tags,
+            Entity::Sni(e) => &e.tags,
         }
     }
 
@@ -81,6 +95,8 @@ impl Entity {
             Entity::Route(e) => e.created_at,
             Entity::Consumer(e) => e.created_at,
             Entity::Plugin(e) => e.created_at,
+            Entity::Certificate(e) => e.created_at,
+            Entity::Sni(e) => e.created_at,
         }
     }
 
@@ -91,6 +107,8 @@ impl Entity {
             Kind::Route => Entity::Route(serde_json::from_value(v)?),
             Kind::Consumer => Entity::Consumer(serde_json::from_value(v)?),
             Kind::Plugin => Entity::Plugin(serde_json::from_value(v)?),
+            Kind::Certificate => Entity::Certificate(serde_json::from_value(v)?),
+            Kind::Sni => Entity::Sni(serde_json::from_value(v)?),
         })
     }
 }
@@ -105,7 +123,7 @@ pub enum Change {
     Delete(Kind, Uuid),
 }
 
-/// The whole configuration: every Service, Route, Consumer and Plugin, keyed by id.
+/// The whole configuration: every Service, Route, Consumer, Plugin, Certificate and SNI, keyed by id.
 ///
 /// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
 /// every untouched entity with the original, so a write on the control plane and a delta on a node never
@@ -116,6 +134,10 @@ pub struct ConfigState {
     pub routes: OrdMap<Uuid, Route>,
     pub consumers: OrdMap<Uuid, Consumer>,
     pub plugins: OrdMap<Uuid, Plugin>,
+    #[serde(default)]
+    pub certificates: OrdMap<Uuid, Certificate>,
+    #[serde(default)]
+    pub snis: OrdMap<Uuid, Sni>,
 }
 
 impl Resolver for ConfigState {
@@ -152,6 +174,14 @@ impl Resolver for ConfigState {
                         .find(|p| p.instance_name.as_deref() == Some(key))
                         .map(|p| p.id)
                 }),
+            // Certificates have no name: only their id.
+            Kind::Certificate => by_id.filter(|id| self.certificates.contains_key(id)),
+            Kind::Sni => by_id.filter(|id| self.snis.contains_key(id)).or_else(|| {
+                self.snis
+                    .values()
+                    .find(|s| s.name.eq_ignore_ascii_case(key))
+                    .map(|s| s.id)
+            }),
         }
     }
 }
@@ -164,6 +194,8 @@ impl ConfigState {
             Kind::Route => self.routes.get(id).cloned().map(Entity::Route),
             Kind::Consumer => self.consumers.get(id).cloned().map(Entity::Consumer),
             Kind::Plugin => self.plugins.get(id).cloned().map(Entity::Plugin),
+            Kind::Certificate => self.certificates.get(id).cloned().map(Entity::Certificate),
+            Kind::Sni => self.snis.get(id).cloned().map(Entity::Sni),
         }
     }
 
@@ -184,12 +216,24 @@ impl ConfigState {
                 .map(Entity::Consumer)
                 .collect(),
             Kind::Plugin => self.plugins.values().cloned().map(Entity::Plugin).collect(),
+            Kind::Certificate => self
+                .certificates
+                .values()
+                .cloned()
+                .map(Entity::Certificate)
+                .collect(),
+            Kind::Sni => self.snis.values().cloned().map(Entity::Sni).collect(),
         }
     }
 
     /// Number of entities of all kinds.
     pub fn len(&self) -> usize {
-        self.services.len() + self.routes.len() + self.consumers.len() + self.plugins.len()
+        self.services.len()
+            + self.routes.len()
+            + self.consumers.len()
+            + self.plugins.len()
+            + self.certificates.len()
+            + self.snis.len()
     }
 
     /// True when there is no entity at all.
@@ -213,6 +257,12 @@ impl ConfigState {
             }
             Entity::Plugin(p) => {
                 self.plugins.insert(p.id, p.clone());
+            }
+            Entity::Certificate(c) => {
+                self.certificates.insert(c.id, c.clone());
+            }
+            Entity::Sni(n) => {
+                self.snis.insert(n.id, n.clone());
             }
         }
         Ok(vec![Change::Put(entity)])
@@ -294,6 +344,12 @@ impl ConfigState {
                     }
                 }
             }
+            Entity::Sni(n) => {
+                if self.snis.values().any(|o| o.id != n.id && o.name == n.name) {
+                    return conflict("name", &n.name);
+                }
+            }
+            Entity::Certificate(_) => {}
         }
         Ok(())
     }
@@ -312,6 +368,9 @@ impl ConfigState {
                         return missing("service", &fk.id, Kind::Service);
                     }
                 }
+            }
+            Entity::Sni(n) if !self.certificates.contains_key(&n.certificate.id) => {
+                return missing("certificate", &n.certificate.id, Kind::Certificate);
             }
             Entity::Plugin(p) => {
                 for (field, fk, kind, exists) in [
@@ -345,7 +404,8 @@ impl ConfigState {
     }
 
     /// Removes an entity. A Service still used by Routes, or a Consumer used as a plugin's `anonymous`, is
-    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it.
+    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it, and the SNIs of
+    /// a removed Certificate.
     pub fn delete(&mut self, kind: Kind, id: &Uuid) -> Result<Vec<Change>, StateError> {
         if self.get(kind, id).is_none() {
             return Err(StateError::NotFound);
@@ -386,6 +446,22 @@ impl ConfigState {
             Kind::Plugin => {
                 self.plugins.remove(id);
             }
+            Kind::Certificate => {
+                self.certificates.remove(id);
+                let snis: Vec<Uuid> = self
+                    .snis
+                    .values()
+                    .filter(|s| s.certificate.id == *id)
+                    .map(|s| s.id)
+                    .collect();
+                for sid in snis {
+                    self.snis.remove(&sid);
+                    changes.push(Change::Delete(Kind::Sni, sid));
+                }
+            }
+            Kind::Sni => {
+                self.snis.remove(id);
+            }
         }
         let scoped: Vec<Uuid> = self
             .plugins
@@ -395,7 +471,7 @@ impl ConfigState {
                     Kind::Service => p.service,
                     Kind::Route => p.route,
                     Kind::Consumer => p.consumer,
-                    Kind::Plugin => None,
+                    Kind::Plugin | Kind::Certificate | Kind::Sni => None,
                 };
                 scope.map(|f| f.id) == Some(*id)
             })
@@ -437,6 +513,17 @@ impl ConfigState {
                 if !seen.insert(("username", n.clone())) {
                     problems.push(format!("consumers: duplicate username '{n}'"));
                 }
+            }
+        }
+        for n in self.snis.values() {
+            if !seen.insert(("sni", n.name.clone())) {
+                problems.push(format!("snis: duplicate name '{}'", n.name));
+            }
+            if !self.certificates.contains_key(&n.certificate.id) {
+                problems.push(format!(
+                    "sni {}: certificate {} does not exist",
+                    n.id, n.certificate.id
+                ));
             }
         }
         let mut scopes = HashSet::new();
@@ -539,6 +626,8 @@ mod tests {
             Kind::Route => Entity::Route(Route::parse(&v, &c)?),
             Kind::Consumer => Entity::Consumer(Consumer::parse(&v, &c)?),
             Kind::Plugin => Entity::Plugin(Plugin::parse(&v, &c)?),
+            Kind::Certificate => Entity::Certificate(Certificate::parse(&v, &c)?),
+            Kind::Sni => Entity::Sni(Sni::parse(&v, &c)?),
         };
         state.put(e)
     }

@@ -351,6 +351,8 @@ impl Drop for ControlPlane {
 /// A data plane running in-process.
 pub struct DataPlane {
     pub proxy_url: String,
+    /// The TLS proxy listener.
+    pub proxy_tls_addr: SocketAddr,
     pub status_url: String,
     pub data_dir: PathBuf,
     pub node_id: Option<String>,
@@ -375,6 +377,8 @@ pub struct DpOptions {
     pub request_id_header: Option<String>,
     /// `--workers`; default: one per core.
     pub workers: Option<usize>,
+    /// `--proxy-tls-cert-file` and `--proxy-tls-key-file`; default: the node's self-signed certificate.
+    pub tls_default: Option<(PathBuf, PathBuf)>,
 }
 
 impl DataPlane {
@@ -420,6 +424,10 @@ impl DataPlane {
         };
         let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let status = TcpListener::bind("127.0.0.1:0").await.expect("bind status");
+        let proxy_tls = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TLS proxy");
+        let proxy_tls_addr = proxy_tls.local_addr().unwrap();
         let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
         let status_url = format!("http://{}", status.local_addr().unwrap());
         let config = data_plane::Config {
@@ -428,6 +436,9 @@ impl DataPlane {
             pairing_token: opts.pairing_token.clone(),
             pairing_token_file: opts.pairing_token_file.clone(),
             proxy_listen: proxy.local_addr().unwrap(),
+            proxy_listen_tls: data_plane::config::TlsListen(Some(proxy_tls_addr)),
+            proxy_tls_cert_file: opts.tls_default.as_ref().map(|(c, _)| c.clone()),
+            proxy_tls_key_file: opts.tls_default.as_ref().map(|(_, k)| k.clone()),
             status_listen: status.local_addr().unwrap(),
             node_name: Some(format!("test-node-{}", proxy.local_addr().unwrap().port())),
             plugins: opts
@@ -456,13 +467,18 @@ impl DataPlane {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(data_plane::run(
             config,
-            data_plane::Listeners { proxy, status },
+            data_plane::Listeners {
+                proxy,
+                proxy_tls: Some(proxy_tls),
+                status,
+            },
             async move {
                 let _ = stopped.await;
             },
         ));
         DataPlane {
             proxy_url,
+            proxy_tls_addr,
             status_url,
             data_dir,
             node_id: None,

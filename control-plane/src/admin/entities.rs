@@ -1,4 +1,5 @@
-//! CRUD on Services, Routes, Consumers and Plugins, with nested endpoints, paging and tag filters.
+//! CRUD on every entity kind, with nested endpoints, paging and tag filters (Certificates' extras are in
+//! `certificates.rs`).
 
 use std::sync::Arc;
 
@@ -13,11 +14,12 @@ use serde_json::{json, Value};
 use shared::entity::merge_json;
 use shared::schema::parsing_form;
 use shared::{
-    Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx, Plugin, Resolver, Route,
-    Service, StateError,
+    Certificate, Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx, Plugin,
+    Resolver, Route, Service, Sni, StateError,
 };
 use uuid::Uuid;
 
+use super::certificates::{public_json, put_snis, redacted_keys, restore_keys, take_snis};
 use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
 use crate::cluster::unix_now;
 
@@ -54,6 +56,7 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
         (Kind::Service, Kind::Plugin),
         (Kind::Route, Kind::Plugin),
         (Kind::Consumer, Kind::Plugin),
+        (Kind::Certificate, Kind::Sni),
     ] {
         let path = format!("/{}/{{parent}}/{}", parent.collection(), child.collection());
         r = r.route(
@@ -77,6 +80,8 @@ fn scope_field(parent: Kind) -> &'static str {
         Kind::Route => "route",
         Kind::Consumer => "consumer",
         Kind::Plugin => "plugin",
+        Kind::Certificate => "certificate",
+        Kind::Sni => "sni",
     }
 }
 
@@ -91,6 +96,7 @@ fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
         (Entity::Plugin(p), Kind::Service) => p.service,
         (Entity::Plugin(p), Kind::Route) => p.route,
         (Entity::Plugin(p), Kind::Consumer) => p.consumer,
+        (Entity::Sni(s), Kind::Certificate) => Some(s.certificate),
         _ => None,
     };
     fk.map(|f| f.id) == Some(parent_id)
@@ -177,7 +183,7 @@ async fn list(
         }
         _ => (Value::Null, Value::Null),
     };
-    let data: Vec<Value> = page.iter().map(Entity::to_public_json).collect();
+    let data: Vec<Value> = page.iter().map(|e| public_json(state, e)).collect();
     Ok(Json(json!({ "data": data, "next": next, "offset": offset })).into_response())
 }
 
@@ -195,16 +201,26 @@ fn decode_offset(s: &str) -> Option<Uuid> {
 async fn read(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
     let current = ctx.core.current();
     let e = find(&current.state, kind, &key).ok_or_else(ApiError::not_found)?;
-    Ok(Json(e.to_public_json()).into_response())
+    Ok(Json(public_json(&current.state, &e)).into_response())
 }
 
 /// Parses `body` as an entity of `kind`.
 pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Entity, StateError> {
+    let unrestored = redacted_keys(body);
+    if kind == Kind::Certificate && !unrestored.is_empty() {
+        let mut errors = FieldErrors::new();
+        for f in unrestored {
+            errors.add(f, "holds the redaction placeholder and there is no stored key to keep; send the real key");
+        }
+        return Err(StateError::Schema(errors));
+    }
     let e = match kind {
         Kind::Service => Entity::Service(Service::parse(body, ctx)?),
         Kind::Route => Entity::Route(Route::parse(body, ctx)?),
         Kind::Consumer => Entity::Consumer(Consumer::parse(body, ctx)?),
         Kind::Plugin => Entity::Plugin(Plugin::parse(body, ctx)?),
+        Kind::Certificate => Entity::Certificate(Certificate::parse(body, ctx)?),
+        Kind::Sni => Entity::Sni(Sni::parse(body, ctx)?),
     };
     if let Entity::Plugin(p) = &e {
         let still = shared::plugins::redacted_fields(&p.name, &p.config);
@@ -222,11 +238,35 @@ pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Enti
     Ok(e)
 }
 
-/// Puts back secrets that the client echoed as redacted from the entity's stored config.
+/// Puts back secrets that the client echoed as redacted from the entity's stored config or keys.
 pub fn restore_secrets(body: &mut Value, existing: Option<&Entity>) {
     if let (Some(Entity::Plugin(old)), Some(cfg)) = (existing, body.get_mut("config")) {
         shared::plugins::restore_redacted(cfg, &old.config);
     }
+    restore_keys(body, existing);
+}
+
+/// The `snis` shorthand of a Certificate body, taken out of it (other kinds have none).
+fn certificate_snis(kind: Kind, body: &mut Value) -> Result<Option<Vec<String>>, StateError> {
+    if kind == Kind::Certificate {
+        take_snis(body)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Writes a parsed entity and, for a Certificate written with the `snis` shorthand, its SNIs.
+fn put_entity(
+    state: &mut ConfigState,
+    e: &Entity,
+    snis: Option<&[String]>,
+    now: i64,
+) -> Result<Vec<Change>, StateError> {
+    let mut changes = state.put(e.clone())?;
+    if let Some(names) = snis {
+        changes.extend(put_snis(state, e.id(), names, now)?);
+    }
+    Ok(changes)
 }
 
 /// The request body as an object, and whether it came as a form (whose values are all strings).
@@ -257,9 +297,11 @@ async fn create(
                 let p = find(state, *pk, key).ok_or(StateError::NotFound)?;
                 body[scope_field(*pk)] = json!({ "id": p.id() });
             }
+            let snis = certificate_snis(kind, &mut body)?;
+            let now = unix_now();
             let pctx = ParseCtx {
                 id: Uuid::new_v4(),
-                now: unix_now(),
+                now,
                 created_at: None,
                 resolver: state,
             };
@@ -270,11 +312,12 @@ async fn create(
                     e.id()
                 )));
             }
-            let changes = state.put(e.clone())?;
+            let changes = put_entity(state, &e, snis.as_deref(), now)?;
             Ok::<_, StateError>((changes, e))
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(entity.to_public_json())).into_response())
+    let shown = public_json(&ctx.core.current().state, &entity);
+    Ok((StatusCode::CREATED, Json(shown)).into_response())
 }
 
 async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
@@ -292,6 +335,12 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                     let name_field = match kind {
                         Kind::Consumer => "username",
                         Kind::Plugin => "instance_name",
+                        Kind::Certificate => {
+                            return Err(StateError::Schema(shared::entity::field_error(
+                                "id",
+                                "certificates have no name: the path must hold an id",
+                            )))
+                        }
                         _ => "name",
                     };
                     body[name_field] = Value::String(key.clone());
@@ -311,18 +360,20 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                 obj.insert("id".into(), Value::String(id.to_string()));
             }
             restore_secrets(&mut body, existing.as_ref());
+            let snis = certificate_snis(kind, &mut body)?;
+            let now = unix_now();
             let pctx = ParseCtx {
                 id,
-                now: unix_now(),
+                now,
                 created_at: existing.as_ref().map(Entity::created_at),
                 resolver: state,
             };
             let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
-            let changes = state.put(e.clone())?;
+            let changes = put_entity(state, &e, snis.as_deref(), now)?;
             Ok::<_, StateError>((changes, e))
         })
         .await?;
-    Ok(Json(entity.to_public_json()).into_response())
+    Ok(Json(public_json(&ctx.core.current().state, &entity)).into_response())
 }
 
 async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
@@ -350,18 +401,20 @@ async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
             }
             merge_json(&mut body, &patch);
             restore_secrets(&mut body, Some(&existing));
+            let snis = certificate_snis(kind, &mut body)?;
+            let now = unix_now();
             let pctx = ParseCtx {
                 id: existing.id(),
-                now: unix_now(),
+                now,
                 created_at: Some(existing.created_at()),
                 resolver: state,
             };
             let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
-            let changes = state.put(e.clone())?;
+            let changes = put_entity(state, &e, snis.as_deref(), now)?;
             Ok::<_, StateError>((changes, e))
         })
         .await?;
-    Ok(Json(entity.to_public_json()).into_response())
+    Ok(Json(public_json(&ctx.core.current().state, &entity)).into_response())
 }
 
 async fn remove(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {

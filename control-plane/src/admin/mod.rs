@@ -1,5 +1,6 @@
 //! The Admin API (axum), with Kong's REST conventions and error shapes.
 
+mod certificates;
 mod clustering;
 pub mod declarative;
 mod entities;

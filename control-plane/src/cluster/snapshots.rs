@@ -108,9 +108,7 @@ impl Published {
 /// are cheaper for a node as a full snapshot: it decodes one state instead of holding its old state, the
 /// new one and every change at once. Small configurations always take deltas.
 fn replaces_most(changes: usize, state: &shared::ConfigState) -> bool {
-    let entities =
-        state.services.len() + state.routes.len() + state.consumers.len() + state.plugins.len();
-    changes > 64 && changes * 2 > entities
+    changes > 64 && changes * 2 > state.len()
 }
 
 /// What the publisher last did.

@@ -172,11 +172,6 @@ fn insert_stored(
         reason,
     };
     let json: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    match Entity::from_stored(kind, json).map_err(|e| corrupt(e.to_string()))? {
-        Entity::Service(e) => state.services.insert(e.id, e).map(|_| ()),
-        Entity::Route(e) => state.routes.insert(e.id, e).map(|_| ()),
-        Entity::Consumer(e) => state.consumers.insert(e.id, e).map(|_| ()),
-        Entity::Plugin(e) => state.plugins.insert(e.id, e).map(|_| ()),
-    };
+    state.insert_entity(Entity::from_stored(kind, json).map_err(|e| corrupt(e.to_string()))?);
     Ok(())
 }

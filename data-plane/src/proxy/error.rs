@@ -2,7 +2,7 @@
 //! status, Kong's message, the upstream-error metric label, the log line and whether trying again would
 //! be safe.
 
-use http::{Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 use tracing::warn;
 
@@ -20,6 +20,11 @@ pub enum ProxyError {
     NoRoute,
     /// The Route does not accept the request's protocol (plain HTTP to an HTTPS-only Route).
     ProtocolNotAllowed,
+    /// Plain HTTP to an HTTPS-only Route whose `https_redirect_status_code` redirects: go to `location`.
+    HttpsRedirect {
+        status: StatusCode,
+        location: HeaderValue,
+    },
     /// The Route has no Service.
     NoService,
     /// The Service is disabled.
@@ -52,6 +57,7 @@ impl ProxyError {
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::ProtocolNotAllowed => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::HttpsRedirect { status, .. } => *status,
             ProxyError::BadUpstreamUri => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -67,6 +73,7 @@ impl ProxyError {
             ProxyError::UriTooLong => "Request-URI Too Long",
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::ProtocolNotAllowed => "Please use HTTPS protocol",
+            ProxyError::HttpsRedirect { .. } => "",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::ServiceDisabled => "Service unavailable",
             ProxyError::BadUpstreamUri => "Bad request",
@@ -118,7 +125,26 @@ impl ProxyError {
 
     /// The Kong-style answer (the request id header is added to every response by `handle`).
     pub fn response(&self) -> Response<ProxyBody> {
-        error(self.status(), self.message())
+        match self {
+            ProxyError::HttpsRedirect { status, location } => {
+                let mut resp = Response::new(crate::body::full(bytes::Bytes::new()));
+                *resp.status_mut() = *status;
+                resp.headers_mut()
+                    .insert(header::LOCATION, location.clone());
+                resp
+            }
+            ProxyError::ProtocolNotAllowed => {
+                let mut resp = error(self.status(), self.message());
+                let h = resp.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+                h.insert(
+                    header::UPGRADE,
+                    HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
+                );
+                resp
+            }
+            _ => error(self.status(), self.message()),
+        }
     }
 }
 

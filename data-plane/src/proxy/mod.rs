@@ -26,8 +26,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use shared::accept::AcceptBackoff;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 pub use error::{error, ProxyError};
@@ -125,13 +126,79 @@ pub async fn pause_after_accept_error(
     tokio::time::sleep(pause).await;
 }
 
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A proxy listening socket: plain HTTP, or TLS terminated with `tls`.
+pub struct ProxyListener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+type ConnBuilder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
+
+/// Serves one accepted connection: the TLS handshake first when the listener has TLS (bounded by
+/// [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP/1.1 or HTTP/2 until the client or a graceful shutdown ends it.
+async fn serve_connection(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: ConnBuilder,
+    watcher: hyper_util::server::graceful::Watcher,
+    ctx: Arc<ProxyCtx>,
+    downstream: Connection,
+) {
+    let metrics = ctx.metrics.clone();
+    let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req, downstream));
+    metrics
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let served = match tls {
+        None => {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+            watcher.watch(conn.into_owned()).await
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Ok(Err(e)) => {
+                    metrics
+                        .tls_handshake_errors
+                        .add(&[("kind", "handshake")], 1);
+                    debug!(error = %e, peer = %downstream.peer, "TLS handshake failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    metrics.tls_handshake_errors.add(&[("kind", "timeout")], 1);
+                    debug!(peer = %downstream.peer, "TLS handshake timed out");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = served {
+        debug!(error = %e, "connection ended with an error");
+    }
+    metrics
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Serves the proxy on `listener` until `shutdown` turns true, then finishes in-flight requests (bounded).
 pub async fn serve(
-    listener: TcpListener,
+    listener: ProxyListener,
     ctx: Arc<ProxyCtx>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
+    let ProxyListener { tcp: listener, tls } = listener;
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -153,19 +220,15 @@ pub async fn serve(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let ctx = ctx.clone();
-                let metrics = ctx.metrics.clone();
-                let downstream = Connection { peer, local_port, scheme: Scheme::Http };
-                let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req, downstream));
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Err(e) = conn.await {
-                        debug!(error = %e, "connection ended with an error");
-                    }
-                    metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                });
+                let downstream = Connection { peer, local_port, scheme };
+                tokio::spawn(serve_connection(
+                    tcp,
+                    tls.clone(),
+                    builder.clone(),
+                    graceful.watcher(),
+                    ctx.clone(),
+                    downstream,
+                ));
             }
         }
     }

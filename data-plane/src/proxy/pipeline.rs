@@ -120,7 +120,16 @@ async fn pipeline(
         },
     ));
     if !entry.accepts(conn.scheme) {
-        return Err(ProxyError::ProtocolNotAllowed);
+        return Err(match entry.https_redirect {
+            Some(status) if conn.scheme == Scheme::Http => {
+                let target = uri.path_and_query().map_or("/", |p| p.as_str());
+                match HeaderValue::from_str(&format!("https://{host}{target}")) {
+                    Ok(location) => ProxyError::HttpsRedirect { status, location },
+                    Err(_) => ProxyError::ProtocolNotAllowed,
+                }
+            }
+            _ => ProxyError::ProtocolNotAllowed,
+        });
     }
     let target = target.ok_or(ProxyError::NoService)?;
     let service = target.service.clone();

@@ -1,5 +1,5 @@
 //! Thread-per-core serving: `--workers` threads, each with a single-threaded runtime of its own accepting
-//! from the same listening socket (as nginx workers share theirs), with its own upstream pools, so a
+//! from the same listening sockets (as nginx workers share theirs), with its own upstream pools, so a
 //! request and its upstream exchange stay on one thread from accept to response. The status listener,
 //! the sync thread and the configuration thread are not workers.
 
@@ -11,31 +11,37 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::error;
 
-use super::{serve, ProxyCtx};
+use super::{serve, ProxyCtx, ProxyListener};
 
 /// The number of workers `--workers 0` means: the cores this process may run on.
 pub fn default_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Serves `listener` on one worker thread per context in `contexts` until `shutdown` turns true and their
-/// in-flight requests have finished (each within `drain`).
+/// Serves `listeners` (the plain and the TLS one) on one worker thread per context in `contexts` until
+/// `shutdown` turns true and their in-flight requests have finished (each within `drain`).
 pub async fn serve_on_workers(
-    listener: TcpListener,
+    listeners: Vec<ProxyListener>,
     contexts: Vec<ProxyCtx>,
     shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) -> Result<()> {
-    let listener = listener
-        .into_std()
-        .context("cannot take over the proxy listener")?;
+    let listeners = listeners
+        .into_iter()
+        .map(|l| Ok((l.tcp.into_std()?, l.tls)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot take over the proxy listeners")?;
     let mut done = Vec::with_capacity(contexts.len());
     for (n, ctx) in contexts.into_iter().enumerate() {
-        let socket = listener
-            .try_clone()
-            .context("cannot share the proxy listener with a worker")?;
-        // Every worker's runtime polls the socket itself: it must never block.
-        socket.set_nonblocking(true)?;
+        let mut sockets = Vec::with_capacity(listeners.len());
+        for (listener, tls) in &listeners {
+            let socket = listener
+                .try_clone()
+                .context("cannot share a proxy listener with a worker")?;
+            // Every worker's runtime polls the socket itself: it must never block.
+            socket.set_nonblocking(true)?;
+            sockets.push((socket, tls.clone()));
+        }
         let ctx = Arc::new(ctx);
         let shutdown = shutdown.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -50,10 +56,21 @@ pub async fn serve_on_workers(
                     Err(e) => return error!(error = %e, worker = n, "cannot start a proxy worker"),
                 };
                 rt.block_on(async move {
-                    match TcpListener::from_std(socket) {
-                        Ok(listener) => serve(listener, ctx, shutdown, drain).await,
-                        Err(e) => error!(error = %e, worker = n, "a proxy worker cannot listen"),
+                    let mut served = Vec::with_capacity(sockets.len());
+                    for (socket, tls) in sockets {
+                        match TcpListener::from_std(socket) {
+                            Ok(tcp) => served.push(serve(
+                                ProxyListener { tcp, tls },
+                                ctx.clone(),
+                                shutdown.clone(),
+                                drain,
+                            )),
+                            Err(e) => {
+                                error!(error = %e, worker = n, "a proxy worker cannot listen")
+                            }
+                        }
                     }
+                    futures::future::join_all(served).await;
                 });
                 let _ = tx.send(());
             })

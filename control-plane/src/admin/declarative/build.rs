@@ -19,6 +19,8 @@ const TOP_LEVEL: &[&str] = &[
     "routes",
     "consumers",
     "plugins",
+    "certificates",
+    "snis",
 ];
 
 /// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
@@ -60,7 +62,39 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         errors,
         now: unix_now(),
     };
-    // Services first, then consumers, then routes, then plugins, so references within the file resolve.
+    // Certificates and their SNIs, services, consumers, routes, then plugins, so references within the file
+    // resolve.
+    let mut pending_snis: Vec<Pending> = Vec::new();
+    for (i, raw) in items(&sections, "certificates", &mut b.errors) {
+        let path = format!("certificates.{i}");
+        let mut cert = parse(raw);
+        // `snis` may list plain names as well as SNI objects.
+        if let Some(Value::Array(snis)) = cert.get_mut("snis") {
+            for sni in snis.iter_mut().filter(|s| s.is_string()) {
+                *sni = json!({ "name": sni.take() });
+            }
+        }
+        let Some(id) = b.add(Kind::Certificate, &cert, &path) else {
+            continue;
+        };
+        let parent = json!({ "id": id });
+        pend(
+            &cert,
+            "snis",
+            &path,
+            ("certificate", &parent),
+            &mut pending_snis,
+            &mut b.errors,
+        );
+    }
+    for (i, raw) in items(&sections, "snis", &mut b.errors) {
+        pending_snis.push((format!("snis.{i}"), raw.get().to_string()));
+    }
+    for (path, text) in &pending_snis {
+        let sni = serde_json::from_str(text).unwrap_or(Value::Null);
+        b.add(Kind::Sni, &sni, path);
+    }
+    drop(pending_snis);
     let mut pending_routes: Vec<Pending> = Vec::new();
     let mut pending_plugins: Vec<Pending> = Vec::new();
     for (i, raw) in items(&sections, "services", &mut b.errors) {
@@ -205,6 +239,7 @@ impl Builder<'_> {
         if let Some(obj) = body.as_object_mut() {
             obj.remove("routes");
             obj.remove("plugins");
+            obj.remove("snis");
             obj.insert("id".into(), Value::String(id.to_string()));
         }
         let existing = self.old.get(kind, &id);
@@ -245,7 +280,11 @@ impl Builder<'_> {
         }
         let s = |k: &str| body.get(k).and_then(Value::as_str);
         let found = match kind {
-            Kind::Service | Kind::Route => s("name").and_then(|n| self.old.resolve(kind, n)),
+            Kind::Service | Kind::Route | Kind::Sni => {
+                s("name").and_then(|n| self.old.resolve(kind, n))
+            }
+            // A Certificate has no natural key: it keeps its id only when the document gives it.
+            Kind::Certificate => None,
             Kind::Consumer => s("username")
                 .and_then(|n| self.old.resolve(kind, n))
                 .or_else(|| {

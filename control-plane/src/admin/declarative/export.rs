@@ -91,7 +91,27 @@ pub fn export_doc(state: &ConfigState) -> Value {
         .filter(|p| scopes(p) != 1)
         .map(|p| plugin_json(p, &[]))
         .collect();
+    let certificates: Vec<Value> = state
+        .certificates
+        .values()
+        .map(|c| {
+            let mut v = clean(Entity::Certificate(c.clone()).to_public_json(), &[]);
+            let snis: Vec<Value> = state
+                .snis
+                .values()
+                .filter(|s| s.certificate.id == c.id)
+                .map(|s| clean(Entity::Sni(s.clone()).to_public_json(), &["certificate"]))
+                .collect();
+            if !snis.is_empty() {
+                v["snis"] = Value::Array(snis);
+            }
+            v
+        })
+        .collect();
     let mut doc = json!({ "_format_version": "3.0", "services": services, "consumers": consumers, "plugins": plugins });
+    if !certificates.is_empty() {
+        doc["certificates"] = Value::Array(certificates);
+    }
     // Route-scoped plugins of service-less routes stay with their route at top level.
     let mut routes = routes;
     for rv in routes.iter_mut() {

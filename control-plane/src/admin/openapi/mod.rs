@@ -59,6 +59,8 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Route => "Route",
         Kind::Consumer => "Consumer",
         Kind::Plugin => "Plugin",
+        Kind::Certificate => "Certificate",
+        Kind::Sni => "Sni",
     }
 }
 
@@ -95,6 +97,8 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         // A key that names nothing becomes the new entity's name (`username` for a Consumer).
         let put_key = match kind {
             Kind::Consumer => string(),
+            Kind::Certificate => pattern(schemas::UUID_PATTERN),
+            Kind::Sni => pattern(schemas::SNI_PATTERN),
             _ => pattern(NAME_PATTERN),
         };
         put["parameters"] = json!([path_param(
@@ -114,6 +118,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         (Kind::Service, Kind::Plugin),
         (Kind::Route, Kind::Plugin),
         (Kind::Consumer, Kind::Plugin),
+        (Kind::Certificate, Kind::Sni),
     ] {
         let n = schema_name(child);
         let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});

@@ -11,6 +11,8 @@ use shared::Kind;
 pub const NAME_PATTERN: &str = r"^[A-Za-z0-9._~-]+$";
 /// Service hosts (DNS name, IPv4, or bracketed IPv6).
 const HOST_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?)$";
+/// SNI names: a host name with at most one leading or trailing `*` label, no port.
+pub const SNI_PATTERN: &str = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*(\.\*)?\.?$";
 /// Ids: hyphenated UUIDs.
 pub const UUID_PATTERN: &str =
     r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
@@ -155,6 +157,38 @@ pub fn request(kind: Kind) -> Value {
             p.insert("consumer".into(), reference());
             schema["required"] = json!(["name"]);
         }
+        Kind::Certificate => {
+            let pem = |what: &str| json!({"type": "string", "description": format!("PEM: {what}")});
+            p.insert(
+                "cert".into(),
+                pem("the certificate chain, leaf first; not expired"),
+            );
+            p.insert("key".into(), pem("the leaf's private key (PKCS#8, PKCS#1 or SEC1); reads back as \"[redacted]\", which a write may echo to keep the stored key"));
+            p.insert(
+                "cert_alt".into(),
+                nullable(pem(
+                    "a second chain whose key has another type (RSA and ECDSA, say)",
+                )),
+            );
+            p.insert(
+                "key_alt".into(),
+                nullable(pem("the second chain's private key; redacted like `key`")),
+            );
+            p.insert("snis".into(), array_of(pattern(SNI_PATTERN)));
+            schema["required"] = json!(["cert", "key"]);
+            schema["description"] =
+                json!("`snis` sets the certificate's SNI entities to exactly these names");
+        }
+        Kind::Sni => {
+            p.insert("name".into(), pattern(SNI_PATTERN));
+            p.insert("certificate".into(), json!({"description": "the Certificate, by id (given by the path on the nested endpoint)", "anyOf": [
+                pattern(UUID_PATTERN),
+                {"type": "object", "properties": {"id": pattern(UUID_PATTERN)}, "required": ["id"]},
+            ]}));
+            schema["required"] = json!(["name"]);
+            schema["description"] =
+                json!("names a Certificate; the name must not be an IP address");
+        }
     }
     schema["properties"] = Value::Object(p);
     schema
@@ -214,6 +248,8 @@ pub fn response(kind: Kind) -> Value {
             "service",
         ],
         Kind::Consumer => &["username", "custom_id"],
+        Kind::Certificate => &["cert", "key", "cert_alt", "key_alt", "snis"],
+        Kind::Sni => &["name", "certificate"],
         Kind::Plugin => &[
             "name",
             "instance_name",
