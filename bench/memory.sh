@@ -19,7 +19,7 @@ for _ in $(seq 200); do curl -sf "$A/status" >/dev/null && break; sleep 0.05; do
 token=$(curl -sf -X POST "$A/clustering/pairing-tokens" -H 'content-type: application/json' -d '{"ttl":600}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 target/release/data-plane --data-dir "$dir/dp" --control-plane "127.0.0.1:$cluster" --pairing-token "$token" \
-  --proxy-listen "127.0.0.1:$proxy" --status-listen "127.0.0.1:$status" 2>"$dir/dp.log" & dp=$!
+  --proxy-listen "127.0.0.1:$proxy" --proxy-listen-tls off --status-listen "127.0.0.1:$status" 2>"$dir/dp.log" & dp=$!
 S="http://127.0.0.1:$status"
 version() { curl -sf "$S/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["version"] or 0)' 2>/dev/null || echo 0; }
 cp_version() { curl -sf "$A/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config_version"])'; }

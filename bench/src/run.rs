@@ -335,6 +335,8 @@ async fn start_cluster(dir: &Path) -> Result<Cluster> {
         &token,
         "--proxy-listen",
         "127.0.0.1:0",
+        "--proxy-listen-tls",
+        "127.0.0.1:0",
         "--status-listen",
         "127.0.0.1:0",
     ]);

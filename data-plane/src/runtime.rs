@@ -10,6 +10,7 @@ use crate::cache::Caches;
 use crate::metrics::Metrics;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::proxy::forward::PathHandling;
+use crate::proxy::upstream_tls::UpstreamTls;
 use crate::proxy::Scheme;
 use crate::router::Router;
 use crate::tls::ServerCertificates;
@@ -25,10 +26,12 @@ pub struct Target {
     pub host_header: http::HeaderValue,
     /// The Service's name (or id) for metrics and logs.
     pub label: String,
+    /// The Service's own TLS settings toward its upstream, if it has any.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl Target {
-    fn new(service: &Service) -> Result<Target, String> {
+    fn new(service: &Service, state: &ConfigState) -> Result<Target, String> {
         let default_port = if service.protocol == "https" { 443 } else { 80 };
         let authority = if service.port == default_port {
             service.host.clone()
@@ -50,6 +53,7 @@ impl Target {
                 .name
                 .clone()
                 .unwrap_or_else(|| service.id.to_string()),
+            tls: UpstreamTls::of(service, state)?.map(Arc::new),
         })
     }
 }
@@ -108,7 +112,7 @@ pub struct Touched {
     pub routes: Vec<Uuid>,
     pub consumers: Vec<Uuid>,
     pub plugins: Vec<Uuid>,
-    /// Whether a Certificate or an SNI changed.
+    /// Whether a Certificate, an SNI or a CA Certificate changed.
     pub tls: bool,
 }
 
@@ -126,7 +130,7 @@ impl Touched {
                 Kind::Route => t.routes.push(id),
                 Kind::Consumer => t.consumers.push(id),
                 Kind::Plugin => t.plugins.push(id),
-                Kind::Certificate | Kind::Sni => t.tls = true,
+                Kind::Certificate | Kind::Sni | Kind::CaCertificate => t.tls = true,
             }
         }
         t
@@ -207,10 +211,18 @@ impl RuntimeConfig {
             };
         }
         let mut targets = self.targets.clone();
-        for id in &touched.services {
-            match state.services.get(id) {
-                Some(s) => targets.insert(*id, Arc::new(Target::new(s)?)),
-                None => targets.remove(id),
+        // A changed certificate may be a Service's client certificate or trusted CA.
+        let uses_certificates = state
+            .services
+            .values()
+            .filter(|s| {
+                touched.tls && (s.client_certificate.is_some() || s.ca_certificates.is_some())
+            })
+            .map(|s| s.id);
+        for id in touched.services.iter().copied().chain(uses_certificates) {
+            match state.services.get(&id) {
+                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state)?)),
+                None => targets.remove(&id),
             };
         }
         let consumers = if touched.consumers.is_empty() {

@@ -201,7 +201,18 @@ impl ConfigState {
                 .snis
                 .values()
                 .find(|n| n.certificate.id == *id)
-                .map(|n| format!("sni {}", n.id)),
+                .map(|n| format!("sni {}", n.id))
+                .or_else(|| {
+                    self.services
+                        .values()
+                        .find(|s| s.client_certificate.map(|f| f.id) == Some(*id))
+                        .map(|s| format!("service {}", s.id))
+                }),
+            Kind::CaCertificate => self
+                .services
+                .values()
+                .find(|s| s.ca_certificates.iter().flatten().any(|c| c == id))
+                .map(|s| format!("service {}", s.id)),
             Kind::Plugin | Kind::Sni => None,
         }
     }
@@ -228,6 +239,9 @@ impl ConfigState {
             Entity::Sni(n) => {
                 self.snis.insert(n.id, n);
             }
+            Entity::CaCertificate(c) => {
+                self.ca_certificates.insert(c.id, c);
+            }
         }
     }
 
@@ -239,6 +253,7 @@ impl ConfigState {
             Kind::Plugin => self.plugins.remove(id).map(drop),
             Kind::Certificate => self.certificates.remove(id).map(drop),
             Kind::Sni => self.snis.remove(id).map(drop),
+            Kind::CaCertificate => self.ca_certificates.remove(id).map(drop),
         };
     }
 
@@ -271,6 +286,7 @@ impl ConfigState {
             Kind::Plugin => self.plugins.keys().copied().collect(),
             Kind::Certificate => self.certificates.keys().copied().collect(),
             Kind::Sni => self.snis.keys().copied().collect(),
+            Kind::CaCertificate => self.ca_certificates.keys().copied().collect(),
         }
     }
 }

@@ -52,6 +52,9 @@ impl StateDigest {
         for n in state.snis.values() {
             add(Kind::Sni, n.id, to_json(n));
         }
+        for c in state.ca_certificates.values() {
+            add(Kind::CaCertificate, c.id, to_json(c));
+        }
         d
     }
 
@@ -112,6 +115,7 @@ fn entity_json(e: &Entity) -> Vec<u8> {
         Entity::Plugin(p) => to_json(p),
         Entity::Certificate(c) => to_json(c),
         Entity::Sni(n) => to_json(n),
+        Entity::CaCertificate(c) => to_json(c),
     }
 }
 

@@ -31,6 +31,8 @@ pub enum Kind {
     Certificate,
     /// `/snis`
     Sni,
+    /// `/ca_certificates`
+    CaCertificate,
 }
 
 impl Kind {
@@ -43,11 +45,13 @@ impl Kind {
             Kind::Plugin => "plugins",
             Kind::Certificate => "certificates",
             Kind::Sni => "snis",
+            Kind::CaCertificate => "ca_certificates",
         }
     }
 
     /// All kinds in dependency order (referenced entities first).
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
+        Kind::CaCertificate,
         Kind::Certificate,
         Kind::Sni,
         Kind::Service,
@@ -97,6 +101,15 @@ pub struct Service {
     pub read_timeout: u64,
     pub enabled: bool,
     pub tls_verify: Option<bool>,
+    /// Depth of the upstream's verified chain: at most this many intermediates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify_depth: Option<u32>,
+    /// The Certificate presented to the upstream (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ForeignKey>,
+    /// CA Certificates trusted for the upstream instead of the node's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<Vec<Uuid>>,
     pub tags: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -319,6 +332,34 @@ impl Service {
         let read_timeout = timeout(&mut f, "read_timeout");
         let enabled = f.bool_or("enabled", true);
         let tls_verify = f.opt_bool("tls_verify");
+        let tls_verify_depth = f.opt_int("tls_verify_depth", 0, 64).map(|d| d as u32);
+        let mut fk = Vec::new();
+        let client_certificate = read_ref(
+            &mut f,
+            &mut fk,
+            ctx,
+            "client_certificate",
+            Kind::Certificate,
+        );
+        let ca_certificates = f.opt_strings("ca_certificates").map(|ids| {
+            ids.iter()
+                .enumerate()
+                .filter_map(|(i, key)| {
+                    let id = Uuid::parse_str(key).ok().filter(|_| key.len() == 36);
+                    match id.and_then(|_| ctx.resolver.resolve(Kind::CaCertificate, key)) {
+                        Some(id) => Some(id),
+                        None if id.is_none() => {
+                            f.error(&format!("ca_certificates.{}", i + 1), "expected a UUID");
+                            None
+                        }
+                        None => {
+                            fk.push(format!("the foreign key '{key}' in field 'ca_certificates' does not reference an existing 'ca_certificates' entity"));
+                            None
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
         let svc = Service {
             id,
             name,
@@ -332,11 +373,14 @@ impl Service {
             read_timeout,
             enabled,
             tls_verify,
+            tls_verify_depth,
+            client_certificate,
+            ca_certificates,
             tags,
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, Vec::new(), svc)
+        finish(f, fk, svc)
     }
 }
 

@@ -20,7 +20,7 @@ pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, 
 pub use error::{ErrorCode, StateError};
 pub use schema::FieldErrors;
 pub use state::{Change, ConfigState, Entity};
-pub use tls::{Certificate, Sni};
+pub use tls::{CaCertificate, Certificate, Sni};
 
 /// Unix seconds now (0 if the clock is before 1970); the one clock both planes and their tools read.
 pub fn unix_now() -> i64 {

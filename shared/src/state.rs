@@ -14,7 +14,7 @@ use crate::digest::StateDigest;
 use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
 use crate::error::StateError;
 use crate::plugins;
-use crate::tls::{Certificate, Sni};
+use crate::tls::{CaCertificate, Certificate, Sni};
 
 /// One entity of any kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,7 @@ pub enum Entity {
     Plugin(Plugin),
     Certificate(Certificate),
     Sni(Sni),
+    CaCertificate(CaCertificate),
 }
 
 impl Entity {
@@ -37,6 +38,7 @@ impl Entity {
             Entity::Plugin(_) => Kind::Plugin,
             Entity::Certificate(_) => Kind::Certificate,
             Entity::Sni(_) => Kind::Sni,
+            Entity::CaCertificate(_) => Kind::CaCertificate,
         }
     }
 
@@ -49,6 +51,7 @@ impl Entity {
             Entity::Plugin(e) => e.id,
             Entity::Certificate(e) => e.id,
             Entity::Sni(e) => e.id,
+            Entity::CaCertificate(e) => e.id,
         }
     }
 
@@ -61,6 +64,7 @@ impl Entity {
             Entity::Plugin(e) => serde_json::to_value(e),
             Entity::Certificate(e) => serde_json::to_value(e),
             Entity::Sni(e) => serde_json::to_value(e),
+            Entity::CaCertificate(e) => serde_json::to_value(e),
         }
         .expect("entities serialise")
     }
@@ -85,6 +89,7 @@ impl Entity {
             Entity::Plugin(e) => &e.tags,
             Entity::Certificate(e) => &e.tags,
             Entity::Sni(e) => &e.tags,
+            Entity::CaCertificate(e) => &e.tags,
         }
     }
 
@@ -97,6 +102,7 @@ impl Entity {
             Entity::Plugin(e) => e.created_at,
             Entity::Certificate(e) => e.created_at,
             Entity::Sni(e) => e.created_at,
+            Entity::CaCertificate(e) => e.created_at,
         }
     }
 
@@ -109,6 +115,7 @@ impl Entity {
             Kind::Plugin => Entity::Plugin(serde_json::from_value(v)?),
             Kind::Certificate => Entity::Certificate(serde_json::from_value(v)?),
             Kind::Sni => Entity::Sni(serde_json::from_value(v)?),
+            Kind::CaCertificate => Entity::CaCertificate(serde_json::from_value(v)?),
         })
     }
 }
@@ -123,7 +130,8 @@ pub enum Change {
     Delete(Kind, Uuid),
 }
 
-/// The whole configuration: every Service, Route, Consumer, Plugin, Certificate and SNI, keyed by id.
+/// The whole configuration: every Service, Route, Consumer, Plugin, Certificate, SNI and CA Certificate,
+/// keyed by id.
 ///
 /// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
 /// every untouched entity with the original, so a write on the control plane and a delta on a node never
@@ -138,6 +146,8 @@ pub struct ConfigState {
     pub certificates: OrdMap<Uuid, Certificate>,
     #[serde(default)]
     pub snis: OrdMap<Uuid, Sni>,
+    #[serde(default)]
+    pub ca_certificates: OrdMap<Uuid, CaCertificate>,
 }
 
 impl Resolver for ConfigState {
@@ -176,6 +186,7 @@ impl Resolver for ConfigState {
                 }),
             // Certificates have no name: only their id.
             Kind::Certificate => by_id.filter(|id| self.certificates.contains_key(id)),
+            Kind::CaCertificate => by_id.filter(|id| self.ca_certificates.contains_key(id)),
             Kind::Sni => by_id.filter(|id| self.snis.contains_key(id)).or_else(|| {
                 self.snis
                     .values()
@@ -196,6 +207,11 @@ impl ConfigState {
             Kind::Plugin => self.plugins.get(id).cloned().map(Entity::Plugin),
             Kind::Certificate => self.certificates.get(id).cloned().map(Entity::Certificate),
             Kind::Sni => self.snis.get(id).cloned().map(Entity::Sni),
+            Kind::CaCertificate => self
+                .ca_certificates
+                .get(id)
+                .cloned()
+                .map(Entity::CaCertificate),
         }
     }
 
@@ -223,6 +239,12 @@ impl ConfigState {
                 .map(Entity::Certificate)
                 .collect(),
             Kind::Sni => self.snis.values().cloned().map(Entity::Sni).collect(),
+            Kind::CaCertificate => self
+                .ca_certificates
+                .values()
+                .cloned()
+                .map(Entity::CaCertificate)
+                .collect(),
         }
     }
 
@@ -234,6 +256,7 @@ impl ConfigState {
             + self.plugins.len()
             + self.certificates.len()
             + self.snis.len()
+            + self.ca_certificates.len()
     }
 
     /// True when there is no entity at all.
@@ -263,6 +286,9 @@ impl ConfigState {
             }
             Entity::Sni(n) => {
                 self.snis.insert(n.id, n.clone());
+            }
+            Entity::CaCertificate(c) => {
+                self.ca_certificates.insert(c.id, c.clone());
             }
         }
         Ok(vec![Change::Put(entity)])
@@ -349,6 +375,15 @@ impl ConfigState {
                     return conflict("name", &n.name);
                 }
             }
+            Entity::CaCertificate(c) => {
+                if self
+                    .ca_certificates
+                    .values()
+                    .any(|o| o.id != c.id && o.cert_digest == c.cert_digest)
+                {
+                    return conflict("cert_digest", &c.cert_digest);
+                }
+            }
             Entity::Certificate(_) => {}
         }
         Ok(())
@@ -371,6 +406,20 @@ impl ConfigState {
             }
             Entity::Sni(n) if !self.certificates.contains_key(&n.certificate.id) => {
                 return missing("certificate", &n.certificate.id, Kind::Certificate);
+            }
+            Entity::Service(s) => {
+                if let Some(fk) = &s.client_certificate {
+                    if !self.certificates.contains_key(&fk.id) {
+                        return missing("client_certificate", &fk.id, Kind::Certificate);
+                    }
+                }
+                let cas = s.ca_certificates.iter().flatten();
+                if let Some(id) = cas
+                    .into_iter()
+                    .find(|id| !self.ca_certificates.contains_key(id))
+                {
+                    return missing("ca_certificates", id, Kind::CaCertificate);
+                }
             }
             Entity::Plugin(p) => {
                 for (field, fk, kind, exists) in [
@@ -447,6 +496,16 @@ impl ConfigState {
                 self.plugins.remove(id);
             }
             Kind::Certificate => {
+                if let Some(s) = self
+                    .services
+                    .values()
+                    .find(|s| s.client_certificate.map(|f| f.id) == Some(*id))
+                {
+                    return Err(StateError::ForeignKey(format!(
+                        "service {} uses this certificate as its 'client_certificate'",
+                        s.id
+                    )));
+                }
                 self.certificates.remove(id);
                 let snis: Vec<Uuid> = self
                     .snis
@@ -462,6 +521,19 @@ impl ConfigState {
             Kind::Sni => {
                 self.snis.remove(id);
             }
+            Kind::CaCertificate => {
+                if let Some(s) = self
+                    .services
+                    .values()
+                    .find(|s| s.ca_certificates.iter().flatten().any(|c| c == id))
+                {
+                    return Err(StateError::ForeignKey(format!(
+                        "service {} trusts this CA certificate in 'ca_certificates'",
+                        s.id
+                    )));
+                }
+                self.ca_certificates.remove(id);
+            }
         }
         let scoped: Vec<Uuid> = self
             .plugins
@@ -471,7 +543,7 @@ impl ConfigState {
                     Kind::Service => p.service,
                     Kind::Route => p.route,
                     Kind::Consumer => p.consumer,
-                    Kind::Plugin | Kind::Certificate | Kind::Sni => None,
+                    Kind::Plugin | Kind::Certificate | Kind::Sni | Kind::CaCertificate => None,
                 };
                 scope.map(|f| f.id) == Some(*id)
             })
@@ -494,6 +566,17 @@ impl ConfigState {
                 if !seen.insert(("service", n.clone())) {
                     problems.push(format!("services: duplicate name '{n}'"));
                 }
+            }
+            if let Err(e) = self.check_refs(&Entity::Service(s.clone())) {
+                problems.push(format!("service {}: {e}", s.id));
+            }
+        }
+        for c in self.ca_certificates.values() {
+            if !seen.insert(("cert_digest", c.cert_digest.clone())) {
+                problems.push(format!(
+                    "ca_certificates: duplicate cert_digest '{}'",
+                    c.cert_digest
+                ));
             }
         }
         for r in self.routes.values() {
@@ -628,6 +711,7 @@ mod tests {
             Kind::Plugin => Entity::Plugin(Plugin::parse(&v, &c)?),
             Kind::Certificate => Entity::Certificate(Certificate::parse(&v, &c)?),
             Kind::Sni => Entity::Sni(Sni::parse(&v, &c)?),
+            Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(&v, &c)?),
         };
         state.put(e)
     }

@@ -1,7 +1,7 @@
 //! TLS entities: a Certificate (a PEM certificate chain and its private key, optionally a second pair
-//! with another key type) and an SNI (a server name selecting a Certificate), and [`KeyPair::parse`], the
-//! one reading of their PEM that both planes use: the control plane refuses exactly what a node could not
-//! load.
+//! with another key type), an SNI (a server name selecting a Certificate) and a CA Certificate (trusted
+//! when a Service verifies its upstream), and [`KeyPair::parse`] and [`ca_der`], the one reading of their
+//! PEM that both planes use: the control plane refuses exactly what a node could not load.
 
 use std::sync::Arc;
 
@@ -40,6 +40,80 @@ pub struct Sni {
     pub tags: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A CA certificate a Service may trust for its upstream (`ca_certificates`). `cert_digest` is the hex
+/// SHA-256 of the certificate's DER, computed when absent and unique.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaCertificate {
+    pub id: Uuid,
+    pub cert: String,
+    pub cert_digest: String,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The DER of a PEM holding exactly one CA certificate (basic constraints `CA:TRUE`), and its `notAfter`.
+pub fn ca_der(pem: &str) -> Result<(CertificateDer<'static>, i64), String> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("invalid PEM: {e}"))?;
+    let [der] = <[_; 1]>::try_from(certs).map_err(|certs: Vec<_>| {
+        format!(
+            "expected exactly one PEM 'CERTIFICATE' block, found {}",
+            certs.len()
+        )
+    })?;
+    let not_after = match x509_parser::parse_x509_certificate(&der) {
+        Ok((_, cert)) if !cert.is_ca() => {
+            return Err(
+                "not a CA certificate: the basic constraints extension must say CA:TRUE".into(),
+            )
+        }
+        Ok((_, cert)) => cert.validity().not_after.timestamp(),
+        Err(e) => return Err(format!("invalid certificate: {e}")),
+    };
+    Ok((der, not_after))
+}
+
+impl CaCertificate {
+    /// Parses and validates a CA Certificate: one PEM CA certificate, not expired; `cert_digest`, when
+    /// given, must be its digest.
+    pub fn parse(v: &serde_json::Value, ctx: &ParseCtx<'_>) -> Result<CaCertificate, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let cert = f.string("cert").unwrap_or_default();
+        let given = f.opt_string("cert_digest");
+        let mut cert_digest = String::new();
+        if !cert.is_empty() {
+            match ca_der(&cert) {
+                Ok((_, not_after)) if not_after < ctx.now => f.error(
+                    "cert",
+                    format!("the certificate expired (notAfter {not_after} Unix seconds)"),
+                ),
+                Ok((der, _)) => {
+                    cert_digest = crate::state::sha256_hex(&der);
+                    if given
+                        .as_ref()
+                        .is_some_and(|g| !g.eq_ignore_ascii_case(&cert_digest))
+                    {
+                        f.error("cert_digest", "is not the SHA-256 of the certificate");
+                    }
+                }
+                Err(m) => f.error("cert", m),
+            }
+        }
+        let c = CaCertificate {
+            id,
+            cert,
+            cert_digest,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, Vec::new(), c)
+    }
 }
 
 /// The kind of a private key; a Certificate's two pairs must differ in it.

@@ -76,6 +76,7 @@ impl Compose {
         let env = [
             ("PORTCULLIS_ADMIN_PORTS", "8001"),
             ("PORTCULLIS_PROXY_PORTS", "8000"),
+            ("PORTCULLIS_PROXY_TLS_PORTS", "8443"),
             ("PORTCULLIS_STATUS_PORTS", "8100"),
             ("PORTCULLIS_IDP_PORTS", "9080"),
         ]

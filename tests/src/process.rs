@@ -197,6 +197,8 @@ impl DpLaunch<'_> {
             self.control_plane,
             "--proxy-listen",
             "127.0.0.1:0",
+            "--proxy-listen-tls",
+            "127.0.0.1:0",
             "--status-listen",
             "127.0.0.1:0",
             "--heartbeat-interval-ms",

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use shared::entity::merge_json;
 use shared::schema::parsing_form;
 use shared::{
-    Certificate, Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx, Plugin,
-    Resolver, Route, Service, Sni, StateError,
+    CaCertificate, Certificate, Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx,
+    Plugin, Resolver, Route, Service, Sni, StateError,
 };
 use uuid::Uuid;
 
@@ -82,6 +82,7 @@ fn scope_field(parent: Kind) -> &'static str {
         Kind::Plugin => "plugin",
         Kind::Certificate => "certificate",
         Kind::Sni => "sni",
+        Kind::CaCertificate => "ca_certificate",
     }
 }
 
@@ -221,6 +222,7 @@ pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Enti
         Kind::Plugin => Entity::Plugin(Plugin::parse(body, ctx)?),
         Kind::Certificate => Entity::Certificate(Certificate::parse(body, ctx)?),
         Kind::Sni => Entity::Sni(Sni::parse(body, ctx)?),
+        Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(body, ctx)?),
     };
     if let Entity::Plugin(p) = &e {
         let still = shared::plugins::redacted_fields(&p.name, &p.config);
@@ -335,7 +337,7 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                     let name_field = match kind {
                         Kind::Consumer => "username",
                         Kind::Plugin => "instance_name",
-                        Kind::Certificate => {
+                        Kind::Certificate | Kind::CaCertificate => {
                             return Err(StateError::Schema(shared::entity::field_error(
                                 "id",
                                 "certificates have no name: the path must hold an id",

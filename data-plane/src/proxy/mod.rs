@@ -5,7 +5,8 @@
 //!   metrics; [`ProxyCtx`]: what a request may touch.
 //! - [`pipeline`]: route → plugins → forward → plugins.
 //! - [`forward`]: upstream path and the headers forwarded both ways.
-//! - [`upstream`]: pooled upstream clients and connection retries.
+//! - [`upstream`]: pooled upstream clients and connection retries; [`upstream_tls`]: a Service's client
+//!   certificate, trusted CAs and chain depth.
 //! - [`error`]: [`ProxyError`], everything the proxy answers itself.
 //! - [`workers`]: thread-per-core serving (`--workers`).
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod forward;
 pub mod pipeline;
 pub mod upstream;
+pub mod upstream_tls;
 pub mod workers;
 
 use std::convert::Infallible;

@@ -210,6 +210,7 @@ async fn pipeline(
         service.retries,
         target.scheme == http::uri::Scheme::HTTPS,
         service.tls_verify.unwrap_or(true),
+        target.tls.as_deref(),
     );
     // One window for connecting (with retries), sending and the response head, like Kong's
     // write + read timeouts; a connect timeout inside it is answered 504, as nginx does.

@@ -1,5 +1,6 @@
-//! Upstream connections: one pooled client per (connect timeout, retries, scheme, verification), kept
-//! across snapshots so pools stay warm, with connection retries inside the connector.
+//! Upstream connections: one pooled client per (connect timeout, retries, scheme, verification, a
+//! Service's own TLS settings), kept across snapshots so pools stay warm, with connection retries inside
+//! the connector.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
 
+use super::upstream_tls::UpstreamTls;
 use crate::body::{BoxError, ProxyBody};
 
 /// A pooled client for one kind of upstream. Plain-HTTP Services get a client without the TLS layer,
@@ -118,8 +120,9 @@ pub(super) fn connect_attempts(e: &hyper_util::client::legacy::Error) -> usize {
     1
 }
 
-/// Connect timeout (ms), retries and, for HTTPS, whether the certificate is verified.
-type ClientKey = (u64, u32, Option<bool>);
+/// Connect timeout (ms), retries, for HTTPS whether the certificate is verified, and the digest of the
+/// Service's own TLS settings.
+type ClientKey = (u64, u32, Option<bool>, Option<[u8; 32]>);
 
 /// Upstream clients by connect timeout, retries, scheme and certificate verification, shared across
 /// snapshots so pools stay warm. HTTPS upstreams are verified against the Mozilla roots plus
@@ -150,18 +153,26 @@ impl UpstreamClients {
         })
     }
 
-    /// The client for a Service: `https` gets TLS, with `verify` deciding certificate checks; a failed
-    /// connection is tried again up to `retries` times.
+    /// The client for a Service: `https` gets TLS, with `verify` deciding certificate checks and `own`
+    /// the Service's client certificate, trusted CAs and chain depth; a failed connection is tried again
+    /// up to `retries` times.
     pub(super) fn get(
         &self,
         connect_timeout_ms: u64,
         retries: u32,
         https: bool,
         verify: bool,
+        own: Option<&UpstreamTls>,
     ) -> Upstream {
+        let own = own.filter(|_| https);
         let mut clients = self.clients.lock().expect("upstream clients lock");
         clients
-            .entry((connect_timeout_ms, retries, https.then_some(verify)))
+            .entry((
+                connect_timeout_ms,
+                retries,
+                https.then_some(verify),
+                own.map(UpstreamTls::key),
+            ))
             .or_insert_with(|| {
                 let mut tcp = HttpConnector::new();
                 tcp.enforce_http(false);
@@ -184,7 +195,10 @@ impl UpstreamClients {
                 let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
                     .with_safe_default_protocol_versions()
                     .expect("ring supports the default protocol versions");
-                let tls = if verify {
+                let tls = if let Some(own) = own {
+                    let none = Arc::new(NoVerification(provider.clone()));
+                    own.client_config(&self.roots, verify, provider, none)
+                } else if verify {
                     builder
                         .with_root_certificates(self.roots.clone())
                         .with_no_client_auth()

@@ -21,6 +21,7 @@ const TOP_LEVEL: &[&str] = &[
     "plugins",
     "certificates",
     "snis",
+    "ca_certificates",
 ];
 
 /// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
@@ -62,8 +63,15 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         errors,
         now: unix_now(),
     };
-    // Certificates and their SNIs, services, consumers, routes, then plugins, so references within the file
-    // resolve.
+    // CA certificates, certificates and their SNIs, services, consumers, routes, then plugins, so
+    // references within the file resolve.
+    for (i, raw) in items(&sections, "ca_certificates", &mut b.errors) {
+        b.add(
+            Kind::CaCertificate,
+            &parse(raw),
+            &format!("ca_certificates.{i}"),
+        );
+    }
     let mut pending_snis: Vec<Pending> = Vec::new();
     for (i, raw) in items(&sections, "certificates", &mut b.errors) {
         let path = format!("certificates.{i}");
@@ -285,6 +293,18 @@ impl Builder<'_> {
             }
             // A Certificate has no natural key: it keeps its id only when the document gives it.
             Kind::Certificate => None,
+            Kind::CaCertificate => {
+                let digest = s("cert")
+                    .and_then(|pem| shared::tls::ca_der(pem).ok())
+                    .map(|(der, _)| shared::state::sha256_hex(&der));
+                digest.and_then(|d| {
+                    self.old
+                        .ca_certificates
+                        .values()
+                        .find(|c| c.cert_digest == d)
+                        .map(|c| c.id)
+                })
+            }
             Kind::Consumer => s("username")
                 .and_then(|n| self.old.resolve(kind, n))
                 .or_else(|| {

@@ -112,6 +112,14 @@ pub fn export_doc(state: &ConfigState) -> Value {
     if !certificates.is_empty() {
         doc["certificates"] = Value::Array(certificates);
     }
+    let cas: Vec<Value> = state
+        .ca_certificates
+        .values()
+        .map(|c| clean(Entity::CaCertificate(c.clone()).to_public_json(), &[]))
+        .collect();
+    if !cas.is_empty() {
+        doc["ca_certificates"] = Value::Array(cas);
+    }
     // Route-scoped plugins of service-less routes stay with their route at top level.
     let mut routes = routes;
     for rv in routes.iter_mut() {

@@ -61,6 +61,7 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Plugin => "Plugin",
         Kind::Certificate => "Certificate",
         Kind::Sni => "Sni",
+        Kind::CaCertificate => "CaCertificate",
     }
 }
 
@@ -97,7 +98,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         // A key that names nothing becomes the new entity's name (`username` for a Consumer).
         let put_key = match kind {
             Kind::Consumer => string(),
-            Kind::Certificate => pattern(schemas::UUID_PATTERN),
+            Kind::Certificate | Kind::CaCertificate => pattern(schemas::UUID_PATTERN),
             Kind::Sni => pattern(schemas::SNI_PATTERN),
             _ => pattern(NAME_PATTERN),
         };

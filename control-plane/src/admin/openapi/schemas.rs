@@ -94,6 +94,12 @@ pub fn request(kind: Kind) -> Value {
             p.insert("read_timeout".into(), timeout);
             p.insert("enabled".into(), nullable(boolean()));
             p.insert("tls_verify".into(), nullable(boolean()));
+            p.insert("tls_verify_depth".into(), nullable(int(0, 64)));
+            p.insert("client_certificate".into(), nullable(json!({"description": "the Certificate presented to the upstream, by id", "anyOf": [
+                pattern(UUID_PATTERN),
+                {"type": "object", "properties": {"id": pattern(UUID_PATTERN)}, "required": ["id"]},
+            ]})));
+            p.insert("ca_certificates".into(), array_of(pattern(UUID_PATTERN)));
             schema["anyOf"] = json!([
                 {"required": ["host"], "properties": {"host": string()}},
                 {"required": ["url"], "properties": {"url": string()}},
@@ -179,6 +185,11 @@ pub fn request(kind: Kind) -> Value {
             schema["description"] =
                 json!("`snis` sets the certificate's SNI entities to exactly these names");
         }
+        Kind::CaCertificate => {
+            p.insert("cert".into(), json!({"type": "string", "description": "PEM: one CA certificate (basic constraints CA:TRUE), not expired"}));
+            p.insert("cert_digest".into(), nullable(json!({"type": "string", "description": "hex SHA-256 of the certificate's DER; computed when absent"})));
+            schema["required"] = json!(["cert"]);
+        }
         Kind::Sni => {
             p.insert("name".into(), pattern(SNI_PATTERN));
             p.insert("certificate".into(), json!({"description": "the Certificate, by id (given by the path on the nested endpoint)", "anyOf": [
@@ -230,6 +241,9 @@ pub fn response(kind: Kind) -> Value {
             "read_timeout",
             "enabled",
             "tls_verify",
+            "tls_verify_depth",
+            "client_certificate",
+            "ca_certificates",
         ],
         Kind::Route => &[
             "name",
@@ -250,6 +264,7 @@ pub fn response(kind: Kind) -> Value {
         Kind::Consumer => &["username", "custom_id"],
         Kind::Certificate => &["cert", "key", "cert_alt", "key_alt", "snis"],
         Kind::Sni => &["name", "certificate"],
+        Kind::CaCertificate => &["cert", "cert_digest"],
         Kind::Plugin => &[
             "name",
             "instance_name",
