@@ -13,17 +13,17 @@ use crate::store::{SealedCa, Store};
 
 /// Reads the sealing key: 32 bytes written as 64 hex digits (surrounding whitespace ignored).
 pub fn read_key(path: &Path) -> Result<LessSafeKey> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read --cluster-ca-encryption-key-file {}",
-            path.display()
-        )
-    })?;
+    read_key_flag(path, "--cluster-ca-encryption-key-file")
+}
+
+/// Reads a 256-bit key written as 64 hex digits from `path`, the value of `flag`.
+pub fn read_key_flag(path: &Path, flag: &str) -> Result<LessSafeKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {flag} {}", path.display()))?;
     let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32);
     let Some(bytes) = bytes else {
         bail!(
-            "--cluster-ca-encryption-key-file {} must hold 64 hex digits (a 256-bit key), e.g. from \
-             `openssl rand -hex 32`",
+            "{flag} {} must hold 64 hex digits (a 256-bit key), e.g. from `openssl rand -hex 32`",
             path.display()
         );
     };

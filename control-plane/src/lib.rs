@@ -135,6 +135,11 @@ pub struct Config {
     /// CA kept in the database. Every control plane of the cluster is given the same file.
     #[arg(long, env = "PORTCULLIS_CLUSTER_CA_ENCRYPTION_KEY_FILE")]
     pub cluster_ca_encryption_key_file: Option<PathBuf>,
+    /// A file holding 64 hex digits, the key that seals Certificates' private keys in the store. Default:
+    /// `--cluster-ca-encryption-key-file`; with the embedded store, `<data-dir>/secrets.key`, made on
+    /// first start. Control planes sharing a database are all given the same file.
+    #[arg(long, env = "PORTCULLIS_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// This control plane's name in the node view (default: the first cluster hostname, or the host's
     /// name, with the cluster port).
     #[arg(long, env = "PORTCULLIS_CONTROL_PLANE_NAME")]
@@ -219,18 +224,35 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
     Ok(Some(token))
 }
 
-/// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir.
+/// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir; either way
+/// Certificates' private keys are sealed in it ([`store::SealingStore`]).
 async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
-    let Some(settings) = config.database.settings()? else {
-        let dir = config.data_dir.join("store");
-        let store = store::SledStore::open(&dir)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        return Ok(Arc::new(store));
+    let inner: Arc<dyn store::Store> = match config.database.settings()? {
+        None => {
+            let dir = config.data_dir.join("store");
+            Arc::new(store::SledStore::open(&dir).with_context(|| {
+                format!("cannot open the store in {}", config.data_dir.display())
+            })?)
+        }
+        Some(settings) => Arc::new(
+            store::PgStore::connect(settings)
+                .await
+                .context("cannot open the PostgreSQL store")?,
+        ),
     };
-    let store = store::PgStore::connect(settings)
-        .await
-        .context("cannot open the PostgreSQL store")?;
-    Ok(Arc::new(store))
+    let key = store::sealing_key(
+        config.secrets_key_file.as_deref(),
+        config.cluster_ca_encryption_key_file.as_deref(),
+        &config.data_dir,
+        inner.shared(),
+    )?;
+    if key.is_none() {
+        tracing::warn!(
+            "no --secrets-key-file: Certificates (TLS private keys) cannot be stored until every control \
+             plane is given one"
+        );
+    }
+    Ok(Arc::new(store::SealingStore::new(inner, key)))
 }
 
 /// The name other control planes and the node view know this one by.

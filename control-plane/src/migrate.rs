@@ -4,13 +4,14 @@
 //! planes on PostgreSQL are the same cluster to the nodes, which stay in sync without re-pairing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use shared::{Change, Kind, StateDigest};
 
 use crate::changelog;
 use crate::database::DatabaseArgs;
-use crate::store::{PgStore, Records, SledStore, Store};
+use crate::store::{PgStore, Records, SealingStore, SledStore, Store};
 
 /// `control-plane migrate` arguments.
 #[derive(Debug, Clone, clap::Parser)]
@@ -25,6 +26,10 @@ pub struct MigrateArgs {
     /// The PostgreSQL database to fill (its configuration must be empty).
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// The key the control planes on the database seal private keys with (`--secrets-key-file`);
+    /// needed when the configuration holds Certificates.
+    #[arg(long, env = "PORTCULLIS_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// What was moved.
@@ -48,6 +53,13 @@ pub async fn run(args: &MigrateArgs) -> Result<Moved> {
     }
     let from = SledStore::open(&store_dir)
         .with_context(|| format!("cannot open the store in {}", store_dir.display()))?;
+    // The embedded store's own key, if it ever sealed one.
+    let from_key = args.from_data_dir.join("secrets.key");
+    let from_key = match from_key.exists() {
+        true => Some(crate::ca_seal::read_key_flag(&from_key, "secrets.key")?),
+        false => None,
+    };
+    let from = SealingStore::new(Arc::new(from), from_key);
     let (state, version) = from.load().await?;
     let nodes = from.list_records(Records::Nodes).await?;
     let tokens = from.list_records(Records::PairingTokens).await?;
@@ -59,6 +71,17 @@ pub async fn run(args: &MigrateArgs) -> Result<Moved> {
     let to = PgStore::connect(settings)
         .await
         .context("cannot open the PostgreSQL store")?;
+    if !state.certificates.is_empty() && args.secrets_key_file.is_none() {
+        bail!(
+            "the configuration holds Certificates: give --secrets-key-file, the key the control planes on \
+             the database will seal their private keys with"
+        );
+    }
+    let to_key = match &args.secrets_key_file {
+        Some(path) => Some(crate::ca_seal::read_key_flag(path, "--secrets-key-file")?),
+        None => None,
+    };
+    let to = SealingStore::new(Arc::new(to), to_key);
     let _lock = to.lock_writes().await?;
     let (existing, existing_version) = to.load().await?;
     if existing_version != 0 || !existing.is_empty() {

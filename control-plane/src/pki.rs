@@ -37,7 +37,8 @@ pub struct IssuedCert {
     pub not_after: i64,
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+/// Writes `contents` to `path` atomically, readable by the owner only.
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -220,6 +220,35 @@ impl Postgres {
         ca_path
     }
 
+    /// Runs `sql` in database `name`; psql's unaligned output.
+    pub fn query(&self, name: &str, sql: &str) -> String {
+        let port = self.port.to_string();
+        let out = self
+            .command("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-At",
+                "-d",
+                name,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Creates a database and returns its URL.
     pub fn database(&self, name: &str) -> String {
         self.run(

@@ -325,6 +325,7 @@ async fn an_embedded_configuration_moves_into_postgres_with_ids_timestamps_and_n
             database_url: Some(url.parse().unwrap()),
             ..control_plane::Config::defaults().database
         },
+        secrets_key_file: None,
     };
     let moved = control_plane::migrate::run(&args).await.unwrap();
     assert_eq!(moved.version, version);

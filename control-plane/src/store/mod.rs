@@ -10,6 +10,7 @@
 //! [`Store::events`] (see [`crate::sharing`]).
 
 mod postgres;
+mod sealed;
 mod sled;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use shared::{Change, ConfigState, Entity, Kind};
 use tokio::sync::broadcast;
 
 pub use self::postgres::{PgSettings, PgStore};
+pub use self::sealed::{sealing_key, SealingStore};
 pub use self::sled::SledStore;
 
 /// Why the store could not do what was asked.

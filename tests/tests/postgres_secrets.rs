@@ -1,0 +1,90 @@
+//! Private keys of Certificates on PostgreSQL: sealed in the entity rows and the change log, opened by
+//! every control plane given the key, and served by a node of another control plane than the one written
+//! to.
+
+use serde_json::json;
+use tests::postgres::Postgres;
+use tests::{eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_keys_are_sealed_in_the_database_and_served_through_another_control_plane() {
+    let pg = Postgres::start();
+    let url = pg.database("secrets");
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("secrets-key");
+    std::fs::write(&key_file, "3c".repeat(32)).unwrap();
+    let opts = CpOptions {
+        database_url: Some(url.clone()),
+        ca_encryption_key_file: Some(key_file),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        ControlPlane::start_with(opts.clone()),
+        ControlPlane::start_with(opts)
+    );
+
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["a.example.test".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key_pem = leaf_key.serialize_pem();
+    let up = EchoUpstream::start().await;
+    a.post("/services", json!({"name": "s", "url": up.url}))
+        .await;
+    a.post("/services/s/routes", json!({"paths": ["/"]})).await;
+    let cert = a
+        .post(
+            "/certificates",
+            json!({"cert": leaf.pem(), "key": key_pem, "snis": ["a.example.test"]}),
+        )
+        .await;
+    let id = cert["id"].as_str().unwrap().to_string();
+
+    // Neither the entity row nor the change log holds a line of the key.
+    let key_line = key_pem.lines().nth(1).unwrap();
+    let rows = pg.query(
+        "secrets",
+        "SELECT body FROM portcullis_entities WHERE kind = 'certificates'",
+    );
+    assert!(rows.contains("sealed:v1:"), "{rows}");
+    let log = pg.query(
+        "secrets",
+        "SELECT encode(record, 'escape') FROM portcullis_change_log",
+    );
+    assert!(!rows.contains(key_line) && !log.contains(key_line));
+    assert!(log.contains("sealed:v1:"));
+
+    // B reads it back (from the log it catches up with) and its node serves the certificate.
+    eventually(PATIENCE, "control plane B has the certificate", || async {
+        b.get(&format!("/certificates/{id}")).await.ok()
+    })
+    .await;
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(b.pairing_token().await),
+        control_plane: Some(b.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    dp.wait_version(a.version().await).await;
+    let https = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .resolve("a.example.test", dp.proxy_tls_addr)
+        .build()
+        .unwrap();
+    let resp = https
+        .get(format!(
+            "https://a.example.test:{}/x",
+            dp.proxy_tls_addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
