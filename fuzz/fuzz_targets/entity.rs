@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::schema::parsing_form;
-use shared::{ConfigState, Kind, ParseCtx, StateError};
+use shared::{ConfigState, Entity, Kind, ParseCtx, StateError};
 
 fn parse_all(body: &serde_json::Value, form: bool) {
     let state = ConfigState::default();
@@ -15,12 +15,7 @@ fn parse_all(body: &serde_json::Value, form: bool) {
         resolver: &state,
     };
     for kind in Kind::ALL {
-        let parsed = parsing_form(form, || match kind {
-            Kind::Service => shared::Service::parse(body, &ctx).map(|_| ()),
-            Kind::Route => shared::Route::parse(body, &ctx).map(|_| ()),
-            Kind::Consumer => shared::Consumer::parse(body, &ctx).map(|_| ()),
-            Kind::Plugin => shared::Plugin::parse(body, &ctx).map(|_| ()),
-        });
+        let parsed = parsing_form(form, || Entity::parse(kind, body, &ctx).map(|_| ()));
         if let Err(StateError::Schema(errors)) = parsed {
             let rendered = serde_json::to_string(&errors.to_json()).expect("errors render");
             let _ = (rendered, errors.summary());

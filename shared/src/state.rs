@@ -106,6 +106,19 @@ impl Entity {
         }
     }
 
+    /// Parses and validates an entity of `kind` from an Admin API or declarative body.
+    pub fn parse(kind: Kind, v: &Value, ctx: &crate::ParseCtx<'_>) -> Result<Entity, StateError> {
+        Ok(match kind {
+            Kind::Service => Entity::Service(Service::parse(v, ctx)?),
+            Kind::Route => Entity::Route(Route::parse(v, ctx)?),
+            Kind::Consumer => Entity::Consumer(Consumer::parse(v, ctx)?),
+            Kind::Plugin => Entity::Plugin(Plugin::parse(v, ctx)?),
+            Kind::Certificate => Entity::Certificate(Certificate::parse(v, ctx)?),
+            Kind::Sni => Entity::Sni(Sni::parse(v, ctx)?),
+            Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(v, ctx)?),
+        })
+    }
+
     /// Decodes a stored entity of `kind`.
     pub fn from_stored(kind: Kind, v: Value) -> Result<Entity, serde_json::Error> {
         Ok(match kind {
@@ -703,16 +716,7 @@ mod tests {
         v: Value,
         n: u128,
     ) -> Result<Vec<Change>, StateError> {
-        let c = ctx(state, n);
-        let e = match kind {
-            Kind::Service => Entity::Service(Service::parse(&v, &c)?),
-            Kind::Route => Entity::Route(Route::parse(&v, &c)?),
-            Kind::Consumer => Entity::Consumer(Consumer::parse(&v, &c)?),
-            Kind::Plugin => Entity::Plugin(Plugin::parse(&v, &c)?),
-            Kind::Certificate => Entity::Certificate(Certificate::parse(&v, &c)?),
-            Kind::Sni => Entity::Sni(Sni::parse(&v, &c)?),
-            Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(&v, &c)?),
-        };
+        let e = Entity::parse(kind, &v, &ctx(state, n))?;
         state.put(e)
     }
 

@@ -13,10 +13,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use shared::entity::merge_json;
 use shared::schema::parsing_form;
-use shared::{
-    CaCertificate, Certificate, Change, ConfigState, Consumer, Entity, FieldErrors, Kind, ParseCtx,
-    Plugin, Resolver, Route, Service, Sni, StateError,
-};
+use shared::{Change, ConfigState, Entity, FieldErrors, Kind, ParseCtx, Resolver, StateError};
 use uuid::Uuid;
 
 use super::certificates::{public_json, put_snis, redacted_keys, restore_keys, take_snis};
@@ -215,15 +212,7 @@ pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Enti
         }
         return Err(StateError::Schema(errors));
     }
-    let e = match kind {
-        Kind::Service => Entity::Service(Service::parse(body, ctx)?),
-        Kind::Route => Entity::Route(Route::parse(body, ctx)?),
-        Kind::Consumer => Entity::Consumer(Consumer::parse(body, ctx)?),
-        Kind::Plugin => Entity::Plugin(Plugin::parse(body, ctx)?),
-        Kind::Certificate => Entity::Certificate(Certificate::parse(body, ctx)?),
-        Kind::Sni => Entity::Sni(Sni::parse(body, ctx)?),
-        Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(body, ctx)?),
-    };
+    let e = Entity::parse(kind, body, ctx)?;
     if let Entity::Plugin(p) = &e {
         let still = shared::plugins::redacted_fields(&p.name, &p.config);
         if !still.is_empty() {
