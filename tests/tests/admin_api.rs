@@ -687,6 +687,9 @@ async fn root_status_and_openapi() {
         body[k.as_str()] = match k.as_str() {
             "protocol" => json!("http"),
             "enabled" => json!(true),
+            "tls_verify_depth" => json!(2),
+            "ca_certificates" => json!([]),
+            "client_certificate" => Value::Null,
             _ => json!(1000),
         };
     }
