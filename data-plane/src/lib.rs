@@ -4,11 +4,13 @@
 //! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
 
 pub mod background;
+pub mod balancer;
 pub mod body;
 pub mod cache;
 pub mod config;
 pub mod control_planes;
 pub mod fsutil;
+pub mod health;
 pub mod identity;
 pub mod lkg;
 pub mod metrics;
@@ -151,6 +153,7 @@ pub async fn run(
             drain,
         ))
     };
+    let health_task = tokio::spawn(health::follow(node.config_cell(), stop_rx.clone()));
     let status_task = tokio::spawn(status::serve(
         listeners.status,
         node.clone(),
@@ -200,6 +203,7 @@ pub async fn run(
         error!(error = %format!("{e:#}"), "the proxy could not be served");
     }
     let _ = status_task.await;
+    let _ = health_task.await;
     if let Some(t) = sync_task {
         // The sync loop sees the same shutdown signal and returns within one select.
         let joined = tokio::time::timeout(

@@ -85,6 +85,8 @@ pub struct Node {
     metrics: Arc<Metrics>,
     caches: Arc<Caches>,
     clients: Arc<IdpClients>,
+    /// Every Target's health on this node, kept across snapshots.
+    health: Arc<crate::balancer::HealthRegistry>,
     lkg: Lkg,
     identity: Mutex<Option<Identity>>,
     cp_status: Mutex<CpStatus>,
@@ -167,6 +169,7 @@ impl Node {
             metrics: Arc::new(Metrics::default()),
             caches: Arc::new(Caches::new(cache_max_entries)),
             clients: Arc::new(IdpClients::new(idp_ca_pem)),
+            health: Arc::default(),
             lkg: Lkg::open(lkg_dir),
             cp_status: Mutex::new(CpStatus {
                 node_id: identity.as_ref().map(|i| i.node_id.clone()),
@@ -198,6 +201,11 @@ impl Node {
 
     pub fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    /// Every Target's health on this node.
+    pub fn health(&self) -> &crate::balancer::HealthRegistry {
+        &self.health
     }
 
     pub fn uptime(&self) -> Duration {
@@ -451,6 +459,7 @@ impl Node {
             caches: self.caches.clone(),
             metrics: self.metrics.clone(),
             clients: self.clients.clone(),
+            health: self.health.clone(),
             allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),
         }
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shared::{Change, ConfigState, Kind, Route, Service, StateDigest};
 use uuid::Uuid;
 
+use crate::balancer::{Balancer, HealthRegistry};
 use crate::cache::Caches;
 use crate::metrics::Metrics;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
@@ -28,10 +29,21 @@ pub struct Target {
     pub label: String,
     /// The Service's own TLS settings toward its upstream, if it has any.
     pub tls: Option<Arc<UpstreamTls>>,
+    /// The Upstream the Service's host names, if any: requests are balanced over its Targets.
+    pub balancer: Option<Arc<Balancer>>,
 }
 
 impl Target {
-    fn new(service: &Service, state: &ConfigState) -> Result<Target, String> {
+    fn new(
+        service: &Service,
+        state: &ConfigState,
+        balancers: &imbl::HashMap<Uuid, Arc<Balancer>>,
+    ) -> Result<Target, String> {
+        let host = service.host.to_ascii_lowercase();
+        let balancer = balancers
+            .values()
+            .find(|b| b.upstream.name == host)
+            .cloned();
         let default_port = if service.protocol == "https" { 443 } else { 80 };
         let authority = if service.port == default_port {
             service.host.clone()
@@ -47,13 +59,19 @@ impl Target {
             authority: authority
                 .parse()
                 .map_err(|_| format!("service {}: bad host or port", service.id))?,
-            host_header: http::HeaderValue::from_str(&authority)
-                .map_err(|_| format!("service {}: bad host", service.id))?,
+            host_header: http::HeaderValue::from_str(
+                balancer
+                    .as_ref()
+                    .and_then(|b| b.upstream.host_header.as_deref())
+                    .unwrap_or(&authority),
+            )
+            .map_err(|_| format!("service {}: bad host", service.id))?,
             label: service
                 .name
                 .clone()
                 .unwrap_or_else(|| service.id.to_string()),
             tls: UpstreamTls::of(service, state)?.map(Arc::new),
+            balancer,
         })
     }
 }
@@ -101,6 +119,8 @@ pub struct Resources {
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,
+    /// Every Target's health, kept across snapshots.
+    pub health: Arc<HealthRegistry>,
     /// Plugins this node runs.
     pub allowed: Vec<&'static str>,
 }
@@ -114,6 +134,8 @@ pub struct Touched {
     pub plugins: Vec<Uuid>,
     /// Whether a Certificate, an SNI or a CA Certificate changed.
     pub tls: bool,
+    /// Whether an Upstream or a Target changed.
+    pub upstreams: bool,
 }
 
 impl Touched {
@@ -131,6 +153,7 @@ impl Touched {
                 Kind::Consumer => t.consumers.push(id),
                 Kind::Plugin => t.plugins.push(id),
                 Kind::Certificate | Kind::Sni | Kind::CaCertificate => t.tls = true,
+                Kind::Upstream | Kind::Target => t.upstreams = true,
             }
         }
         t
@@ -144,6 +167,7 @@ impl Touched {
             consumers: state.consumers.keys().copied().collect(),
             plugins: state.plugins.keys().copied().collect(),
             tls: true,
+            upstreams: true,
         }
     }
 }
@@ -169,6 +193,8 @@ pub struct RuntimeConfig {
     pub active_plugins: Vec<&'static str>,
     /// The TLS listener's certificates by server name.
     pub tls: Arc<ServerCertificates>,
+    /// One balancer per Upstream, by Upstream id.
+    pub balancers: imbl::HashMap<Uuid, Arc<Balancer>>,
 }
 
 impl RuntimeConfig {
@@ -210,18 +236,45 @@ impl RuntimeConfig {
                 None => routes.remove(id),
             };
         }
+        let balancers = if touched.upstreams {
+            let mut built = imbl::HashMap::new();
+            for u in state.upstreams.values() {
+                built.insert(
+                    u.id,
+                    Arc::new(Balancer::build(u, &state, &resources.health)?),
+                );
+            }
+            let live: Vec<Uuid> = built.keys().copied().collect();
+            resources.health.keep_upstreams(&live);
+            built
+        } else {
+            self.balancers.clone()
+        };
+        // Upstream names, before and after, whose Services must pick up their new balancer.
+        let balanced_hosts: std::collections::HashSet<&str> = if touched.upstreams {
+            self.state
+                .upstreams
+                .values()
+                .chain(state.upstreams.values())
+                .map(|u| u.name.as_str())
+                .collect()
+        } else {
+            Default::default()
+        };
         let mut targets = self.targets.clone();
         // A changed certificate may be a Service's client certificate or trusted CA.
-        let uses_certificates = state
+        let affected = state
             .services
             .values()
             .filter(|s| {
-                touched.tls && (s.client_certificate.is_some() || s.ca_certificates.is_some())
+                (touched.tls && (s.client_certificate.is_some() || s.ca_certificates.is_some()))
+                    || (!balanced_hosts.is_empty()
+                        && balanced_hosts.contains(s.host.to_ascii_lowercase().as_str()))
             })
             .map(|s| s.id);
-        for id in touched.services.iter().copied().chain(uses_certificates) {
+        for id in touched.services.iter().copied().chain(affected) {
             match state.services.get(&id) {
-                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state)?)),
+                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &balancers)?)),
                 None => targets.remove(&id),
             };
         }
@@ -287,6 +340,7 @@ impl RuntimeConfig {
             plugin_scopes,
             active_plugins,
             tls,
+            balancers,
         })
     }
 
@@ -394,6 +448,7 @@ mod tests {
             caches: Arc::new(Caches::new(100)),
             metrics: Arc::new(Metrics::default()),
             clients: Arc::new(IdpClients::new(None)),
+            health: Arc::default(),
             allowed: registry().iter().map(|(n, _, _)| *n).collect(),
         }
     }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::{full, json_response, ProxyBody};
+use crate::runtime::RuntimeConfig;
 use crate::Node;
 
 async fn handle(
@@ -60,6 +61,10 @@ async fn handle(
             );
             r
         }
+        path if path.starts_with("/upstreams/") && path.ends_with("/health") => {
+            let key = &path["/upstreams/".len()..path.len() - "/health".len()];
+            upstream_health(&node, rt.as_deref(), key)
+        }
         "/status/caches" => json_response(StatusCode::OK, &node.caches().sizes(), &[]),
         "/status/issuers" => json_response(
             StatusCode::OK,
@@ -95,4 +100,52 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::
             }
         }
     }
+}
+
+/// `GET /upstreams/{id|name}/health`: each Target of an Upstream with its health on this node, in Kong's
+/// shape (`HEALTHCHECKS_OFF` when the Upstream neither probes nor counts failures).
+fn upstream_health(node: &Node, rt: Option<&RuntimeConfig>, key: &str) -> Response<ProxyBody> {
+    let found = rt.and_then(|rt| {
+        let b = rt.balancers.values().find(|b| {
+            b.upstream.id.to_string() == key || b.upstream.name.eq_ignore_ascii_case(key)
+        })?;
+        Some((rt, b))
+    });
+    let Some((rt, b)) = found else {
+        return json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]);
+    };
+    let checks = &b.upstream.healthchecks;
+    let counts = |u: &shared::upstream::Unhealthy| u.http_failures + u.tcp_failures + u.timeouts;
+    let checks_off = checks.active.healthy.interval.unwrap_or(0.0) <= 0.0
+        && checks.active.unhealthy.interval.unwrap_or(0.0) <= 0.0
+        && counts(&checks.passive.unhealthy) == 0;
+    let data: Vec<Value> = rt
+        .state
+        .targets
+        .values()
+        .filter(|t| t.upstream.id == b.upstream.id)
+        .filter_map(|t| {
+            let peer = b.peers.iter().find(|p| p.name == t.target)?;
+            let health = match (checks_off, peer.health.is_healthy()) {
+                (true, _) => "HEALTHCHECKS_OFF",
+                (false, true) => "HEALTHY",
+                (false, false) => "UNHEALTHY",
+            };
+            Some(json!({
+                "id": t.id,
+                "target": t.target,
+                "weight": t.weight,
+                "upstream": {"id": t.upstream.id},
+                "tags": t.tags,
+                "created_at": t.created_at,
+                "health": health,
+                "in_flight": peer.health.in_flight(),
+            }))
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"node_id": node.cp_status().node_id, "total": data.len(), "data": data}),
+        &[],
+    )
 }

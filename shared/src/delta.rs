@@ -213,7 +213,12 @@ impl ConfigState {
                 .values()
                 .find(|s| s.ca_certificates.iter().flatten().any(|c| c == id))
                 .map(|s| format!("service {}", s.id)),
-            Kind::Plugin | Kind::Sni => None,
+            Kind::Upstream => self
+                .targets
+                .values()
+                .find(|t| t.upstream.id == *id)
+                .map(|t| format!("target {}", t.id)),
+            Kind::Plugin | Kind::Sni | Kind::Target => None,
         }
     }
 
@@ -242,6 +247,12 @@ impl ConfigState {
             Entity::CaCertificate(c) => {
                 self.ca_certificates.insert(c.id, c);
             }
+            Entity::Upstream(u) => {
+                self.upstreams.insert(u.id, u);
+            }
+            Entity::Target(t) => {
+                self.targets.insert(t.id, t);
+            }
         }
     }
 
@@ -254,6 +265,8 @@ impl ConfigState {
             Kind::Certificate => self.certificates.remove(id).map(drop),
             Kind::Sni => self.snis.remove(id).map(drop),
             Kind::CaCertificate => self.ca_certificates.remove(id).map(drop),
+            Kind::Upstream => self.upstreams.remove(id).map(drop),
+            Kind::Target => self.targets.remove(id).map(drop),
         };
     }
 
@@ -287,6 +300,8 @@ impl ConfigState {
             Kind::Certificate => self.certificates.keys().copied().collect(),
             Kind::Sni => self.snis.keys().copied().collect(),
             Kind::CaCertificate => self.ca_certificates.keys().copied().collect(),
+            Kind::Upstream => self.upstreams.keys().copied().collect(),
+            Kind::Target => self.targets.keys().copied().collect(),
         }
     }
 }

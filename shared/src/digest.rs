@@ -55,6 +55,12 @@ impl StateDigest {
         for c in state.ca_certificates.values() {
             add(Kind::CaCertificate, c.id, to_json(c));
         }
+        for u in state.upstreams.values() {
+            add(Kind::Upstream, u.id, to_json(u));
+        }
+        for t in state.targets.values() {
+            add(Kind::Target, t.id, to_json(t));
+        }
         d
     }
 
@@ -116,6 +122,8 @@ fn entity_json(e: &Entity) -> Vec<u8> {
         Entity::Certificate(c) => to_json(c),
         Entity::Sni(n) => to_json(n),
         Entity::CaCertificate(c) => to_json(c),
+        Entity::Upstream(u) => to_json(u),
+        Entity::Target(t) => to_json(t),
     }
 }
 

@@ -33,6 +33,10 @@ pub enum Kind {
     Sni,
     /// `/ca_certificates`
     CaCertificate,
+    /// `/upstreams`
+    Upstream,
+    /// `/targets`
+    Target,
 }
 
 impl Kind {
@@ -46,14 +50,18 @@ impl Kind {
             Kind::Certificate => "certificates",
             Kind::Sni => "snis",
             Kind::CaCertificate => "ca_certificates",
+            Kind::Upstream => "upstreams",
+            Kind::Target => "targets",
         }
     }
 
     /// All kinds in dependency order (referenced entities first).
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::CaCertificate,
         Kind::Certificate,
         Kind::Sni,
+        Kind::Upstream,
+        Kind::Target,
         Kind::Service,
         Kind::Consumer,
         Kind::Route,

@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod schema;
 pub mod state;
 pub mod tls;
+pub mod upstream;
 
 pub use digest::StateDigest;
 pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};

@@ -15,6 +15,7 @@ use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
 use crate::error::StateError;
 use crate::plugins;
 use crate::tls::{CaCertificate, Certificate, Sni};
+use crate::upstream::{Target, Upstream};
 
 /// One entity of any kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub enum Entity {
     Certificate(Certificate),
     Sni(Sni),
     CaCertificate(CaCertificate),
+    Upstream(Upstream),
+    Target(Target),
 }
 
 impl Entity {
@@ -39,6 +42,8 @@ impl Entity {
             Entity::Certificate(_) => Kind::Certificate,
             Entity::Sni(_) => Kind::Sni,
             Entity::CaCertificate(_) => Kind::CaCertificate,
+            Entity::Upstream(_) => Kind::Upstream,
+            Entity::Target(_) => Kind::Target,
         }
     }
 
@@ -52,6 +57,8 @@ impl Entity {
             Entity::Certificate(e) => e.id,
             Entity::Sni(e) => e.id,
             Entity::CaCertificate(e) => e.id,
+            Entity::Upstream(e) => e.id,
+            Entity::Target(e) => e.id,
         }
     }
 
@@ -65,6 +72,8 @@ impl Entity {
             Entity::Certificate(e) => serde_json::to_value(e),
             Entity::Sni(e) => serde_json::to_value(e),
             Entity::CaCertificate(e) => serde_json::to_value(e),
+            Entity::Upstream(e) => serde_json::to_value(e),
+            Entity::Target(e) => serde_json::to_value(e),
         }
         .expect("entities serialise")
     }
@@ -90,6 +99,8 @@ impl Entity {
             Entity::Certificate(e) => &e.tags,
             Entity::Sni(e) => &e.tags,
             Entity::CaCertificate(e) => &e.tags,
+            Entity::Upstream(e) => &e.tags,
+            Entity::Target(e) => &e.tags,
         }
     }
 
@@ -103,6 +114,8 @@ impl Entity {
             Entity::Certificate(e) => e.created_at,
             Entity::Sni(e) => e.created_at,
             Entity::CaCertificate(e) => e.created_at,
+            Entity::Upstream(e) => e.created_at,
+            Entity::Target(e) => e.created_at,
         }
     }
 
@@ -116,6 +129,8 @@ impl Entity {
             Kind::Certificate => Entity::Certificate(Certificate::parse(v, ctx)?),
             Kind::Sni => Entity::Sni(Sni::parse(v, ctx)?),
             Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(v, ctx)?),
+            Kind::Upstream => Entity::Upstream(Upstream::parse(v, ctx)?),
+            Kind::Target => Entity::Target(Target::parse(v, ctx)?),
         })
     }
 
@@ -129,6 +144,8 @@ impl Entity {
             Kind::Certificate => Entity::Certificate(serde_json::from_value(v)?),
             Kind::Sni => Entity::Sni(serde_json::from_value(v)?),
             Kind::CaCertificate => Entity::CaCertificate(serde_json::from_value(v)?),
+            Kind::Upstream => Entity::Upstream(serde_json::from_value(v)?),
+            Kind::Target => Entity::Target(serde_json::from_value(v)?),
         })
     }
 }
@@ -143,8 +160,8 @@ pub enum Change {
     Delete(Kind, Uuid),
 }
 
-/// The whole configuration: every Service, Route, Consumer, Plugin, Certificate, SNI and CA Certificate,
-/// keyed by id.
+/// The whole configuration: every Service, Route, Consumer, Plugin, Certificate, SNI, CA Certificate,
+/// Upstream and Target, keyed by id.
 ///
 /// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
 /// every untouched entity with the original, so a write on the control plane and a delta on a node never
@@ -161,6 +178,10 @@ pub struct ConfigState {
     pub snis: OrdMap<Uuid, Sni>,
     #[serde(default)]
     pub ca_certificates: OrdMap<Uuid, CaCertificate>,
+    #[serde(default)]
+    pub upstreams: OrdMap<Uuid, Upstream>,
+    #[serde(default)]
+    pub targets: OrdMap<Uuid, Target>,
 }
 
 impl Resolver for ConfigState {
@@ -200,6 +221,16 @@ impl Resolver for ConfigState {
             // Certificates have no name: only their id.
             Kind::Certificate => by_id.filter(|id| self.certificates.contains_key(id)),
             Kind::CaCertificate => by_id.filter(|id| self.ca_certificates.contains_key(id)),
+            Kind::Upstream => by_id
+                .filter(|id| self.upstreams.contains_key(id))
+                .or_else(|| {
+                    let name = key.to_ascii_lowercase();
+                    self.upstreams
+                        .values()
+                        .find(|u| u.name == name)
+                        .map(|u| u.id)
+                }),
+            Kind::Target => by_id.filter(|id| self.targets.contains_key(id)),
             Kind::Sni => by_id.filter(|id| self.snis.contains_key(id)).or_else(|| {
                 self.snis
                     .values()
@@ -225,6 +256,8 @@ impl ConfigState {
                 .get(id)
                 .cloned()
                 .map(Entity::CaCertificate),
+            Kind::Upstream => self.upstreams.get(id).cloned().map(Entity::Upstream),
+            Kind::Target => self.targets.get(id).cloned().map(Entity::Target),
         }
     }
 
@@ -258,6 +291,13 @@ impl ConfigState {
                 .cloned()
                 .map(Entity::CaCertificate)
                 .collect(),
+            Kind::Upstream => self
+                .upstreams
+                .values()
+                .cloned()
+                .map(Entity::Upstream)
+                .collect(),
+            Kind::Target => self.targets.values().cloned().map(Entity::Target).collect(),
         }
     }
 
@@ -270,6 +310,8 @@ impl ConfigState {
             + self.certificates.len()
             + self.snis.len()
             + self.ca_certificates.len()
+            + self.upstreams.len()
+            + self.targets.len()
     }
 
     /// True when there is no entity at all.
@@ -302,6 +344,12 @@ impl ConfigState {
             }
             Entity::CaCertificate(c) => {
                 self.ca_certificates.insert(c.id, c.clone());
+            }
+            Entity::Upstream(u) => {
+                self.upstreams.insert(u.id, u.clone());
+            }
+            Entity::Target(t) => {
+                self.targets.insert(t.id, t.clone());
             }
         }
         Ok(vec![Change::Put(entity)])
@@ -397,6 +445,27 @@ impl ConfigState {
                     return conflict("cert_digest", &c.cert_digest);
                 }
             }
+            Entity::Upstream(u) => {
+                if self
+                    .upstreams
+                    .values()
+                    .any(|o| o.id != u.id && o.name == u.name)
+                {
+                    return conflict("name", &u.name);
+                }
+            }
+            Entity::Target(t) => {
+                if self
+                    .targets
+                    .values()
+                    .any(|o| o.id != t.id && o.upstream == t.upstream && o.target == t.target)
+                {
+                    return Err(StateError::Unique(format!(
+                        "UNIQUE violation detected on '{{target=\"{}\",upstream={{id=\"{}\"}}}}'",
+                        t.target, t.upstream.id
+                    )));
+                }
+            }
             Entity::Certificate(_) => {}
         }
         Ok(())
@@ -419,6 +488,9 @@ impl ConfigState {
             }
             Entity::Sni(n) if !self.certificates.contains_key(&n.certificate.id) => {
                 return missing("certificate", &n.certificate.id, Kind::Certificate);
+            }
+            Entity::Target(t) if !self.upstreams.contains_key(&t.upstream.id) => {
+                return missing("upstream", &t.upstream.id, Kind::Upstream);
             }
             Entity::Service(s) => {
                 if let Some(fk) = &s.client_certificate {
@@ -534,6 +606,22 @@ impl ConfigState {
             Kind::Sni => {
                 self.snis.remove(id);
             }
+            Kind::Upstream => {
+                self.upstreams.remove(id);
+                let targets: Vec<Uuid> = self
+                    .targets
+                    .values()
+                    .filter(|t| t.upstream.id == *id)
+                    .map(|t| t.id)
+                    .collect();
+                for tid in targets {
+                    self.targets.remove(&tid);
+                    changes.push(Change::Delete(Kind::Target, tid));
+                }
+            }
+            Kind::Target => {
+                self.targets.remove(id);
+            }
             Kind::CaCertificate => {
                 if let Some(s) = self
                     .services
@@ -556,7 +644,7 @@ impl ConfigState {
                     Kind::Service => p.service,
                     Kind::Route => p.route,
                     Kind::Consumer => p.consumer,
-                    Kind::Plugin | Kind::Certificate | Kind::Sni | Kind::CaCertificate => None,
+                    _ => None,
                 };
                 scope.map(|f| f.id) == Some(*id)
             })
@@ -619,6 +707,26 @@ impl ConfigState {
                 problems.push(format!(
                     "sni {}: certificate {} does not exist",
                     n.id, n.certificate.id
+                ));
+            }
+        }
+        for u in self.upstreams.values() {
+            if !seen.insert(("upstream", u.name.clone())) {
+                problems.push(format!("upstreams: duplicate name '{}'", u.name));
+            }
+        }
+        let mut targets = HashSet::new();
+        for t in self.targets.values() {
+            if !self.upstreams.contains_key(&t.upstream.id) {
+                problems.push(format!(
+                    "target {}: upstream {} does not exist",
+                    t.id, t.upstream.id
+                ));
+            }
+            if !targets.insert((t.upstream.id, t.target.clone())) {
+                problems.push(format!(
+                    "target {}: '{}' is in its upstream twice",
+                    t.id, t.target
                 ));
             }
         }

@@ -17,6 +17,7 @@ use shared::{Change, ConfigState, Entity, FieldErrors, Kind, ParseCtx, Resolver,
 use uuid::Uuid;
 
 use super::certificates::{public_json, put_snis, redacted_keys, restore_keys, take_snis};
+use super::targets::check_target_resolves;
 use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
 use crate::cluster::unix_now;
 
@@ -54,6 +55,7 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
         (Kind::Route, Kind::Plugin),
         (Kind::Consumer, Kind::Plugin),
         (Kind::Certificate, Kind::Sni),
+        (Kind::Upstream, Kind::Target),
     ] {
         let path = format!("/{}/{{parent}}/{}", parent.collection(), child.collection());
         r = r.route(
@@ -80,6 +82,8 @@ fn scope_field(parent: Kind) -> &'static str {
         Kind::Certificate => "certificate",
         Kind::Sni => "sni",
         Kind::CaCertificate => "ca_certificate",
+        Kind::Upstream => "upstream",
+        Kind::Target => "target",
     }
 }
 
@@ -95,6 +99,7 @@ fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
         (Entity::Plugin(p), Kind::Route) => p.route,
         (Entity::Plugin(p), Kind::Consumer) => p.consumer,
         (Entity::Sni(s), Kind::Certificate) => Some(s.certificate),
+        (Entity::Target(t), Kind::Upstream) => Some(t.upstream),
         _ => None,
     };
     fk.map(|f| f.id) == Some(parent_id)
@@ -279,6 +284,7 @@ async fn create(
     b: Body,
 ) -> ApiResult {
     let (request, form) = body_object(&h, b).await?;
+    check_target_resolves(kind, &request).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -313,6 +319,7 @@ async fn create(
 
 async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
     let (request, form) = body_object(&h, b).await?;
+    check_target_resolves(kind, &request).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -326,10 +333,10 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
                     let name_field = match kind {
                         Kind::Consumer => "username",
                         Kind::Plugin => "instance_name",
-                        Kind::Certificate | Kind::CaCertificate => {
+                        Kind::Certificate | Kind::CaCertificate | Kind::Target => {
                             return Err(StateError::Schema(shared::entity::field_error(
                                 "id",
-                                "certificates have no name: the path must hold an id",
+                                "this entity has no name: the path must hold an id",
                             )))
                         }
                         _ => "name",
@@ -369,6 +376,7 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
 
 async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
     let (patch, form) = body_object(&h, b).await?;
+    check_target_resolves(kind, &patch).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {

@@ -6,6 +6,7 @@ pub mod declarative;
 mod entities;
 mod oidc;
 mod openapi;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

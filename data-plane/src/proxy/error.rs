@@ -31,6 +31,9 @@ pub enum ProxyError {
     ServiceDisabled,
     /// The upstream URL cannot be formed from the request.
     BadUpstreamUri,
+    /// The Service's Upstream has no healthy Target to send to (or less healthy weight than its
+    /// threshold).
+    NoHealthyPeer,
     /// No connection to the upstream could be made (every attempt failed); nothing was sent.
     UpstreamConnect {
         /// Connection attempts made.
@@ -51,9 +54,10 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::NotConfigured | ProxyError::NoService | ProxyError::ServiceDisabled => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::NotConfigured
+            | ProxyError::NoService
+            | ProxyError::ServiceDisabled
+            | ProxyError::NoHealthyPeer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::ProtocolNotAllowed => StatusCode::UPGRADE_REQUIRED,
@@ -77,6 +81,7 @@ impl ProxyError {
             ProxyError::NoService => "no Service found with those values",
             ProxyError::ServiceDisabled => "Service unavailable",
             ProxyError::BadUpstreamUri => "Bad request",
+            ProxyError::NoHealthyPeer => "failure to get a peer from the ring-balancer",
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 "An invalid response was received from the upstream server"
             }

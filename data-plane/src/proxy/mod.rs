@@ -5,6 +5,7 @@
 //!   metrics; [`ProxyCtx`]: what a request may touch.
 //! - [`pipeline`]: route → plugins → forward → plugins.
 //! - [`forward`]: upstream path and the headers forwarded both ways.
+//! - `send`: the upstream exchange, direct or balanced over an Upstream's Targets.
 //! - [`upstream`]: pooled upstream clients and connection retries; [`upstream_tls`]: a Service's client
 //!   certificate, trusted CAs and chain depth.
 //! - [`error`]: [`ProxyError`], everything the proxy answers itself.
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod forward;
 pub mod pipeline;
+mod send;
 pub mod upstream;
 pub mod upstream_tls;
 pub mod workers;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::error::ProxyError;
 use super::forward::{self, Downstream};
-use super::upstream::connect_attempts;
+use super::send;
 use super::ProxyCtx;
 use crate::body::{full, BoxError, ProxyBody, RequestBody};
 use crate::metrics::Series;
@@ -171,11 +171,8 @@ async fn pipeline(
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
-    let uri = http::Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
+    let path_and_query: http::uri::PathAndQuery = path_and_query
+        .parse()
         .map_err(|_| ProxyError::BadUpstreamUri)?;
     let host_value = if route.preserve_host && !host_header.is_empty() {
         host_value
@@ -201,33 +198,20 @@ async fn pipeline(
         RequestBody::Buffered(bytes) => full(bytes),
         RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
     };
-    let mut up = Request::new(body);
-    *up.method_mut() = ex.parts.method.clone();
-    *up.uri_mut() = uri;
-    *up.headers_mut() = headers;
-    let client = ctx.upstreams.get(
-        service.connect_timeout,
-        service.retries,
-        target.scheme == http::uri::Scheme::HTTPS,
-        service.tls_verify.unwrap_or(true),
-        target.tls.as_deref(),
-    );
-    // One window for connecting (with retries), sending and the response head, like Kong's
-    // write + read timeouts; a connect timeout inside it is answered 504, as nginx does.
-    let window = Duration::from_millis(service.read_timeout.saturating_add(service.write_timeout));
-    let upstream_started = Instant::now();
-    let answered = match tokio::time::timeout(window, client.request(up)).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
-            attempts: connect_attempts(&e),
-            detail: shared::error::chain(&e),
-        }),
-        Ok(Err(e)) => Err(ProxyError::UpstreamProtocol {
-            detail: shared::error::chain(&e),
-        }),
-        Err(_) => Err(ProxyError::UpstreamTimeout),
+    let out = send::Outgoing {
+        method: ex.parts.method.clone(),
+        path_and_query,
+        headers,
+        body,
     };
-    let resp = answered.inspect_err(|e| {
+    let sent = match &target.balancer {
+        Some(b) => {
+            let hash = b.hash_input(&out.headers, conn.peer.ip(), ex.consumer.as_deref());
+            send::balanced(ctx, &target, b, hash, out).await
+        }
+        None => send::direct(ctx, &target, out).await,
+    };
+    let (resp, upstream_elapsed) = sent.inspect_err(|e| {
         e.record(
             &ctx.metrics,
             &target.label,
@@ -237,7 +221,6 @@ async fn pipeline(
     })?;
 
     // The response, through the plugins that ran.
-    let upstream_elapsed = upstream_started.elapsed();
     let (mut parts, body) = resp.into_parts();
     forward::response_headers(
         &mut parts.headers,
@@ -251,9 +234,5 @@ async fn pipeline(
     for p in &ran {
         p.log(&ex, status);
     }
-    let resp = Response::from_parts(
-        parts,
-        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-    );
-    Ok((resp, Some(upstream_elapsed)))
+    Ok((Response::from_parts(parts, body), Some(upstream_elapsed)))
 }

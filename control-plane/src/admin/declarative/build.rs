@@ -22,6 +22,8 @@ const TOP_LEVEL: &[&str] = &[
     "certificates",
     "snis",
     "ca_certificates",
+    "upstreams",
+    "targets",
 ];
 
 /// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
@@ -103,6 +105,31 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         b.add(Kind::Sni, &sni, path);
     }
     drop(pending_snis);
+    let mut pending_targets: Vec<Pending> = Vec::new();
+    for (i, raw) in items(&sections, "upstreams", &mut b.errors) {
+        let path = format!("upstreams.{i}");
+        let upstream = parse(raw);
+        let Some(id) = b.add(Kind::Upstream, &upstream, &path) else {
+            continue;
+        };
+        let parent = json!({ "id": id });
+        pend(
+            &upstream,
+            "targets",
+            &path,
+            ("upstream", &parent),
+            &mut pending_targets,
+            &mut b.errors,
+        );
+    }
+    for (i, raw) in items(&sections, "targets", &mut b.errors) {
+        pending_targets.push((format!("targets.{i}"), raw.get().to_string()));
+    }
+    for (path, text) in &pending_targets {
+        let target = serde_json::from_str(text).unwrap_or(Value::Null);
+        b.add(Kind::Target, &target, path);
+    }
+    drop(pending_targets);
     let mut pending_routes: Vec<Pending> = Vec::new();
     let mut pending_plugins: Vec<Pending> = Vec::new();
     for (i, raw) in items(&sections, "services", &mut b.errors) {
@@ -248,6 +275,7 @@ impl Builder<'_> {
             obj.remove("routes");
             obj.remove("plugins");
             obj.remove("snis");
+            obj.remove("targets");
             obj.insert("id".into(), Value::String(id.to_string()));
         }
         let existing = self.old.get(kind, &id);
@@ -288,8 +316,24 @@ impl Builder<'_> {
         }
         let s = |k: &str| body.get(k).and_then(Value::as_str);
         let found = match kind {
-            Kind::Service | Kind::Route | Kind::Sni => {
+            Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream => {
                 s("name").and_then(|n| self.old.resolve(kind, n))
+            }
+            Kind::Target => {
+                let upstream = body
+                    .get("upstream")
+                    .and_then(|r| r.get("id").or(Some(r)))
+                    .and_then(Value::as_str)
+                    .and_then(|key| self.new.resolve(Kind::Upstream, key));
+                let target = s("target").and_then(|t| shared::upstream::split_target(t).ok());
+                upstream.zip(target).and_then(|(u, (host, port))| {
+                    let name = format!("{host}:{port}");
+                    self.old
+                        .targets
+                        .values()
+                        .find(|t| t.upstream.id == u && t.target == name)
+                        .map(|t| t.id)
+                })
             }
             // A Certificate has no natural key: it keeps its id only when the document gives it.
             Kind::Certificate => None,

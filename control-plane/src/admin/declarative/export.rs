@@ -120,6 +120,26 @@ pub fn export_doc(state: &ConfigState) -> Value {
     if !cas.is_empty() {
         doc["ca_certificates"] = Value::Array(cas);
     }
+    let upstreams: Vec<Value> = state
+        .upstreams
+        .values()
+        .map(|u| {
+            let mut v = clean(Entity::Upstream(u.clone()).to_public_json(), &[]);
+            let targets: Vec<Value> = state
+                .targets
+                .values()
+                .filter(|t| t.upstream.id == u.id)
+                .map(|t| clean(Entity::Target(t.clone()).to_public_json(), &["upstream"]))
+                .collect();
+            if !targets.is_empty() {
+                v["targets"] = Value::Array(targets);
+            }
+            v
+        })
+        .collect();
+    if !upstreams.is_empty() {
+        doc["upstreams"] = Value::Array(upstreams);
+    }
     // Route-scoped plugins of service-less routes stay with their route at top level.
     let mut routes = routes;
     for rv in routes.iter_mut() {

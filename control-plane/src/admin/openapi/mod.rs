@@ -62,6 +62,8 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Certificate => "Certificate",
         Kind::Sni => "Sni",
         Kind::CaCertificate => "CaCertificate",
+        Kind::Upstream => "Upstream",
+        Kind::Target => "Target",
     }
 }
 
@@ -98,7 +100,10 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         // A key that names nothing becomes the new entity's name (`username` for a Consumer).
         let put_key = match kind {
             Kind::Consumer => string(),
-            Kind::Certificate | Kind::CaCertificate => pattern(schemas::UUID_PATTERN),
+            Kind::Certificate | Kind::CaCertificate | Kind::Target => {
+                pattern(schemas::UUID_PATTERN)
+            }
+            Kind::Upstream => pattern(schemas::HOST_PATTERN),
             Kind::Sni => pattern(schemas::SNI_PATTERN),
             _ => pattern(NAME_PATTERN),
         };
@@ -120,6 +125,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         (Kind::Route, Kind::Plugin),
         (Kind::Consumer, Kind::Plugin),
         (Kind::Certificate, Kind::Sni),
+        (Kind::Upstream, Kind::Target),
     ] {
         let n = schema_name(child);
         let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});

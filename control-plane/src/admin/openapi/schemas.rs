@@ -10,7 +10,7 @@ use shared::Kind;
 /// Entity names and `instance_name`.
 pub const NAME_PATTERN: &str = r"^[A-Za-z0-9._~-]+$";
 /// Service hosts (DNS name, IPv4, or bracketed IPv6).
-const HOST_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?)$";
+pub const HOST_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?)$";
 /// SNI names: a host name with at most one leading or trailing `*` label, no port.
 pub const SNI_PATTERN: &str = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*(\.\*)?\.?$";
 /// Ids: hyphenated UUIDs.
@@ -190,6 +190,40 @@ pub fn request(kind: Kind) -> Value {
             p.insert("cert_digest".into(), nullable(json!({"type": "string", "description": "hex SHA-256 of the certificate's DER; computed when absent"})));
             schema["required"] = json!(["cert"]);
         }
+        Kind::Upstream => {
+            p.insert("name".into(), pattern(HOST_PATTERN));
+            p.insert(
+                "algorithm".into(),
+                nullable(one_of(&[
+                    "round-robin",
+                    "consistent-hashing",
+                    "least-connections",
+                ])),
+            );
+            for f in ["hash_on", "hash_fallback"] {
+                p.insert(
+                    f.into(),
+                    nullable(one_of(&["none", "consumer", "ip", "header", "cookie"])),
+                );
+            }
+            for f in ["hash_on_header", "hash_fallback_header", "hash_on_cookie"] {
+                p.insert(f.into(), nullable(string()));
+            }
+            p.insert(
+                "hash_on_cookie_path".into(),
+                nullable(pattern(SERVICE_PATH_PATTERN)),
+            );
+            p.insert("slots".into(), nullable(int(10, 65536)));
+            p.insert("healthchecks".into(), json!({"type": ["object", "null"], "description": "Kong's shape: active {type, http_path, timeout, concurrency, https_verify_certificate, https_sni, healthy {interval, successes, http_statuses}, unhealthy {interval, http_failures, tcp_failures, timeouts, http_statuses}}, passive {type, healthy, unhealthy (no interval)}, threshold; unset fields keep Kong's defaults"}));
+            p.insert("host_header".into(), nullable(pattern(HOST_PATTERN)));
+            schema["required"] = json!(["name"]);
+        }
+        Kind::Target => {
+            p.insert("target".into(), json!({"type": "string", "description": "host:port (port 8000 when left out); the host must resolve"}));
+            p.insert("weight".into(), nullable(int(0, 65535)));
+            p.insert("upstream".into(), reference());
+            schema["required"] = json!(["target"]);
+        }
         Kind::Sni => {
             p.insert("name".into(), pattern(SNI_PATTERN));
             p.insert("certificate".into(), json!({"description": "the Certificate, by id (given by the path on the nested endpoint)", "anyOf": [
@@ -265,6 +299,20 @@ pub fn response(kind: Kind) -> Value {
         Kind::Certificate => &["cert", "key", "cert_alt", "key_alt", "snis"],
         Kind::Sni => &["name", "certificate"],
         Kind::CaCertificate => &["cert", "cert_digest"],
+        Kind::Upstream => &[
+            "name",
+            "algorithm",
+            "hash_on",
+            "hash_fallback",
+            "hash_on_header",
+            "hash_fallback_header",
+            "hash_on_cookie",
+            "hash_on_cookie_path",
+            "slots",
+            "healthchecks",
+            "host_header",
+        ],
+        Kind::Target => &["target", "weight", "upstream"],
         Kind::Plugin => &[
             "name",
             "instance_name",

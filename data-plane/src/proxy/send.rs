@@ -1,0 +1,253 @@
+//! Sending the request upstream, within one timeout window of the Service's write + read timeouts:
+//! [`direct`] to the Service's host (failed connections retried inside the connector, up to `retries`),
+//! or [`balanced`] when the host names an Upstream: pick a peer, send, and when no connection could be
+//! made (nothing was sent) pick another peer, up to `retries`. Every balanced exchange is reported to the
+//! peer's passive health, and its response body holds the peer's in-flight count until it is done
+//! (least-connections reads it).
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::error::ProxyError;
+use super::upstream::connect_attempts;
+use super::ProxyCtx;
+use crate::balancer::{Balancer, InFlight, Outcome};
+use crate::body::{BoxError, ProxyBody};
+use crate::runtime::Target;
+
+/// What is sent, whichever peer it goes to.
+pub(super) struct Outgoing {
+    pub method: Method,
+    pub path_and_query: http::uri::PathAndQuery,
+    pub headers: HeaderMap,
+    pub body: ProxyBody,
+}
+
+/// A request body that can be handed to the next attempt as long as the previous one never read it.
+struct TakeOnce {
+    slot: Arc<Mutex<Option<ProxyBody>>>,
+    taken: Option<ProxyBody>,
+}
+
+impl TakeOnce {
+    fn with_inner<T>(&self, f: impl FnOnce(&ProxyBody) -> T, none: T) -> T {
+        match &self.taken {
+            Some(b) => f(b),
+            None => match self.slot.lock().expect("body slot").as_ref() {
+                Some(b) => f(b),
+                None => none,
+            },
+        }
+    }
+}
+
+impl Body for TakeOnce {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.taken.is_none() {
+            this.taken = this.slot.lock().expect("body slot").take();
+        }
+        match &mut this.taken {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.with_inner(Body::is_end_stream, true)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.with_inner(Body::size_hint, SizeHint::with_exact(0))
+    }
+}
+
+/// A response body that keeps its peer's in-flight count until it is dropped.
+struct Counted {
+    inner: ProxyBody,
+    _in_flight: InFlight,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn window(target: &Target) -> Duration {
+    let s = &target.service;
+    Duration::from_millis(s.read_timeout.saturating_add(s.write_timeout))
+}
+
+/// Sends `out` to the Service's own host; the response and the time the upstream exchange took. A
+/// connect timeout inside the window is answered 504, as nginx does.
+pub(super) async fn direct(
+    ctx: &ProxyCtx,
+    target: &Target,
+    out: Outgoing,
+) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
+    let service = &target.service;
+    let uri = http::Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query(out.path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadUpstreamUri)?;
+    let mut req = Request::new(out.body);
+    *req.method_mut() = out.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = out.headers;
+    let client = ctx.upstreams.get(
+        service.connect_timeout,
+        service.retries,
+        target.scheme == http::uri::Scheme::HTTPS,
+        service.tls_verify.unwrap_or(true),
+        target.tls.as_deref(),
+    );
+    let started = Instant::now();
+    match tokio::time::timeout(window(target), client.request(req)).await {
+        Ok(Ok(r)) => Ok((
+            r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            started.elapsed(),
+        )),
+        Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
+            attempts: connect_attempts(&e),
+            detail: shared::error::chain(&e),
+        }),
+        Ok(Err(e)) => Err(ProxyError::UpstreamProtocol {
+            detail: shared::error::chain(&e),
+        }),
+        Err(_) => Err(ProxyError::UpstreamTimeout),
+    }
+}
+
+/// Sends `out` to a peer of `balancer` (consistent hashing on `hash` when given), trying other peers on
+/// connection failures; the response and the time the upstream exchange took.
+pub(super) async fn balanced(
+    ctx: &ProxyCtx,
+    target: &Target,
+    balancer: &Balancer,
+    hash: Option<u64>,
+    out: Outgoing,
+) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
+    let service = &target.service;
+    let client = ctx.upstreams.get(
+        service.connect_timeout,
+        0,
+        target.scheme == http::uri::Scheme::HTTPS,
+        service.tls_verify.unwrap_or(true),
+        target.tls.as_deref(),
+    );
+    let window = window(target);
+    let started = Instant::now();
+    let slot = Arc::new(Mutex::new(Some(out.body)));
+    let mut tried = Vec::new();
+    let attempts = service.retries as usize + 1;
+    loop {
+        let Some(i) = balancer.pick(hash, &tried) else {
+            return Err(match tried.len() {
+                0 => ProxyError::NoHealthyPeer,
+                n => ProxyError::UpstreamConnect {
+                    attempts: n,
+                    detail: "every peer tried refused the connection".into(),
+                },
+            });
+        };
+        tried.push(i);
+        let peer = &balancer.peers[i];
+        let uri = http::Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(peer.authority.clone())
+            .path_and_query(out.path_and_query.clone())
+            .build()
+            .map_err(|_| ProxyError::BadUpstreamUri)?;
+        let mut req = Request::new(
+            TakeOnce {
+                slot: slot.clone(),
+                taken: None,
+            }
+            .boxed_unsync(),
+        );
+        *req.method_mut() = out.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = out.headers.clone();
+        let in_flight = balancer.start(i);
+        let left = window.saturating_sub(started.elapsed());
+        let result = tokio::time::timeout(left, client.request(req)).await;
+        let failure = match result {
+            Ok(Ok(resp)) => {
+                report(balancer, i, Outcome::Status(resp.status().as_u16()));
+                let (parts, body) = resp.into_parts();
+                let body = Counted {
+                    inner: body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+                    _in_flight: in_flight,
+                };
+                return Ok((
+                    Response::from_parts(parts, body.boxed_unsync()),
+                    started.elapsed(),
+                ));
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                report(balancer, i, Outcome::TcpFailure);
+                ProxyError::UpstreamConnect {
+                    attempts: tried.len(),
+                    detail: shared::error::chain(&e),
+                }
+            }
+            Ok(Err(e)) => {
+                report(balancer, i, Outcome::TcpFailure);
+                return Err(ProxyError::UpstreamProtocol {
+                    detail: shared::error::chain(&e),
+                });
+            }
+            Err(_) => {
+                report(balancer, i, Outcome::Timeout);
+                return Err(ProxyError::UpstreamTimeout);
+            }
+        };
+        // Another peer only when nothing of the request was sent (its body is still here).
+        let body_left = slot.lock().expect("body slot").is_some();
+        if tried.len() >= attempts || !body_left {
+            return Err(failure);
+        }
+    }
+}
+
+/// Counts an exchange with peer `i` for its passive health, and logs a change of health.
+fn report(balancer: &Balancer, i: usize, outcome: Outcome) {
+    let passive = &balancer.upstream.healthchecks.passive;
+    let peer = &balancer.peers[i];
+    if let Some(healthy) = peer
+        .health
+        .report(outcome, (&passive.healthy, &passive.unhealthy))
+    {
+        tracing::warn!(upstream = %balancer.upstream.name, target = %peer.name, healthy, ?outcome, "passive health check changed a target's health");
+    }
+}

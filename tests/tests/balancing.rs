@@ -1,0 +1,288 @@
+//! Services balanced over an Upstream's Targets on three real upstream servers: round-robin by weight,
+//! consistent hashing on a header (stable, and only a removed Target's keys move), least-connections, and
+//! health: a killed Target taken out by passive checks without a failed request, put back by active
+//! checks when it returns, and shown on the node's status listener.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tests::{client, eventually, get_json, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
+
+struct Env {
+    cp: ControlPlane,
+    dp: DataPlane,
+    ups: Vec<EchoUpstream>,
+}
+
+async fn env(n: usize) -> Env {
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp).await;
+    let mut ups = Vec::new();
+    for _ in 0..n {
+        ups.push(EchoUpstream::start().await);
+    }
+    Env { cp, dp, ups }
+}
+
+impl Env {
+    /// An Upstream `name` with `body`'s settings, a Service on it and a route `/{name}`.
+    async fn balanced(&self, name: &str, body: Value, targets: &[(u16, u32)]) {
+        let mut upstream = body;
+        upstream["name"] = json!(format!("{name}.internal"));
+        self.cp.post("/upstreams", upstream).await;
+        for (port, weight) in targets {
+            self.cp
+                .post(
+                    &format!("/upstreams/{name}.internal/targets"),
+                    json!({"target": format!("127.0.0.1:{port}"), "weight": weight}),
+                )
+                .await;
+        }
+        self.cp
+            .post(
+                "/services",
+                json!({"name": name, "host": format!("{name}.internal"), "port": 80, "retries": 3}),
+            )
+            .await;
+        self.cp
+            .post(
+                &format!("/services/{name}/routes"),
+                json!({"paths": [format!("/{name}")]}),
+            )
+            .await;
+    }
+
+    async fn sync(&self) {
+        self.dp.wait_version(self.cp.version().await).await;
+    }
+
+    fn counts(&self) -> Vec<u64> {
+        self.ups.iter().map(EchoUpstream::requests).collect()
+    }
+
+    /// Sends one request and returns the index of the upstream that served it.
+    async fn served_by(&self, path: &str, headers: &[(&str, &str)]) -> usize {
+        let before = self.counts();
+        let mut r = client().get(format!("{}{path}", self.dp.proxy_url));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let after = self.counts();
+        (0..after.len())
+            .find(|i| after[*i] > before[*i])
+            .expect("one upstream served it")
+    }
+
+    async fn requests(&self, path: &str, n: usize) -> Vec<u64> {
+        let before = self.counts();
+        for _ in 0..n {
+            let resp = client()
+                .get(format!("{}{path}", self.dp.proxy_url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "no request fails");
+        }
+        self.counts()
+            .iter()
+            .zip(before)
+            .map(|(a, b)| a - b)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_follows_weights_and_weight_zero_takes_a_target_out() {
+    let e = env(3).await;
+    let ports: Vec<u16> = e.ups.iter().map(|u| u.port).collect();
+    e.balanced(
+        "rr",
+        json!({}),
+        &[(ports[0], 100), (ports[1], 100), (ports[2], 200)],
+    )
+    .await;
+    e.sync().await;
+    // Within 5% of the weights' shares (the wheel is exact; the tolerance covers nothing else).
+    let got = e.requests("/rr", 400).await;
+    for (n, want) in got.iter().zip([100, 100, 200]) {
+        assert!(n.abs_diff(want) <= want / 20, "{got:?}");
+    }
+    let targets = e.cp.get("/upstreams/rr.internal/targets").await.unwrap();
+    let third = targets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == format!("127.0.0.1:{}", ports[2]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) =
+        e.cp.call(
+            Method::PATCH,
+            &format!("/targets/{third}"),
+            Some(json!({"weight": 0})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    e.sync().await;
+    let got = e.requests("/rr", 100).await;
+    assert_eq!(got[2], 0, "{got:?}");
+    assert_eq!(got[0] + got[1], 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hashing_is_stable_per_header_and_removing_a_target_moves_only_its_keys() {
+    let e = env(3).await;
+    let ports: Vec<u16> = e.ups.iter().map(|u| u.port).collect();
+    e.balanced(
+        "ch",
+        json!({"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "x-user"}),
+        &[(ports[0], 100), (ports[1], 100), (ports[2], 100)],
+    )
+    .await;
+    e.sync().await;
+    let alice = e.served_by("/ch", &[("x-user", "alice")]).await;
+    for _ in 0..10 {
+        assert_eq!(e.served_by("/ch", &[("x-user", "alice")]).await, alice);
+    }
+    let users: Vec<String> = (0..60).map(|n| format!("user-{n}")).collect();
+    let mut before = Vec::new();
+    for u in &users {
+        before.push(e.served_by("/ch", &[("x-user", u)]).await);
+    }
+    assert!(
+        (0..3).all(|i| before.contains(&i)),
+        "every target gets keys: {before:?}"
+    );
+    // Remove the target of alice's keys.
+    let list = e.cp.get("/upstreams/ch.internal/targets").await.unwrap();
+    let id = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == format!("127.0.0.1:{}", ports[alice]))
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .unwrap();
+    let (s, v) =
+        e.cp.call(Method::DELETE, &format!("/targets/{id}"), None)
+            .await
+            .unwrap();
+    assert_eq!(s, 204, "{v}");
+    e.sync().await;
+    for (u, was) in users.iter().zip(&before) {
+        let now = e.served_by("/ch", &[("x-user", u)]).await;
+        if *was == alice {
+            assert_ne!(now, alice, "{u} left the removed target");
+        } else {
+            assert_eq!(now, *was, "{u} stayed on its target");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_connections_sends_new_requests_to_the_idle_target() {
+    let e = env(2).await;
+    let ports: Vec<u16> = e.ups.iter().map(|u| u.port).collect();
+    e.balanced(
+        "lc",
+        json!({"algorithm": "least-connections"}),
+        &[(ports[0], 100), (ports[1], 100)],
+    )
+    .await;
+    e.sync().await;
+    let before = e.counts();
+    let slow_url = format!("{}/lc/delay/1500", e.dp.proxy_url);
+    let slow = tokio::spawn(async move { client().get(slow_url).send().await.map(|r| r.status()) });
+    let busy = eventually(PATIENCE, "the slow request reached an upstream", || {
+        let now = e.counts();
+        let before = before.clone();
+        async move { (0..2).find(|i| now[*i] > before[*i]) }
+    })
+    .await;
+    let got = e.requests("/lc", 10).await;
+    assert_eq!(
+        got[1 - busy],
+        10,
+        "{got:?}: the idle target takes every request"
+    );
+    assert_eq!(slow.await.unwrap().unwrap(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_target_is_taken_out_without_failed_requests_and_put_back_when_it_returns() {
+    let mut e = env(2).await;
+    let ports: Vec<u16> = e.ups.iter().map(|u| u.port).collect();
+    // A third target whose server is down: its port refuses connections.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_port = down.local_addr().unwrap().port();
+    drop(down);
+    e.balanced(
+        "hc",
+        json!({"healthchecks": {
+            "passive": {"unhealthy": {"tcp_failures": 1}},
+            "active": {"http_path": "/health", "unhealthy": {"interval": 0.1}, "healthy": {"successes": 1}}
+        }}),
+        &[(ports[0], 100), (ports[1], 100), (down_port, 100)],
+    )
+    .await;
+    e.sync().await;
+    let got = e.requests("/hc", 30).await;
+    assert_eq!(
+        got.iter().sum::<u64>(),
+        30,
+        "every request answered: {got:?}"
+    );
+    let health_url = format!("{}/upstreams/hc.internal/health", e.dp.status_url);
+    let health = get_json(&health_url).await;
+    let of = |h: &Value, port: u16| {
+        h["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == format!("127.0.0.1:{port}"))
+            .map(|t| t["health"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(of(&health, down_port), "UNHEALTHY", "{health}");
+    assert_eq!(of(&health, ports[0]), "HEALTHY");
+    assert_eq!(health["total"], 3);
+
+    // The server comes back: active probes see it answer and put it back in rotation.
+    let back = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
+        .await
+        .unwrap();
+    e.ups.push(EchoUpstream::start_on(back).await);
+    eventually(PATIENCE, "the returned target is healthy again", || {
+        let url = health_url.clone();
+        async move {
+            let h = tests::try_json(&url).await?;
+            (of(&h, down_port) == "HEALTHY").then_some(())
+        }
+    })
+    .await;
+    let got = e.requests("/hc", 30).await;
+    assert!(
+        got[2] >= 5,
+        "the returned target takes its share again: {got:?}"
+    );
+    // A Target whose name does not resolve is refused with the field named.
+    let (s, v) =
+        e.cp.call(
+            Method::POST,
+            "/upstreams/hc.internal/targets",
+            Some(json!({"target": "no-such-host.invalid:80"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["fields"]["target"]
+            .as_str()
+            .unwrap()
+            .contains("does not resolve"),
+        "{v}"
+    );
+}
