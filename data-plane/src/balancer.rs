@@ -318,24 +318,24 @@ impl Balancer {
     }
 
     /// The consistent-hashing input of a request, hashed: `hash_on`, else `hash_fallback`, else none (the
-    /// request is then balanced round-robin).
+    /// request is then balanced round-robin). Hashing on a cookie the request lacks makes a new value, as
+    /// Kong does: the response must set it (the second part, a `Set-Cookie` value).
     pub fn hash_input(
         &self,
         headers: &http::HeaderMap,
         client_ip: std::net::IpAddr,
         consumer: Option<&shared::Consumer>,
-    ) -> Option<u64> {
+    ) -> (Option<u64>, Option<http::HeaderValue>) {
         let u = &self.upstream;
         if u.algorithm != Algorithm::ConsistentHashing {
-            return None;
+            return (None, None);
         }
         let header = |name: &Option<String>| {
             name.as_deref()
                 .and_then(|n| headers.get(n))
                 .map(|v| hash_key(v.as_bytes()))
         };
-        let cookie = || {
-            let name = u.hash_on_cookie.as_deref()?;
+        let cookie = |name: &str| {
             headers
                 .get_all(http::header::COOKIE)
                 .iter()
@@ -345,18 +345,35 @@ impl Balancer {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| hash_key(v.as_bytes()))
         };
-        [
+        for (on, name) in [
             (u.hash_on, &u.hash_on_header),
             (u.hash_fallback, &u.hash_fallback_header),
-        ]
-        .into_iter()
-        .find_map(|(on, name)| match on {
-            HashOn::None => None,
-            HashOn::Header => header(name),
-            HashOn::Cookie => cookie(),
-            HashOn::Ip => Some(hash_key(client_ip.to_string().as_bytes())),
-            HashOn::Consumer => consumer.map(|c| hash_key(c.id.as_bytes())),
-        })
+        ] {
+            let found = match on {
+                HashOn::None => None,
+                HashOn::Header => header(name),
+                HashOn::Cookie => {
+                    let Some(cookie_name) = u.hash_on_cookie.as_deref() else {
+                        continue;
+                    };
+                    if let Some(h) = cookie(cookie_name) {
+                        return (Some(h), None);
+                    }
+                    let value = uuid::Uuid::new_v4().simple().to_string();
+                    let set = format!("{cookie_name}={value}; Path={}", u.hash_on_cookie_path);
+                    return (
+                        Some(hash_key(value.as_bytes())),
+                        http::HeaderValue::from_str(&set).ok(),
+                    );
+                }
+                HashOn::Ip => Some(hash_key(client_ip.to_string().as_bytes())),
+                HashOn::Consumer => consumer.map(|c| hash_key(c.id.as_bytes())),
+            };
+            if found.is_some() {
+                return (found, None);
+            }
+        }
+        (None, None)
     }
 
     /// Marks a request in flight to peer `i` until the guard is dropped.

@@ -114,11 +114,7 @@ fn upstream_health(node: &Node, rt: Option<&RuntimeConfig>, key: &str) -> Respon
     let Some((rt, b)) = found else {
         return json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]);
     };
-    let checks = &b.upstream.healthchecks;
-    let counts = |u: &shared::upstream::Unhealthy| u.http_failures + u.tcp_failures + u.timeouts;
-    let checks_off = checks.active.healthy.interval.unwrap_or(0.0) <= 0.0
-        && checks.active.unhealthy.interval.unwrap_or(0.0) <= 0.0
-        && counts(&checks.passive.unhealthy) == 0;
+    let checks_off = !b.upstream.healthchecks.enabled();
     let data: Vec<Value> = rt
         .state
         .targets

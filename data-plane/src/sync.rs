@@ -152,11 +152,18 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
     let mut deadline = Instant::now() + settings.heartbeat_timeout;
     let mut renew_check =
         tokio::time::interval(Duration::from_secs(1).min(settings.heartbeat_interval));
+    // Target health last reported on this stream (a new stream reports it again).
+    let mut reported_health = None;
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
                 let hb = proto::Heartbeat { sent_at_ms: unix_now() * 1000 };
                 tx.send(NodeMessage { kind: Some(node_message::Kind::Heartbeat(hb)) }).await?;
+                let health = health_report(node);
+                if reported_health.as_ref() != Some(&health) {
+                    tx.send(NodeMessage { kind: Some(node_message::Kind::Health(health.clone())) }).await?;
+                    reported_health = Some(health);
+                }
             }
             _ = renew_check.tick() => {
                 if let Some(not_after) = renew_if_due(node, &mut client).await? {
@@ -203,6 +210,22 @@ struct Received {
 }
 
 /// Decompresses and applies on the configuration thread, and answers with an ACK or a NACK.
+/// Every Target's health on this node.
+fn health_report(node: &Node) -> proto::HealthReport {
+    proto::HealthReport {
+        targets: node
+            .health()
+            .snapshot()
+            .into_iter()
+            .map(|(upstream, target, healthy, _)| proto::TargetHealth {
+                upstream_id: upstream.to_string(),
+                target,
+                healthy,
+            })
+            .collect(),
+    }
+}
+
 async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
     let (version, hash) = (r.version, r.hash.clone());
     let received_bytes = r.bytes.len() as u64;

@@ -125,6 +125,18 @@ const SUCCESS_STATUSES: [u16; 19] = [
     200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308,
 ];
 
+impl Healthchecks {
+    /// Whether anything watches the Targets' health: active probes with an interval, or a passive
+    /// failure threshold (otherwise Kong reports `HEALTHCHECKS_OFF`).
+    pub fn enabled(&self) -> bool {
+        let a = &self.active;
+        let p = &self.passive.unhealthy;
+        a.healthy.interval.unwrap_or(0.0) > 0.0
+            || a.unhealthy.interval.unwrap_or(0.0) > 0.0
+            || p.http_failures + p.tcp_failures + p.timeouts > 0
+    }
+}
+
 impl Default for Healthchecks {
     fn default() -> Healthchecks {
         Healthchecks {

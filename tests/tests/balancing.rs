@@ -1,7 +1,8 @@
 //! Services balanced over an Upstream's Targets on three real upstream servers: round-robin by weight,
 //! consistent hashing on a header (stable, and only a removed Target's keys move), least-connections, and
 //! health: a killed Target taken out by passive checks without a failed request, put back by active
-//! checks when it returns, and shown on the node's status listener.
+//! checks when it returns, and shown on the node's status listener and, from the node's reports, on the
+//! control plane.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -249,6 +250,21 @@ async fn a_killed_target_is_taken_out_without_failed_requests_and_put_back_when_
     assert_eq!(of(&health, down_port), "UNHEALTHY", "{health}");
     assert_eq!(of(&health, ports[0]), "HEALTHY");
     assert_eq!(health["total"], 3);
+    // The control plane shows it from the node's report.
+    let cp_health = |port: u16| {
+        let cp = &e.cp;
+        async move {
+            let h = cp.get("/upstreams/hc.internal/health").await.ok()?;
+            Some(of(&h, port))
+        }
+    };
+    eventually(
+        PATIENCE,
+        "the control plane shows the target unhealthy",
+        || async { (cp_health(down_port).await? == "UNHEALTHY").then_some(()) },
+    )
+    .await;
+    assert_eq!(cp_health(ports[0]).await.unwrap(), "HEALTHY");
 
     // The server comes back: active probes see it answer and put it back in rotation.
     let back = tokio::net::TcpListener::bind(("127.0.0.1", down_port))
@@ -268,6 +284,12 @@ async fn a_killed_target_is_taken_out_without_failed_requests_and_put_back_when_
         got[2] >= 5,
         "the returned target takes its share again: {got:?}"
     );
+    eventually(
+        PATIENCE,
+        "the control plane shows the target healthy again",
+        || async { (cp_health(down_port).await? == "HEALTHY").then_some(()) },
+    )
+    .await;
     // A Target whose name does not resolve is refused with the field named.
     let (s, v) =
         e.cp.call(
@@ -284,5 +306,42 @@ async fn a_killed_target_is_taken_out_without_failed_requests_and_put_back_when_
             .unwrap()
             .contains("does not resolve"),
         "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashing_on_a_missing_cookie_sets_it_and_the_cookie_then_sticks() {
+    let e = env(3).await;
+    let ports: Vec<u16> = e.ups.iter().map(|u| u.port).collect();
+    e.balanced(
+        "ck",
+        json!({"algorithm": "consistent-hashing", "hash_on": "cookie", "hash_on_cookie": "pin", "hash_on_cookie_path": "/ck"}),
+        &[(ports[0], 100), (ports[1], 100), (ports[2], 100)],
+    )
+    .await;
+    e.sync().await;
+    let resp = client()
+        .get(format!("{}/ck", e.dp.proxy_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    let (pair, path) = set.split_once("; ").unwrap();
+    assert!(pair.starts_with("pin=") && pair.len() > 20, "{set}");
+    assert_eq!(path, "Path=/ck");
+    let first = e.served_by("/ck", &[("cookie", pair)]).await;
+    for _ in 0..10 {
+        assert_eq!(e.served_by("/ck", &[("cookie", pair)]).await, first);
+    }
+    let again = client()
+        .get(format!("{}/ck", e.dp.proxy_url))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.headers().get("set-cookie").is_none(),
+        "a request with the cookie keeps it"
     );
 }

@@ -145,7 +145,7 @@ async fn get_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
 
 /// What other control planes sharing the store report of their nodes, after re-reading the node records
 /// (a node may have paired with another control plane).
-async fn remote_status(ctx: &AdminCtx) -> HashMap<String, Remote> {
+pub(super) async fn remote_status(ctx: &AdminCtx) -> HashMap<String, Remote> {
     if !ctx.core.store().shared() {
         return HashMap::new();
     }

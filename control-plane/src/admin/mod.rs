@@ -7,6 +7,7 @@ mod entities;
 mod oidc;
 mod openapi;
 mod targets;
+mod upstream_health;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -145,6 +146,7 @@ pub fn router(ctx: Arc<AdminCtx>) -> Router {
         .merge(declarative::routes())
         .merge(clustering::routes())
         .merge(oidc::routes())
+        .merge(upstream_health::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

@@ -45,8 +45,19 @@ pub struct Live {
     pub features: Vec<String>,
     /// How the last acknowledged config arrived.
     pub last_sync: Option<LastSync>,
+    /// Every Target's health as the node last reported it.
+    #[serde(default)]
+    pub target_health: Vec<TargetHealth>,
     #[serde(skip)]
     session: u64,
+}
+
+/// One Target's health on a node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    pub upstream_id: String,
+    pub target: String,
+    pub healthy: bool,
 }
 
 /// How a node's last acknowledged config arrived and what it cost the node.
@@ -434,5 +445,6 @@ fn render(
             "last_apply_cpu_micros": live.last_sync.as_ref().map(|l| l.apply_cpu_micros),
             "last_acked_at_ms": live.last_sync.as_ref().map(|l| l.acked_at_ms),
         },
+        "target_health": live.target_health,
     })
 }

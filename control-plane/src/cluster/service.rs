@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal};
+use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal, TargetHealth};
 use super::transport::PeerInfo;
 use super::{unix_now, Cluster};
 use crate::store::Records;
@@ -381,6 +381,20 @@ impl Session {
                 self.cluster
                     .nodes
                     .update(&self.node_id, |live| live.last_seen = now);
+            }
+            Some(node_message::Kind::Health(report)) => {
+                self.cluster.nodes.update(&self.node_id, |live| {
+                    live.target_health = report
+                        .targets
+                        .into_iter()
+                        .map(|t| TargetHealth {
+                            upstream_id: t.upstream_id,
+                            target: t.target,
+                            healthy: t.healthy,
+                        })
+                        .collect();
+                    live.last_seen = now;
+                });
             }
             Some(node_message::Kind::Heartbeat(_)) | Some(node_message::Kind::Hello(_)) | None => {
                 self.cluster

@@ -204,9 +204,11 @@ async fn pipeline(
         headers,
         body,
     };
+    let mut set_cookie = None;
     let sent = match &target.balancer {
         Some(b) => {
-            let hash = b.hash_input(&out.headers, conn.peer.ip(), ex.consumer.as_deref());
+            let (hash, cookie) = b.hash_input(&out.headers, conn.peer.ip(), ex.consumer.as_deref());
+            set_cookie = cookie;
             send::balanced(ctx, &target, b, hash, out).await
         }
         None => send::direct(ctx, &target, out).await,
@@ -222,6 +224,9 @@ async fn pipeline(
 
     // The response, through the plugins that ran.
     let (mut parts, body) = resp.into_parts();
+    if let Some(cookie) = set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
     forward::response_headers(
         &mut parts.headers,
         upstream_elapsed,

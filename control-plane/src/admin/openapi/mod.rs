@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use shared::Kind;
 
-use schemas::{int, nullable, pattern, string, NAME_PATTERN};
+use schemas::{int, nullable, one_of, pattern, string, NAME_PATTERN};
 
 /// Statuses any Admin API operation may answer besides its success: bad input, a missing or wrong admin
 /// token, an unknown entity or parent, a unique or reference conflict, an oversized or unreadable body.
@@ -164,6 +164,20 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
         json!({"parameters": [id], "delete": op("Revoke a pairing token", "204", None, None)}),
     );
     paths.insert("/clustering/data-planes".into(), json!({"get": op("List data planes and their sync status", "200", Some(list.clone()), None)}));
+    let health = json!({"type": "object", "properties": {
+        "total": {"type": "integer"},
+        "data": {"type": "array", "items": {"type": "object", "properties": {
+            "target": string(),
+            "weight": {"type": "integer"},
+            "health": one_of(&["HEALTHY", "UNHEALTHY", "HEALTHCHECKS_OFF"]),
+            "nodes": {"type": "object", "description": "reporting, healthy, and the ids of the nodes it is unhealthy on"},
+        }}},
+        "node_id": {"type": "null"},
+    }, "required": ["data", "total"]});
+    paths.insert("/upstreams/{key}/health".into(), json!({
+        "parameters": [path_param("key", string(), "id or name of the Upstream")],
+        "get": op("Each Target's health, from the connected nodes' reports", "200", Some(health), None),
+    }));
     let node = path_param("id", string(), "node id");
     paths.insert("/clustering/data-planes/{id}".into(), json!({
         "parameters": [node],
