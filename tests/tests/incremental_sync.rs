@@ -26,6 +26,17 @@ async fn acked(cp: &ControlPlane, dp: &DataPlane, version: u64) -> Value {
     .await
 }
 
+/// Waits until the control plane has published its latest committed version, so a node connecting now is
+/// sent that version rather than an earlier one the publisher had not yet replaced.
+async fn published(cp: &ControlPlane) {
+    let version = cp.version().await;
+    eventually(PATIENCE, "the latest version is published", || async {
+        let st = cp.get("/status").await.ok()?;
+        (st["published"]["version"] == version).then_some(())
+    })
+    .await;
+}
+
 async fn node(cp: &ControlPlane, features: &[&str], data_dir: Option<PathBuf>) -> DataPlane {
     DataPlane::start_with(DpOptions {
         pairing_token: Some(cp.pairing_token().await),
@@ -166,6 +177,7 @@ async fn a_node_behind_the_window_gets_a_full_snapshot_and_one_inside_it_a_delta
         )
         .await;
     }
+    published(&cp).await;
     let mut dp = restart(dir.clone()).await;
     assert_eq!(dp.node_id.as_deref(), Some(id.as_str()));
     let n = acked(&cp, &dp, cp.version().await).await;
@@ -179,6 +191,7 @@ async fn a_node_behind_the_window_gets_a_full_snapshot_and_one_inside_it_a_delta
         )
         .await;
     }
+    published(&cp).await;
     let dp = restart(dir).await;
     let n = acked(&cp, &dp, cp.version().await).await;
     assert_eq!(n["sync"]["last_kind"], "full", "{n}");
