@@ -1,0 +1,168 @@
+//! Route parsing: matching fields (methods, hosts with a wildcard label and a port, paths as prefixes or
+//! regular expressions, headers), Kong's defaults and the Service reference.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::{finish, read_common, read_name, read_ref, validate_host_name, Kind, ParseCtx, Route};
+use crate::error::StateError;
+use crate::http_syntax;
+use crate::schema::Fields;
+
+const METHOD_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+impl Route {
+    /// Parses and validates a Route; `service` may be forced by a nested endpoint.
+    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Route, StateError> {
+        let mut f = Fields::new(v, "")?;
+        let mut fk = Vec::new();
+        let (id, tags, created_at) = read_common(&mut f, ctx);
+        let name = read_name(&mut f);
+        let protocols = f
+            .opt_many_of("protocols", &["http", "https"])
+            .unwrap_or_else(|| vec!["http".into(), "https".into()]);
+        if protocols.is_empty() {
+            f.error("protocols", "length must be at least 1");
+        }
+        let methods = f.strings("methods");
+        for (i, m) in methods.iter().enumerate() {
+            if m.is_empty() || !m.chars().all(|c| METHOD_CHARS.contains(c)) {
+                f.error(
+                    &format!("methods.{}", i + 1),
+                    "invalid value: methods are uppercase letters",
+                );
+            }
+        }
+        let hosts = f.strings("hosts");
+        for (i, h) in hosts.iter().enumerate() {
+            if let Err(msg) = validate_route_host(h) {
+                f.error(&format!("hosts.{}", i + 1), msg);
+            }
+        }
+        let paths = f.strings("paths");
+        for (i, p) in paths.iter().enumerate() {
+            if let Err(msg) = validate_route_path(p) {
+                f.error(&format!("paths.{}", i + 1), msg);
+            }
+        }
+        let mut headers = BTreeMap::new();
+        if let Some(raw) = f.raw("headers") {
+            match raw {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        let values: Option<Vec<String>> = match v {
+                            Value::String(s) => Some(vec![s.clone()]),
+                            Value::Array(a) => {
+                                a.iter().map(|x| x.as_str().map(str::to_string)).collect()
+                            }
+                            _ => None,
+                        };
+                        match values {
+                            Some(vals) if !vals.is_empty() => {
+                                let field = format!("headers.{k}");
+                                f.check(
+                                    &field,
+                                    k,
+                                    http_syntax::is_header_name,
+                                    http_syntax::INVALID_HEADER_NAME,
+                                );
+                                for v in &vals {
+                                    f.check(
+                                        &field,
+                                        v,
+                                        http_syntax::is_header_value,
+                                        http_syntax::INVALID_HEADER_VALUE,
+                                    );
+                                }
+                                if k.eq_ignore_ascii_case("host") {
+                                    f.error(&format!("headers.{k}"), "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+                                }
+                                headers.insert(k.to_ascii_lowercase(), vals);
+                            }
+                            _ => f.error(&format!("headers.{k}"), "expected an array of strings"),
+                        }
+                    }
+                }
+                _ => f.error("headers", "expected a map"),
+            }
+        }
+        let regex_priority = f.int_or("regex_priority", i32::MIN as i64, i32::MAX as i64, 0);
+        let strip_path = f.bool_or("strip_path", true);
+        let preserve_host = f.bool_or("preserve_host", false);
+        let path_handling = f
+            .opt_one_of("path_handling", &["v0", "v1"])
+            .unwrap_or_else(|| "v0".into());
+        let https_redirect_status_code = f.int_or("https_redirect_status_code", 0, 999, 426) as u16;
+        if ![426, 301, 302, 307, 308].contains(&https_redirect_status_code) {
+            f.error(
+                "https_redirect_status_code",
+                "expected one of: 426, 301, 302, 307, 308",
+            );
+        }
+        let request_buffering = f.bool_or("request_buffering", true);
+        let response_buffering = f.bool_or("response_buffering", true);
+        let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
+        if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
+            f.error(
+                "@entity",
+                "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
+            );
+        }
+        let route = Route {
+            id,
+            name,
+            protocols,
+            methods,
+            hosts,
+            paths,
+            headers,
+            regex_priority,
+            strip_path,
+            preserve_host,
+            path_handling,
+            https_redirect_status_code,
+            request_buffering,
+            response_buffering,
+            service,
+            tags,
+            created_at,
+            updated_at: ctx.now,
+        };
+        finish(f, fk, route)
+    }
+}
+
+/// Checks a route host: a hostname, optionally with one leading or trailing `*` label and a port.
+fn validate_route_host(h: &str) -> Result<(), &'static str> {
+    let (name, port) = match h.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') => (n, Some(p)),
+        _ => (h, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err("invalid port number");
+        }
+    }
+    validate_host_name(name)
+}
+
+/// Checks a route path: a prefix starting with `/`, or a regex starting with `~`.
+fn validate_route_path(p: &str) -> Result<(), String> {
+    if let Some(re) = p.strip_prefix('~') {
+        return Regex::new(re)
+            .map(|_| ())
+            .map_err(|e| format!("invalid regex: '{re}': {e}"));
+    }
+    if !p.starts_with('/') {
+        return Err("should start with: / (fixed path) or ~/ (regex path)".into());
+    }
+    if p.contains("//") {
+        return Err("must not have empty segments".into());
+    }
+    if !http_syntax::is_header_value(p) || p.contains(' ') {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `Entity`, one entity of any kind, and `Change`, one change to persist or send.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entity::{Consumer, Kind, Plugin, Route, Service};
+use crate::error::StateError;
+use crate::tls::{CaCertificate, Certificate, Sni};
+use crate::upstream::{Target, Upstream};
+/// One entity of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entity {
+    Service(Service),
+    Route(Route),
+    Consumer(Consumer),
+    Plugin(Plugin),
+    Certificate(Certificate),
+    Sni(Sni),
+    CaCertificate(CaCertificate),
+    Upstream(Upstream),
+    Target(Target),
+}
+
+impl Entity {
+    /// The entity's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Entity::Service(_) => Kind::Service,
+            Entity::Route(_) => Kind::Route,
+            Entity::Consumer(_) => Kind::Consumer,
+            Entity::Plugin(_) => Kind::Plugin,
+            Entity::Certificate(_) => Kind::Certificate,
+            Entity::Sni(_) => Kind::Sni,
+            Entity::CaCertificate(_) => Kind::CaCertificate,
+            Entity::Upstream(_) => Kind::Upstream,
+            Entity::Target(_) => Kind::Target,
+        }
+    }
+
+    /// The entity's id.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Entity::Service(e) => e.id,
+            Entity::Route(e) => e.id,
+            Entity::Consumer(e) => e.id,
+            Entity::Plugin(e) => e.id,
+            Entity::Certificate(e) => e.id,
+            Entity::Sni(e) => e.id,
+            Entity::CaCertificate(e) => e.id,
+            Entity::Upstream(e) => e.id,
+            Entity::Target(e) => e.id,
+        }
+    }
+
+    /// The entity as stored (secrets included).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Entity::Service(e) => serde_json::to_value(e),
+            Entity::Route(e) => serde_json::to_value(e),
+            Entity::Consumer(e) => serde_json::to_value(e),
+            Entity::Plugin(e) => serde_json::to_value(e),
+            Entity::Certificate(e) => serde_json::to_value(e),
+            Entity::Sni(e) => serde_json::to_value(e),
+            Entity::CaCertificate(e) => serde_json::to_value(e),
+            Entity::Upstream(e) => serde_json::to_value(e),
+            Entity::Target(e) => serde_json::to_value(e),
+        }
+        .expect("entities serialise")
+    }
+
+    /// The entity as the Admin API shows it (secrets redacted).
+    pub fn to_public_json(&self) -> Value {
+        match self {
+            Entity::Plugin(p) => serde_json::to_value(p.redacted()).expect("entities serialise"),
+            Entity::Certificate(c) => {
+                serde_json::to_value(c.redacted()).expect("entities serialise")
+            }
+            other => other.to_json(),
+        }
+    }
+
+    /// The entity's tags.
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Entity::Service(e) => &e.tags,
+            Entity::Route(e) => &e.tags,
+            Entity::Consumer(e) => &e.tags,
+            Entity::Plugin(e) => &e.tags,
+            Entity::Certificate(e) => &e.tags,
+            Entity::Sni(e) => &e.tags,
+            Entity::CaCertificate(e) => &e.tags,
+            Entity::Upstream(e) => &e.tags,
+            Entity::Target(e) => &e.tags,
+        }
+    }
+
+    /// `created_at` of the entity.
+    pub fn created_at(&self) -> i64 {
+        match self {
+            Entity::Service(e) => e.created_at,
+            Entity::Route(e) => e.created_at,
+            Entity::Consumer(e) => e.created_at,
+            Entity::Plugin(e) => e.created_at,
+            Entity::Certificate(e) => e.created_at,
+            Entity::Sni(e) => e.created_at,
+            Entity::CaCertificate(e) => e.created_at,
+            Entity::Upstream(e) => e.created_at,
+            Entity::Target(e) => e.created_at,
+        }
+    }
+
+    /// Parses and validates an entity of `kind` from an Admin API or declarative body.
+    pub fn parse(kind: Kind, v: &Value, ctx: &crate::ParseCtx<'_>) -> Result<Entity, StateError> {
+        Ok(match kind {
+            Kind::Service => Entity::Service(Service::parse(v, ctx)?),
+            Kind::Route => Entity::Route(Route::parse(v, ctx)?),
+            Kind::Consumer => Entity::Consumer(Consumer::parse(v, ctx)?),
+            Kind::Plugin => Entity::Plugin(Plugin::parse(v, ctx)?),
+            Kind::Certificate => Entity::Certificate(Certificate::parse(v, ctx)?),
+            Kind::Sni => Entity::Sni(Sni::parse(v, ctx)?),
+            Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(v, ctx)?),
+            Kind::Upstream => Entity::Upstream(Upstream::parse(v, ctx)?),
+            Kind::Target => Entity::Target(Target::parse(v, ctx)?),
+        })
+    }
+
+    /// Decodes a stored entity of `kind`.
+    pub fn from_stored(kind: Kind, v: Value) -> Result<Entity, serde_json::Error> {
+        Ok(match kind {
+            Kind::Service => Entity::Service(serde_json::from_value(v)?),
+            Kind::Route => Entity::Route(serde_json::from_value(v)?),
+            Kind::Consumer => Entity::Consumer(serde_json::from_value(v)?),
+            Kind::Plugin => Entity::Plugin(serde_json::from_value(v)?),
+            Kind::Certificate => Entity::Certificate(serde_json::from_value(v)?),
+            Kind::Sni => Entity::Sni(serde_json::from_value(v)?),
+            Kind::CaCertificate => Entity::CaCertificate(serde_json::from_value(v)?),
+            Kind::Upstream => Entity::Upstream(serde_json::from_value(v)?),
+            Kind::Target => Entity::Target(serde_json::from_value(v)?),
+        })
+    }
+}
+
+/// A change to persist.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, built once per write
+pub enum Change {
+    /// Insert or replace an entity.
+    Put(Entity),
+    /// Remove an entity.
+    Delete(Kind, Uuid),
+}

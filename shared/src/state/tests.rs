@@ -1,0 +1,105 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::entity::ParseCtx;
+use crate::error::StateError;
+
+fn ctx(state: &ConfigState, n: u128) -> ParseCtx<'_> {
+    ParseCtx {
+        id: Uuid::from_u128(n),
+        now: 1,
+        created_at: None,
+        resolver: state,
+    }
+}
+
+fn add(state: &mut ConfigState, kind: Kind, v: Value, n: u128) -> Result<Vec<Change>, StateError> {
+    let e = Entity::parse(kind, &v, &ctx(state, n))?;
+    state.put(e)
+}
+
+fn sample() -> ConfigState {
+    let mut s = ConfigState::default();
+    add(
+        &mut s,
+        Kind::Service,
+        json!({"name": "svc", "url": "http://up"}),
+        1,
+    )
+    .unwrap();
+    add(
+        &mut s,
+        Kind::Route,
+        json!({"name": "r", "paths": ["/"], "service": {"name": "svc"}}),
+        2,
+    )
+    .unwrap();
+    add(&mut s, Kind::Consumer, json!({"username": "anon"}), 3).unwrap();
+    add(
+        &mut s,
+        Kind::Plugin,
+        json!({"name": "oauth2-introspection", "service": "svc", "config": {"introspection_url": "http://idp/i", "authorization_value": "x", "anonymous": "anon"}}),
+        4,
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn unique_names_and_plugin_scopes() {
+    let mut s = sample();
+    let e = add(
+        &mut s,
+        Kind::Service,
+        json!({"name": "svc", "url": "http://b"}),
+        9,
+    )
+    .unwrap_err();
+    assert!(matches!(e, StateError::Unique(_)));
+    let e = add(
+        &mut s,
+        Kind::Plugin,
+        json!({"name": "oauth2-introspection", "service": "svc", "config": {"introspection_url": "http://idp/i", "authorization_value": "x"}}),
+        10,
+    )
+    .unwrap_err();
+    assert!(matches!(e, StateError::Unique(_)), "{e:?}");
+}
+
+#[test]
+fn delete_rules() {
+    let mut s = sample();
+    let svc = Uuid::from_u128(1);
+    assert!(matches!(
+        s.delete(Kind::Service, &svc),
+        Err(StateError::ForeignKey(_))
+    ));
+    assert!(matches!(
+        s.delete(Kind::Consumer, &Uuid::from_u128(3)),
+        Err(StateError::ForeignKey(_))
+    ));
+    s.delete(Kind::Route, &Uuid::from_u128(2)).unwrap();
+    let changes = s.delete(Kind::Service, &svc).unwrap();
+    assert_eq!(changes.len(), 2, "the service's plugin goes with it");
+    assert!(s.plugins.is_empty());
+    assert!(matches!(
+        s.delete(Kind::Service, &svc),
+        Err(StateError::NotFound)
+    ));
+}
+
+#[test]
+fn encode_is_deterministic_and_checked() {
+    let s = sample();
+    let a = encode(&s);
+    assert_eq!(a, encode(&s.clone()));
+    let h = StateDigest::of(&s).hex();
+    assert_eq!(decode(&a, &h).unwrap().0, s);
+    assert!(decode(&a, "00").unwrap_err().contains("hash mismatch"));
+    let mut broken = s.clone();
+    broken.services.clear();
+    let b = encode(&broken);
+    assert!(decode(&b, &StateDigest::of(&broken).hex())
+        .unwrap_err()
+        .contains("does not exist"));
+}
