@@ -132,7 +132,13 @@ async fn probe_loop(b: Arc<Balancer>) {
                             "http"
                         };
                         let url = format!("{scheme}://{}{}", peer.authority, active.http_path);
-                        match client.get(url).send().await {
+                        let mut probe = client.get(url);
+                        for (name, values) in active.headers.iter().flatten() {
+                            for value in values {
+                                probe = probe.header(name, value);
+                            }
+                        }
+                        match probe.send().await {
                             Ok(r) => Outcome::Status(r.status().as_u16()),
                             Err(e) if e.is_timeout() => Outcome::Timeout,
                             Err(_) => Outcome::TcpFailure,

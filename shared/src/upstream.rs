@@ -2,6 +2,8 @@
 //! balancing algorithm, hashing inputs and health checks) and its Targets (`host:port` with a weight),
 //! with Kong's shapes and defaults.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -65,6 +67,9 @@ pub struct ActiveChecks {
     pub concurrency: u32,
     pub https_verify_certificate: bool,
     pub https_sni: Option<String>,
+    /// Headers sent with each probe.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, Vec<String>>>,
     pub healthy: Healthy,
     pub unhealthy: Unhealthy,
 }
@@ -147,6 +152,7 @@ impl Default for Healthchecks {
                 concurrency: 10,
                 https_verify_certificate: true,
                 https_sni: None,
+                headers: None,
                 healthy: Healthy {
                     interval: Some(0.0),
                     successes: 0,
@@ -277,6 +283,7 @@ fn healthchecks(f: &mut Fields<'_>) -> Healthchecks {
             concurrency: f.int_or("concurrency", 1, 2_147_483_648, 10) as u32,
             https_verify_certificate: f.bool_or("https_verify_certificate", true),
             https_sni: f.opt_string("https_sni"),
+            headers: probe_headers(f),
             healthy: nested(f, "healthy", |f| healthy(f, &d.active.healthy))
                 .unwrap_or_else(|| d.active.healthy.clone()),
             unhealthy: nested(f, "unhealthy", |f| unhealthy(f, &d.active.unhealthy))
@@ -296,6 +303,46 @@ fn healthchecks(f: &mut Fields<'_>) -> Healthchecks {
         }
     })
     .unwrap_or(d)
+}
+
+/// `headers` of active probes: a map of header names to a value or a list of values.
+fn probe_headers(f: &mut Fields<'_>) -> Option<BTreeMap<String, Vec<String>>> {
+    let raw = f.raw("headers")?;
+    let Value::Object(map) = raw else {
+        f.error("headers", "expected a map of header names to values");
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        let field = format!("headers.{name}");
+        let values: Vec<String> = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) if items.iter().all(Value::is_string) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => {
+                f.error(&field, "expected a string or an array of strings");
+                continue;
+            }
+        };
+        f.check(
+            &field,
+            name,
+            http_syntax::is_header_name,
+            http_syntax::INVALID_HEADER_NAME,
+        );
+        for value in &values {
+            f.check(
+                &field,
+                value,
+                http_syntax::is_header_value,
+                http_syntax::INVALID_HEADER_VALUE,
+            );
+        }
+        out.insert(name.to_ascii_lowercase(), values);
+    }
+    Some(out)
 }
 
 fn header_name(f: &mut Fields<'_>, name: &str) -> Option<String> {

@@ -58,6 +58,7 @@ fn health_check_settings_are_merged_over_the_defaults_and_checked() {
     )
     .unwrap();
     let h = &u.healthchecks;
+    assert_eq!(h.active.headers, None);
     assert_eq!(
         (
             h.active.http_path.as_str(),
@@ -78,6 +79,23 @@ fn health_check_settings_are_merged_over_the_defaults_and_checked() {
         &ctx(&r),
     ));
     assert!(e.contains("healthchecks.active.timeout"), "{e:?}");
+    let u = Upstream::parse(
+        &json!({"name": "b", "healthchecks": {"active": {"headers": {"X-Probe": "yes", "accept": ["a", "b"]}}}}),
+        &ctx(&r),
+    )
+    .unwrap();
+    let headers = u.healthchecks.active.headers.unwrap();
+    assert_eq!(headers["x-probe"], vec!["yes"]);
+    assert_eq!(headers["accept"], vec!["a", "b"]);
+    let he = errors(Upstream::parse(
+        &json!({"name": "b", "healthchecks": {"active": {"headers": {"bad name": "x", "ok": 1}}}}),
+        &ctx(&r),
+    ));
+    assert!(
+        he.contains("healthchecks.active.headers.bad name")
+            && he.contains("healthchecks.active.headers.ok"),
+        "{he:?}"
+    );
     assert!(
         e.contains("healthchecks.active.unhealthy.http_statuses.1"),
         "{e:?}"
