@@ -127,16 +127,9 @@ fn upstream_health(node: &Node, rt: Option<&RuntimeConfig>, key: &str) -> Respon
                 (false, true) => "HEALTHY",
                 (false, false) => "UNHEALTHY",
             };
-            Some(json!({
-                "id": t.id,
-                "target": t.target,
-                "weight": t.weight,
-                "upstream": {"id": t.upstream.id},
-                "tags": t.tags,
-                "created_at": t.created_at,
-                "health": health,
-                "in_flight": peer.health.in_flight(),
-            }))
+            let mut view = t.health_view(health);
+            view["in_flight"] = json!(peer.health.in_flight());
+            Some(view)
         })
         .collect();
     json_response(

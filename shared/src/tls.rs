@@ -177,7 +177,12 @@ impl KeyPair {
                     "no private key found: expected a PEM 'PRIVATE KEY' block".into(),
                 ))
             }
-            Err(e) => return Err(PairError::Key(format!("invalid PEM: {e}"))),
+            // The parser's message may quote a line of the key: it is not repeated.
+            Err(_) => {
+                return Err(PairError::Key(
+                    "invalid PEM: the private key block is malformed".into(),
+                ))
+            }
         };
         let kind = match &key {
             PrivateKeyDer::Pkcs1(_) => KeyKind::Rsa,

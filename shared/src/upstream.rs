@@ -474,6 +474,20 @@ pub fn split_target(target: &str) -> Result<(String, u16), &'static str> {
 }
 
 impl Target {
+    /// The Target in the shape of Kong's health endpoints, with its `health` (`HEALTHY`, `UNHEALTHY` or
+    /// `HEALTHCHECKS_OFF`).
+    pub fn health_view(&self, health: &str) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "target": self.target,
+            "weight": self.weight,
+            "upstream": {"id": self.upstream.id},
+            "tags": self.tags,
+            "created_at": self.created_at,
+            "health": health,
+        })
+    }
+
     /// Parses and validates a Target: `host:port` (the port defaults to 8000), a weight of 0–65535 (0
     /// takes it out of rotation) and the Upstream it belongs to.
     pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Target, StateError> {

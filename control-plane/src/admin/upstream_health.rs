@@ -58,20 +58,13 @@ async fn health(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
                 (true, true) => "HEALTHY",
                 (true, false) => "UNHEALTHY",
             };
-            json!({
-                "id": t.id,
-                "target": t.target,
-                "weight": t.weight,
-                "upstream": {"id": t.upstream.id},
-                "tags": t.tags,
-                "created_at": t.created_at,
-                "health": health,
-                "nodes": {
-                    "reporting": reports.len(),
-                    "healthy": reports.len() - unhealthy_on.len(),
-                    "unhealthy_on": unhealthy_on,
-                },
-            })
+            let mut view = t.health_view(health);
+            view["nodes"] = json!({
+                "reporting": reports.len(),
+                "healthy": reports.len() - unhealthy_on.len(),
+                "unhealthy_on": unhealthy_on,
+            });
+            view
         })
         .collect();
     Ok(Json(json!({"total": data.len(), "data": data, "node_id": null})).into_response())
