@@ -302,6 +302,10 @@ pub struct Metrics {
     pub accept_errors: CounterVec,
     /// Failed TLS handshakes on the proxy by kind (handshake, timeout).
     pub tls_handshake_errors: CounterVec,
+    /// Upgraded (WebSocket) connections by how they ended (closed, idle, error).
+    pub upgraded_connections: CounterVec,
+    /// Bytes through upgraded connections by direction (upstream, downstream), counted when they end.
+    pub upgraded_bytes: CounterVec,
     /// 1 while the applied config could not be stored as last-known-good.
     pub lkg_degraded: AtomicU64,
     /// Failed last-known-good writes.
@@ -338,6 +342,16 @@ impl Metrics {
         self.tls_handshake_errors.render(
             "portcullis_tls_handshake_errors_total",
             "Failed TLS handshakes on the proxy listener by kind (handshake, timeout).",
+            &mut out,
+        );
+        self.upgraded_connections.render(
+            "portcullis_upgraded_connections_total",
+            "Upgraded (WebSocket) connections by how they ended.",
+            &mut out,
+        );
+        self.upgraded_bytes.render(
+            "portcullis_upgraded_bytes_total",
+            "Bytes through upgraded connections by direction, counted when they end.",
             &mut out,
         );
         self.cache_purges.render(

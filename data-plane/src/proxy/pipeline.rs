@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use super::error::ProxyError;
 use super::forward::{self, Downstream};
 use super::send;
+use super::upgrade;
 use super::ProxyCtx;
 use crate::body::{full, BoxError, ProxyBody, RequestBody};
 use crate::metrics::Series;
@@ -74,7 +75,7 @@ pub async fn run(
 async fn pipeline(
     ctx: &ProxyCtx,
     rt: &RuntimeConfig,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     conn: Connection,
     rid: &RequestId,
     started: Instant,
@@ -138,6 +139,11 @@ async fn pipeline(
     }
 
     // Plugins, in priority order; one may answer instead of the upstream.
+    // A protocol upgrade (WebSocket) keeps its headers upstream and its connection for the tunnel.
+    let upgrade = upgrade::requested(req.headers());
+    let client_upgrade = upgrade
+        .as_ref()
+        .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
     let (parts, body) = req.into_parts();
     let mut ex = Exchange {
         parts,
@@ -181,7 +187,7 @@ async fn pipeline(
     } else {
         Some(target.host_header.clone())
     };
-    let headers = forward::request_headers(
+    let mut headers = forward::request_headers(
         std::mem::take(&mut ex.parts.headers),
         host_value,
         &Downstream {
@@ -193,6 +199,9 @@ async fn pipeline(
         },
         (&ctx.request_id_header, rid.header_value()),
     );
+    if let Some(protocol) = &upgrade {
+        upgrade::restore(&mut headers, protocol.clone());
+    }
     let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
         RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
         RequestBody::Buffered(bytes) => full(bytes),
@@ -224,6 +233,9 @@ async fn pipeline(
 
     // The response, through the plugins that ran.
     let (mut parts, body) = resp.into_parts();
+    let switched = (parts.status == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
+        .flatten();
     if let Some(cookie) = set_cookie {
         parts.headers.append(header::SET_COOKIE, cookie);
     }
@@ -232,6 +244,13 @@ async fn pipeline(
         upstream_elapsed,
         started.elapsed().saturating_sub(upstream_elapsed),
     );
+    if let (Some(protocol), Some(client)) = (switched, client_upgrade) {
+        if let Some(upstream) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+            upgrade::restore(&mut parts.headers, protocol);
+            let idle = Duration::from_millis(service.read_timeout);
+            upgrade::tunnel(client, upstream, idle, ctx.metrics.clone());
+        }
+    }
     for p in &ran {
         p.header_filter(&ex, &mut parts);
     }
