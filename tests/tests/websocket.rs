@@ -13,7 +13,8 @@ use serde_json::json;
 use tests::{eventually, metric, within, ControlPlane, DataPlane, TestIdp, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// An upstream that switches to an upper-casing echo on any upgrade request. Returns its port.
+/// An upstream that switches to an upper-casing echo on any upgrade request, and closes when it reads
+/// `bye` alone. Returns its port.
 async fn upgrading_upstream() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -31,8 +32,11 @@ async fn upgrading_upstream() -> u16 {
                         let mut io = TokioIo::new(up);
                         let mut buf = [0u8; 1024];
                         while let Ok(n) = io.read(&mut buf).await {
-                            if n == 0 || io.write_all(&buf[..n].to_ascii_uppercase()).await.is_err()
-                            {
+                            // "bye" alone: the upstream closes its side.
+                            if n == 0 || &buf[..n] == b"bye" {
+                                break;
+                            }
+                            if io.write_all(&buf[..n].to_ascii_uppercase()).await.is_err() {
                                 break;
                             }
                         }
@@ -217,4 +221,52 @@ async fn the_handshake_is_authenticated_and_an_idle_tunnel_is_closed_and_counted
         ),
         0.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabytes_cross_the_tunnel_and_the_upstream_may_close_first() {
+    let port = upgrading_upstream().await;
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp).await;
+    cp.post(
+        "/services",
+        json!({"name": "ws", "url": format!("http://127.0.0.1:{port}")}),
+    )
+    .await;
+    cp.post("/services/ws/routes", json!({"paths": ["/ws"]}))
+        .await;
+    dp.wait_version(cp.version().await).await;
+    let addr = dp.proxy_url.trim_start_matches("http://").to_string();
+    let (head, tcp) = handshake(&addr, "/ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (mut rd, mut wr) = tcp.into_split();
+    let message: Vec<u8> = (0..10 * 1024 * 1024)
+        .map(|i| b"abcdefghij"[i % 10])
+        .collect();
+    let expected = message.to_ascii_uppercase();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&message).await.unwrap();
+        wr
+    });
+    let mut got = vec![0u8; expected.len()];
+    within(
+        Duration::from_secs(30),
+        "10 MB back through the tunnel",
+        rd.read_exact(&mut got),
+    )
+    .await
+    .unwrap();
+    assert!(got == expected, "the bytes came back changed");
+    let mut wr = writer.await.unwrap();
+    // The upstream closes first: the client sees the end of the stream.
+    wr.write_all(b"bye").await.unwrap();
+    let mut rest = [0u8; 8];
+    let n = within(
+        Duration::from_secs(5),
+        "the upstream's close reaches the client",
+        rd.read(&mut rest),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 0);
 }
