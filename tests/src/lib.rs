@@ -5,6 +5,7 @@ pub mod docker;
 pub mod dot;
 pub mod idp;
 pub mod mount;
+pub mod pki;
 pub mod postgres;
 pub mod process;
 pub mod relay;

@@ -3,6 +3,7 @@
 //! to.
 
 use serde_json::json;
+use tests::pki::TestCa;
 use tests::postgres::Postgres;
 use tests::{eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE};
 
@@ -23,16 +24,9 @@ async fn private_keys_are_sealed_in_the_database_and_served_through_another_cont
         ControlPlane::start_with(opts)
     );
 
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["a.example.test".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let key_pem = leaf_key.serialize_pem();
+    let ca = TestCa::new("test CA");
+    let leaf = ca.issue(&["a.example.test"]);
+    let key_pem = leaf.key.clone();
     let up = EchoUpstream::start().await;
     a.post("/services", json!({"name": "s", "url": up.url}))
         .await;
@@ -40,7 +34,7 @@ async fn private_keys_are_sealed_in_the_database_and_served_through_another_cont
     let cert = a
         .post(
             "/certificates",
-            json!({"cert": leaf.pem(), "key": key_pem, "snis": ["a.example.test"]}),
+            json!({"cert": leaf.cert, "key": key_pem, "snis": ["a.example.test"]}),
         )
         .await;
     let id = cert["id"].as_str().unwrap().to_string();
@@ -71,13 +65,7 @@ async fn private_keys_are_sealed_in_the_database_and_served_through_another_cont
     })
     .await;
     dp.wait_version(a.version().await).await;
-    let https = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-        .resolve("a.example.test", dp.proxy_tls_addr)
-        .build()
-        .unwrap();
+    let https = ca.client(&["a.example.test"], dp.proxy_tls_addr, false);
     let resp = https
         .get(format!(
             "https://a.example.test:{}/x",

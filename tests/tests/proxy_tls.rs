@@ -13,67 +13,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::{json, Value};
+use tests::pki::TestCa;
 use tests::{client, ControlPlane, DataPlane, DpOptions, EchoUpstream};
-
-/// A private CA issuing server certificates.
-struct TestCa {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-/// An issued certificate: PEM chain and key, and the leaf's DER to compare with what a server presents.
-struct Issued {
-    cert: String,
-    key: String,
-    der: Vec<u8>,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "portcullis test CA");
-        TestCa {
-            cert: params.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn issue(&self, names: &[&str]) -> Issued {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        Issued {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-            der: cert.der().to_vec(),
-        }
-    }
-
-    /// An HTTPS client trusting only this CA, reaching each of `names` at `addr`.
-    fn client(&self, names: &[&str], addr: SocketAddr, http1_only: bool) -> reqwest::Client {
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.cert.pem().as_bytes()).unwrap(),
-            )
-            .timeout(std::time::Duration::from_secs(10));
-        for n in names {
-            b = b.resolve(n, addr);
-        }
-        if http1_only {
-            b = b.http1_only();
-        }
-        b.build().unwrap()
-    }
-}
 
 /// Accepts any server certificate: these tests look at which one was presented.
 #[derive(Debug)]
@@ -119,7 +60,7 @@ async fn connect(
     sni: &str,
 ) -> (
     hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    Vec<u8>,
+    CertificateDer<'static>,
 ) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -135,7 +76,7 @@ async fn connect(
         .connect(name, tcp)
         .await
         .unwrap();
-    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .unwrap();
@@ -144,7 +85,7 @@ async fn connect(
 }
 
 /// The leaf certificate presented for server name `sni`.
-async fn served(addr: SocketAddr, sni: &str) -> Vec<u8> {
+async fn served(addr: SocketAddr, sni: &str) -> CertificateDer<'static> {
     connect(addr, sni).await.1
 }
 
@@ -186,7 +127,7 @@ async fn sync(cp: &ControlPlane, dp: &DataPlane) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snis_exact_and_wildcard_and_the_default_certificate_over_http1_and_http2() {
-    let ca = TestCa::new();
+    let ca = TestCa::new("portcullis test CA");
     let dir = tempfile::tempdir().unwrap();
     let default = ca.issue(&["default.example.test"]);
     let (cert_file, key_file) = (
@@ -287,7 +228,7 @@ async fn snis_exact_and_wildcard_and_the_default_certificate_over_http1_and_http
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_serves_new_handshakes_while_an_open_connection_keeps_working() {
-    let ca = TestCa::new();
+    let ca = TestCa::new("portcullis test CA");
     let (cp, dp, _up) = cluster(DpOptions::default()).await;
     let first = ca.issue(&["api.example.test"]);
     let cert = cp
@@ -395,18 +336,10 @@ async fn https_only_routes_redirect_or_refuse_plain_http_and_serve_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_certificates_and_snis_get_a_400_naming_the_field() {
     let cp = ControlPlane::start().await;
-    let ca = TestCa::new();
+    let ca = TestCa::new("portcullis test CA");
     let good = ca.issue(&["a.example.test"]);
     let other = ca.issue(&["b.example.test"]);
-    let expired = {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(vec!["old.example.test".to_string()]).unwrap();
-        params.not_before = rcgen::date_time_ymd(2001, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2002, 1, 1);
-        let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
+    let expired = ca.issue_expired(&["old.example.test"]);
     let post = |body: Value| {
         let cp = &cp;
         async move {
@@ -427,7 +360,7 @@ async fn bad_certificates_and_snis_get_a_400_naming_the_field() {
         v["fields"]["cert"].as_str().unwrap().starts_with("invalid"),
         "{v}"
     );
-    let (s, v) = post(json!({"cert": expired.0, "key": expired.1})).await;
+    let (s, v) = post(json!({"cert": expired.cert, "key": expired.key})).await;
     assert_eq!(s, 400);
     assert!(
         v["fields"]["cert"]

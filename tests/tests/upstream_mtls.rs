@@ -10,60 +10,16 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use reqwest::Method;
 use serde_json::{json, Value};
+use tests::pki::{Issued, TestCa};
 use tests::{client, ControlPlane, DataPlane};
 
-/// A CA that issues certificates, optionally through one intermediate.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = rcgen::KeyPair::generate().unwrap();
-        Ca {
-            cert: ca_params(name).self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn intermediate(&self, name: &str) -> Ca {
-        let key = rcgen::KeyPair::generate().unwrap();
-        Ca {
-            cert: ca_params(name)
-                .signed_by(&key, &self.cert, &self.key)
-                .unwrap(),
-            key,
-        }
-    }
-
-    /// A leaf for `names` (client and server use): its certificate and key.
-    fn leaf(&self, names: &[&str]) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        (cert, key)
-    }
-}
-
-fn ca_params(name: &str) -> rcgen::CertificateParams {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params
-}
-
-/// An HTTPS upstream for `localhost` presenting `chain`, that requires a client certificate issued by
-/// `client_ca`; it answers with the number of certificates the client presented. Returns its port.
+/// An HTTPS upstream for `localhost` presenting `leaf` then `chain`, that requires a client certificate
+/// issued by `client_ca`; it answers with the number of certificates the client presented. Returns its
+/// port.
 async fn mtls_upstream(
+    leaf: Issued,
     chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: &rcgen::KeyPair,
-    client_ca: &Ca,
+    client_ca: &TestCa,
 ) -> u16 {
     let mut client_roots = rustls::RootCertStore::empty();
     client_roots.add(client_ca.cert.der().clone()).unwrap();
@@ -79,8 +35,8 @@ async fn mtls_upstream(
         .unwrap()
         .with_client_cert_verifier(verifier)
         .with_single_cert(
-            chain,
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            std::iter::once(leaf.der).chain(chain).collect(),
+            leaf.key_der,
         )
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
@@ -112,31 +68,26 @@ async fn mtls_upstream(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_present_client_certificates_and_trust_their_own_ca_certificates() {
-    let server_ca = Ca::new("upstream server CA");
+    let server_ca = TestCa::new("upstream server CA");
     let intermediate = server_ca.intermediate("upstream intermediate CA");
-    let client_ca = Ca::new("gateway client CA");
-    let (server_cert, server_key) = intermediate.leaf(&["localhost"]);
-    let port = mtls_upstream(
-        vec![server_cert.der().clone(), intermediate.cert.der().clone()],
-        &server_key,
-        &client_ca,
-    )
-    .await;
-    let (client_cert, client_key) = client_ca.leaf(&["gateway.example.test"]);
+    let client_ca = TestCa::new("gateway client CA");
+    let server = intermediate.issue(&["localhost"]);
+    let port = mtls_upstream(server, vec![intermediate.cert.der().clone()], &client_ca).await;
+    let client_cert = client_ca.issue(&["gateway.example.test"]);
 
     let cp = ControlPlane::start().await;
     // The node has no --upstream-ca-file: only the Services' own CA certificates make it trust the upstream.
     let dp = DataPlane::start(&cp).await;
     let ca = cp
-        .post("/ca_certificates", json!({"cert": server_ca.cert.pem()}))
+        .post("/ca_certificates", json!({"cert": server_ca.pem()}))
         .await;
     let other_ca = cp
-        .post("/ca_certificates", json!({"cert": client_ca.cert.pem()}))
+        .post("/ca_certificates", json!({"cert": client_ca.pem()}))
         .await;
     let cert = cp
         .post(
             "/certificates",
-            json!({"cert": client_cert.pem(), "key": client_key.serialize_pem()}),
+            json!({"cert": client_cert.cert, "key": client_cert.key}),
         )
         .await;
     let url = format!("https://localhost:{port}");
@@ -224,7 +175,7 @@ async fn services_present_client_certificates_and_trust_their_own_ca_certificate
         .call(
             Method::POST,
             "/ca_certificates",
-            Some(json!({"cert": client_cert.pem()})),
+            Some(json!({"cert": client_cert.cert})),
         )
         .await
         .unwrap();
@@ -240,7 +191,7 @@ async fn services_present_client_certificates_and_trust_their_own_ca_certificate
         .call(
             Method::POST,
             "/ca_certificates",
-            Some(json!({"cert": server_ca.cert.pem()})),
+            Some(json!({"cert": server_ca.pem()})),
         )
         .await
         .unwrap();

@@ -9,32 +9,20 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use reqwest::Method;
 use serde_json::{json, Value};
+use tests::pki::TestCa;
 use tests::{client, ControlPlane, DataPlane, DpOptions};
 
 /// An HTTPS server with a certificate for `localhost` issued by a private CA; answers with the HTTP
 /// version it spoke. Returns its port and the CA's PEM.
 async fn tls_upstream() -> (u16, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "test upstream CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let ca = TestCa::new("test upstream CA");
+    let leaf = ca.issue(&["localhost"]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
+        .with_single_cert(vec![leaf.der], leaf.key_der)
         .unwrap();
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
