@@ -1,6 +1,7 @@
 //! The runtime configuration: everything the request path needs, built from one snapshot off the request
 //! path and swapped in atomically. Requests keep the `Arc` they started with.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use shared::{Change, ConfigState, Kind, Route, Service, StateDigest};
@@ -37,13 +38,11 @@ impl Target {
     fn new(
         service: &Service,
         state: &ConfigState,
-        balancers: &imbl::HashMap<Uuid, Arc<Balancer>>,
+        balancers: &HashMap<&str, &Arc<Balancer>>,
     ) -> Result<Target, String> {
-        let host = service.host.to_ascii_lowercase();
         let balancer = balancers
-            .values()
-            .find(|b| b.upstream.name == host)
-            .cloned();
+            .get(service.host.to_ascii_lowercase().as_str())
+            .map(|b| Arc::clone(b));
         let default_port = if service.protocol == "https" { 443 } else { 80 };
         let authority = if service.port == default_port {
             service.host.clone()
@@ -261,6 +260,11 @@ impl RuntimeConfig {
         } else {
             Default::default()
         };
+        // Upstreams by name (their names are lower case), for the Services whose host names one.
+        let by_name: HashMap<&str, &Arc<Balancer>> = balancers
+            .values()
+            .map(|b| (b.upstream.name.as_str(), b))
+            .collect();
         let mut targets = self.targets.clone();
         // A changed certificate may be a Service's client certificate or trusted CA.
         let affected = state
@@ -274,7 +278,7 @@ impl RuntimeConfig {
             .map(|s| s.id);
         for id in touched.services.iter().copied().chain(affected) {
             match state.services.get(&id) {
-                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &balancers)?)),
+                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &by_name)?)),
                 None => targets.remove(&id),
             };
         }

@@ -184,18 +184,13 @@ impl KeyPair {
                 ))
             }
         };
-        let kind = match &key {
-            PrivateKeyDer::Pkcs1(_) => KeyKind::Rsa,
-            PrivateKeyDer::Sec1(_) => KeyKind::Ecdsa,
-            _ => KeyKind::Other,
-        };
         let signing = rustls::crypto::ring::sign::any_supported_type(&key)
             .map_err(|e| PairError::Key(format!("unsupported private key: {e}")))?;
-        let kind = match (kind, signing.algorithm()) {
-            (_, rustls::SignatureAlgorithm::RSA) => KeyKind::Rsa,
-            (_, rustls::SignatureAlgorithm::ECDSA) => KeyKind::Ecdsa,
-            (_, rustls::SignatureAlgorithm::ED25519) => KeyKind::Ed25519,
-            (k, _) => k,
+        let kind = match signing.algorithm() {
+            rustls::SignatureAlgorithm::RSA => KeyKind::Rsa,
+            rustls::SignatureAlgorithm::ECDSA => KeyKind::Ecdsa,
+            rustls::SignatureAlgorithm::ED25519 => KeyKind::Ed25519,
+            _ => KeyKind::Other,
         };
         let certified = CertifiedKey::new(chain, signing);
         match certified.keys_match() {

@@ -25,6 +25,15 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authorization",
 ];
 
+/// The names a message's `Connection` headers list (trimmed, as written).
+pub fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 pub fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     // One pass over the few names present rather than a hash lookup per hop-by-hop name; nothing is
     // allocated when there is nothing to remove (the usual case).
@@ -36,13 +45,7 @@ pub fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     if remove.is_empty() {
         return;
     }
-    remove.extend(
-        h.get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
-    );
+    remove.extend(connection_tokens(h).filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()));
     for n in remove {
         h.remove(n);
     }
