@@ -87,18 +87,25 @@ async fn handshake_with(addr: &str, path: &str, extra: &str) -> (String, tokio::
     (String::from_utf8(head).unwrap(), tcp)
 }
 
+/// A control plane and a node with a Service `ws` on the upstream at `port` (plus `extra` fields) and a
+/// route `/ws` to it.
+async fn cluster_with_ws_route(port: u16, extra: serde_json::Value) -> (ControlPlane, DataPlane) {
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp).await;
+    let mut service = json!({"name": "ws", "url": format!("http://127.0.0.1:{port}")});
+    for (k, v) in extra.as_object().unwrap() {
+        service[k] = v.clone();
+    }
+    cp.post("/services", service).await;
+    cp.post("/services/ws/routes", json!({"paths": ["/ws"]}))
+        .await;
+    (cp, dp)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_upgrade_is_tunnelled_to_the_upstream_both_ways() {
     let port = upgrading_upstream().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp).await;
-    cp.post(
-        "/services",
-        json!({"name": "ws", "url": format!("http://127.0.0.1:{port}")}),
-    )
-    .await;
-    cp.post("/services/ws/routes", json!({"paths": ["/ws"]}))
-        .await;
+    let (cp, dp) = cluster_with_ws_route(port, json!({})).await;
     cp.post("/upstreams", json!({"name": "ws.internal"})).await;
     cp.post(
         "/upstreams/ws.internal/targets",
@@ -167,15 +174,7 @@ async fn the_handshake_is_authenticated_and_an_idle_tunnel_is_closed_and_counted
     let port = upgrading_upstream().await;
     let idp = TestIdp::start().await;
     idp.add_token("ws-token", json!({"sub": "alice", "client_id": "app"}));
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp).await;
-    cp.post(
-        "/services",
-        json!({"name": "ws", "url": format!("http://127.0.0.1:{port}"), "read_timeout": 300}),
-    )
-    .await;
-    cp.post("/services/ws/routes", json!({"paths": ["/ws"]}))
-        .await;
+    let (cp, dp) = cluster_with_ws_route(port, json!({"read_timeout": 300})).await;
     cp.post(
         "/services/ws/plugins",
         json!({"name": "oauth2-introspection", "config": {"introspection_url": idp.introspection_url(), "authorization_value": idp.authorization}}),
@@ -226,15 +225,7 @@ async fn the_handshake_is_authenticated_and_an_idle_tunnel_is_closed_and_counted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_megabytes_cross_the_tunnel_and_the_upstream_may_close_first() {
     let port = upgrading_upstream().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp).await;
-    cp.post(
-        "/services",
-        json!({"name": "ws", "url": format!("http://127.0.0.1:{port}")}),
-    )
-    .await;
-    cp.post("/services/ws/routes", json!({"paths": ["/ws"]}))
-        .await;
+    let (cp, dp) = cluster_with_ws_route(port, json!({})).await;
     dp.wait_version(cp.version().await).await;
     let addr = dp.proxy_url.trim_start_matches("http://").to_string();
     let (head, tcp) = handshake(&addr, "/ws").await;
