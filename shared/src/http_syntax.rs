@@ -16,18 +16,28 @@ pub const INVALID_PATH: &str =
 pub const INVALID_URL: &str =
     "invalid URL: expected http(s)://host[:port][/path][?query] with a DNS name or IPv4 address";
 
-/// The URLs configuration accepts (the `url` shorthand, identity-provider endpoints), as a regular
-/// expression shared with the OpenAPI document: `http` or `https`, a DNS name (its last label not all
-/// digits) or a dotted IPv4 address, an optional port, an absolute path of URI path characters, an
-/// optional query. Anything a URL parser would have to repair or reinterpret is refused instead.
-pub const URL_PATTERN: &str = concat!(
-    r"^https?://",
+/// What follows the scheme in [`URL_PATTERN`] and [`SERVICE_URL_PATTERN`].
+macro_rules! url_after_scheme {
+    () => {
+        concat!(
     r"(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?",
     r"|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
     r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
     r"(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*",
     r"(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
-);
+        )
+    };
+}
+
+/// The URLs configuration accepts (the `url` shorthand, identity-provider endpoints), as a regular
+/// expression shared with the OpenAPI document: `http` or `https`, a DNS name (its last label not all
+/// digits) or a dotted IPv4 address, an optional port, an absolute path of URI path characters, an
+/// optional query. Anything a URL parser would have to repair or reinterpret is refused instead.
+pub const URL_PATTERN: &str = concat!(r"^https?://", url_after_scheme!());
+
+/// A Service's `url` shorthand: as [`URL_PATTERN`], with `grpc`, `grpcs`, `ws` and `wss` besides `http`
+/// and `https`.
+pub const SERVICE_URL_PATTERN: &str = concat!(r"^(https?|grpcs?|wss?)://", url_after_scheme!());
 
 /// The absolute URI paths configuration accepts for a Service, as a regular expression shared with the
 /// OpenAPI document: `/`, or segments of URI path characters with no empty segment, maybe a trailing `/`.
@@ -40,6 +50,13 @@ pub const SERVICE_PATH_PATTERN: &str = concat!(
 pub fn is_url(s: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(URL_PATTERN).expect("static regex"))
+        .is_match(s)
+}
+
+/// True when `s` is a Service URL of [`SERVICE_URL_PATTERN`].
+pub fn is_service_url(s: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(SERVICE_URL_PATTERN).expect("static regex"))
         .is_match(s)
 }
 

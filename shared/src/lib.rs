@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod delta;
 pub mod digest;
+pub mod dns;
 pub mod entity;
 pub mod error;
 pub mod http_syntax;
@@ -11,6 +12,7 @@ pub mod jwt;
 pub mod keyword;
 pub mod pairing;
 pub mod plugins;
+pub mod protocol;
 pub mod schema;
 pub mod state;
 pub mod tls;

@@ -3,156 +3,14 @@
 //! Every entity and plugin config is parsed through [`Fields`], so a bad input always names the field
 //! and the reason (`{"port": "expected an integer"}`), and unknown fields are rejected.
 
+mod errors;
+
 use crate::keyword::Keyword;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-/// How many field errors one validation keeps; later ones are only counted, so a huge invalid document
-/// costs memory in proportion to this bound, not to its size.
-pub const MAX_FIELD_ERRORS: usize = 100;
-
-/// Validation errors keyed by a dotted field path (`config.introspection_url`): the first
-/// [`MAX_FIELD_ERRORS`] kept, the rest counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors {
-    errors: BTreeMap<String, String>,
-    omitted: usize,
-}
-
-impl FieldErrors {
-    /// An empty set of errors.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records an error for `path`; the first error for a path wins. Past [`MAX_FIELD_ERRORS`] paths the
-    /// error is only counted.
-    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        let path = path.into();
-        if self.errors.contains_key(&path) {
-            return;
-        }
-        if self.errors.len() >= MAX_FIELD_ERRORS {
-            self.omitted += 1;
-            return;
-        }
-        self.errors.insert(path, message.into());
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty() && self.omitted == 0
-    }
-
-    /// The message recorded for `path`.
-    pub fn get(&self, path: &str) -> Option<&str> {
-        self.errors.get(path).map(String::as_str)
-    }
-
-    /// True when an error is recorded for `path`.
-    pub fn contains(&self, path: &str) -> bool {
-        self.errors.contains_key(path)
-    }
-
-    /// The recorded errors, by path.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.errors.iter().map(|(p, m)| (p.as_str(), m.as_str()))
-    }
-
-    /// How many errors were found beyond the ones kept.
-    pub fn omitted(&self) -> usize {
-        self.omitted
-    }
-
-    /// Moves every error of `other` below `prefix`.
-    pub fn merge_under(&mut self, prefix: &str, other: FieldErrors) {
-        for (path, message) in other.errors {
-            let full = if prefix.is_empty() {
-                path
-            } else {
-                format!("{prefix}.{path}")
-            };
-            self.add(full, message);
-        }
-        self.omitted += other.omitted;
-    }
-
-    /// `Ok(value)` when no error was recorded.
-    pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
-    }
-
-    /// Renders the errors as nested JSON objects, as Kong does (`{"config":{"ttl":"…"}}`). Paths are
-    /// nested at most [`MAX_ERROR_DEPTH`] levels; the rest of a longer path (a client's field name full of
-    /// dots) stays one key, so a hostile name cannot build a value deep enough to exhaust the stack.
-    pub fn to_json(&self) -> Value {
-        let mut root = Map::new();
-        for (path, message) in &self.errors {
-            let parts: Vec<&str> = path.splitn(MAX_ERROR_DEPTH, '.').collect();
-            insert_nested(&mut root, &parts, message);
-        }
-        Value::Object(root)
-    }
-
-    /// One line naming every field, for log lines and NACK reasons.
-    pub fn summary(&self) -> String {
-        let mut out = self
-            .errors
-            .iter()
-            .map(|(p, m)| format!("{p}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if self.omitted > 0 {
-            out.push_str(&format!("; and {} more errors", self.omitted));
-        }
-        out
-    }
-}
-
-/// How many levels [`FieldErrors::to_json`] nests; entity and plugin fields need far fewer.
-pub const MAX_ERROR_DEPTH: usize = 8;
-
-fn insert_nested(mut map: &mut Map<String, Value>, parts: &[&str], message: &str) {
-    let Some((last, parents)) = parts.split_last() else {
-        return;
-    };
-    for part in parents {
-        let child = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        match child {
-            Value::Object(inner) => map = inner,
-            // A message already stands at this level: it wins, as the first error for a path does.
-            _ => return,
-        }
-    }
-    map.entry(last.to_string())
-        .or_insert_with(|| Value::String(message.to_string()));
-}
-
-impl std::fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.summary())
-    }
-}
-
-impl std::error::Error for FieldErrors {}
-
-impl std::ops::Index<&str> for FieldErrors {
-    type Output = String;
-
-    /// The message for `path`; panics when there is none (for tests and known paths).
-    fn index(&self, path: &str) -> &String {
-        self.errors
-            .get(path)
-            .unwrap_or_else(|| panic!("no error recorded for {path}"))
-    }
-}
+pub use errors::{FieldErrors, ENTITY, MAX_ERROR_DEPTH, MAX_ERROR_INDEX, MAX_FIELD_ERRORS};
 
 thread_local! {
     static FORM_BODY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -176,6 +34,28 @@ fn form_body() -> bool {
     FORM_BODY.with(|c| c.get())
 }
 
+thread_local! {
+    static SHAPES: std::cell::RefCell<Option<Vec<(String, Value)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `parse` and returns, beside its result, the shape of every top-level field it read, in Kong's
+/// schema terms (`{"type": "integer", "between": [1, 10]}`, `"one_of"`, `"required"`), in reading
+/// order. The shapes come from the reads themselves, so they always say what the parser accepts.
+pub fn describing<T>(parse: impl FnOnce() -> T) -> (T, Vec<(String, Value)>) {
+    struct Restore(Option<Vec<(String, Value)>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SHAPES.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let restore = Restore(SHAPES.with(|s| s.replace(Some(Vec::new()))));
+    let out = parse();
+    let shapes = SHAPES.with(|s| s.replace(None)).unwrap_or_default();
+    drop(restore);
+    (out, shapes)
+}
+
 /// Reads typed fields out of one JSON object, recording errors under `prefix`.
 pub struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -197,7 +77,7 @@ impl<'a> Fields<'a> {
             }),
             _ => {
                 let mut errors = FieldErrors::new();
-                let path = if prefix.is_empty() { "@entity" } else { prefix };
+                let path = if prefix.is_empty() { ENTITY } else { prefix };
                 errors.add(path, "expected a record");
                 Err(errors)
             }
@@ -217,6 +97,23 @@ impl<'a> Fields<'a> {
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         let path = self.path(name);
         self.errors.add(path, message);
+    }
+
+    /// Records the shape of top-level field `name` while [`describing`]; a later shape of the same field
+    /// (a wrapper's, which knows more) replaces an earlier one.
+    pub fn shape(&self, name: &str, shape: impl FnOnce() -> Value) {
+        if !self.prefix.is_empty() {
+            return;
+        }
+        SHAPES.with(|s| {
+            if let Some(shapes) = s.borrow_mut().as_mut() {
+                let shape = shape();
+                match shapes.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = shape,
+                    None => shapes.push((name.to_string(), shape)),
+                }
+            }
+        });
     }
 
     /// The raw value of a field; JSON `null` counts as absent.
@@ -240,6 +137,7 @@ impl<'a> Fields<'a> {
 
     /// An optional string.
     pub fn opt_string(&mut self, name: &str) -> Option<String> {
+        self.shape(name, || serde_json::json!({"type": "string"}));
         match self.raw(name)? {
             Value::String(s) => Some(s.clone()),
             _ => {
@@ -252,6 +150,10 @@ impl<'a> Fields<'a> {
     /// A required string.
     pub fn string(&mut self, name: &str) -> Option<String> {
         let v = self.opt_string(name);
+        self.shape(
+            name,
+            || serde_json::json!({"type": "string", "required": true}),
+        );
         if v.is_none() && !self.errors.contains(&self.path(name)) {
             self.error(name, "required field missing");
         }
@@ -260,6 +162,10 @@ impl<'a> Fields<'a> {
 
     /// An optional integer within `[min, max]`; numeric strings only in form bodies ([`parsing_form`]).
     pub fn opt_int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        self.shape(
+            name,
+            || serde_json::json!({"type": "integer", "between": [min, max]}),
+        );
         let v = self.raw(name)?;
         let n = match v {
             // JSON has one number type: 5.0 is the integer 5, as JSON Schema reads it.
@@ -291,6 +197,7 @@ impl<'a> Fields<'a> {
 
     /// An optional boolean; "true"/"false" strings only in form bodies ([`parsing_form`]).
     pub fn opt_bool(&mut self, name: &str) -> Option<bool> {
+        self.shape(name, || serde_json::json!({"type": "boolean"}));
         match self.raw(name)? {
             Value::Bool(b) => Some(*b),
             Value::String(s) if form_body() && s == "true" => Some(true),
@@ -309,6 +216,10 @@ impl<'a> Fields<'a> {
 
     /// An optional array of strings; a single string is one element only in form bodies ([`parsing_form`]).
     pub fn opt_strings(&mut self, name: &str) -> Option<Vec<String>> {
+        self.shape(
+            name,
+            || serde_json::json!({"type": "array", "elements": {"type": "string"}}),
+        );
         match self.raw(name)? {
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -340,6 +251,7 @@ impl<'a> Fields<'a> {
 
     /// An optional map of string to string.
     pub fn opt_string_map(&mut self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.shape(name, || serde_json::json!({"type": "map", "keys": {"type": "string"}, "values": {"type": "string"}}));
         match self.raw(name)? {
             Value::Object(m) => {
                 let mut out = BTreeMap::new();
@@ -365,7 +277,12 @@ impl<'a> Fields<'a> {
 
     /// A string that must be one of `allowed`.
     pub fn opt_one_of(&mut self, name: &str, allowed: &[&str]) -> Option<String> {
-        let v = self.opt_string(name)?;
+        let v = self.opt_string(name);
+        self.shape(
+            name,
+            || serde_json::json!({"type": "string", "one_of": allowed}),
+        );
+        let v = v?;
         if allowed.contains(&v.as_str()) {
             Some(v)
         } else {
@@ -376,7 +293,11 @@ impl<'a> Fields<'a> {
 
     /// An array whose every element must be one of `allowed`.
     pub fn opt_many_of(&mut self, name: &str, allowed: &[&str]) -> Option<Vec<String>> {
-        let v = self.opt_strings(name)?;
+        let v = self.opt_strings(name);
+        self.shape(name, || {
+            serde_json::json!({"type": "array", "elements": {"type": "string", "one_of": allowed}})
+        });
+        let v = v?;
         for (i, item) in v.iter().enumerate() {
             if !allowed.contains(&item.as_str()) {
                 let path = format!("{}.{}", self.path(name), i + 1);
@@ -505,6 +426,40 @@ mod tests {
         assert_eq!(
             e.to_json(),
             json!({"config": {"ttl": "expected an integer"}, "name": "bad"})
+        );
+    }
+
+    #[test]
+    fn renders_positions_as_arrays_and_entity_errors_as_a_list() {
+        let mut e = FieldErrors::new();
+        e.add("paths.2", "should start with: /");
+        e.add("services.1.routes.3.hosts.1", "invalid");
+        e.add(ENTITY, "must set one of 'paths', 'hosts'");
+        e.add("consumers.1.@entity", "needs a username");
+        e.add("odd.1001", "kept as a key past the bound");
+        e.add("zero.0", "position 0 is no position");
+        assert_eq!(
+            e.to_json(),
+            json!({
+                "paths": [null, "should start with: /"],
+                "services": [{"routes": [null, null, {"hosts": ["invalid"]}]}],
+                "@entity": ["must set one of 'paths', 'hosts'"],
+                "consumers": [{"@entity": ["needs a username"]}],
+                "odd": {"1001": "kept as a key past the bound"},
+                "zero": {"0": "position 0 is no position"},
+            })
+        );
+        assert_eq!(
+            e.kong_message("schema violation", "schema violations"),
+            "6 schema violations (must set one of 'paths', 'hosts'; consumers.1.@entity: needs a username; \
+             odd.1001: kept as a key past the bound; paths.2: should start with: /; \
+             services.1.routes.3.hosts.1: invalid; zero.0: position 0 is no position)"
+        );
+        let mut one = FieldErrors::new();
+        one.add("port", "expected an integer");
+        assert_eq!(
+            one.kong_message("schema violation", "schema violations"),
+            "schema violation (port: expected an integer)"
         );
     }
 

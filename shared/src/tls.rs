@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::entity::{
-    finish, read_common, read_ref, validate_host_name, ForeignKey, Kind, ParseCtx,
+    finish, read_common, read_ref, validate_host_name, ForeignKey, Kind, ParseCtx, References,
 };
 use crate::error::StateError;
 use crate::schema::Fields;
@@ -112,7 +112,7 @@ impl CaCertificate {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, Vec::new(), c)
+        finish(f, References::new(), c)
     }
 }
 
@@ -281,7 +281,7 @@ impl Certificate {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, Vec::new(), c)
+        finish(f, References::new(), c)
     }
 
     /// A copy whose private keys are replaced by [`crate::plugins::REDACTED`].
@@ -300,7 +300,7 @@ impl Sni {
     /// Certificate it selects.
     pub fn parse(v: &serde_json::Value, ctx: &ParseCtx<'_>) -> Result<Sni, StateError> {
         let mut f = Fields::new(v, "")?;
-        let mut fk = Vec::new();
+        let mut refs = References::new();
         let (id, tags, created_at) = read_common(&mut f, ctx);
         let name = f.string("name").unwrap_or_default();
         if !name.is_empty() {
@@ -312,7 +312,7 @@ impl Sni {
                 f.error("name", "must not be an IP address");
             }
         }
-        let certificate = read_ref(&mut f, &mut fk, ctx, "certificate", Kind::Certificate);
+        let certificate = read_ref(&mut f, &mut refs, ctx, "certificate", Kind::Certificate);
         if certificate.is_none() && !f.has("certificate") {
             f.error("certificate", "required field missing");
         }
@@ -324,7 +324,7 @@ impl Sni {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, fk, sni)
+        finish(f, refs, sni)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::entity::{
-    finish, read_common, read_ref, validate_host_name, ForeignKey, Kind, ParseCtx,
+    finish, read_common, read_ref, validate_host_name, ForeignKey, Kind, ParseCtx, References,
 };
 use crate::error::StateError;
 use crate::http_syntax;
@@ -450,27 +450,58 @@ impl Upstream {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, Vec::new(), u)
+        finish(f, References::new(), u)
     }
 }
 
-/// Splits `host:port` (`[v6]:port`), adding Kong's default port 8000.
-pub fn split_target(target: &str) -> Result<(String, u16), &'static str> {
-    let (host, port) = match target.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h, p.parse::<u16>().map_err(|_| "invalid port number")?)
+/// A Target's `host:port`, parsed once for everyone who needs its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetAddr {
+    /// The host as written (an IPv6 address keeps its brackets), lower-cased.
+    pub host: String,
+    pub port: u16,
+    /// The host's address when it is an IP address (it then never needs resolving).
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl TargetAddr {
+    /// Splits `host:port` (`[v6]:port`), adding Kong's default port 8000.
+    pub fn parse(target: &str) -> Result<TargetAddr, &'static str> {
+        let (host, port) = match target.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                (h, p.parse::<u16>().map_err(|_| "invalid port number")?)
+            }
+            _ => (target, 8000),
+        };
+        if port == 0 {
+            return Err("invalid port number");
         }
-        _ => (target, 8000),
-    };
-    if port == 0 {
-        return Err("invalid port number");
+        let ip = bare(host).parse::<std::net::IpAddr>().ok();
+        if ip.is_none() && (host.contains('*') || validate_host_name(host).is_err()) {
+            return Err("invalid target: expected host:port with a host name or IP address");
+        }
+        Ok(TargetAddr {
+            host: host.to_ascii_lowercase(),
+            port,
+            ip,
+        })
     }
-    let plain = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = plain.parse::<std::net::IpAddr>().is_ok();
-    if !ip && (host.contains('*') || validate_host_name(host).is_err()) {
-        return Err("invalid target: expected host:port with a host name or IP address");
+
+    /// The host without an IPv6 address's brackets: what a resolver is asked.
+    pub fn bare(&self) -> &str {
+        bare(&self.host)
     }
-    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The normalised `host:port` a Target is stored as.
+impl std::fmt::Display for TargetAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 impl Target {
@@ -492,19 +523,19 @@ impl Target {
     /// takes it out of rotation) and the Upstream it belongs to.
     pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Target, StateError> {
         let mut f = Fields::new(v, "")?;
-        let mut fk = Vec::new();
+        let mut refs = References::new();
         let (id, tags, created_at) = read_common(&mut f, ctx);
         let raw = f.string("target").unwrap_or_default();
-        let target = match (raw.is_empty(), split_target(&raw)) {
+        let target = match (raw.is_empty(), TargetAddr::parse(&raw)) {
             (true, _) => String::new(),
-            (false, Ok((host, port))) => format!("{host}:{port}"),
+            (false, Ok(addr)) => addr.to_string(),
             (false, Err(m)) => {
                 f.error("target", m);
                 raw
             }
         };
         let weight = f.int_or("weight", 0, 65535, 100) as u32;
-        let upstream = read_ref(&mut f, &mut fk, ctx, "upstream", Kind::Upstream);
+        let upstream = read_ref(&mut f, &mut refs, ctx, "upstream", Kind::Upstream);
         if upstream.is_none() && !f.has("upstream") {
             f.error("upstream", "required field missing");
         }
@@ -517,7 +548,7 @@ impl Target {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, fk, t)
+        finish(f, refs, t)
     }
 }
 

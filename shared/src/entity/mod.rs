@@ -12,11 +12,16 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::StateError;
-use crate::http_syntax;
+use crate::keyword::Keyword;
 use crate::plugins;
+use crate::protocol::Protocol;
 use crate::schema::{FieldErrors, Fields};
 
+mod references;
 mod route;
+mod service;
+
+pub(crate) use references::{finish, parse_id, read_ref, References};
 
 /// The entity collections, by their Admin API names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +60,26 @@ impl Kind {
             Kind::Upstream => "upstreams",
             Kind::Target => "targets",
         }
+    }
+
+    /// The singular (`service`): the field by which other entities refer to one of this kind.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Route => "route",
+            Kind::Consumer => "consumer",
+            Kind::Plugin => "plugin",
+            Kind::Certificate => "certificate",
+            Kind::Sni => "sni",
+            Kind::CaCertificate => "ca_certificate",
+            Kind::Upstream => "upstream",
+            Kind::Target => "target",
+        }
+    }
+
+    /// The kind whose collection is `name` (`services`).
+    pub fn from_collection(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.collection() == name)
     }
 
     /// All kinds in dependency order (referenced entities first).
@@ -101,7 +126,7 @@ pub struct ForeignKey {
 pub struct Service {
     pub id: Uuid,
     pub name: Option<String>,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
     pub path: Option<String>,
@@ -177,9 +202,16 @@ pub struct Plugin {
     pub updated_at: i64,
 }
 
+/// Entity names (and a plugin's `instance_name`), as Kong's `utf8_name`: any non-ASCII character, and of
+/// ASCII only letters, digits, `.`, `-`, `_` and `~`. Shared with the OpenAPI document.
+pub const NAME_PATTERN: &str = r"^([A-Za-z0-9._~-]|[^\x00-\x7F])+$";
+
+/// Why a name does not match [`NAME_PATTERN`] (Kong's wording).
+const INVALID_NAME: &str = "the only accepted ascii characters are alphanumerics or ., -, _, and ~";
+
 fn name_pattern() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9.\-_~]+$").expect("static regex"))
+    RE.get_or_init(|| Regex::new(NAME_PATTERN).expect("static regex"))
 }
 
 fn host_pattern() -> &'static Regex {
@@ -194,7 +226,7 @@ fn host_pattern() -> &'static Regex {
 pub(crate) fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<String>, i64) {
     let id = match f.opt_string("id") {
         // Only the hyphenated form (36 characters), as Kong writes and reads ids.
-        Some(s) => match Uuid::parse_str(&s).ok().filter(|_| s.len() == 36) {
+        Some(s) => match parse_id(&s) {
             Some(id) => id,
             None => {
                 f.error("id", "expected a valid UUID");
@@ -222,176 +254,9 @@ pub(crate) fn read_common(f: &mut Fields<'_>, ctx: &ParseCtx<'_>) -> (Uuid, Vec<
 fn read_name(f: &mut Fields<'_>) -> Option<String> {
     let name = f.opt_string("name")?;
     if !name_pattern().is_match(&name) {
-        f.error(
-            "name",
-            "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed",
-        );
+        f.error("name", format!("invalid value '{name}': {INVALID_NAME}"));
     }
     Some(name)
-}
-
-pub(crate) fn read_ref(
-    f: &mut Fields<'_>,
-    fk: &mut Vec<String>,
-    ctx: &ParseCtx<'_>,
-    field: &str,
-    kind: Kind,
-) -> Option<ForeignKey> {
-    let raw = f.raw(field)?;
-    let key = match raw {
-        Value::String(s) => s.clone(),
-        Value::Object(m) => match (m.get("id"), m.get("name"), m.get("username")) {
-            (Some(Value::String(s)), _, _) => s.clone(),
-            (_, Some(Value::String(s)), _) => s.clone(),
-            (_, _, Some(Value::String(s))) => s.clone(),
-            _ => {
-                f.error(field, "expected a reference such as {\"id\": \"…\"}");
-                return None;
-            }
-        },
-        _ => {
-            f.error(field, "expected a reference such as {\"id\": \"…\"}");
-            return None;
-        }
-    };
-    match ctx.resolver.resolve(kind, &key) {
-        Some(id) => Some(ForeignKey { id }),
-        None => {
-            fk.push(format!(
-                "the foreign key '{key}' in field '{field}' does not reference an existing '{}' entity",
-                kind.collection()
-            ));
-            None
-        }
-    }
-}
-
-pub(crate) fn finish<T>(f: Fields<'_>, fk: Vec<String>, value: T) -> Result<T, StateError> {
-    let errors = f.finish();
-    if !errors.is_empty() {
-        return Err(StateError::Schema(errors));
-    }
-    if let Some(first) = fk.into_iter().next() {
-        return Err(StateError::ForeignKey(first));
-    }
-    Ok(value)
-}
-
-fn timeout(f: &mut Fields<'_>, name: &str) -> u64 {
-    f.int_or(name, 1, i32::MAX as i64, 60_000) as u64
-}
-
-impl Service {
-    /// Parses and validates a Service, expanding the `url` shorthand.
-    pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Service, StateError> {
-        let mut f = Fields::new(v, "")?;
-        let (id, tags, created_at) = read_common(&mut f, ctx);
-        let name = read_name(&mut f);
-        let mut protocol = f.opt_one_of("protocol", &["http", "https"]);
-        let mut host = f.opt_string("host");
-        let mut port = f.opt_int("port", 0, 65535);
-        let mut path = f.opt_string("path");
-        // Given fields are checked even when `url` then replaces them.
-        if host.as_deref().is_some_and(|h| !host_pattern().is_match(h)) {
-            f.error("host", "invalid hostname");
-        }
-        if let Some(p) = &path {
-            if !p.starts_with('/') {
-                f.error("path", "should start with: /");
-            } else if p.contains('?') || p.contains('#') || p.contains("//") {
-                f.error(
-                    "path",
-                    "must not contain a query, a fragment or empty segments",
-                );
-            } else {
-                f.check(
-                    "path",
-                    p,
-                    http_syntax::is_service_path,
-                    http_syntax::INVALID_PATH,
-                );
-            }
-        }
-        if let Some(raw) = f.opt_string("url") {
-            match url::Url::parse(&raw) {
-                Ok(u) if http_syntax::is_url(&raw) && u.query().is_none() => {
-                    protocol = Some(u.scheme().to_string());
-                    host = u.host_str().map(str::to_string);
-                    port = Some(i64::from(u.port_or_known_default().unwrap_or(80)));
-                    path = if u.path() == "/" && !raw.ends_with('/') {
-                        None
-                    } else {
-                        Some(u.path().to_string())
-                    };
-                }
-                _ => f.error(
-                    "url",
-                    "invalid URL: expected http(s)://host[:port][/path] with a DNS name or IPv4 address and no query",
-                ),
-            }
-        }
-        let protocol = protocol.unwrap_or_else(|| "http".to_string());
-        let host = host.unwrap_or_else(|| {
-            f.error("host", "required field missing");
-            String::new()
-        });
-        let default_port = if protocol == "https" { 443 } else { 80 };
-        let retries = f.int_or("retries", 0, 32767, 5) as u32;
-        let connect_timeout = timeout(&mut f, "connect_timeout");
-        let write_timeout = timeout(&mut f, "write_timeout");
-        let read_timeout = timeout(&mut f, "read_timeout");
-        let enabled = f.bool_or("enabled", true);
-        let tls_verify = f.opt_bool("tls_verify");
-        let tls_verify_depth = f.opt_int("tls_verify_depth", 0, 64).map(|d| d as u32);
-        let mut fk = Vec::new();
-        let client_certificate = read_ref(
-            &mut f,
-            &mut fk,
-            ctx,
-            "client_certificate",
-            Kind::Certificate,
-        );
-        let ca_certificates = f.opt_strings("ca_certificates").map(|ids| {
-            ids.iter()
-                .enumerate()
-                .filter_map(|(i, key)| {
-                    let id = Uuid::parse_str(key).ok().filter(|_| key.len() == 36);
-                    match id.and_then(|_| ctx.resolver.resolve(Kind::CaCertificate, key)) {
-                        Some(id) => Some(id),
-                        None if id.is_none() => {
-                            f.error(&format!("ca_certificates.{}", i + 1), "expected a UUID");
-                            None
-                        }
-                        None => {
-                            fk.push(format!("the foreign key '{key}' in field 'ca_certificates' does not reference an existing 'ca_certificates' entity"));
-                            None
-                        }
-                    }
-                })
-                .collect::<Vec<_>>()
-        });
-        let svc = Service {
-            id,
-            name,
-            protocol,
-            host,
-            port: port.unwrap_or(default_port) as u16,
-            path,
-            retries,
-            connect_timeout,
-            write_timeout,
-            read_timeout,
-            enabled,
-            tls_verify,
-            tls_verify_depth,
-            client_certificate,
-            ca_certificates,
-            tags,
-            created_at,
-            updated_at: ctx.now,
-        };
-        finish(f, fk, svc)
-    }
 }
 
 /// Checks a host name without port: optionally one leading (`*.example.com`) or trailing (`example.*`)
@@ -432,7 +297,7 @@ impl Consumer {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, Vec::new(), c)
+        finish(f, References::new(), c)
     }
 }
 
@@ -440,7 +305,7 @@ impl Plugin {
     /// Parses and validates a Plugin, including its `config` through the plugin's own schema.
     pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Plugin, StateError> {
         let mut f = Fields::new(v, "")?;
-        let mut fk = Vec::new();
+        let mut refs = References::new();
         let (id, tags, created_at) = read_common(&mut f, ctx);
         let name = f.string("name").unwrap_or_default();
         let instance_name = f.opt_string("instance_name");
@@ -448,17 +313,17 @@ impl Plugin {
             if !name_pattern().is_match(n) {
                 f.error(
                     "instance_name",
-                    "invalid value: only letters, digits, '.', '-', '_' and '~' are allowed",
+                    format!("invalid value '{n}': {INVALID_NAME}"),
                 );
             }
         }
         let enabled = f.bool_or("enabled", true);
         let protocols = f
-            .opt_many_of("protocols", &["grpc", "grpcs", "http", "https"])
-            .unwrap_or_else(|| vec!["grpc".into(), "grpcs".into(), "http".into(), "https".into()]);
-        let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
-        let route = read_ref(&mut f, &mut fk, ctx, "route", Kind::Route);
-        let consumer = read_ref(&mut f, &mut fk, ctx, "consumer", Kind::Consumer);
+            .opt_many_of("protocols", &Protocol::names())
+            .unwrap_or_else(|| Protocol::names().into_iter().map(String::from).collect());
+        let service = read_ref(&mut f, &mut refs, ctx, "service", Kind::Service);
+        let route = read_ref(&mut f, &mut refs, ctx, "route", Kind::Route);
+        let consumer = read_ref(&mut f, &mut refs, ctx, "consumer", Kind::Consumer);
         let empty = Value::Object(Map::new());
         let raw_config = f.raw("config").unwrap_or(&empty).clone();
         let mut config = Value::Null;
@@ -482,7 +347,7 @@ impl Plugin {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, fk, p)
+        finish(f, refs, p)
     }
 
     /// A copy whose secret config fields are replaced by [`plugins::REDACTED`].

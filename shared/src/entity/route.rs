@@ -6,9 +6,13 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::Value;
 
-use super::{finish, read_common, read_name, read_ref, validate_host_name, Kind, ParseCtx, Route};
+use super::{
+    finish, read_common, read_name, read_ref, validate_host_name, Kind, ParseCtx, References, Route,
+};
 use crate::error::StateError;
 use crate::http_syntax;
+use crate::keyword::Keyword;
+use crate::protocol::{mixes_families, Family, Protocol, MIXED_FAMILIES};
 use crate::schema::Fields;
 
 const METHOD_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -17,15 +21,31 @@ impl Route {
     /// Parses and validates a Route; `service` may be forced by a nested endpoint.
     pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Route, StateError> {
         let mut f = Fields::new(v, "")?;
-        let mut fk = Vec::new();
+        let mut refs = References::new();
         let (id, tags, created_at) = read_common(&mut f, ctx);
         let name = read_name(&mut f);
         let protocols = f
-            .opt_many_of("protocols", &["http", "https"])
+            .opt_many_of("protocols", &Protocol::names())
             .unwrap_or_else(|| vec!["http".into(), "https".into()]);
         if protocols.is_empty() {
             f.error("protocols", "length must be at least 1");
         }
+        let typed: Vec<Protocol> = protocols
+            .iter()
+            .filter_map(|p| Protocol::parse(p))
+            .collect();
+        if mixes_families(&typed) {
+            f.error("protocols", MIXED_FAMILIES);
+        }
+        // gRPC Routes (Kong's rules): no methods, and the path is never stripped.
+        let grpc = typed.iter().any(|p| p.is_grpc());
+        let family = if grpc {
+            "'grpc' or 'grpcs'"
+        } else if typed.iter().any(|p| p.family() == Family::WebSocket) {
+            "'ws' or 'wss'"
+        } else {
+            "'http' or 'https'"
+        };
         let methods = f.strings("methods");
         for (i, m) in methods.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| METHOD_CHARS.contains(c)) {
@@ -89,7 +109,23 @@ impl Route {
             }
         }
         let regex_priority = f.int_or("regex_priority", i32::MIN as i64, i32::MAX as i64, 0);
-        let strip_path = f.bool_or("strip_path", true);
+        if grpc && !methods.is_empty() {
+            f.error(
+                "methods",
+                "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'",
+            );
+        }
+        let strip_path = match f.opt_bool("strip_path") {
+            Some(true) if grpc => {
+                f.error(
+                    "strip_path",
+                    "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'",
+                );
+                true
+            }
+            Some(strip) => strip,
+            None => !grpc,
+        };
         let preserve_host = f.bool_or("preserve_host", false);
         let path_handling = f
             .opt_one_of("path_handling", &["v0", "v1"])
@@ -103,11 +139,16 @@ impl Route {
         }
         let request_buffering = f.bool_or("request_buffering", true);
         let response_buffering = f.bool_or("response_buffering", true);
-        let service = read_ref(&mut f, &mut fk, ctx, "service", Kind::Service);
-        if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
+        let service = read_ref(&mut f, &mut refs, ctx, "service", Kind::Service);
+        if grpc && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
             f.error(
                 "@entity",
-                "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
+                "must set one of 'hosts', 'headers', 'paths' when 'protocols' is 'grpc' or 'grpcs'",
+            );
+        } else if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
+            f.error(
+                "@entity",
+                format!("must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is {family}"),
             );
         }
         let route = Route {
@@ -130,7 +171,7 @@ impl Route {
             created_at,
             updated_at: ctx.now,
         };
-        finish(f, fk, route)
+        finish(f, refs, route)
     }
 }
 

@@ -1,8 +1,11 @@
 //! Plugin config schemas. The control plane validates plugin configs with this code and the data plane
 //! accepts them with the very same code, so both always agree on what a valid config is.
 
+mod describe;
 pub mod oauth2_introspection;
 pub mod openid_connect;
+
+pub use describe::config_schema;
 
 use serde_json::Value;
 
@@ -50,15 +53,19 @@ pub fn validate_config(
     }
 }
 
-/// Replaces the secret fields of a validated config with [`REDACTED`].
-pub fn redact(name: &str, config: &mut Value) {
-    let secrets: &[&str] = match name {
+/// The config fields of plugin `name` that hold secrets.
+pub fn secret_fields(name: &str) -> &'static [&'static str] {
+    match name {
         oauth2_introspection::NAME => oauth2_introspection::SECRET_FIELDS,
         openid_connect::NAME => openid_connect::SECRET_FIELDS,
         _ => &[],
-    };
+    }
+}
+
+/// Replaces the secret fields of a validated config with [`REDACTED`].
+pub fn redact(name: &str, config: &mut Value) {
     if let Value::Object(map) = config {
-        for field in secrets {
+        for field in secret_fields(name) {
             if let Some(v) = map.get_mut(*field) {
                 redact_value(v);
             }
@@ -98,12 +105,7 @@ pub fn restore_redacted(new: &mut Value, old: &Value) {
 
 /// The secret fields of a validated config that still hold [`REDACTED`] (no stored value was restored).
 pub fn redacted_fields(name: &str, config: &Value) -> Vec<String> {
-    let secrets: &[&str] = match name {
-        oauth2_introspection::NAME => oauth2_introspection::SECRET_FIELDS,
-        openid_connect::NAME => openid_connect::SECRET_FIELDS,
-        _ => &[],
-    };
-    secrets
+    secret_fields(name)
         .iter()
         .filter(|f| config.get(**f).is_some_and(holds_redacted))
         .map(|f| f.to_string())

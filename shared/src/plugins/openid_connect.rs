@@ -2,7 +2,7 @@
 //! and defaults (except `ssl_verify`, which defaults to true here).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
@@ -137,6 +137,10 @@ impl Config {
             keywords_or(&mut f, "client_credentials_param_type", ParamType::ALL);
         let client_id = f.strings("client_id");
         let client_secret = f.strings("client_secret");
+        f.shape(
+            "client_jwk",
+            || json!({"type": "array", "elements": {"type": "record", "description": "a JWK"}}),
+        );
         let client_jwk = match f.raw("client_jwk") {
             None => Vec::new(),
             Some(Value::Array(items)) => {
@@ -236,6 +240,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
         } else {
             f.ignore("upstream_access_token_header");
+            f.shape("upstream_access_token_header", || json!({"type": "string"}));
             Some("authorization:bearer".into())
         };
         let upstream_introspection_header = f

@@ -21,6 +21,9 @@ pub enum Entity {
     Target(Target),
 }
 
+/// Collections Kong shows as `null` when they hold nothing.
+const NULL_WHEN_EMPTY: &[&str] = &["tags", "methods", "hosts", "paths", "headers"];
+
 impl Entity {
     /// The entity's kind.
     pub fn kind(&self) -> Kind {
@@ -68,15 +71,37 @@ impl Entity {
         .expect("entities serialise")
     }
 
-    /// The entity as the Admin API shows it (secrets redacted).
+    /// The entity as the Admin API shows it: secrets redacted, an unset collection (`tags`, `hosts`, …)
+    /// as `null`, and a Service's unset TLS fields as `null`, as Kong shows them.
     pub fn to_public_json(&self) -> Value {
-        match self {
+        let mut v = match self {
             Entity::Plugin(p) => serde_json::to_value(p.redacted()).expect("entities serialise"),
             Entity::Certificate(c) => {
                 serde_json::to_value(c.redacted()).expect("entities serialise")
             }
             other => other.to_json(),
+        };
+        if let Value::Object(fields) = &mut v {
+            if let Entity::Service(_) = self {
+                // Kong always shows these; the stored form leaves them out while unset.
+                for name in ["tls_verify_depth", "client_certificate", "ca_certificates"] {
+                    fields.entry(name).or_insert(Value::Null);
+                }
+            }
+            for name in NULL_WHEN_EMPTY {
+                if let Some(field) = fields.get_mut(*name) {
+                    let empty = match field {
+                        Value::Array(items) => items.is_empty(),
+                        Value::Object(map) => map.is_empty(),
+                        _ => false,
+                    };
+                    if empty {
+                        *field = Value::Null;
+                    }
+                }
+            }
         }
+        v
     }
 
     /// The entity's tags.

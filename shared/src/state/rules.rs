@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{Change, ConfigState, Entity};
@@ -49,11 +49,7 @@ impl ConfigState {
     }
 
     pub(crate) fn check_unique(&self, e: &Entity) -> Result<(), StateError> {
-        let conflict = |field: &str, value: &str| {
-            Err(StateError::Unique(format!(
-                "UNIQUE violation detected on '{{{field}=\"{value}\"}}'"
-            )))
-        };
+        let conflict = |field: &str, value: &str| Err(StateError::unique(json!({ field: value })));
         match e {
             Entity::Service(s) => {
                 if let Some(n) = &s.name {
@@ -106,13 +102,12 @@ impl ConfigState {
                         && o.consumer == p.consumer
                 });
                 if same_scope.is_some() {
-                    return Err(StateError::Unique(format!(
-                        "UNIQUE violation detected on '{{consumer={},name=\"{}\",route={},service={}}}'",
-                        fk_text(&p.consumer),
-                        p.name,
-                        fk_text(&p.route),
-                        fk_text(&p.service)
-                    )));
+                    return Err(StateError::unique(json!({
+                        "consumer": fk_json(&p.consumer),
+                        "name": p.name,
+                        "route": fk_json(&p.route),
+                        "service": fk_json(&p.service),
+                    })));
                 }
                 if let Some(n) = &p.instance_name {
                     if self
@@ -153,10 +148,10 @@ impl ConfigState {
                     .values()
                     .any(|o| o.id != t.id && o.upstream == t.upstream && o.target == t.target)
                 {
-                    return Err(StateError::Unique(format!(
-                        "UNIQUE violation detected on '{{target=\"{}\",upstream={{id=\"{}\"}}}}'",
-                        t.target, t.upstream.id
-                    )));
+                    return Err(StateError::unique(json!({
+                        "target": t.target,
+                        "upstream": {"id": t.upstream.id.to_string()},
+                    })));
                 }
             }
             Entity::Certificate(_) => {}
@@ -166,10 +161,7 @@ impl ConfigState {
 
     pub(crate) fn check_refs(&self, e: &Entity) -> Result<(), StateError> {
         let missing = |field: &str, id: &Uuid, kind: Kind| {
-            Err(StateError::ForeignKey(format!(
-                "the foreign key '{{id=\"{id}\"}}' in field '{field}' does not reference an existing '{}' entity",
-                kind.collection()
-            )))
+            Err(StateError::missing_reference(field, id, kind))
         };
         match e {
             Entity::Route(r) => {
@@ -245,9 +237,7 @@ impl ConfigState {
                     .values()
                     .any(|r| r.service.map(|f| f.id) == Some(*id))
                 {
-                    return Err(StateError::ForeignKey(
-                        "an existing 'routes' entity references this 'services' entity".into(),
-                    ));
+                    return Err(StateError::referenced_by("routes", Kind::Service, None));
                 }
                 self.services.remove(id);
             }
@@ -263,10 +253,14 @@ impl ConfigState {
                         .and_then(Value::as_str)
                         .is_some_and(|a| keys.iter().flatten().any(|k| k == a))
                 }) {
-                    return Err(StateError::ForeignKey(format!(
-                        "this consumer is the 'anonymous' consumer of plugin '{}' ({})",
-                        p.name, p.id
-                    )));
+                    return Err(StateError::referenced_by(
+                        "plugins",
+                        Kind::Consumer,
+                        Some(format!(
+                            "this consumer is the 'anonymous' consumer of plugin '{}' ({})",
+                            p.name, p.id
+                        )),
+                    ));
                 }
                 self.consumers.remove(id);
             }
@@ -279,10 +273,14 @@ impl ConfigState {
                     .values()
                     .find(|s| s.client_certificate.map(|f| f.id) == Some(*id))
                 {
-                    return Err(StateError::ForeignKey(format!(
-                        "service {} uses this certificate as its 'client_certificate'",
-                        s.id
-                    )));
+                    return Err(StateError::referenced_by(
+                        "services",
+                        Kind::Certificate,
+                        Some(format!(
+                            "service {} uses this certificate as its 'client_certificate'",
+                            s.id
+                        )),
+                    ));
                 }
                 self.certificates.remove(id);
                 let snis: Vec<Uuid> = self
@@ -321,10 +319,14 @@ impl ConfigState {
                     .values()
                     .find(|s| s.ca_certificates.iter().flatten().any(|c| c == id))
                 {
-                    return Err(StateError::ForeignKey(format!(
-                        "service {} trusts this CA certificate in 'ca_certificates'",
-                        s.id
-                    )));
+                    return Err(StateError::referenced_by(
+                        "services",
+                        Kind::CaCertificate,
+                        Some(format!(
+                            "service {} trusts this CA certificate in 'ca_certificates'",
+                            s.id
+                        )),
+                    ));
                 }
                 self.ca_certificates.remove(id);
             }
@@ -458,9 +460,9 @@ impl ConfigState {
     }
 }
 
-fn fk_text(fk: &Option<crate::entity::ForeignKey>) -> String {
+fn fk_json(fk: &Option<crate::entity::ForeignKey>) -> Value {
     match fk {
-        Some(f) => format!("{{id=\"{}\"}}", f.id),
-        None => "null".into(),
+        Some(f) => json!({ "id": f.id.to_string() }),
+        None => Value::Null,
     }
 }

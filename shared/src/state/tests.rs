@@ -55,7 +55,7 @@ fn unique_names_and_plugin_scopes() {
         9,
     )
     .unwrap_err();
-    assert!(matches!(e, StateError::Unique(_)));
+    assert!(matches!(e, StateError::Unique { .. }));
     let e = add(
         &mut s,
         Kind::Plugin,
@@ -63,7 +63,7 @@ fn unique_names_and_plugin_scopes() {
         10,
     )
     .unwrap_err();
-    assert!(matches!(e, StateError::Unique(_)), "{e:?}");
+    assert!(matches!(e, StateError::Unique { .. }), "{e:?}");
 }
 
 #[test]
@@ -72,11 +72,11 @@ fn delete_rules() {
     let svc = Uuid::from_u128(1);
     assert!(matches!(
         s.delete(Kind::Service, &svc),
-        Err(StateError::ForeignKey(_))
+        Err(StateError::ForeignKey { .. })
     ));
     assert!(matches!(
         s.delete(Kind::Consumer, &Uuid::from_u128(3)),
-        Err(StateError::ForeignKey(_))
+        Err(StateError::ForeignKey { .. })
     ));
     s.delete(Kind::Route, &Uuid::from_u128(2)).unwrap();
     let changes = s.delete(Kind::Service, &svc).unwrap();

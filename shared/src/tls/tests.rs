@@ -152,5 +152,5 @@ fn sni_names_are_host_names_with_one_wildcard_and_name_an_existing_certificate()
         &json!({"name": "a.test", "certificate": {"id": Uuid::from_u128(2)}}),
         &ctx(&r),
     );
-    assert!(matches!(dangling, Err(StateError::ForeignKey(_))));
+    assert!(matches!(dangling, Err(StateError::ForeignKey { .. })));
 }

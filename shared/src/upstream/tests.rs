@@ -172,5 +172,21 @@ fn targets_are_host_and_port_with_a_weight_in_an_existing_upstream() {
         &json!({"target": "a:80", "upstream": {"id": Uuid::from_u128(2)}}),
         &ctx(&r),
     );
-    assert!(matches!(dangling, Err(StateError::ForeignKey(_))));
+    assert!(matches!(dangling, Err(StateError::ForeignKey { .. })));
+}
+
+#[test]
+fn target_addresses_split_into_host_port_and_ip() {
+    let a = TargetAddr::parse("API.Internal").unwrap();
+    assert_eq!(
+        (a.host.as_str(), a.port, a.ip),
+        ("api.internal", 8000, None)
+    );
+    assert_eq!(a.to_string(), "api.internal:8000");
+    let v6 = TargetAddr::parse("[::1]:81").unwrap();
+    assert_eq!((v6.bare(), v6.port), ("::1", 81));
+    assert_eq!(v6.ip, Some("::1".parse().unwrap()));
+    assert_eq!(v6.to_string(), "[::1]:81");
+    assert_eq!(TargetAddr::parse("10.0.0.1:0"), Err("invalid port number"));
+    assert!(TargetAddr::parse("*.x:1").is_err());
 }
