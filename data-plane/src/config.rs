@@ -147,6 +147,10 @@ pub struct Config {
     /// main runtime instead.
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     pub workers: Option<usize>,
+    /// Name servers that resolve Target host names, `ip[:port]` separated by commas (default: the
+    /// system's `/etc/resolv.conf`; the hosts file is read either way).
+    #[arg(long, env = "PORTCULLIS_DNS_RESOLVER")]
+    pub dns_resolver: Option<shared::dns::Nameservers>,
     /// Milliseconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "PORTCULLIS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::balancer::{Balancer, Outcome};
+use crate::balancer::{Balancer, Outcome, Peer, PeerKey};
 use crate::runtime::RuntimeConfig;
 
 /// How often the configuration is looked at for changed Upstreams.
@@ -97,23 +97,27 @@ async fn probe_loop(b: Arc<Balancer>) {
             return warn!(error = %e, upstream = %b.upstream.name, "cannot build the health-check client")
         }
     };
-    let mut last: Vec<Option<Instant>> = vec![None; b.peers.len()];
+    let mut last: HashMap<PeerKey, Instant> = HashMap::new();
     let rules = (&active.healthy, &active.unhealthy);
     loop {
         let now = Instant::now();
-        let due: Vec<usize> = (0..b.peers.len())
-            .filter(|i| {
-                let every = if b.peers[*i].health.is_healthy() {
+        // The peers as they are now: a name that resolves to other addresses is probed at those.
+        let set = b.peers();
+        last.retain(|k, _| set.peers.iter().any(|p| p.key == *k));
+        let due: Vec<&Peer> = set
+            .peers
+            .iter()
+            .filter(|p| {
+                let every = if p.health.is_healthy() {
                     healthy_every
                 } else {
                     unhealthy_every
                 };
-                every.is_some_and(|e| last[*i].is_none_or(|t| now.duration_since(t) >= e))
+                every.is_some_and(|e| last.get(&p.key).is_none_or(|t| now.duration_since(*t) >= e))
             })
             .take(active.concurrency.max(1) as usize)
             .collect();
-        let probes = due.iter().map(|i| {
-            let peer = &b.peers[*i];
+        let probes = due.iter().map(|peer| {
             let client = &client;
             async move {
                 let outcome = match active.kind {
@@ -150,11 +154,11 @@ async fn probe_loop(b: Arc<Balancer>) {
         });
         for (peer, outcome) in futures::future::join_all(probes).await {
             if let Some(healthy) = peer.health.report(outcome, rules) {
-                info!(upstream = %b.upstream.name, target = %peer.name, healthy, ?outcome, "active health check changed a target's health");
+                info!(upstream = %b.upstream.name, target = %peer.key.target, address = %peer.key.address, healthy, ?outcome, "active health check changed a target's health");
             }
         }
-        for i in due {
-            last[i] = Some(now);
+        for peer in due {
+            last.insert(peer.key.clone(), now);
         }
         tokio::time::sleep(tick).await;
     }

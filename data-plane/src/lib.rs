@@ -9,6 +9,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod control_planes;
+pub mod dns;
 pub mod fsutil;
 pub mod health;
 pub mod identity;
@@ -82,6 +83,7 @@ pub async fn run(
         max_config_bytes: config.max_config_bytes,
         plugins: config::select_plugins(&config.plugins)?,
         sync_features: config::select_features(&config.sync_features)?,
+        dns_resolver: config.dns_resolver.clone(),
     };
     let node = Arc::new(Node::new(
         settings,
@@ -154,6 +156,7 @@ pub async fn run(
         ))
     };
     let health_task = tokio::spawn(health::follow(node.config_cell(), stop_rx.clone()));
+    let dns_task = tokio::spawn(node.follow_dns(stop_rx.clone()));
     let status_task = tokio::spawn(status::serve(
         listeners.status,
         node.clone(),
@@ -204,6 +207,7 @@ pub async fn run(
     }
     let _ = status_task.await;
     let _ = health_task.await;
+    let _ = dns_task.await;
     if let Some(t) = sync_task {
         // The sync loop sees the same shutdown signal and returns within one select.
         let joined = tokio::time::timeout(

@@ -302,7 +302,7 @@ pub struct Metrics {
     pub accept_errors: CounterVec,
     /// Failed TLS handshakes on the proxy by kind (handshake, timeout).
     pub tls_handshake_errors: CounterVec,
-    /// Upgraded (WebSocket) connections by how they ended (closed, idle, error).
+    /// Upgraded (WebSocket) connections by how they ended (closed, idle, stalled, error).
     pub upgraded_connections: CounterVec,
     /// Bytes through upgraded connections by direction (upstream, downstream), counted when they end.
     pub upgraded_bytes: CounterVec,

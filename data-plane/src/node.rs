@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::background::Background;
 use crate::cache::Caches;
+use crate::dns::Dns;
 use crate::identity::{self, Identity};
 use crate::lkg::{self, Lkg, StoredSnapshot};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub plugins: Vec<(&'static str, &'static str)>,
     /// Protocol features announced in the hello (`delta`, `zstd`).
     pub sync_features: Vec<String>,
+    /// Name servers for Target host names; `None`: the system's.
+    pub dns_resolver: Option<shared::dns::Nameservers>,
 }
 
 /// Whether an applied snapshot is stored as last-known-good.
@@ -87,6 +90,8 @@ pub struct Node {
     clients: Arc<IdpClients>,
     /// Every Target's health on this node, kept across snapshots.
     health: Arc<crate::balancer::HealthRegistry>,
+    /// Target host names and what they resolve to.
+    dns: Arc<Dns>,
     lkg: Lkg,
     identity: Mutex<Option<Identity>>,
     cp_status: Mutex<CpStatus>,
@@ -163,6 +168,7 @@ impl Node {
         idp_ca_pem: Option<Vec<u8>>,
     ) -> Result<Node> {
         let identity = Identity::load(&settings.identity_dir)?;
+        let dns = Arc::new(Dns::new(settings.dns_resolver.as_ref()));
         Ok(Node {
             settings,
             runtime: Arc::new(ArcSwapOption::empty()),
@@ -170,6 +176,7 @@ impl Node {
             caches: Arc::new(Caches::new(cache_max_entries)),
             clients: Arc::new(IdpClients::new(idp_ca_pem)),
             health: Arc::default(),
+            dns,
             lkg: Lkg::open(lkg_dir),
             cp_status: Mutex::new(CpStatus {
                 node_id: identity.as_ref().map(|i| i.node_id.clone()),
@@ -206,6 +213,24 @@ impl Node {
     /// Every Target's health on this node.
     pub fn health(&self) -> &crate::balancer::HealthRegistry {
         &self.health
+    }
+
+    /// Target host names and what they resolve to.
+    pub fn dns(&self) -> &Arc<Dns> {
+        &self.dns
+    }
+
+    /// Keeps Target host names resolved and the balancers in step until `shutdown` turns true.
+    pub fn follow_dns(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> {
+        crate::dns::follow(
+            self.runtime.clone(),
+            self.dns.clone(),
+            self.health.clone(),
+            shutdown,
+        )
     }
 
     pub fn uptime(&self) -> Duration {
@@ -460,6 +485,7 @@ impl Node {
             metrics: self.metrics.clone(),
             clients: self.clients.clone(),
             health: self.health.clone(),
+            dns: self.dns.clone(),
             allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),
         }
     }

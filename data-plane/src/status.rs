@@ -103,7 +103,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, mut shutdown: watch::
 }
 
 /// `GET /upstreams/{id|name}/health`: each Target of an Upstream with its health on this node, in Kong's
-/// shape (`HEALTHCHECKS_OFF` when the Upstream neither probes nor counts failures).
+/// shape: the Target is `HEALTHY` while one of its addresses is, `DNS_ERROR` while its name has never
+/// resolved, `HEALTHCHECKS_OFF` when the Upstream neither probes nor counts failures; `data.addresses`
+/// lists each address with its own health.
 fn upstream_health(node: &Node, rt: Option<&RuntimeConfig>, key: &str) -> Response<ProxyBody> {
     let found = rt.and_then(|rt| {
         let b = rt.balancers.values().find(|b| {
@@ -115,20 +117,50 @@ fn upstream_health(node: &Node, rt: Option<&RuntimeConfig>, key: &str) -> Respon
         return json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"}), &[]);
     };
     let checks_off = !b.upstream.healthchecks.enabled();
+    let set = b.peers();
+    let word = |healthy: bool| match (checks_off, healthy) {
+        (true, _) => "HEALTHCHECKS_OFF",
+        (false, true) => "HEALTHY",
+        (false, false) => "UNHEALTHY",
+    };
     let data: Vec<Value> = rt
         .state
         .targets
         .values()
         .filter(|t| t.upstream.id == b.upstream.id)
         .filter_map(|t| {
-            let peer = b.peers.iter().find(|p| p.name == t.target)?;
-            let health = match (checks_off, peer.health.is_healthy()) {
-                (true, _) => "HEALTHCHECKS_OFF",
-                (false, true) => "HEALTHY",
-                (false, false) => "UNHEALTHY",
+            let peers: Vec<_> = set
+                .peers
+                .iter()
+                .filter(|p| p.key.target == t.target)
+                .collect();
+            if peers.is_empty() {
+                return None;
+            }
+            let addr = shared::upstream::TargetAddr::parse(&t.target).ok()?;
+            let health = match node.dns().cache.failure(addr.bare()) {
+                Some(_) => "DNS_ERROR",
+                None => word(peers.iter().any(|p| p.health.is_healthy())),
             };
+            let addresses: Vec<Value> = peers
+                .iter()
+                .map(|p| {
+                    let (ip, port) = match p.key.address.parse::<std::net::SocketAddr>() {
+                        Ok(a) => (json!(a.ip().to_string()), json!(a.port())),
+                        Err(_) => (json!(p.key.address), Value::Null),
+                    };
+                    json!({
+                        "ip": ip,
+                        "port": port,
+                        "weight": p.weight,
+                        "health": word(p.health.is_healthy()),
+                        "in_flight": p.health.in_flight(),
+                    })
+                })
+                .collect();
             let mut view = t.health_view(health);
-            view["in_flight"] = json!(peer.health.in_flight());
+            view["in_flight"] = json!(peers.iter().map(|p| p.health.in_flight()).sum::<usize>());
+            view["data"] = json!({"addresses": addresses});
             Some(view)
         })
         .collect();

@@ -217,10 +217,11 @@ fn health_report(node: &Node) -> proto::HealthReport {
             .health()
             .snapshot()
             .into_iter()
-            .map(|(upstream, target, healthy, _)| proto::TargetHealth {
-                upstream_id: upstream.to_string(),
-                target,
-                healthy,
+            .map(|p| proto::TargetHealth {
+                upstream_id: p.key.upstream.to_string(),
+                target: p.key.target,
+                address: p.key.address,
+                healthy: p.healthy,
             })
             .collect(),
     }

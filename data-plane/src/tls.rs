@@ -45,6 +45,8 @@ impl Served {
 #[derive(Default)]
 pub struct ServerCertificates {
     by_name: HashMap<String, Served>,
+    /// Every Certificate, parsed, by id: also what Services present as their client certificate.
+    by_id: HashMap<uuid::Uuid, Served>,
 }
 
 impl ServerCertificates {
@@ -80,7 +82,15 @@ impl ServerCertificates {
             })?;
             by_name.insert(sni.name.clone(), served.clone());
         }
-        Ok(ServerCertificates { by_name })
+        Ok(ServerCertificates {
+            by_name,
+            by_id: parsed,
+        })
+    }
+
+    /// Certificate `id`'s primary pair, parsed when the configuration was built.
+    pub fn certificate(&self, id: &uuid::Uuid) -> Option<Arc<CertifiedKey>> {
+        self.by_id.get(id).map(|s| s.primary.clone())
     }
 
     /// Number of server names served.

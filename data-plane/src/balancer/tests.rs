@@ -4,6 +4,7 @@ use shared::{ConfigState, Entity, ParseCtx};
 use uuid::Uuid;
 
 use super::*;
+use crate::dns::{DnsCache, Recorded};
 
 fn ctx(id: u128, state: &ConfigState) -> ParseCtx<'_> {
     ParseCtx {
@@ -27,11 +28,19 @@ fn state(upstream: serde_json::Value, targets: &[(&str, u32)]) -> (ConfigState, 
 }
 
 fn counts(b: &Balancer, picks: usize, hash: impl Fn(usize) -> Option<u64>) -> Vec<usize> {
-    let mut out = vec![0; b.peers.len()];
+    let set = b.peers();
+    let mut out = vec![0; set.peers.len()];
     for n in 0..picks {
-        out[b.pick(hash(n), &[]).unwrap()] += 1;
+        out[b.pick(&set, hash(n), &[]).unwrap()] += 1;
     }
     out
+}
+
+/// The peer `b` picks for `hash`, by address.
+fn pick_address(b: &Balancer, hash: Option<u64>) -> String {
+    let set = b.peers();
+    let i = b.pick(&set, hash, &[]).unwrap();
+    set.peers[i].key.address.clone()
 }
 
 #[test]
@@ -40,11 +49,12 @@ fn round_robin_follows_the_weights_and_skips_weight_zero() {
         json!({"name": "rr"}),
         &[("a:1", 100), ("b:1", 100), ("c:1", 200), ("d:1", 0)],
     );
-    let b = Balancer::build(&u, &s, &HealthRegistry::default()).unwrap();
-    assert_eq!(b.peers.len(), 3, "weight 0 is out of rotation");
+    let b = Balancer::build(&u, &s, &HealthRegistry::default(), &DnsCache::default()).unwrap();
+    assert_eq!(b.peers().peers.len(), 3, "weight 0 is out of rotation");
     assert_eq!(counts(&b, 400, |_| None), vec![100, 100, 200]);
     // Spread out, not in runs: no peer is picked more than twice in a row.
-    let seq: Vec<usize> = (0..8).map(|_| b.pick(None, &[]).unwrap()).collect();
+    let set = b.peers();
+    let seq: Vec<usize> = (0..8).map(|_| b.pick(&set, None, &[]).unwrap()).collect();
     assert!(
         seq.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])),
         "{seq:?}"
@@ -55,9 +65,10 @@ fn round_robin_follows_the_weights_and_skips_weight_zero() {
 fn unhealthy_and_tried_peers_are_skipped_and_none_left_is_none() {
     let (s, u) = state(json!({"name": "rr"}), &[("a:1", 1), ("b:1", 1)]);
     let registry = HealthRegistry::default();
-    let b = Balancer::build(&u, &s, &registry).unwrap();
-    assert_eq!(b.pick(None, &[0]), Some(1));
-    assert_eq!(b.pick(None, &[0, 1]), None);
+    let b = Balancer::build(&u, &s, &registry, &DnsCache::default()).unwrap();
+    let set = b.peers();
+    assert_eq!(b.pick(&set, None, &[0]), Some(1));
+    assert_eq!(b.pick(&set, None, &[0, 1]), None);
     let rules = (
         &u.healthchecks.passive.healthy,
         &u.healthchecks.passive.unhealthy,
@@ -65,22 +76,22 @@ fn unhealthy_and_tried_peers_are_skipped_and_none_left_is_none() {
     let mut strict = u.healthchecks.passive.unhealthy.clone();
     strict.tcp_failures = 2;
     assert_eq!(
-        b.peers[0]
+        set.peers[0]
             .health
             .report(Outcome::TcpFailure, (rules.0, &strict)),
         None
     );
     assert_eq!(
-        b.peers[0]
+        set.peers[0]
             .health
             .report(Outcome::TcpFailure, (rules.0, &strict)),
         Some(false)
     );
-    assert!((0..10).all(|_| b.pick(None, &[]) == Some(1)));
+    assert!((0..10).all(|_| b.pick(&set, None, &[]) == Some(1)));
     // Health lives in the registry: a rebuilt balancer (a new snapshot) keeps it.
-    let rebuilt = Balancer::build(&u, &s, &registry).unwrap();
-    assert!(!rebuilt.peers[0].health.is_healthy());
-    assert_eq!(registry.snapshot().iter().filter(|p| !p.2).count(), 1);
+    let rebuilt = Balancer::build(&u, &s, &registry, &DnsCache::default()).unwrap();
+    assert!(!rebuilt.peers().peers[0].health.is_healthy());
+    assert_eq!(registry.snapshot().iter().filter(|p| !p.healthy).count(), 1);
 }
 
 #[test]
@@ -126,14 +137,10 @@ fn health_flips_after_the_thresholds_and_a_success_resets_failures() {
 fn consistent_hashing_is_stable_and_removing_a_peer_moves_only_its_keys() {
     let up = json!({"name": "ch", "algorithm": "consistent-hashing", "hash_on": "ip"});
     let (s3, u) = state(up.clone(), &[("a:1", 100), ("b:1", 100), ("c:1", 100)]);
-    let b3 = Balancer::build(&u, &s3, &HealthRegistry::default()).unwrap();
+    let b3 = Balancer::build(&u, &s3, &HealthRegistry::default(), &DnsCache::default()).unwrap();
     let key = |n: usize| Some(hash_key(format!("client-{n}").as_bytes()));
-    let before: Vec<&str> = (0..3000)
-        .map(|n| b3.peers[b3.pick(key(n), &[]).unwrap()].name.as_str())
-        .collect();
-    let again: Vec<&str> = (0..3000)
-        .map(|n| b3.peers[b3.pick(key(n), &[]).unwrap()].name.as_str())
-        .collect();
+    let before: Vec<String> = (0..3000).map(|n| pick_address(&b3, key(n))).collect();
+    let again: Vec<String> = (0..3000).map(|n| pick_address(&b3, key(n))).collect();
     assert_eq!(before, again);
     let share = |name: &str| before.iter().filter(|p| **p == name).count();
     for name in ["a:1", "b:1", "c:1"] {
@@ -144,11 +151,11 @@ fn consistent_hashing_is_stable_and_removing_a_peer_moves_only_its_keys() {
         );
     }
     let (s2, u2) = state(up, &[("a:1", 100), ("b:1", 100), ("c:1", 0)]);
-    let b2 = Balancer::build(&u2, &s2, &HealthRegistry::default()).unwrap();
+    let b2 = Balancer::build(&u2, &s2, &HealthRegistry::default(), &DnsCache::default()).unwrap();
     for (n, was) in before.iter().enumerate() {
-        let now = b2.peers[b2.pick(key(n), &[]).unwrap()].name.as_str();
+        let now = pick_address(&b2, key(n));
         if *was != "c:1" {
-            assert_eq!(now, *was, "key {n} moved although its peer stayed");
+            assert_eq!(&now, was, "key {n} moved although its peer stayed");
         }
     }
 }
@@ -159,12 +166,84 @@ fn least_connections_prefers_the_peer_with_fewer_requests_in_flight() {
         json!({"name": "lc", "algorithm": "least-connections"}),
         &[("a:1", 100), ("b:1", 100)],
     );
-    let b = Balancer::build(&u, &s, &HealthRegistry::default()).unwrap();
-    let busy = b.start(0);
-    let _also = b.start(0);
-    assert!((0..10).all(|_| b.pick(None, &[]) == Some(1)));
+    let b = Balancer::build(&u, &s, &HealthRegistry::default(), &DnsCache::default()).unwrap();
+    let set = b.peers();
+    let start = |i: usize| InFlight::start(&set.peers[i].health);
+    let busy = start(0);
+    let _also = start(0);
+    assert!((0..10).all(|_| b.pick(&set, None, &[]) == Some(1)));
     drop(busy);
-    let _b1 = b.start(1);
-    let _b2 = b.start(1);
-    assert_eq!(b.pick(None, &[]), Some(0), "now a has 1 in flight and b 2");
+    let _b1 = start(1);
+    let _b2 = start(1);
+    assert_eq!(
+        b.pick(&set, None, &[]),
+        Some(0),
+        "now a has 1 in flight and b 2"
+    );
+}
+
+#[test]
+fn a_resolved_name_is_one_peer_per_address_with_the_targets_weight() {
+    let (s, u) = state(
+        json!({"name": "dns"}),
+        &[("api.test:8080", 100), ("10.0.0.9:81", 100)],
+    );
+    let registry = HealthRegistry::default();
+    let dns = DnsCache::default();
+    let b = Balancer::build(&u, &s, &registry, &dns).unwrap();
+    let addresses = |b: &Balancer| -> Vec<String> {
+        b.peers()
+            .peers
+            .iter()
+            .map(|p| p.key.address.clone())
+            .collect()
+    };
+    assert_eq!(
+        addresses(&b),
+        ["10.0.0.9:81", "api.test:8080"],
+        "unresolved, the name is its own peer"
+    );
+    assert_eq!(b.hostnames().collect::<Vec<_>>(), ["api.test"]);
+    let ips = ["10.1.0.1", "10.1.0.2"]
+        .map(|i| i.parse().unwrap())
+        .to_vec();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    assert_eq!(dns.record("api.test", Ok((ips, until))), Recorded::Changed);
+    assert!(b.refresh(&dns, &registry));
+    assert!(!b.refresh(&dns, &registry), "nothing new the second time");
+    assert_eq!(
+        addresses(&b),
+        ["10.0.0.9:81", "10.1.0.1:8080", "10.1.0.2:8080"]
+    );
+    assert!(b.peers().peers.iter().all(|p| p.weight == 100));
+    assert_eq!(counts(&b, 300, |_| None), vec![100, 100, 100]);
+    // Health is per address; an address the name no longer has is forgotten.
+    let set = b.peers();
+    let rules = (
+        &u.healthchecks.passive.healthy,
+        &u.healthchecks.passive.unhealthy,
+    );
+    let mut strict = rules.1.clone();
+    strict.tcp_failures = 1;
+    set.peers[1]
+        .health
+        .report(Outcome::TcpFailure, (rules.0, &strict));
+    let ips = vec!["10.1.0.1".parse().unwrap()];
+    dns.record("api.test", Ok((ips, until)));
+    b.refresh(&dns, &registry);
+    assert_eq!(addresses(&b), ["10.0.0.9:81", "10.1.0.1:8080"]);
+    let known: Vec<(String, bool)> = registry
+        .snapshot()
+        .into_iter()
+        .map(|r| (r.key.address, r.healthy))
+        .collect();
+    assert_eq!(
+        known,
+        [
+            ("10.0.0.9:81".into(), true),
+            ("10.1.0.1:8080".into(), false)
+        ]
+    );
+    // A set taken before the refresh still answers for the requests that hold it.
+    assert_eq!(set.peers.len(), 3);
 }

@@ -20,6 +20,8 @@ pub enum ProxyError {
     NoRoute,
     /// The Route does not accept the request's protocol (plain HTTP to an HTTPS-only Route).
     ProtocolNotAllowed,
+    /// A request that is not a WebSocket handshake on a `ws`/`wss` Route.
+    WebSocketOnly,
     /// Plain HTTP to an HTTPS-only Route whose `https_redirect_status_code` redirects: go to `location`.
     HttpsRedirect {
         status: StatusCode,
@@ -60,7 +62,9 @@ impl ProxyError {
             | ProxyError::NoHealthyPeer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::ProtocolNotAllowed => StatusCode::UPGRADE_REQUIRED,
+            ProxyError::ProtocolNotAllowed | ProxyError::WebSocketOnly => {
+                StatusCode::UPGRADE_REQUIRED
+            }
             ProxyError::HttpsRedirect { status, .. } => *status,
             ProxyError::BadUpstreamUri => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
@@ -77,6 +81,7 @@ impl ProxyError {
             ProxyError::UriTooLong => "Request-URI Too Long",
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::ProtocolNotAllowed => "Please use HTTPS protocol",
+            ProxyError::WebSocketOnly => "This route only accepts WebSocket handshakes",
             ProxyError::HttpsRedirect { .. } => "",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::ServiceDisabled => "Service unavailable",
@@ -148,6 +153,13 @@ impl ProxyError {
                 );
                 resp
             }
+            ProxyError::WebSocketOnly => {
+                let mut resp = error(self.status(), self.message());
+                let h = resp.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                resp
+            }
             _ => error(self.status(), self.message()),
         }
     }
@@ -175,6 +187,7 @@ mod tests {
             (&ProxyError::NoRoute, 404, None, true),
             (&ProxyError::UriTooLong, 414, None, true),
             (&ProxyError::ProtocolNotAllowed, 426, None, true),
+            (&ProxyError::WebSocketOnly, 426, None, true),
             (&ProxyError::NoService, 503, None, true),
             (&ProxyError::NotConfigured, 503, None, true),
             (&connect, 502, Some("connect"), true),

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod forward;
+pub mod grpc;
 pub mod pipeline;
 mod send;
 pub mod upgrade;
@@ -95,10 +96,16 @@ pub async fn handle(
         let resp = ProxyError::NotConfigured.response();
         return Ok(ctx.with_request_id(resp, &rid));
     };
+    let grpc = grpc::is_grpc(req.headers());
     let outcome = pipeline::run(&ctx, &rt, req, conn, &rid, started).await;
     let (resp, upstream) = match outcome.result {
         Ok(answered) => answered,
         Err(e) => (e.response(), None),
+    };
+    // What Portcullis answered itself (no upstream exchange), a gRPC client gets in gRPC's shape.
+    let resp = match (grpc, upstream) {
+        (true, None) => grpc::refusal(resp).await,
+        _ => resp,
     };
     let series = outcome.series.unwrap_or_else(|| {
         ctx.metrics
@@ -213,6 +220,8 @@ pub async fn serve(
         .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
+    // WebSocket over HTTP/2 (RFC 8441).
+    builder.http2().enable_connect_protocol();
     let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {

@@ -9,9 +9,11 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use shared::protocol::Family;
 
 use super::error::ProxyError;
 use super::forward::{self, Downstream};
+use super::grpc;
 use super::send;
 use super::upgrade;
 use super::ProxyCtx;
@@ -140,7 +142,17 @@ async fn pipeline(
 
     // Plugins, in priority order; one may answer instead of the upstream.
     // A protocol upgrade (WebSocket) keeps its headers upstream and its connection for the tunnel.
-    let upgrade = upgrade::requested(req.headers());
+    let over_h2 = upgrade::is_extended_connect(&req);
+    let upgrade = match over_h2 {
+        true => Some(HeaderValue::from_static("websocket")),
+        false => upgrade::requested(req.headers()),
+    };
+    let websocket = upgrade
+        .as_ref()
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if entry.family == Family::WebSocket && !websocket {
+        return Err(ProxyError::WebSocketOnly);
+    }
     let client_upgrade = upgrade
         .as_ref()
         .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
@@ -155,9 +167,10 @@ async fn pipeline(
         request_id: rid.clone(),
     };
     let mut ran = Vec::new();
+    let protocol = entry.protocol(conn.scheme);
     for name in &rt.active_plugins {
         let consumer = ex.consumer.as_ref().map(|c| c.id);
-        if let Some(p) = rt.plugin_for(name, route.id, Some(service.id), consumer) {
+        if let Some(p) = rt.plugin_for(name, protocol, route.id, Some(service.id), consumer) {
             if let Err(resp) = p.access(&mut ex).await {
                 return Ok((resp, None));
             }
@@ -187,6 +200,10 @@ async fn pipeline(
     } else {
         Some(target.host_header.clone())
     };
+    // A gRPC call's own deadline bounds the upstream exchange too.
+    let deadline = grpc::is_grpc(&ex.parts.headers)
+        .then(|| grpc::deadline(&ex.parts.headers))
+        .flatten();
     let mut headers = forward::request_headers(
         std::mem::take(&mut ex.parts.headers),
         host_value,
@@ -201,6 +218,14 @@ async fn pipeline(
     );
     if let Some(protocol) = &upgrade {
         upgrade::restore(&mut headers, protocol.clone());
+        if over_h2 {
+            upgrade::add_http1_handshake(&mut headers);
+            ex.parts.method = http::Method::GET;
+        }
+    }
+    if service.protocol.is_grpc() {
+        // Required on gRPC requests ("TE: trailers"), though hop-by-hop in general.
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
         RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
@@ -212,6 +237,8 @@ async fn pipeline(
         path_and_query,
         headers,
         body,
+        deadline,
+        upgrade: upgrade.is_some(),
     };
     let mut set_cookie = None;
     let sent = match &target.balancer {
@@ -246,9 +273,15 @@ async fn pipeline(
     );
     if let (Some(protocol), Some(client)) = (switched, client_upgrade) {
         if let Some(upstream) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
-            upgrade::restore(&mut parts.headers, protocol);
-            let idle = Duration::from_millis(service.read_timeout);
-            upgrade::tunnel(client, upstream, idle, ctx.metrics.clone());
+            match over_h2 {
+                true => upgrade::as_http2_accept(&mut parts),
+                false => upgrade::restore(&mut parts.headers, protocol),
+            }
+            let timeouts = (
+                Duration::from_millis(service.read_timeout),
+                Duration::from_millis(service.write_timeout),
+            );
+            upgrade::tunnel(client, upstream, timeouts, ctx.metrics.clone());
         }
     }
     for p in &ran {

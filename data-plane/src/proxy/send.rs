@@ -16,9 +16,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::error::ProxyError;
-use super::upstream::connect_attempts;
+use super::upstream::{connect_attempts, Dial};
 use super::ProxyCtx;
-use crate::balancer::{Balancer, InFlight, Outcome};
+use crate::balancer::{Balancer, InFlight, Outcome, Peer};
 use crate::body::{BoxError, ProxyBody};
 use crate::runtime::Target;
 
@@ -28,6 +28,10 @@ pub(super) struct Outgoing {
     pub path_and_query: http::uri::PathAndQuery,
     pub headers: HeaderMap,
     pub body: ProxyBody,
+    /// The client's own deadline (gRPC's `grpc-timeout`), when shorter than the Service's window.
+    pub deadline: Option<Duration>,
+    /// Whether the request asks for a protocol upgrade (HTTP/1.1 upstream connections only).
+    pub upgrade: bool,
 }
 
 /// A request body that can be handed to the next attempt as long as the previous one never read it.
@@ -101,9 +105,12 @@ impl Body for Counted {
     }
 }
 
-fn window(target: &Target) -> Duration {
+/// How long the upstream has to answer: the Service's write + read timeouts, or the client's deadline
+/// when that is sooner.
+fn window(target: &Target, deadline: Option<Duration>) -> Duration {
     let s = &target.service;
-    Duration::from_millis(s.read_timeout.saturating_add(s.write_timeout))
+    let service = Duration::from_millis(s.read_timeout.saturating_add(s.write_timeout));
+    deadline.map_or(service, |d| d.min(service))
 }
 
 /// Sends `out` to the Service's own host; the response and the time the upstream exchange took. A
@@ -120,19 +127,16 @@ pub(super) async fn direct(
         .path_and_query(out.path_and_query)
         .build()
         .map_err(|_| ProxyError::BadUpstreamUri)?;
+    let window = window(target, out.deadline);
+    let client = ctx
+        .upstreams
+        .get(&Dial::of(target, service.retries, out.upgrade));
     let mut req = Request::new(out.body);
     *req.method_mut() = out.method;
     *req.uri_mut() = uri;
     *req.headers_mut() = out.headers;
-    let client = ctx.upstreams.get(
-        service.connect_timeout,
-        service.retries,
-        target.scheme == http::uri::Scheme::HTTPS,
-        service.tls_verify.unwrap_or(true),
-        target.tls.as_deref(),
-    );
     let started = Instant::now();
-    match tokio::time::timeout(window(target), client.request(req)).await {
+    match tokio::time::timeout(window, client.request(req)).await {
         Ok(Ok(r)) => Ok((
             r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
             started.elapsed(),
@@ -158,20 +162,17 @@ pub(super) async fn balanced(
     out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
     let service = &target.service;
-    let client = ctx.upstreams.get(
-        service.connect_timeout,
-        0,
-        target.scheme == http::uri::Scheme::HTTPS,
-        service.tls_verify.unwrap_or(true),
-        target.tls.as_deref(),
-    );
-    let window = window(target);
+    let client = ctx.upstreams.get(&Dial::of(target, 0, out.upgrade));
+    let window = window(target, out.deadline);
+    // A client's deadline running out says nothing about the peer's health; the Service's does.
+    let service_window = window >= self::window(target, None);
     let started = Instant::now();
     let slot = Arc::new(Mutex::new(Some(out.body)));
     let mut tried = Vec::new();
     let attempts = service.retries as usize + 1;
+    let set = balancer.peers();
     loop {
-        let Some(i) = balancer.pick(hash, &tried) else {
+        let Some(i) = balancer.pick(&set, hash, &tried) else {
             return Err(match tried.len() {
                 0 => ProxyError::NoHealthyPeer,
                 n => ProxyError::UpstreamConnect {
@@ -181,7 +182,7 @@ pub(super) async fn balanced(
             });
         };
         tried.push(i);
-        let peer = &balancer.peers[i];
+        let peer = &set.peers[i];
         let uri = http::Uri::builder()
             .scheme(target.scheme.clone())
             .authority(peer.authority.clone())
@@ -198,12 +199,12 @@ pub(super) async fn balanced(
         *req.method_mut() = out.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = out.headers.clone();
-        let in_flight = balancer.start(i);
+        let in_flight = InFlight::start(&peer.health);
         let left = window.saturating_sub(started.elapsed());
         let result = tokio::time::timeout(left, client.request(req)).await;
         let failure = match result {
             Ok(Ok(resp)) => {
-                report(balancer, i, Outcome::Status(resp.status().as_u16()));
+                report(balancer, peer, Outcome::Status(resp.status().as_u16()));
                 let (parts, body) = resp.into_parts();
                 let body = Counted {
                     inner: body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
@@ -215,20 +216,22 @@ pub(super) async fn balanced(
                 ));
             }
             Ok(Err(e)) if e.is_connect() => {
-                report(balancer, i, Outcome::TcpFailure);
+                report(balancer, peer, Outcome::TcpFailure);
                 ProxyError::UpstreamConnect {
                     attempts: tried.len(),
                     detail: shared::error::chain(&e),
                 }
             }
             Ok(Err(e)) => {
-                report(balancer, i, Outcome::TcpFailure);
+                report(balancer, peer, Outcome::TcpFailure);
                 return Err(ProxyError::UpstreamProtocol {
                     detail: shared::error::chain(&e),
                 });
             }
             Err(_) => {
-                report(balancer, i, Outcome::Timeout);
+                if service_window {
+                    report(balancer, peer, Outcome::Timeout);
+                }
                 return Err(ProxyError::UpstreamTimeout);
             }
         };
@@ -240,14 +243,13 @@ pub(super) async fn balanced(
     }
 }
 
-/// Counts an exchange with peer `i` for its passive health, and logs a change of health.
-fn report(balancer: &Balancer, i: usize, outcome: Outcome) {
+/// Counts an exchange with `peer` for its passive health, and logs a change of health.
+fn report(balancer: &Balancer, peer: &Peer, outcome: Outcome) {
     let passive = &balancer.upstream.healthchecks.passive;
-    let peer = &balancer.peers[i];
     if let Some(healthy) = peer
         .health
         .report(outcome, (&passive.healthy, &passive.unhealthy))
     {
-        tracing::warn!(upstream = %balancer.upstream.name, target = %peer.name, healthy, ?outcome, "passive health check changed a target's health");
+        tracing::warn!(upstream = %balancer.upstream.name, target = %peer.key.target, address = %peer.key.address, healthy, ?outcome, "passive health check changed a target's health");
     }
 }

@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::upstream_tls::UpstreamTls;
 use crate::body::{BoxError, ProxyBody};
+use crate::runtime::Target;
 
 /// A pooled client for one kind of upstream. Plain-HTTP Services get a client without the TLS layer,
 /// which costs about a tenth of the proxy's throughput per request even when it only passes bytes through.
@@ -120,9 +121,53 @@ pub(super) fn connect_attempts(e: &hyper_util::client::legacy::Error) -> usize {
     1
 }
 
-/// Connect timeout (ms), retries, for HTTPS whether the certificate is verified, and the digest of the
-/// Service's own TLS settings.
-type ClientKey = (u64, u32, Option<bool>, Option<[u8; 32]>);
+/// How a Service's upstream is reached: what picks (or builds) its pooled client.
+pub(super) struct Dial<'a> {
+    pub connect_timeout_ms: u64,
+    /// Connection attempts after the first.
+    pub retries: u32,
+    pub https: bool,
+    /// Whether an HTTPS upstream's certificate is verified.
+    pub verify: bool,
+    /// The Service's own client certificate, trusted CAs and chain depth.
+    pub own: Option<&'a UpstreamTls>,
+    pub versions: Versions,
+}
+
+/// The HTTP versions an upstream connection may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Versions {
+    /// HTTP/1.1 in clear; over TLS, HTTP/2 when the upstream offers it by ALPN.
+    Any,
+    /// HTTP/1.1 only: protocol upgrades (WebSocket) exist only there.
+    Http1,
+    /// HTTP/2 only (gRPC): with prior knowledge in clear, by ALPN over TLS.
+    Http2,
+}
+
+impl Dial<'_> {
+    /// How `target`'s Service is reached, trying a failed connection again `retries` times; `upgrade`
+    /// when the request asks for a protocol upgrade.
+    pub fn of(target: &Target, retries: u32, upgrade: bool) -> Dial<'_> {
+        let service = &target.service;
+        Dial {
+            connect_timeout_ms: service.connect_timeout,
+            retries,
+            https: service.protocol.is_tls(),
+            verify: service.tls_verify.unwrap_or(true),
+            own: target.tls.as_deref(),
+            versions: match (upgrade, service.protocol.is_grpc()) {
+                (true, _) => Versions::Http1,
+                (false, true) => Versions::Http2,
+                (false, false) => Versions::Any,
+            },
+        }
+    }
+}
+
+/// Connect timeout (ms), retries, for HTTPS whether the certificate is verified, the digest of the
+/// Service's own TLS settings, and the HTTP versions.
+type ClientKey = (u64, u32, Option<bool>, Option<[u8; 32]>, Versions);
 
 /// Upstream clients by connect timeout, retries, scheme and certificate verification, shared across
 /// snapshots so pools stay warm. HTTPS upstreams are verified against the Mozilla roots plus
@@ -155,15 +200,16 @@ impl UpstreamClients {
 
     /// The client for a Service: `https` gets TLS, with `verify` deciding certificate checks and `own`
     /// the Service's client certificate, trusted CAs and chain depth; a failed connection is tried again
-    /// up to `retries` times.
-    pub(super) fn get(
-        &self,
-        connect_timeout_ms: u64,
-        retries: u32,
-        https: bool,
-        verify: bool,
-        own: Option<&UpstreamTls>,
-    ) -> Upstream {
+    /// up to `retries` times; `versions` as the request needs them.
+    pub(super) fn get(&self, dial: &Dial<'_>) -> Upstream {
+        let Dial {
+            connect_timeout_ms,
+            retries,
+            https,
+            verify,
+            own,
+            versions,
+        } = *dial;
         let own = own.filter(|_| https);
         let mut clients = self.clients.lock().expect("upstream clients lock");
         clients
@@ -172,6 +218,7 @@ impl UpstreamClients {
                 retries,
                 https.then_some(verify),
                 own.map(UpstreamTls::key),
+                versions,
             ))
             .or_insert_with(|| {
                 let mut tcp = HttpConnector::new();
@@ -185,7 +232,8 @@ impl UpstreamClients {
                 let pooled = || {
                     let mut b = Client::builder(TokioExecutor::new());
                     b.pool_idle_timeout(Duration::from_secs(60))
-                        .pool_max_idle_per_host(256);
+                        .pool_max_idle_per_host(256)
+                        .http2_only(versions == Versions::Http2);
                     b
                 };
                 if !https {
@@ -210,10 +258,12 @@ impl UpstreamClients {
                 };
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .enable_http2()
-                    .wrap_connector(http);
+                    .https_or_http();
+                let connector = match versions {
+                    Versions::Http2 => connector.enable_http2().wrap_connector(http),
+                    Versions::Http1 => connector.enable_http1().wrap_connector(http),
+                    Versions::Any => connector.enable_http1().enable_http2().wrap_connector(http),
+                };
                 Upstream::Tls(pooled().build(connector))
             })
             .clone()

@@ -11,8 +11,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
-use shared::tls::{ca_der, KeyPair};
+use shared::tls::ca_der;
 use shared::{ConfigState, Service};
+
+use crate::tls::ServerCertificates;
 
 /// The TLS settings a Service adds to the node's defaults. Services with equal settings share a pool:
 /// [`UpstreamTls::key`] digests them.
@@ -24,8 +26,13 @@ pub struct UpstreamTls {
 }
 
 impl UpstreamTls {
-    /// The settings of `service` in `state`, or `None` when it sets none of them.
-    pub fn of(service: &Service, state: &ConfigState) -> Result<Option<UpstreamTls>, String> {
+    /// The settings of `service` in `state`, or `None` when it sets none of them; its client certificate
+    /// comes parsed from `certificates`.
+    pub fn of(
+        service: &Service,
+        state: &ConfigState,
+        certificates: &ServerCertificates,
+    ) -> Result<Option<UpstreamTls>, String> {
         if service.client_certificate.is_none()
             && service.ca_certificates.is_none()
             && service.tls_verify_depth.is_none()
@@ -41,9 +48,10 @@ impl UpstreamTls {
                 })?;
                 key.update(c.cert.as_bytes());
                 key.update(c.key.as_bytes());
-                let pair = KeyPair::parse(&c.cert, &c.key)
-                    .map_err(|e| format!("{}: {e}", what("client_certificate")))?;
-                Some(pair.certified)
+                let pair = certificates.certificate(&fk.id).ok_or_else(|| {
+                    format!("{} {} is not parsed", what("client_certificate"), fk.id)
+                })?;
+                Some(pair)
             }
             None => None,
         };

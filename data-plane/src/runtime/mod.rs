@@ -4,113 +4,25 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use shared::{Change, ConfigState, Kind, Route, Service, StateDigest};
+use shared::protocol::{Protocol, ProtocolSet};
+use shared::{Change, ConfigState, Kind, StateDigest};
 use uuid::Uuid;
 
 use crate::balancer::{Balancer, HealthRegistry};
 use crate::cache::Caches;
+use crate::dns::Dns;
 use crate::metrics::Metrics;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
-use crate::proxy::forward::PathHandling;
-use crate::proxy::upstream_tls::UpstreamTls;
-use crate::proxy::Scheme;
 use crate::router::Router;
+
+mod entries;
 use crate::tls::ServerCertificates;
+pub use entries::{RouteEntry, Target};
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
-/// Where a Service's requests go, prepared once per snapshot.
-pub struct Target {
-    pub service: Arc<Service>,
-    pub scheme: http::uri::Scheme,
-    pub authority: http::uri::Authority,
-    /// `Host` sent upstream (unless the route preserves the client's).
-    pub host_header: http::HeaderValue,
-    /// The Service's name (or id) for metrics and logs.
-    pub label: String,
-    /// The Service's own TLS settings toward its upstream, if it has any.
-    pub tls: Option<Arc<UpstreamTls>>,
-    /// The Upstream the Service's host names, if any: requests are balanced over its Targets.
-    pub balancer: Option<Arc<Balancer>>,
-}
-
-impl Target {
-    fn new(
-        service: &Service,
-        state: &ConfigState,
-        balancers: &HashMap<&str, &Arc<Balancer>>,
-    ) -> Result<Target, String> {
-        let balancer = balancers
-            .get(service.host.to_ascii_lowercase().as_str())
-            .map(|b| Arc::clone(b));
-        let default_port = if service.protocol == "https" { 443 } else { 80 };
-        let authority = if service.port == default_port {
-            service.host.clone()
-        } else {
-            format!("{}:{}", service.host, service.port)
-        };
-        Ok(Target {
-            service: Arc::new(service.clone()),
-            scheme: service
-                .protocol
-                .parse()
-                .map_err(|_| format!("service {}: bad protocol", service.id))?,
-            authority: authority
-                .parse()
-                .map_err(|_| format!("service {}: bad host or port", service.id))?,
-            host_header: http::HeaderValue::from_str(
-                balancer
-                    .as_ref()
-                    .and_then(|b| b.upstream.host_header.as_deref())
-                    .unwrap_or(&authority),
-            )
-            .map_err(|_| format!("service {}: bad host", service.id))?,
-            label: service
-                .name
-                .clone()
-                .unwrap_or_else(|| service.id.to_string()),
-            tls: UpstreamTls::of(service, state)?.map(Arc::new),
-            balancer,
-        })
-    }
-}
-
-/// A Route as the request path uses it: its keyword fields resolved once per snapshot.
-#[derive(Clone)]
-pub struct RouteEntry {
-    pub route: Arc<Route>,
-    /// Whether plain HTTP and HTTPS requests are accepted (`protocols`); see [`RouteEntry::accepts`].
-    accepts_http: bool,
-    accepts_https: bool,
-    pub path_handling: PathHandling,
-    /// Where plain HTTP to an HTTPS-only Route is redirected with (`https_redirect_status_code` other
-    /// than 426, which refuses instead).
-    pub https_redirect: Option<http::StatusCode>,
-}
-
-impl RouteEntry {
-    fn new(route: &Route) -> RouteEntry {
-        let accepts = |p: &str| route.protocols.iter().any(|x| x == p);
-        RouteEntry {
-            accepts_http: accepts("http"),
-            accepts_https: accepts("https"),
-            path_handling: PathHandling::of(&route.path_handling),
-            https_redirect: match route.https_redirect_status_code {
-                426 => None,
-                code => http::StatusCode::from_u16(code).ok(),
-            },
-            route: Arc::new(route.clone()),
-        }
-    }
-
-    /// Whether a request that came in over `scheme` may use this Route.
-    pub fn accepts(&self, scheme: Scheme) -> bool {
-        match scheme {
-            Scheme::Http => self.accepts_http,
-            Scheme::Https => self.accepts_https,
-        }
-    }
-}
+/// A plugin instance and the protocols it runs on.
+type Instance = (Arc<dyn Plugin>, ProtocolSet);
 
 /// Node-wide resources plugin instances are built with.
 #[derive(Clone)]
@@ -120,6 +32,8 @@ pub struct Resources {
     pub clients: Arc<IdpClients>,
     /// Every Target's health, kept across snapshots.
     pub health: Arc<HealthRegistry>,
+    /// What Target host names resolve to.
+    pub dns: Arc<Dns>,
     /// Plugins this node runs.
     pub allowed: Vec<&'static str>,
 }
@@ -185,7 +99,7 @@ pub struct RuntimeConfig {
     /// One per Service, by Service id.
     pub targets: imbl::HashMap<Uuid, Arc<Target>>,
     consumers: Arc<ConsumerIndex>,
-    plugins: imbl::HashMap<ScopeKey, Arc<dyn Plugin>>,
+    plugins: imbl::HashMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
     plugin_scopes: imbl::HashMap<Uuid, ScopeKey>,
     /// Plugin names present in this config, in execution order.
@@ -240,7 +154,12 @@ impl RuntimeConfig {
             for u in state.upstreams.values() {
                 built.insert(
                     u.id,
-                    Arc::new(Balancer::build(u, &state, &resources.health)?),
+                    Arc::new(Balancer::build(
+                        u,
+                        &state,
+                        &resources.health,
+                        &resources.dns.cache,
+                    )?),
                 );
             }
             let live: Vec<Uuid> = built.keys().copied().collect();
@@ -265,6 +184,12 @@ impl RuntimeConfig {
             .values()
             .map(|b| (b.upstream.name.as_str(), b))
             .collect();
+        // Parsed once: served by the TLS listener and presented by Services as client certificates.
+        let tls = if touched.tls {
+            Arc::new(ServerCertificates::build(&state)?)
+        } else {
+            self.tls.clone()
+        };
         let mut targets = self.targets.clone();
         // A changed certificate may be a Service's client certificate or trusted CA.
         let affected = state
@@ -278,7 +203,7 @@ impl RuntimeConfig {
             .map(|s| s.id);
         for id in touched.services.iter().copied().chain(affected) {
             match state.services.get(&id) {
-                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &by_name)?)),
+                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &by_name, &tls)?)),
                 None => targets.remove(&id),
             };
         }
@@ -326,11 +251,7 @@ impl RuntimeConfig {
             }
         }
         active_plugins.sort_by_key(|n| registry().iter().position(|(r, _, _)| r == n));
-        let tls = if touched.tls {
-            Arc::new(ServerCertificates::build(&state)?)
-        } else {
-            self.tls.clone()
-        };
+
         Ok(RuntimeConfig {
             version,
             hash: digest.hex(),
@@ -385,10 +306,12 @@ impl RuntimeConfig {
         )
     }
 
-    /// The instance of plugin `name` that applies, with Kong's precedence (most specific scope first).
+    /// The instance of plugin `name` that applies to a request of `protocol`, with Kong's precedence
+    /// (most specific scope first) among the instances whose `protocols` list it.
     pub fn plugin_for(
         &self,
         name: &'static str,
+        protocol: Protocol,
         route: Uuid,
         service: Option<Uuid>,
         consumer: Option<Uuid>,
@@ -408,7 +331,12 @@ impl RuntimeConfig {
             if c.is_some() && consumer.is_none() || s.is_some() && service.is_none() {
                 return None;
             }
-            self.plugins.get(&(name, *r, *s, *c))
+            // An instance that does not list the request's protocol is as if absent: a less
+            // specific one that does list it applies.
+            self.plugins
+                .get(&(name, *r, *s, *c))
+                .filter(|(_, protocols)| protocols.contains(protocol))
+                .map(|(instance, _)| instance)
         })
     }
 }
@@ -418,7 +346,7 @@ fn build_plugin(
     p: &shared::Plugin,
     ctx: &BuildCtx,
     allowed: &[&'static str],
-) -> Result<(ScopeKey, Arc<dyn Plugin>), String> {
+) -> Result<(ScopeKey, Instance), String> {
     let Some((name, _, factory)) = registry().iter().find(|(n, _, _)| *n == p.name) else {
         return Err(format!(
             "plugin '{}' ({}) is not supported by this node",
@@ -438,14 +366,14 @@ fn build_plugin(
         p.service.map(|f| f.id),
         p.consumer.map(|f| f.id),
     );
-    Ok((key, instance))
+    Ok((key, (instance, ProtocolSet::of(&p.protocols))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use shared::{Entity, ParseCtx};
+    use shared::{Entity, ParseCtx, Route};
 
     fn resources() -> Resources {
         Resources {
@@ -453,6 +381,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             clients: Arc::new(IdpClients::new(None)),
             health: Arc::default(),
+            dns: Arc::new(Dns::new(None)),
             allowed: registry().iter().map(|(n, _, _)| *n).collect(),
         }
     }
