@@ -9,6 +9,7 @@ pub mod changelog;
 pub mod cluster;
 pub mod core;
 pub mod database;
+pub mod deck;
 pub mod migrate;
 pub mod pki;
 pub mod sharing;
@@ -93,6 +94,10 @@ pub struct Config {
     /// File holding the admin token (`Authorization: Bearer <token>` or `Kong-Admin-Token`).
     #[arg(long, env = "PORTCULLIS_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Browser origin allowed to call the Admin API (CORS), as Kong's `admin_gui_url`: a URL whose origin
+    /// is allowed, or `*` for any origin (Kong's default). Unset: no origin is allowed.
+    #[arg(long, env = "PORTCULLIS_ADMIN_CORS_ORIGIN")]
+    pub admin_cors_origin: Option<admin::cors::CorsOrigin>,
     /// Log format.
     #[arg(
         long,
@@ -144,6 +149,11 @@ pub struct Config {
     /// name, with the cluster port).
     #[arg(long, env = "PORTCULLIS_CONTROL_PLANE_NAME")]
     pub control_plane_name: Option<String>,
+    /// Name servers Target host names are checked against when written, `ip[:port]` separated by commas
+    /// (default: the system's `/etc/resolv.conf`; the hosts file is read either way). Give the nodes
+    /// the same.
+    #[arg(long, env = "PORTCULLIS_DNS_RESOLVER")]
+    pub dns_resolver: Option<shared::dns::Nameservers>,
 }
 
 impl Config {
@@ -360,6 +370,8 @@ pub async fn run(
         core: core.clone(),
         cluster: cluster.clone(),
         admin_token,
+        cors_origin: config.admin_cors_origin.clone(),
+        server_stats: Default::default(),
         configuration: json!({
             "admin_listen": admin_addr.to_string(),
             "cluster_listen": cluster_addr.to_string(),
@@ -376,9 +388,11 @@ pub async fn run(
             "sync_log_versions": config.sync_log_versions,
             "sync_log_bytes": config.sync_log_bytes,
             "ca_fingerprint": cluster.pki.ca_fingerprint,
+            "dns_resolver": config.dns_resolver.as_ref().map(|n| n.0.iter().map(ToString::to_string).collect::<Vec<_>>()),
         }),
         issuers: Default::default(),
         config_body_limit: config.max_config_body_bytes,
+        targets: admin::targets::TargetResolver::new(config.dns_resolver.as_ref()),
     });
 
     tokio::spawn(async move {
@@ -403,7 +417,9 @@ pub async fn run(
         let _ = rx.wait_for(|v| *v).await;
     };
 
-    let admin_server = axum::serve(listeners.admin, admin::router(ctx))
+    let admin_listener =
+        admin::server_stats::CountingListener::new(listeners.admin, ctx.server_stats.clone());
+    let admin_server = axum::serve(admin_listener, admin::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))

@@ -11,6 +11,19 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if std::env::args().nth(1).as_deref() == Some("config") {
+        let args = control_plane::deck::ConfigArgs::parse_from(std::env::args().skip(1));
+        match control_plane::deck::run(&args).await {
+            Ok(outcome) => {
+                println!("{}", outcome.text);
+                std::process::exit(outcome.status);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     let config = control_plane::Config::parse();
     control_plane::init_logging(config.log_format, config.log_output);
     let listeners = control_plane::Listeners::bind(&config).await?;

@@ -17,7 +17,6 @@ use shared::{Change, ConfigState, Entity, FieldErrors, Kind, ParseCtx, Resolver,
 use uuid::Uuid;
 
 use super::certificates::{public_json, put_snis, redacted_keys, restore_keys, take_snis};
-use super::targets::check_target_resolves;
 use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
 use crate::cluster::unix_now;
 
@@ -37,7 +36,7 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
                 get(move |s: Ctx, Path(k): Path<String>| read(s, kind, k))
                     .put(
                         move |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| {
-                            upsert(s, kind, k, h, b)
+                            upsert(s, kind, k, None, h, b)
                         },
                     )
                     .patch(
@@ -49,14 +48,7 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
             );
     }
     // Nested collections: the parent is fixed by the path.
-    for (parent, child) in [
-        (Kind::Service, Kind::Route),
-        (Kind::Service, Kind::Plugin),
-        (Kind::Route, Kind::Plugin),
-        (Kind::Consumer, Kind::Plugin),
-        (Kind::Certificate, Kind::Sni),
-        (Kind::Upstream, Kind::Target),
-    ] {
+    for (parent, child) in super::nested::NESTED {
         let path = format!("/{}/{{parent}}/{}", parent.collection(), child.collection());
         r = r.route(
             &path,
@@ -73,26 +65,35 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
     r
 }
 
-fn scope_field(parent: Kind) -> &'static str {
-    match parent {
-        Kind::Service => "service",
-        Kind::Route => "route",
-        Kind::Consumer => "consumer",
-        Kind::Plugin => "plugin",
-        Kind::Certificate => "certificate",
-        Kind::Sni => "sni",
-        Kind::CaCertificate => "ca_certificate",
-        Kind::Upstream => "upstream",
-        Kind::Target => "target",
+/// Points `body` at the parent a nested path names (404 when it does not exist).
+fn scope_to(
+    state: &ConfigState,
+    body: &mut Value,
+    parent: Option<&(Kind, String)>,
+) -> Result<(), StateError> {
+    if let Some((pk, key)) = parent {
+        let p = find(state, *pk, key).ok_or(StateError::NotFound)?;
+        body[pk.singular()] = json!({ "id": p.id() });
+    }
+    Ok(())
+}
+
+/// The field a path may name an entity of `kind` by; `None` for kinds only reachable by id.
+fn name_field(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Consumer => Some("username"),
+        Kind::Plugin => Some("instance_name"),
+        Kind::Certificate | Kind::CaCertificate | Kind::Target => None,
+        Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream => Some("name"),
     }
 }
 
 /// Finds an entity by id or by its unique name.
-fn find(state: &ConfigState, kind: Kind, key: &str) -> Option<Entity> {
+pub(super) fn find(state: &ConfigState, kind: Kind, key: &str) -> Option<Entity> {
     state.resolve(kind, key).and_then(|id| state.get(kind, &id))
 }
 
-fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
+pub(super) fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
     let fk = match (e, parent) {
         (Entity::Route(r), Kind::Service) => r.service,
         (Entity::Plugin(p), Kind::Service) => p.service,
@@ -105,20 +106,85 @@ fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
     fk.map(|f| f.id) == Some(parent_id)
 }
 
-fn parse_query(q: &Option<String>) -> Result<Vec<(String, String)>, ApiError> {
+/// A list's `size` parameter: an integer from 1 to 1000, 100 when left out; otherwise Kong's
+/// `invalid size` error.
+pub(super) fn page_size(size: Option<&str>) -> Result<usize, ApiError> {
+    let Some(size) = size else {
+        return Ok(100);
+    };
+    let Ok(n) = size.trim().parse::<f64>() else {
+        return Err(ApiError::kong(9, "invalid size", "size must be a number"));
+    };
+    if n.fract() != 0.0 || !(1.0..=1000.0).contains(&n) {
+        return Err(ApiError::kong(
+            9,
+            "invalid size",
+            "size must be an integer between 1 and 1000",
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// A Kong tag filter: `a,b` (entities with every tag) or `a/b` (with any), at most 5 tags.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum TagFilter {
+    All(Vec<String>),
+    Any(Vec<String>),
+}
+
+impl TagFilter {
+    /// Reads `tags=`; Kong's `invalid options` error when it is empty, mixes `,` and `/`, has an empty
+    /// tag or more than 5.
+    pub(super) fn parse(filter: &str) -> Result<TagFilter, ApiError> {
+        if filter.is_empty() {
+            return Err(ApiError::invalid_option("tags", "cannot be null"));
+        }
+        let any = filter.contains('/');
+        if any && filter.contains(',') {
+            return Err(ApiError::invalid_option("tags", "invalid filter syntax"));
+        }
+        let separator = if any { '/' } else { ',' };
+        // A trailing separator is allowed, as Kong's filter syntax allows it.
+        let tags: Vec<String> = filter
+            .strip_suffix(separator)
+            .unwrap_or(filter)
+            .split(separator)
+            .map(str::to_string)
+            .collect();
+        if tags
+            .iter()
+            .any(|t| t.is_empty() || t.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid_option("tags", "invalid filter syntax"));
+        }
+        if tags.len() > 5 {
+            return Err(ApiError::invalid_option(
+                "tags",
+                "cannot query more than 5 tags",
+            ));
+        }
+        Ok(if any {
+            TagFilter::Any(tags)
+        } else {
+            TagFilter::All(tags)
+        })
+    }
+
+    /// Whether an entity with `tags` passes the filter.
+    pub(super) fn matches(&self, tags: &[String]) -> bool {
+        let has = |t: &String| tags.contains(t);
+        match self {
+            TagFilter::All(wanted) => wanted.iter().all(has),
+            TagFilter::Any(wanted) => wanted.iter().any(has),
+        }
+    }
+}
+
+pub(super) fn parse_query(q: &Option<String>) -> Result<Vec<(String, String)>, ApiError> {
     match q {
         None => Ok(Vec::new()),
         Some(q) => serde_urlencoded::from_str(q)
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}"))),
-    }
-}
-
-/// Whether the entity's tags satisfy a Kong tag filter: `a,b` (all) or `a/b` (any).
-fn tags_match(tags: &[String], filter: &str) -> bool {
-    if filter.contains('/') {
-        filter.split('/').any(|t| tags.iter().any(|x| x == t))
-    } else {
-        filter.split(',').all(|t| tags.iter().any(|x| x == t))
     }
 }
 
@@ -135,27 +201,34 @@ async fn list(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let size = match get_param("size") {
-        None => 100,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::schema(shared::entity::field_error(
-                    "size",
-                    "must be a number between 1 and 1000",
-                )))
-            }
-        },
-    };
+    let size = page_size(get_param("size").as_deref())?;
     let after = match get_param("offset") {
         None => None,
         Some(o) => Some(decode_offset(&o).ok_or_else(|| {
             ApiError { status: StatusCode::BAD_REQUEST, body: json!({"message": format!("'{o}' is not a valid offset"), "name": "invalid offset", "code": 7}) }
         })?),
     };
-    let tags = get_param("tags");
+    let tags = get_param("tags")
+        .map(|t| TagFilter::parse(&t))
+        .transpose()?;
     let current = ctx.core.current();
     let state = &current.state;
+    // `GET /consumers?custom_id=…`: the one Consumer with that custom_id (Kong's lookup), unpaged.
+    if let (Kind::Consumer, None, Some(custom_id)) = (kind, &parent, get_param("custom_id")) {
+        if custom_id.is_empty() {
+            return Err(ApiError::schema(shared::entity::field_error(
+                "custom_id",
+                "length must be at least 1",
+            )));
+        }
+        let data: Vec<Value> = state
+            .consumers
+            .values()
+            .filter(|c| c.custom_id.as_deref() == Some(custom_id.as_str()))
+            .map(|c| public_json(state, &Entity::Consumer(c.clone())))
+            .collect();
+        return Ok(Json(json!({ "data": data, "next": null })).into_response());
+    }
     let parent_id = match &parent {
         Some((pk, key)) => Some((
             *pk,
@@ -167,7 +240,7 @@ async fn list(
         .list(kind)
         .into_iter()
         .filter(|e| parent_id.is_none_or(|(pk, pid)| belongs_to(e, pk, pid)))
-        .filter(|e| tags.as_deref().is_none_or(|t| tags_match(e.tags(), t)))
+        .filter(|e| tags.as_ref().is_none_or(|t| t.matches(e.tags())))
         .filter(|e| after.is_none_or(|a| e.id() > a));
     let page: Vec<Entity> = matching.by_ref().take(size).collect();
     let more = matching.next().is_some();
@@ -201,7 +274,7 @@ fn decode_offset(s: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
-async fn read(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
+pub(super) async fn read(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
     let current = ctx.core.current();
     let e = find(&current.state, kind, &key).ok_or_else(ApiError::not_found)?;
     Ok(Json(public_json(&current.state, &e)).into_response())
@@ -266,7 +339,10 @@ fn put_entity(
 }
 
 /// The request body as an object, and whether it came as a form (whose values are all strings).
-async fn body_object(headers: &HeaderMap, body: Body) -> Result<(Value, bool), ApiError> {
+pub(super) async fn body_object(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Value, bool), ApiError> {
     let (v, format) = read_body(headers, body, BODY_LIMIT)
         .await?
         .unwrap_or_else(|| (json!({}), BodyFormat::Json));
@@ -284,16 +360,13 @@ async fn create(
     b: Body,
 ) -> ApiResult {
     let (request, form) = body_object(&h, b).await?;
-    check_target_resolves(kind, &request).await?;
+    ctx.targets.check(kind, &request).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
             // Each attempt starts from the request as sent.
             let mut body = request.clone();
-            if let Some((pk, key)) = &parent {
-                let p = find(state, *pk, key).ok_or(StateError::NotFound)?;
-                body[scope_field(*pk)] = json!({ "id": p.id() });
-            }
+            scope_to(state, &mut body, parent.as_ref())?;
             let snis = certificate_snis(kind, &mut body)?;
             let now = unix_now();
             let pctx = ParseCtx {
@@ -304,10 +377,7 @@ async fn create(
             };
             let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
             if state.get(kind, &e.id()).is_some() {
-                return Err(StateError::Unique(format!(
-                    "primary key violation on key '{{id=\"{}\"}}'",
-                    e.id()
-                )));
+                return Err(StateError::PrimaryKey(e.id()));
             }
             let changes = put_entity(state, &e, snis.as_deref(), now)?;
             Ok::<_, StateError>((changes, e))
@@ -317,33 +387,40 @@ async fn create(
     Ok((StatusCode::CREATED, Json(shown)).into_response())
 }
 
-async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
+/// `PUT`: creates or replaces the entity `key` names; under `parent` (a nested path) the entity
+/// belongs to that parent.
+pub(super) async fn upsert(
+    State(ctx): Ctx,
+    kind: Kind,
+    key: String,
+    parent: Option<(Kind, String)>,
+    h: HeaderMap,
+    b: Body,
+) -> ApiResult {
     let (request, form) = body_object(&h, b).await?;
-    check_target_resolves(kind, &request).await?;
+    ctx.targets.check(kind, &request).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
             // Each attempt starts from the request as sent.
             let mut body = request.clone();
+            scope_to(state, &mut body, parent.as_ref())?;
             let existing = find(state, kind, &key);
+            // A path that names the entity (not an id) gives it that name, whether the entity exists
+            // yet or not, as Kong's PUT by endpoint key does.
+            if Uuid::parse_str(&key).is_err() {
+                let Some(name_field) = name_field(kind) else {
+                    return Err(StateError::Schema(shared::entity::field_error(
+                        "id",
+                        "this entity has no name: the path must hold an id",
+                    )));
+                };
+                body[name_field] = Value::String(key.clone());
+            }
             let id = match (&existing, Uuid::parse_str(&key)) {
                 (Some(e), _) => e.id(),
                 (None, Ok(id)) => id,
-                (None, Err(_)) => {
-                    let name_field = match kind {
-                        Kind::Consumer => "username",
-                        Kind::Plugin => "instance_name",
-                        Kind::Certificate | Kind::CaCertificate | Kind::Target => {
-                            return Err(StateError::Schema(shared::entity::field_error(
-                                "id",
-                                "this entity has no name: the path must hold an id",
-                            )))
-                        }
-                        _ => "name",
-                    };
-                    body[name_field] = Value::String(key.clone());
-                    Uuid::new_v4()
-                }
+                (None, Err(_)) => Uuid::new_v4(),
             };
             // The id comes from the path (or the entity the path names); a body may repeat it, not change it.
             if let Some(given) = body.get("id").filter(|v| !v.is_null()) {
@@ -374,9 +451,15 @@ async fn upsert(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
     Ok(Json(public_json(&ctx.core.current().state, &entity)).into_response())
 }
 
-async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body) -> ApiResult {
+pub(super) async fn update(
+    State(ctx): Ctx,
+    kind: Kind,
+    key: String,
+    h: HeaderMap,
+    b: Body,
+) -> ApiResult {
     let (patch, form) = body_object(&h, b).await?;
-    check_target_resolves(kind, &patch).await?;
+    ctx.targets.check(kind, &patch).await?;
     let (entity, _) = ctx
         .core
         .write(|state| {
@@ -416,7 +499,7 @@ async fn update(State(ctx): Ctx, kind: Kind, key: String, h: HeaderMap, b: Body)
     Ok(Json(public_json(&ctx.core.current().state, &entity)).into_response())
 }
 
-async fn remove(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
+pub(super) async fn remove(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
     ctx.core
         .write(|state| {
             // Kong answers 204 for an entity that is already gone.

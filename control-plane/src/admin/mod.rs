@@ -2,11 +2,16 @@
 
 mod certificates;
 mod clustering;
+pub mod cors;
 pub mod declarative;
 mod entities;
+mod info;
+mod kong_schemas;
+mod nested;
 mod oidc;
 mod openapi;
-mod targets;
+pub mod server_stats;
+pub mod targets;
 mod upstream_health;
 
 use std::collections::BTreeMap;
@@ -36,12 +41,18 @@ pub struct AdminCtx {
     pub cluster: Arc<Cluster>,
     /// The admin token, when one is required.
     pub admin_token: Option<String>,
+    /// Browser origins allowed to call the Admin API; none when unset.
+    pub cors_origin: Option<cors::CorsOrigin>,
+    /// Connections and requests of the Admin API server (`GET /status`).
+    pub server_stats: Arc<server_stats::ServerStats>,
     /// Non-secret settings reported by `GET /`.
     pub configuration: Value,
     /// Discovery documents of `openid-connect` issuers.
     pub issuers: oidc::IssuerCache,
     /// Largest body `POST /config` accepts.
     pub config_body_limit: usize,
+    /// Checks that Target names resolve.
+    pub targets: targets::TargetResolver,
 }
 
 /// Shared handler state.
@@ -68,6 +79,26 @@ impl ApiError {
         ApiError::message(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 400 with one of Kong's error codes and its name (`9`, `invalid size`).
+    pub fn kong(code: u8, name: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({ "code": code, "name": name, "message": message.into() }),
+        }
+    }
+
+    /// Kong's `invalid options` error for one query option (`tags`): code 11, the option named under
+    /// `options`.
+    pub fn invalid_option(option: &str, why: &str) -> ApiError {
+        let mut e = ApiError::kong(
+            11,
+            "invalid options",
+            format!("invalid option ({option}: {why})"),
+        );
+        e.body["options"] = json!({ option: why });
+        e
+    }
+
     /// 404 as Kong answers it.
     pub fn not_found() -> ApiError {
         ApiError::message(StatusCode::NOT_FOUND, "Not found")
@@ -86,12 +117,20 @@ impl From<StateError> for ApiError {
         let (code, message, fields) = match &e {
             StateError::Schema(f) => (
                 2,
-                format!("schema violation ({})", f.summary()),
+                f.kong_message("schema violation", "schema violations"),
                 Some(f.to_json()),
             ),
-            StateError::ForeignKey(m) => (4, m.clone(), None),
-            StateError::Unique(m) => (5, m.clone(), None),
+            StateError::PrimaryKey(id) => (3, e.to_string(), Some(json!({ "id": id }))),
+            StateError::ForeignKey { message, fields } => {
+                (4, message.clone(), Some(fields.clone()))
+            }
+            StateError::Unique { message, fields } => (5, message.clone(), Some(fields.clone())),
             StateError::NotFound => (6, "Not found".to_string(), None),
+            StateError::Unresolved(f) => (
+                13,
+                f.kong_message("foreign key unresolved", "foreign keys unresolved"),
+                Some(f.to_json()),
+            ),
         };
         let mut body = json!({ "message": message, "name": e.kong_name(), "code": code });
         if let Some(fields) = fields {
@@ -136,23 +175,36 @@ impl IntoResponse for ApiError {
 /// Result type of handlers.
 pub type ApiResult = Result<Response, ApiError>;
 
-/// Builds the Admin API router.
+/// Builds the Admin API router. CORS wraps the whole router (a layer on the router itself would run per
+/// route, after routing), so its `OPTIONS` answer can ask the router which methods a path serves.
 pub fn router(ctx: Arc<AdminCtx>) -> Router {
-    Router::new()
-        .route("/", get(root))
+    let api = Router::new()
         .route("/status", get(status))
         .route("/openapi.json", get(openapi::document))
+        .merge(info::routes())
+        .merge(kong_schemas::routes())
         .merge(entities::routes())
+        .merge(nested::routes())
         .merge(declarative::routes())
         .merge(clustering::routes())
         .merge(oidc::routes())
         .merge(upstream_health::routes())
         .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|| async {
-            ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-        })
+        .layer(middleware::map_response(method_not_allowed))
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
-        .with_state(ctx)
+        .with_state(ctx.clone());
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state(ctx.clone(), cors::cors))
+        .layer(middleware::from_fn_with_state(ctx, server_stats::count))
+}
+
+/// The router's 405 with Kong's JSON message (the router then names the path's methods in `Allow`).
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -161,7 +213,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Requires the admin token (as `Authorization: Bearer` or `Kong-Admin-Token`) when one is configured.
 async fn authenticate(State(ctx): Ctx, req: Request, next: Next) -> Response {
-    if let Some(expected) = &ctx.admin_token {
+    // The `OPTIONS` answer's probe of a path's methods runs no handler.
+    let probe = req.extensions().get::<cors::MethodProbe>().is_some();
+    if let (Some(expected), false) = (&ctx.admin_token, probe) {
         let headers = req.headers();
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -188,26 +242,14 @@ async fn authenticate(State(ctx): Ctx, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn root(State(ctx): Ctx) -> Json<Value> {
-    let plugins: Map<String, Value> = shared::plugins::SUPPORTED
-        .iter()
-        .map(|(n, v)| (n.to_string(), json!({ "version": v })))
-        .collect();
-    Json(json!({
-        "tagline": "Welcome to Portcullis",
-        "version": shared::VERSION,
-        "role": "control_plane",
-        "configuration": ctx.configuration,
-        "plugins": { "available_on_server": plugins },
-    }))
-}
-
 async fn status(State(ctx): Ctx) -> Json<Value> {
     let current = ctx.core.current();
     let latest = ctx.cluster.latest();
     let rejected = ctx.cluster.publish_status.borrow().rejected.clone();
     Json(json!({
         "database": { "reachable": ctx.core.store().healthy().await },
+        // Kong's field: the hash of the configuration nodes are given.
+        "configuration_hash": latest.as_ref().map(|s| s.hash.clone()),
         "config_version": current.version,
         "published": latest.as_ref().map(|s| json!({"version": s.version, "hash": s.hash, "routes": s.routes})),
         "publish_error": rejected.map(|(v, reason)| json!({"version": v, "reason": reason})),
@@ -218,6 +260,8 @@ async fn status(State(ctx): Ctx) -> Json<Value> {
             "plugins": current.state.plugins.len(),
         },
         "data_planes": { "connected": ctx.cluster.nodes.connected() },
+        // Kong's block about the Admin API server itself.
+        "server": ctx.server_stats.to_json(),
     }))
 }
 
@@ -245,9 +289,6 @@ pub async fn read_bytes(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -258,9 +299,22 @@ pub async fn read_bytes(
                 .trim()
                 .to_ascii_lowercase()
         });
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        // An empty body is no body, except where it claims to be JSON: Kong cannot parse it.
+        return match content_type.as_deref() {
+            Some("application/json") => Err(ApiError::bad_request(CANNOT_PARSE_JSON)),
+            _ => Ok(None),
+        };
+    }
     let format = match content_type.as_deref() {
         Some("application/json") => BodyFormat::Json,
         Some("application/x-www-form-urlencoded") => BodyFormat::Form,
+        // Kong reads multipart forms as it reads URL-encoded ones; so does this, by turning one into the
+        // other.
+        Some("multipart/form-data") => {
+            let bytes = multipart_as_urlencoded(headers, bytes).await?;
+            return Ok(Some((bytes, BodyFormat::Form)));
+        }
         Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => {
             BodyFormat::Yaml
         }
@@ -268,7 +322,7 @@ pub async fn read_bytes(
             return Err(ApiError::message(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
-                    "Unsupported Content-Type {}: send application/json or application/x-www-form-urlencoded",
+                    "Unsupported Content-Type {}: send application/json, application/x-www-form-urlencoded or multipart/form-data",
                     other.map(|o| format!("'{o}'")).unwrap_or_else(|| "(none)".into())
                 ),
             ))
@@ -276,6 +330,30 @@ pub async fn read_bytes(
     };
     Ok(Some((bytes, format)))
 }
+
+/// The text fields of a `multipart/form-data` body, encoded as `application/x-www-form-urlencoded`.
+async fn multipart_as_urlencoded(headers: &HeaderMap, bytes: Bytes) -> Result<Bytes, ApiError> {
+    let unreadable =
+        |e: multer::Error| ApiError::bad_request(format!("Cannot parse multipart body: {e}"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(unreadable)?;
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let mut form = multer::Multipart::new(body, boundary);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or_default().to_string();
+        pairs.push((name, field.text().await.map_err(unreadable)?));
+    }
+    serde_urlencoded::to_string(&pairs)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::bad_request(format!("Cannot parse multipart body: {e}")))
+}
+
+/// Kong's exact answer to a body that is not JSON though its content type says so.
+pub const CANNOT_PARSE_JSON: &str = "Cannot parse JSON body";
 
 /// Reads a request body as JSON, a form (Kong's `paths[]=/a`, `config.ttl=5`) or YAML, with clear
 /// errors for anything else.
@@ -288,8 +366,10 @@ pub async fn read_body(
         return Ok(None);
     };
     let value = match format {
-        BodyFormat::Json => serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("Cannot parse JSON body: {e}")))?,
+        // Kong's exact answer, which clients match on.
+        BodyFormat::Json => {
+            serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request(CANNOT_PARSE_JSON))?
+        }
         BodyFormat::Form => {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("Cannot parse form body: {e}")))?;
@@ -313,7 +393,8 @@ pub enum BodyFormat {
 /// the bound keeps a hostile key from building a value deep enough to exhaust the stack.
 pub const MAX_FORM_KEY_DEPTH: usize = 16;
 
-/// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys) into JSON.
+/// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys, `name=` for null) into
+/// JSON.
 pub fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
     let mut root = Map::new();
     let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -336,6 +417,9 @@ pub fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
             get_path(&root, &key).and_then(|p| p.as_str().map(str::to_string))
         {
             arrays.insert(key.clone(), vec![prev, v]);
+        } else if v.is_empty() {
+            // An empty form value sets the field to null, as in Kong (`name=` clears the name).
+            set_path(&mut root, &key, Value::Null);
         } else {
             set_path(&mut root, &key, Value::String(v));
         }

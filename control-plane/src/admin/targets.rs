@@ -1,9 +1,16 @@
 //! A Target's host must resolve when it is written, as an operator would expect from a typo'd name: the
 //! Admin API looks it up (at most 2 s) before the write and answers 400 naming `target` when it does not.
+//! It asks the name servers of `--dns-resolver` (the system's without it), as nodes given the same flag
+//! do, and reads the hosts file.
 
 use std::time::Duration;
 
+use hickory_resolver::config::{NameServerConfig, NameServerConfigGroup, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::TokioResolver;
 use serde_json::Value;
+use shared::dns::Nameservers;
 use shared::Kind;
 
 use super::ApiError;
@@ -11,33 +18,63 @@ use super::ApiError;
 /// How long a Target's name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Checks that the `target` of a Target body resolves (IP addresses always do); other kinds pass.
-pub async fn check_target_resolves(kind: Kind, body: &Value) -> Result<(), ApiError> {
-    if kind != Kind::Target {
-        return Ok(());
+/// The resolver Target names are checked with.
+pub struct TargetResolver(TokioResolver);
+
+impl TargetResolver {
+    /// Asks `servers`, or the system's name servers without them (only the hosts file when the system
+    /// has no DNS configuration).
+    pub fn new(servers: Option<&Nameservers>) -> TargetResolver {
+        let with = |group: NameServerConfigGroup| {
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], group),
+                TokioConnectionProvider::default(),
+            )
+        };
+        let builder = match servers {
+            Some(list) => {
+                let mut group = NameServerConfigGroup::new();
+                for addr in &list.0 {
+                    group.push(NameServerConfig::new(*addr, Protocol::Udp));
+                    group.push(NameServerConfig::new(*addr, Protocol::Tcp));
+                }
+                with(group)
+            }
+            None => TokioResolver::builder_tokio().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the system's DNS configuration; Target names are checked against the hosts file only (give --dns-resolver)");
+                with(NameServerConfigGroup::new())
+            }),
+        };
+        TargetResolver(builder.build())
     }
-    let Some(raw) = body.get("target").and_then(Value::as_str) else {
-        return Ok(());
-    };
-    // A malformed target is the parser's to report, with its own message.
-    let Ok((host, port)) = shared::upstream::split_target(raw) else {
-        return Ok(());
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
+
+    /// Checks that the `target` of a Target body resolves (IP addresses always do); other kinds pass.
+    pub async fn check(&self, kind: Kind, body: &Value) -> Result<(), ApiError> {
+        if kind != Kind::Target {
+            return Ok(());
+        }
+        let Some(raw) = body.get("target").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        // A malformed target is the parser's to report, with its own message.
+        let Ok(addr) = shared::upstream::TargetAddr::parse(raw) else {
+            return Ok(());
+        };
+        if addr.ip.is_some() {
+            return Ok(());
+        }
+        let host = &addr.host;
+        let found = tokio::time::timeout(RESOLVE_TIMEOUT, self.0.lookup_ip(addr.bare())).await;
+        let why = match found {
+            Ok(Ok(ips)) if ips.iter().next().is_some() => return Ok(()),
+            Ok(Ok(_)) => "it has no address".to_string(),
+            Ok(Err(e)) if e.is_no_records_found() => "it has no address".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()),
+        };
+        Err(ApiError::schema(shared::entity::field_error(
+            "target",
+            &format!("'{host}' does not resolve: {why}"),
+        )))
     }
-    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port)))
-        .await
-        .map(|r| r.map(|addrs| addrs.count()));
-    let why = match found {
-        Ok(Ok(0)) => "it has no address".to_string(),
-        Ok(Ok(_)) => return Ok(()),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()),
-    };
-    Err(ApiError::schema(shared::entity::field_error(
-        "target",
-        &format!("'{host}' does not resolve: {why}"),
-    )))
 }

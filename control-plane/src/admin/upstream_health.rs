@@ -1,5 +1,6 @@
 //! `GET /upstreams/{id|name}/health` on the control plane: each Target of an Upstream in Kong's shape,
 //! its health aggregated from what the connected nodes report (every node keeps its own, as in Kong):
+//! a Target is healthy on a node while one of its addresses is there;
 //! `HEALTHY` when healthy on every reporting node, `UNHEALTHY` when not on at least one (they are listed),
 //! `HEALTHCHECKS_OFF` when the Upstream neither probes nor counts failures.
 
@@ -42,10 +43,17 @@ async fn health(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
             let reports: Vec<(&Value, bool)> = connected
                 .iter()
                 .filter_map(|n| {
-                    let found = n["target_health"].as_array()?.iter().find(|h| {
-                        h["upstream_id"] == upstream_id.as_str() && h["target"] == t.target.as_str()
-                    })?;
-                    Some((&n["id"], found["healthy"].as_bool().unwrap_or(true)))
+                    // A node reports each address of the Target; it is healthy there while one is.
+                    let addresses: Vec<bool> = n["target_health"]
+                        .as_array()?
+                        .iter()
+                        .filter(|h| {
+                            h["upstream_id"] == upstream_id.as_str()
+                                && h["target"] == t.target.as_str()
+                        })
+                        .map(|h| h["healthy"].as_bool().unwrap_or(true))
+                        .collect();
+                    (!addresses.is_empty()).then(|| (&n["id"], addresses.contains(&true)))
                 })
                 .collect();
             let unhealthy_on: Vec<&Value> = reports

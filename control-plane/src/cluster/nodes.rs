@@ -57,6 +57,9 @@ pub struct Live {
 pub struct TargetHealth {
     pub upstream_id: String,
     pub target: String,
+    /// The address of the Target this is the health of (`ip:port`).
+    #[serde(default)]
+    pub address: String,
     pub healthy: bool,
 }
 

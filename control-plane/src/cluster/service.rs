@@ -390,6 +390,7 @@ impl Session {
                         .map(|t| TargetHealth {
                             upstream_id: t.upstream_id,
                             target: t.target,
+                            address: t.address,
                             healthy: t.healthy,
                         })
                         .collect();

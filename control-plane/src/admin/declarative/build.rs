@@ -54,6 +54,13 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         Some(_) => errors.add("_format_version", "expected a string"),
         None => errors.add("_format_version", "required field missing"),
     }
+    // Kong's `_transform: false` says secrets are already transformed (hashed); Portcullis stores none
+    // that it transforms, so either value reads the same.
+    if let Some(raw) = sections.get("_transform") {
+        if !parse(raw).is_boolean() {
+            errors.add("_transform", "expected a boolean");
+        }
+    }
     for k in sections.keys() {
         if !TOP_LEVEL.contains(&k.as_str()) {
             errors.add(k.clone(), "unknown field");
@@ -272,10 +279,9 @@ impl Builder<'_> {
         let mut body = raw.clone();
         let id = self.stable_id(kind, &body);
         if let Some(obj) = body.as_object_mut() {
-            obj.remove("routes");
-            obj.remove("plugins");
-            obj.remove("snis");
-            obj.remove("targets");
+            for nested in super::NESTED_LISTS {
+                obj.remove(*nested);
+            }
             obj.insert("id".into(), Value::String(id.to_string()));
         }
         let existing = self.old.get(kind, &id);
@@ -288,7 +294,7 @@ impl Builder<'_> {
         };
         let result = parse_entity(kind, &body, &ctx).and_then(|e| {
             if self.new.get(kind, &e.id()).is_some() {
-                return Err(StateError::Unique(format!("duplicate id {}", e.id())));
+                return Err(StateError::PrimaryKey(e.id()));
             }
             self.new.put(e.clone()).map(|_| e.id())
         });
@@ -325,9 +331,9 @@ impl Builder<'_> {
                     .and_then(|r| r.get("id").or(Some(r)))
                     .and_then(Value::as_str)
                     .and_then(|key| self.new.resolve(Kind::Upstream, key));
-                let target = s("target").and_then(|t| shared::upstream::split_target(t).ok());
-                upstream.zip(target).and_then(|(u, (host, port))| {
-                    let name = format!("{host}:{port}");
+                let target = s("target").and_then(|t| shared::upstream::TargetAddr::parse(t).ok());
+                upstream.zip(target).and_then(|(u, addr)| {
+                    let name = addr.to_string();
                     self.old
                         .targets
                         .values()

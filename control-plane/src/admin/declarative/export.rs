@@ -4,12 +4,11 @@ use serde_json::{json, Value};
 use shared::{ConfigState, Entity};
 use uuid::Uuid;
 
-/// Strips what an export does not need: timestamps, nulls and the given parent reference.
+/// Strips what an export does not need: `updated_at` (an import sets it), nulls and the given parent
+/// reference. `created_at` stays, as in Kong's export, and an import keeps it.
 fn clean(mut v: Value, drop: &[&str]) -> Value {
     if let Some(obj) = v.as_object_mut() {
-        obj.retain(|k, val| {
-            !val.is_null() && k != "created_at" && k != "updated_at" && !drop.contains(&k.as_str())
-        });
+        obj.retain(|k, val| !val.is_null() && k != "updated_at" && !drop.contains(&k.as_str()));
     }
     v
 }

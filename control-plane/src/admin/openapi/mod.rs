@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`: every endpoint, what it accepts (`schemas.rs`
 //! mirrors the parsers) and every status it can answer.
 
-mod schemas;
+pub mod schemas;
 
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -75,9 +75,12 @@ fn list_params() -> Value {
     json!([
         {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
         {"name": "offset", "in": "query", "schema": pattern(r"^[A-Za-z0-9_-]{21}[AQgw]$"), "description": "the `offset` of the previous page"},
-        {"name": "tags", "in": "query", "schema": string(), "description": "a,b: all of; a/b: any of"}
+        {"name": "tags", "in": "query", "schema": pattern(TAG_FILTER_PATTERN), "description": "a,b: all of; a/b: any of; at most 5 tags"}
     ])
 }
+
+/// A tag filter: up to 5 tags joined by `,` (all of) or by `/` (any of), maybe with a trailing separator.
+const TAG_FILTER_PATTERN: &str = r"^[^,/\x00-\x1f\x7f-\x9f]+((,[^,/\x00-\x1f\x7f-\x9f]+){0,4},?|(/[^,/\x00-\x1f\x7f-\x9f]+){0,4}/?)$";
 
 fn entity_paths(paths: &mut Map<String, Value>) {
     for kind in Kind::ALL {
@@ -86,6 +89,11 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});
         let mut list = op(&format!("List {c}"), "200", Some(page.clone()), None);
         list["parameters"] = list_params();
+        if kind == Kind::Consumer {
+            if let Some(params) = list["parameters"].as_array_mut() {
+                params.push(json!({"name": "custom_id", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "the one Consumer with this custom_id (unpaged)"}));
+            }
+        }
         paths.insert(format!("/{c}"), json!({
             "get": list,
             "post": op(&format!("Create a {n}"), "201", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Request")))),
@@ -119,14 +127,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
             "delete": {"parameters": [key], "summary": format!("Delete a {n} (204 also when it does not exist)"), "responses": op("", "204", None, None)["responses"]},
         }));
     }
-    for (parent, child) in [
-        (Kind::Service, Kind::Route),
-        (Kind::Service, Kind::Plugin),
-        (Kind::Route, Kind::Plugin),
-        (Kind::Consumer, Kind::Plugin),
-        (Kind::Certificate, Kind::Sni),
-        (Kind::Upstream, Kind::Target),
-    ] {
+    for (parent, child) in super::nested::NESTED {
         let n = schema_name(child);
         let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});
         let mut list = op(
@@ -141,7 +142,25 @@ fn entity_paths(paths: &mut Map<String, Value>) {
             "get": list,
             "post": op(&format!("Create a {n} scoped to the {}", schema_name(parent)), "201", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Request")))),
         }));
+        let p = schema_name(parent);
+        paths.insert(format!("/{}/{{parent}}/{}/{{key}}", parent.collection(), child.collection()), json!({
+            "parameters": [
+                path_param("parent", string(), "id or unique name of the parent"),
+                path_param("key", string(), "id or unique name (for PUT: the name the entity gets)"),
+            ],
+            "get": op(&format!("Read a {n} of the {p} (404 when it is not the {p}'s)"), "200", Some(schema_ref(n)), None),
+            "put": op(&format!("Create or replace a {n} of the {p}"), "200", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Put")))),
+            "patch": op(&format!("Update a {n} of the {p}"), "200", Some(schema_ref(n)), Some(schema_ref(&format!("{n}Patch")))),
+            "delete": op(&format!("Delete a {n} of the {p}"), "204", None, None),
+        }));
     }
+    paths.insert("/routes/{key}/service".into(), json!({
+        "parameters": [path_param("key", string(), "id or name of the Route")],
+        "get": op("Read the Route's Service (404 when it has none)", "200", Some(schema_ref("Service")), None),
+        "put": op("Replace the Route's Service", "200", Some(schema_ref("Service")), Some(schema_ref("ServicePut"))),
+        "patch": op("Update the Route's Service", "200", Some(schema_ref("Service")), Some(schema_ref("ServicePatch"))),
+        "delete": op("Delete the Route's Service", "204", None, None),
+    }));
 }
 
 fn cluster_paths(paths: &mut Map<String, Value>) {
@@ -210,6 +229,49 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
     );
 }
 
+/// `/schemas/…` and `/plugins/schema/{name}`: Kong's schemas of entities and plugin configs, and
+/// validation without storing.
+fn schema_paths(paths: &mut Map<String, Value>) {
+    let collections: Vec<&str> = Kind::ALL.iter().map(|k| k.collection()).collect();
+    let plugins: Vec<&str> = shared::plugins::SUPPORTED.iter().map(|(n, _)| *n).collect();
+    let entity_param = path_param("entity", one_of(&collections), "an entity collection");
+    let plugin_param = path_param(
+        "name",
+        string(),
+        &format!("a plugin name (known: {})", plugins.join(", ")),
+    );
+    let kong_schema = json!({"type": "object", "properties": {
+        "fields": {"type": "array", "items": {"type": "object", "minProperties": 1, "maxProperties": 1}},
+        "entity_checks": {"type": "array"},
+    }, "required": ["fields"]});
+    let record = json!({"type": "object", "properties": {
+        "type": {"const": "record"},
+        "fields": {"type": "array", "items": {"type": "object", "minProperties": 1, "maxProperties": 1}},
+    }, "required": ["type", "fields"]});
+    let success = json!({"type": "object", "properties": {"message": {"const": "schema validation successful"}}, "required": ["message"]});
+    let any_entity = json!({"type": "object", "description": "an entity as a create would send it; references are not looked up"});
+    paths.insert(
+        "/schemas/{entity}".into(),
+        json!({"parameters": [entity_param.clone()], "get": op("Kong's schema of an entity: fields with type, bounds, choices, required, unique and default", "200", Some(kong_schema.clone()), None)}),
+    );
+    paths.insert(
+        "/schemas/{entity}/validate".into(),
+        json!({"parameters": [entity_param], "post": op("Validates an entity without storing it", "200", Some(success.clone()), Some(any_entity.clone()))}),
+    );
+    paths.insert(
+        "/schemas/plugins/{name}".into(),
+        json!({"parameters": [plugin_param.clone()], "get": op("Kong's schema of a plugin: protocols, scope and the config record", "200", Some(kong_schema), None)}),
+    );
+    paths.insert(
+        "/schemas/plugins/validate".into(),
+        json!({"post": op("Validates a plugin without storing it", "200", Some(success), Some(any_entity))}),
+    );
+    paths.insert(
+        "/plugins/schema/{name}".into(),
+        json!({"parameters": [plugin_param], "get": op("The config record of a plugin's schema (Kong's older path)", "200", Some(record), None)}),
+    );
+}
+
 /// Builds the document.
 pub fn build() -> Value {
     let mut paths = Map::new();
@@ -220,6 +282,42 @@ pub fn build() -> Value {
         "/".into(),
         json!({"get": op("Node information", "200", Some(object.clone()), None)}),
     );
+    paths.insert(
+        "/plugins/enabled".into(),
+        json!({"get": op("The plugins this control plane accepts", "200", Some(json!({"type": "object", "properties": {"enabled_plugins": {"type": "array", "items": string()}}, "required": ["enabled_plugins"]})), None)}),
+    );
+    paths.insert(
+        "/endpoints".into(),
+        json!({"get": op("Every path of this document", "200", Some(json!({"type": "object", "properties": {"data": {"type": "array", "items": string()}}, "required": ["data"]})), None)}),
+    );
+    let tag_page = json!({"type": "object", "properties": {
+        "data": {"type": "array", "items": {"type": "object", "properties": {"tag": string(), "entity_name": string(), "entity_id": string()}, "required": ["tag", "entity_name", "entity_id"]}},
+        "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]},
+    }, "required": ["data", "next"]});
+    let tag_params = json!([
+        {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        {"name": "offset", "in": "query", "schema": pattern("^[0-9]{1,9}$"), "description": "the `offset` of the previous page"},
+    ]);
+    let mut all_tags = op(
+        "Every tag of every entity, paged",
+        "200",
+        Some(tag_page.clone()),
+        None,
+    );
+    all_tags["parameters"] = tag_params.clone();
+    let mut one_tag = op(
+        "The entities with this tag, paged",
+        "200",
+        Some(tag_page),
+        None,
+    );
+    one_tag["parameters"] = tag_params;
+    paths.insert("/tags".into(), json!({"get": all_tags}));
+    paths.insert(
+        "/tags/{tag}".into(),
+        json!({"parameters": [path_param("tag", string(), "a tag")], "get": one_tag}),
+    );
+    schema_paths(&mut paths);
     paths.insert(
         "/status".into(),
         json!({"get": op("Store health and config version", "200", Some(object.clone()), None)}),
@@ -241,6 +339,26 @@ pub fn build() -> Value {
         "application/json": {"schema": {"type": "object", "description": "a decK file: _format_version and services, routes, consumers, plugins (nested or not); or {\"config\": \"<YAML or JSON text>\"}"}},
         "application/yaml": {"schema": string()},
     }});
+    let flag = json!({"type": "string", "enum": ["1", "0", "true", "false"]});
+    import["parameters"] = json!([
+        {"name": "dry_run", "in": "query", "schema": flag, "description": "check the document and answer what it would change, storing nothing"},
+        {"name": "check_hash", "in": "query", "schema": flag, "description": "answer 304 and change nothing when the document holds what is stored"},
+        {"name": "flatten_errors", "in": "query", "schema": flag, "description": "on a refusal, also list the errors entity by entity under `flattened_errors`"},
+    ]);
+    let change = json!({"type": "object", "properties": {
+        "action": one_of(&["create", "update", "delete"]), "entity": string(), "id": string(), "name": string(),
+        "fields": {"type": "array", "items": string()},
+    }, "required": ["action", "entity", "id", "name", "fields"]});
+    import["responses"]["200"] = json!({"description": "dry run: what the document would change", "content": json_content(json!({
+        "type": "object",
+        "properties": {
+            "changes": {"type": "array", "items": change},
+            "summary": {"type": "object", "properties": {"created": {"type": "integer"}, "updated": {"type": "integer"}, "deleted": {"type": "integer"}}, "required": ["created", "updated", "deleted"]},
+        },
+        "required": ["changes", "summary"],
+    }))});
+    import["responses"]["304"] =
+        json!({"description": "check_hash: the document holds what is stored; nothing changed"});
     paths.insert("/config".into(), json!({"get": export, "post": import}));
 
     let mut schemas = Map::new();

@@ -4,11 +4,13 @@
 //! shapes (every optional field may be `null`).
 
 use serde_json::{json, Map, Value};
-use shared::http_syntax::{SERVICE_PATH_PATTERN, URL_PATTERN};
+use shared::http_syntax::{SERVICE_PATH_PATTERN, SERVICE_URL_PATTERN};
+use shared::keyword::Keyword;
+use shared::protocol::Protocol;
 use shared::Kind;
 
 /// Entity names and `instance_name`.
-pub const NAME_PATTERN: &str = r"^[A-Za-z0-9._~-]+$";
+pub use shared::entity::NAME_PATTERN;
 /// Service hosts (DNS name, IPv4, or bracketed IPv6).
 pub const HOST_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?)$";
 /// SNI names: a host name with at most one leading or trailing `*` label, no port.
@@ -83,8 +85,8 @@ pub fn request(kind: Kind) -> Value {
     match kind {
         Kind::Service => {
             p.insert("name".into(), nullable(pattern(NAME_PATTERN)));
-            p.insert("url".into(), nullable(json!({"type": "string", "pattern": URL_PATTERN, "not": {"pattern": r"\?"}, "description": "shorthand for protocol, host, port and path; no query"})));
-            p.insert("protocol".into(), nullable(one_of(&["http", "https"])));
+            p.insert("url".into(), nullable(json!({"type": "string", "pattern": SERVICE_URL_PATTERN, "not": {"pattern": r"\?"}, "description": "shorthand for protocol, host, port and path; no query"})));
+            p.insert("protocol".into(), nullable(one_of(&Protocol::names())));
             p.insert("host".into(), nullable(pattern(HOST_PATTERN)));
             p.insert("port".into(), nullable(int(0, 65535)));
             p.insert("path".into(), nullable(pattern(SERVICE_PATH_PATTERN)));
@@ -110,7 +112,7 @@ pub fn request(kind: Kind) -> Value {
             p.insert(
                 "protocols".into(),
                 nullable(
-                    json!({"type": "array", "minItems": 1, "items": one_of(&["http", "https"])}),
+                    json!({"type": "array", "minItems": 1, "items": one_of(&Protocol::names()), "description": "http and https, or grpc and grpcs (not both families); a gRPC Route takes no methods and never strips its path"}),
                 ),
             );
             p.insert("methods".into(), array_of(pattern("^[A-Z]+$")));
@@ -154,10 +156,7 @@ pub fn request(kind: Kind) -> Value {
             p.insert("instance_name".into(), nullable(pattern(NAME_PATTERN)));
             p.insert("config".into(), json!({"type": ["object", "null"], "description": "validated by the plugin's schema (/schemas/plugins/{name}); unknown fields are rejected; secrets read back as \"[redacted]\""}));
             p.insert("enabled".into(), nullable(boolean()));
-            p.insert(
-                "protocols".into(),
-                array_of(one_of(&["grpc", "grpcs", "http", "https"])),
-            );
+            p.insert("protocols".into(), array_of(one_of(&Protocol::names())));
             p.insert("service".into(), reference());
             p.insert("route".into(), reference());
             p.insert("consumer".into(), reference());
@@ -326,7 +325,10 @@ pub fn response(kind: Kind) -> Value {
     };
     let mut props = Map::new();
     props.insert("id".into(), json!({"type": "string", "format": "uuid"}));
-    props.insert("tags".into(), json!({"type": "array", "items": string()}));
+    props.insert(
+        "tags".into(),
+        nullable(json!({"type": "array", "items": string()})),
+    );
     props.insert("created_at".into(), json!({"type": "integer"}));
     props.insert("updated_at".into(), json!({"type": "integer"}));
     for f in fields {

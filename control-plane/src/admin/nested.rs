@@ -1,0 +1,113 @@
+//! Kong's nested entity endpoints: one entity through its parent (`/services/{s}/routes/{r}`,
+//! `/{services|routes|consumers}/{x}/plugins/{p}`, `/certificates/{c}/snis/{n}`,
+//! `/upstreams/{u}/targets/{t}` — GET, PUT, PATCH, DELETE; 404 when the entity is not the parent's) and a
+//! Route's Service (`/routes/{r}/service`). Each resolves the path to the entity's id and hands over to
+//! the plain entity handlers in `entities.rs`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use shared::{Entity, Kind};
+
+use super::entities::{belongs_to, find, read, remove, update, upsert};
+use super::{AdminCtx, ApiError, Ctx};
+
+/// Parents and the children Kong nests under them.
+pub const NESTED: [(Kind, Kind); 6] = [
+    (Kind::Service, Kind::Route),
+    (Kind::Service, Kind::Plugin),
+    (Kind::Route, Kind::Plugin),
+    (Kind::Consumer, Kind::Plugin),
+    (Kind::Certificate, Kind::Sni),
+    (Kind::Upstream, Kind::Target),
+];
+
+/// The id of `child` `key` when it belongs to `parent` `pkey`.
+fn child_of(
+    ctx: &AdminCtx,
+    parent: (Kind, &str),
+    child: Kind,
+    key: &str,
+) -> Result<String, ApiError> {
+    let current = ctx.core.current();
+    let state = &current.state;
+    let p = find(state, parent.0, parent.1).ok_or_else(ApiError::not_found)?;
+    let e = find(state, child, key).ok_or_else(ApiError::not_found)?;
+    if !belongs_to(&e, parent.0, p.id()) {
+        return Err(ApiError::not_found());
+    }
+    Ok(e.id().to_string())
+}
+
+/// The id of the Service Route `key` points at.
+fn service_of(ctx: &AdminCtx, key: &str) -> Result<String, ApiError> {
+    let current = ctx.core.current();
+    match find(&current.state, Kind::Route, key) {
+        Some(Entity::Route(r)) => r
+            .service
+            .map(|s| s.id.to_string())
+            .ok_or_else(ApiError::not_found),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// The routes of this module.
+pub fn routes() -> Router<Arc<AdminCtx>> {
+    let mut r = Router::new();
+    for (parent, child) in NESTED {
+        let path = format!(
+            "/{}/{{parent}}/{}/{{key}}",
+            parent.collection(),
+            child.collection()
+        );
+        r = r.route(
+            &path,
+            get(move |s: Ctx, Path((p, k)): Path<(String, String)>| async move {
+                let id = child_of(&s.0, (parent, &p), child, &k)?;
+                read(s, child, id).await
+            })
+            .put(
+                move |s: Ctx, Path((p, k)): Path<(String, String)>, h: HeaderMap, b: Body| {
+                    upsert(s, child, k, Some((parent, p)), h, b)
+                },
+            )
+            .patch(
+                move |s: Ctx, Path((p, k)): Path<(String, String)>, h: HeaderMap, b: Body| async move {
+                    let id = child_of(&s.0, (parent, &p), child, &k)?;
+                    update(s, child, id, h, b).await
+                },
+            )
+            .delete(move |s: Ctx, Path((p, k)): Path<(String, String)>| async move {
+                let id = child_of(&s.0, (parent, &p), child, &k)?;
+                remove(s, child, id).await
+            }),
+        );
+    }
+    r.route(
+        "/routes/{key}/service",
+        get(|s: Ctx, Path(k): Path<String>| async move {
+            let id = service_of(&s.0, &k)?;
+            read(s, Kind::Service, id).await
+        })
+        .put(
+            |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| async move {
+                let id = service_of(&s.0, &k)?;
+                upsert(s, Kind::Service, id, None, h, b).await
+            },
+        )
+        .patch(
+            |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| async move {
+                let id = service_of(&s.0, &k)?;
+                update(s, Kind::Service, id, h, b).await
+            },
+        )
+        .delete(|s: Ctx, Path(k): Path<String>| async move {
+            let id = service_of(&s.0, &k)?;
+            remove(s, Kind::Service, id).await
+        }),
+    )
+}
