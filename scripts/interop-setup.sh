@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs django-oauth-toolkit into target/interop-venv for the interop tests (idempotent).
+# Installs django-oauth-toolkit and the Kong client aio-kong into target/interop-venv for the interop tests
+# (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/interop-venv
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import oauth2_provider, django" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import oauth2_provider, django, kong" 2>/dev/null; then
   echo "interop virtualenv ready"
   exit 0
 fi

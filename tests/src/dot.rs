@@ -23,6 +23,25 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The Python of the interop virtualenv (`PORTCULLIS_INTEROP_PYTHON`, else `target/interop-venv`), which
+/// holds django-oauth-toolkit and the Kong client aio-kong.
+pub fn interop_python() -> PathBuf {
+    let python = std::env::var("PORTCULLIS_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/interop-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/interop-setup.sh (scripts/test.sh does)",
+        python.display()
+    );
+    python
+}
+
+/// A script of `interop/`.
+pub fn interop_script(name: &str) -> PathBuf {
+    workspace().join("interop").join(name)
+}
+
 impl Dot {
     /// Starts the server (opaque access tokens) and waits for its readiness line.
     pub fn start() -> Dot {
@@ -32,16 +51,8 @@ impl Dot {
     /// Starts the server; with `jwt_access_tokens` it issues RS256 JWT access tokens signed with the key
     /// it publishes in its JWKS.
     pub fn start_with(jwt_access_tokens: bool) -> Dot {
-        let python = std::env::var("PORTCULLIS_INTEROP_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace().join("target/interop-venv/bin/python"));
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/interop-setup.sh (scripts/test.sh does)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(workspace().join("interop/dot_server.py"))
+        let mut child = Command::new(interop_python())
+            .arg(interop_script("dot_server.py"))
             .args(jwt_access_tokens.then_some("--jwt-access-tokens"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

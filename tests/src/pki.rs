@@ -3,6 +3,8 @@
 //! that trusts only this CA.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -20,6 +22,23 @@ pub struct Issued {
     pub key: String,
     pub der: CertificateDer<'static>,
     pub key_der: PrivateKeyDer<'static>,
+}
+
+impl Issued {
+    /// Writes the certificate and key PEM files `stem.pem` and `stem.key` into `dir`; their paths.
+    pub fn write_to(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = (
+            dir.join(format!("{stem}.pem")),
+            dir.join(format!("{stem}.key")),
+        );
+        std::fs::write(&cert, &self.cert).unwrap();
+        std::fs::write(&key, &self.key).unwrap();
+        (cert, key)
+    }
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn ca_params(name: &str) -> rcgen::CertificateParams {
@@ -81,6 +100,32 @@ impl TestCa {
             der: cert.der().clone(),
             key_der: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         }
+    }
+
+    /// A TLS server configuration with a certificate for `names` from this CA, offering `alpn`.
+    pub fn server_config(&self, names: &[&str], alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+        let leaf = self.issue(names);
+        let mut cfg = rustls::ServerConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der], leaf.key_der)
+            .unwrap();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(cfg)
+    }
+
+    /// A TLS client configuration trusting only this CA, offering `alpn`.
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(cfg)
     }
 
     /// An HTTPS client trusting only this CA, reaching each of `names` at `addr`.

@@ -107,18 +107,28 @@ impl Postgres {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        self.run_or_show(Path::new(""), program, args)
+    }
+
+    /// Runs `program`; when it fails, the panic shows its output and the end of `log` (if any).
+    fn run_or_show(&self, log: &Path, program: &str, args: &[&str]) {
         let out = self
             .command(program)
             .args(args)
             .env("PGPASSWORD", PASSWORD)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        assert!(
-            out.status.success(),
-            "{program} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "{program} on port {} failed: {}{}\nserver log (last lines):\n{}",
+                self.port,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
     }
 
     fn socket_dir(&self) -> &Path {
@@ -133,7 +143,8 @@ impl Postgres {
             self.socket_dir().display()
         );
         let log = self.socket_dir().join("server.log");
-        self.run(
+        self.run_or_show(
+            &log,
             "pg_ctl",
             &[
                 "-D",
@@ -286,10 +297,20 @@ impl Drop for Postgres {
     }
 }
 
+/// A free port below the kernel's ephemeral range. The server is stopped and started again on the same
+/// port in some tests; a port from the ephemeral range could meanwhile become the local end of some
+/// outgoing connection, and the restart would fail to bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000.min(ephemeral_low / 2);
+    for _ in 0..1000 {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), low..ephemeral_low);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port for the test database in {low}..{ephemeral_low}")
 }

@@ -374,7 +374,7 @@ async fn bad_input_is_rejected_with_field_errors() {
         .await
         .unwrap();
     assert_eq!(st, 400);
-    assert!(body["fields"]["@entity"]
+    assert!(body["fields"]["@entity"][0]
         .as_str()
         .unwrap()
         .contains("must set one of"));
@@ -490,33 +490,7 @@ async fn secrets_are_redacted_and_kept_on_write_back() {
 async fn declarative_config_round_trip_and_kong_how_to() {
     let cp = ControlPlane::start().await;
     // The document from Kong's introspection how-to.
-    let yaml = r#"
-_format_version: "3.0"
-services:
-  - name: example-service
-    url: http://httpbin.org/anything
-    routes:
-      - name: example-route
-        paths:
-          - /anything
-    plugins:
-      - name: openid-connect
-        config:
-          issuer: http://keycloak.local:8080/realms/master
-          client_id:
-            - kong
-          client_secret:
-            - kong-client-secret
-          client_auth:
-            - client_secret_post
-          auth_methods:
-            - introspection
-            - password
-          bearer_token_param_type:
-            - header
-consumers:
-  - username: alex
-"#;
+    let yaml = include_str!("../fixtures/kong-how-to.yaml");
     let r = client()
         .post(format!("{}/config", cp.admin_url))
         .header("content-type", "application/yaml")
@@ -526,18 +500,22 @@ consumers:
         .unwrap();
     assert_eq!(r.status(), 201);
     let loaded: Value = r.json().await.unwrap();
-    assert_eq!(loaded["services"].as_array().unwrap().len(), 1);
+    // Kong's answer: each collection keyed by id.
+    let only = |collection: &str| -> Value {
+        let items = loaded[collection].as_object().unwrap();
+        assert_eq!(items.len(), 1, "{collection}: {loaded}");
+        let (id, entity) = items.iter().next().unwrap();
+        assert_eq!(&entity["id"], id);
+        entity.clone()
+    };
+    assert_eq!(only("routes")["service"]["id"], only("services")["id"]);
     assert_eq!(
-        loaded["routes"][0]["service"]["id"],
-        loaded["services"][0]["id"]
-    );
-    assert_eq!(
-        loaded["plugins"][0]["config"]["auth_methods"],
+        only("plugins")["config"]["auth_methods"],
         json!(["introspection", "password"])
     );
     let v1 = cp.version().await;
     // Export → import is a round trip, secrets included (kept by id).
-    let exported = cp.get("/config").await.unwrap();
+    let exported = cp.get("/config?format=json").await.unwrap();
     assert_eq!(exported["_format_version"], "3.0");
     let r = client()
         .post(format!("{}/config", cp.admin_url))
@@ -546,7 +524,18 @@ consumers:
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(cp.get("/config").await.unwrap(), exported);
+    assert_eq!(cp.get("/config?format=json").await.unwrap(), exported);
+    // Kong's shape, the document as YAML text under `config`, goes back as it came.
+    let kong = cp.get("/config").await.unwrap();
+    assert!(kong["config"].as_str().unwrap().contains("_format_version"));
+    let (st, loaded) = cp.call(Method::POST, "/config", Some(kong)).await.unwrap();
+    assert_eq!(st, 201, "{loaded}");
+    // Kong's answer: entities keyed by id.
+    let service = &exported["services"][0];
+    let id = service["id"].as_str().unwrap();
+    assert_eq!(loaded["services"][id]["name"], service["name"]);
+    assert_eq!(loaded["services"][id]["created_at"], service["created_at"]);
+    assert_eq!(cp.get("/config?format=json").await.unwrap(), exported);
     assert!(cp.version().await > v1);
     // YAML export.
     let y = client()
@@ -573,19 +562,16 @@ consumers:
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["name"], "invalid declarative configuration");
     let f = &body["fields"];
+    assert!(f["services"][0]["routes"][0]["paths"][0].is_string(), "{f}");
+    assert!(f["services"][1]["port"].is_string(), "{f}");
+    assert!(f["consumers"][0]["@entity"][0].is_string(), "{f}");
     assert!(
-        f["services"]["1"]["routes"]["1"]["paths"]["1"].is_string(),
-        "{f}"
-    );
-    assert!(f["services"]["2"]["port"].is_string(), "{f}");
-    assert!(f["consumers"]["1"]["@entity"].is_string(), "{f}");
-    assert!(
-        f["plugins"]["1"]["config"]["introspection_url"].is_string(),
+        f["plugins"][0]["config"]["introspection_url"].is_string(),
         "{f}"
     );
     assert_eq!(f["extra"], "unknown field");
     assert_eq!(
-        cp.get("/config").await.unwrap(),
+        cp.get("/config?format=json").await.unwrap(),
         exported,
         "a rejected document changes nothing"
     );

@@ -157,9 +157,13 @@ async fn header_and_path_injection_is_refused_with_the_field_named() {
             .await
             .unwrap();
         assert_eq!(s, 400, "{path} {body}: {answer}");
+        // Kong renders an element's position (1 for the first) as an array index.
         let mut at = &answer["fields"];
         for part in &field {
-            at = &at[*part];
+            at = match part.parse::<usize>() {
+                Ok(n) => &at[n - 1],
+                Err(_) => &at[*part],
+            };
         }
         assert!(
             at.is_string(),
@@ -178,7 +182,7 @@ async fn header_and_path_injection_is_refused_with_the_field_named() {
         .unwrap();
     assert_eq!(s, 400);
     assert!(
-        answer["fields"]["services"]["1"]["path"].is_string(),
+        answer["fields"]["services"][0]["path"].is_string(),
         "{answer}"
     );
 }
@@ -229,7 +233,7 @@ async fn headers_sent_to_the_identity_provider_are_secrets() {
         .await
         .unwrap();
     assert_eq!(s, 200);
-    let export = cp.get("/config").await.unwrap();
+    let export = cp.get("/config?format=json").await.unwrap();
     assert_eq!(export["plugins"].as_array().unwrap().len(), 2);
 }
 

@@ -40,29 +40,23 @@ async fn mtls_upstream(
         )
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+    let port = tests::serve_each(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
             };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let presented = tls.get_ref().1.peer_certificates().map_or(0, |c| c.len());
-                let svc = hyper::service::service_fn(move |_req| async move {
-                    let body = json!({"client_certificates": presented}).to_string();
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+            let presented = tls.get_ref().1.peer_certificates().map_or(0, |c| c.len());
+            let svc = hyper::service::service_fn(move |_req| async move {
+                let body = json!({"client_certificates": presented}).to_string();
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
             });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
         }
-    });
+    })
+    .await;
     port
 }
 

@@ -2,7 +2,6 @@
 //! `tls_verify: false` honoured, and HTTP/2 used when the upstream offers it by ALPN.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,40 +15,26 @@ use tests::{client, ControlPlane, DataPlane, DpOptions};
 /// version it spoke. Returns its port and the CA's PEM.
 async fn tls_upstream() -> (u16, String) {
     let ca = TestCa::new("test upstream CA");
-    let leaf = ca.issue(&["localhost"]);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der], leaf.key_der)
-        .unwrap();
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(ca.server_config(&["localhost"], &[b"h2", b"http/1.1"]));
+    let port = tests::serve_each(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
             };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(
-                    |req: http::Request<hyper::body::Incoming>| async move {
-                        let body = json!({"version": format!("{:?}", req.version()), "path": req.uri().path()}).to_string();
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let body = json!({"version": format!("{:?}", req.version()), "path": req.uri().path()}).to_string();
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                },
+            );
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
         }
-    });
+    })
+    .await;
     (port, ca.pem())
 }
 

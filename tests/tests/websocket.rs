@@ -13,52 +13,50 @@ use serde_json::json;
 use tests::{eventually, metric, within, ControlPlane, DataPlane, TestIdp, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// An upstream that switches to an upper-casing echo on any upgrade request, and closes when it reads
-/// `bye` alone. Returns its port.
+/// An upstream that switches to an upper-casing echo on any upgrade request, closes when it reads `bye`
+/// alone, and writes without end when it reads `flood` alone. Returns its port.
 async fn upgrading_upstream() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let svc = hyper::service::service_fn(
-                |mut req: http::Request<hyper::body::Incoming>| async move {
-                    let asked = req.headers().get("upgrade").cloned();
-                    let on = hyper::upgrade::on(&mut req);
-                    tokio::spawn(async move {
-                        let Ok(up) = on.await else { return };
-                        let mut io = TokioIo::new(up);
-                        let mut buf = [0u8; 1024];
-                        while let Ok(n) = io.read(&mut buf).await {
-                            // "bye" alone: the upstream closes its side.
-                            if n == 0 || &buf[..n] == b"bye" {
-                                break;
-                            }
-                            if io.write_all(&buf[..n].to_ascii_uppercase()).await.is_err() {
-                                break;
-                            }
+    tests::serve_each(|tcp| {
+        let svc = hyper::service::service_fn(
+            |mut req: http::Request<hyper::body::Incoming>| async move {
+                let asked = req.headers().get("upgrade").cloned();
+                let on = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    let Ok(up) = on.await else { return };
+                    let mut io = TokioIo::new(up);
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = io.read(&mut buf).await {
+                        // "bye" alone: the upstream closes its side.
+                        if n == 0 || &buf[..n] == b"bye" {
+                            break;
                         }
-                    });
-                    let mut resp = http::Response::new(Empty::<Bytes>::new());
-                    *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-                    resp.headers_mut()
-                        .insert("connection", "upgrade".parse().unwrap());
-                    resp.headers_mut()
-                        .insert("upgrade", asked.unwrap_or_else(|| "none".parse().unwrap()));
-                    Ok::<_, Infallible>(resp)
-                },
-            );
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .with_upgrades()
-                    .await;
-            });
+                        if &buf[..n] == b"flood" {
+                            let chunk = vec![b'x'; 1 << 20];
+                            while io.write_all(&chunk).await.is_ok() {}
+                            break;
+                        }
+                        if io.write_all(&buf[..n].to_ascii_uppercase()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut resp = http::Response::new(Empty::<Bytes>::new());
+                *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+                resp.headers_mut()
+                    .insert("connection", "upgrade".parse().unwrap());
+                resp.headers_mut()
+                    .insert("upgrade", asked.unwrap_or_else(|| "none".parse().unwrap()));
+                Ok::<_, Infallible>(resp)
+            },
+        );
+        async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .with_upgrades()
+                .await;
         }
-    });
-    port
+    })
+    .await
 }
 
 /// Opens a WebSocket handshake to `path` on the proxy at `addr`; the response head and the connection.
@@ -260,4 +258,33 @@ async fn ten_megabytes_cross_the_tunnel_and_the_upstream_may_close_first() {
     .await
     .unwrap();
     assert_eq!(n, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let port = upgrading_upstream().await;
+    let (_cp, dp) =
+        cluster_with_ws_route(port, json!({"write_timeout": 300, "read_timeout": 60_000})).await;
+    dp.wait_version(_cp.version().await).await;
+    let addr = dp.proxy_url.trim_start_matches("http://").to_string();
+    let (head, mut tcp) = handshake(&addr, "/ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The upstream now writes without end and this client reads nothing: once the buffers between are
+    // full, the proxy's writes to the client wait, and after write_timeout the tunnel is closed.
+    tcp.write_all(b"flood").await.unwrap();
+    eventually(
+        PATIENCE,
+        "the stalled tunnel is closed and counted",
+        || async {
+            let m = dp.metrics().await;
+            (metric(
+                &m,
+                "portcullis_upgraded_connections_total",
+                &[("ended", "stalled")],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    drop(tcp);
 }
