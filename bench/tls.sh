@@ -18,12 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release -q -p control-plane -p data-plane -p demo
-dir=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 400); do curl -skf -o /dev/null "$1" && return; sleep 0.05; done; echo "$1 did not answer" >&2; exit 1; }
+. bench/lib.sh
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
@@ -55,23 +50,16 @@ EOF
 taskset -c 1 nginx -c "$dir/nginx.conf" -e "$dir/nginx-error.log" & pids+=($!)
 wait_http "https://127.0.0.1:$nginx_port/"
 
-admin=$(free_port); cluster=$(free_port); proxy=$(free_port); tls=$(free_port); status=$(free_port)
-taskset -c 0 target/release/control-plane --data-dir "$dir/cp" --admin-listen "127.0.0.1:$admin" \
-  --cluster-listen "127.0.0.1:$cluster" 2>"$dir/cp.log" & pids+=($!)
-A="http://127.0.0.1:$admin"
-wait_http "$A/status"
+proxy=$(free_port); tls=$(free_port); status=$(free_port)
+start_control_plane
 curl -sf -X POST "$A/services" -d name=direct -d "url=http://127.0.0.1:$up" >/dev/null
 curl -sf -X POST "$A/services/direct/routes" -d 'paths[]=/' -d name=direct >/dev/null
 curl -sf -X POST "$A/upstreams" -d name=echo.internal >/dev/null
 curl -sf -X POST "$A/upstreams/echo.internal/targets" -d "target=127.0.0.1:$up" >/dev/null
 curl -sf -X POST "$A/services" -d name=balanced -d host=echo.internal -d port=80 >/dev/null
 curl -sf -X POST "$A/services/balanced/routes" -d 'paths[]=/balanced' -d name=balanced -d strip_path=false >/dev/null
-token=$(curl -sf -X POST "$A/clustering/pairing-tokens" -H 'content-type: application/json' -d '{"ttl":600}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-taskset -c 1 target/release/data-plane --data-dir "$dir/dp" --control-plane "127.0.0.1:$cluster" \
-  --pairing-token "$token" --workers 1 --proxy-listen "127.0.0.1:$proxy" --proxy-listen-tls "127.0.0.1:$tls" \
-  --proxy-tls-cert-file "$dir/cert.pem" --proxy-tls-key-file "$dir/key.pem" \
-  --status-listen "127.0.0.1:$status" 2>"$dir/dp.log" & pids+=($!)
+start_node --proxy-listen "127.0.0.1:$proxy" --proxy-listen-tls "127.0.0.1:$tls" \
+  --proxy-tls-cert-file "$dir/cert.pem" --proxy-tls-key-file "$dir/key.pem" --status-listen "127.0.0.1:$status"
 wait_http "https://127.0.0.1:$tls/balanced"
 wait_http "http://127.0.0.1:$proxy/balanced"
 

@@ -5,6 +5,7 @@ mod ha;
 mod idp;
 mod loadgen;
 mod run;
+mod streams;
 mod sync;
 mod upstream;
 
@@ -49,6 +50,8 @@ enum Cmd {
     Run(run::Settings),
     /// Incremental sync against full snapshots, in-process, same run; prints a table.
     Sync(sync::Settings),
+    /// gRPC unary calls/s and WebSocket round trips/s through a node and direct; a table.
+    Streams(streams::Settings),
     /// Writes/s and write → all-ACKed on sled and on two control planes sharing PostgreSQL; a table.
     Ha(ha::Settings),
 }
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(run::run(settings))
         }
+        Cmd::Streams(settings) => rt.block_on(streams::run(settings)),
         Cmd::Sync(settings) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

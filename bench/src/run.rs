@@ -881,7 +881,7 @@ pub async fn run(s: Settings) -> Result<()> {
 
     // A 10,000-route snapshot.
     println!("10,000 routes");
-    let mut doc = get(&format!("{admin}/config")).await?;
+    let mut doc = get(&format!("{admin}/config?format=json")).await?;
     let big = |tag: &str| {
         let mut d = doc.clone();
         let routes: Vec<Value> = (0..10_000)
