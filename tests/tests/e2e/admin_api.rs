@@ -490,7 +490,7 @@ async fn secrets_are_redacted_and_kept_on_write_back() {
 async fn declarative_config_round_trip_and_kong_how_to() {
     let cp = ControlPlane::start().await;
     // The document from Kong's introspection how-to.
-    let yaml = include_str!("../fixtures/kong-how-to.yaml");
+    let yaml = include_str!("../../fixtures/kong-how-to.yaml");
     let r = client()
         .post(format!("{}/config", cp.admin_url))
         .header("content-type", "application/yaml")

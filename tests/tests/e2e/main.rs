@@ -1,0 +1,35 @@
+//! The end-to-end scenarios, one module per area, linked into one test binary so the suite builds and
+//! links the workspace once. Each module's own documentation says what it covers. Run one area with a
+//! name filter: `cargo test -p tests --test e2e proxy_tls::`.
+
+mod admin_api;
+mod admin_kong;
+mod admin_kong_errors;
+mod admin_kong_schemas;
+mod balancing;
+mod cluster;
+mod containers;
+mod deck_cli;
+mod dns_targets;
+mod failover;
+mod faults;
+mod grpc;
+mod hostile_input;
+mod idp_failures;
+mod incremental_sync;
+mod interop;
+mod introspection;
+mod kong_client;
+mod openid_connect;
+mod operator_ca;
+mod postgres_failover;
+mod postgres_ha;
+mod postgres_secrets;
+mod process;
+mod proxy;
+mod proxy_tls;
+mod quickstart;
+mod upstream_mtls;
+mod upstream_tls;
+mod websocket;
+mod websocket_frames;
