@@ -38,6 +38,8 @@ scripts/schemathesis.sh 25
 
 echo "== fuzz targets, a short run of each (scripts/fuzz.sh 8)"
 scripts/fuzz.sh 8
+# The fuzz build (about 2 GB) is not used again by the suite: its space is freed before the tests build.
+rm -rf fuzz/target
 
 # Tests that need something a machine may lack (a Docker engine, permission to mount a tmpfs) run in a
 # step of their own with their output shown, so their SKIPPED lines and figures are seen.
