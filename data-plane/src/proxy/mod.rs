@@ -6,6 +6,7 @@
 //! - [`pipeline`]: route → plugins → forward → plugins.
 //! - [`forward`]: upstream path and the headers forwarded both ways.
 //! - `send`: the upstream exchange, direct or balanced over an Upstream's Targets.
+//! - `h1`: bodiless requests to plain-HTTP upstreams, exchanged in the request's own task.
 //! - [`upgrade`]: WebSocket and other protocol upgrades, tunnelled once the upstream switches.
 //! - [`upstream`]: pooled upstream clients and connection retries; [`upstream_tls`]: a Service's client
 //!   certificate, trusted CAs and chain depth.
@@ -15,6 +16,7 @@
 pub mod error;
 pub mod forward;
 pub mod grpc;
+mod h1;
 pub mod pipeline;
 mod send;
 pub mod upgrade;

@@ -16,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::error::ProxyError;
+use super::h1;
 use super::upstream::{connect_attempts, Dial};
 use super::ProxyCtx;
 use crate::balancer::{Balancer, InFlight, Outcome, Peer};
@@ -121,13 +122,23 @@ pub(super) async fn direct(
     out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
     let service = &target.service;
+    let window = window(target, out.deadline);
+    let started = Instant::now();
+    if in_task(target, &out) {
+        let dial = h1::Dial {
+            authority: &target.authority,
+            connect_timeout: Duration::from_millis(service.connect_timeout),
+            attempts: service.retries as usize + 1,
+        };
+        let resp = exchange_in_task(ctx, &dial, &bodiless(&out), window).await?;
+        return Ok((resp, started.elapsed()));
+    }
     let uri = http::Uri::builder()
         .scheme(target.scheme.clone())
         .authority(target.authority.clone())
         .path_and_query(out.path_and_query)
         .build()
         .map_err(|_| ProxyError::BadUpstreamUri)?;
-    let window = window(target, out.deadline);
     let client = ctx
         .upstreams
         .get(&Dial::of(target, service.retries, out.upgrade));
@@ -135,12 +146,54 @@ pub(super) async fn direct(
     *req.method_mut() = out.method;
     *req.uri_mut() = uri;
     *req.headers_mut() = out.headers;
-    let started = Instant::now();
-    match tokio::time::timeout(window, client.request(req)).await {
-        Ok(Ok(r)) => Ok((
-            r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
-            started.elapsed(),
-        )),
+    let resp = from_client(tokio::time::timeout(window, client.request(req)).await)?;
+    Ok((resp, started.elapsed()))
+}
+
+/// Whether `out` is exchanged in the request's own task ([`h1`]): a bodiless request to a plain-HTTP
+/// upstream that is neither a protocol upgrade nor a gRPC call.
+fn in_task(target: &Target, out: &Outgoing) -> bool {
+    target.scheme == http::uri::Scheme::HTTP
+        && !out.upgrade
+        && !target.service.protocol.is_grpc()
+        && out.body.is_end_stream()
+}
+
+/// What an in-task exchange sends of `out` (its body is empty).
+fn bodiless(out: &Outgoing) -> h1::BodylessRequest<'_> {
+    h1::BodylessRequest {
+        method: &out.method,
+        path_and_query: &out.path_and_query,
+        headers: &out.headers,
+    }
+}
+
+/// One in-task exchange within `window`.
+async fn exchange_in_task(
+    ctx: &ProxyCtx,
+    dial: &h1::Dial<'_>,
+    req: &h1::BodylessRequest<'_>,
+    window: Duration,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    match tokio::time::timeout(window, h1::send(&ctx.upstreams.h1, dial, req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(h1::H1Error::Connect { attempts, detail })) => {
+            Err(ProxyError::UpstreamConnect { attempts, detail })
+        }
+        Ok(Err(h1::H1Error::Protocol(detail))) => Err(ProxyError::UpstreamProtocol { detail }),
+        Err(_) => Err(ProxyError::UpstreamTimeout),
+    }
+}
+
+/// The pooled client's answer (within its window) as the proxy's.
+fn from_client(
+    result: Result<
+        Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    >,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    match result {
+        Ok(Ok(r)) => Ok(r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())),
         Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
             attempts: connect_attempts(&e),
             detail: shared::error::chain(&e),
@@ -159,15 +212,15 @@ pub(super) async fn balanced(
     target: &Target,
     balancer: &Balancer,
     hash: Option<u64>,
-    out: Outgoing,
+    mut out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
     let service = &target.service;
-    let client = ctx.upstreams.get(&Dial::of(target, 0, out.upgrade));
     let window = window(target, out.deadline);
     // A client's deadline running out says nothing about the peer's health; the Service's does.
     let service_window = window >= self::window(target, None);
     let started = Instant::now();
-    let slot = Arc::new(Mutex::new(Some(out.body)));
+    let fast = in_task(target, &out);
+    let slot = Arc::new(Mutex::new(Some(std::mem::take(&mut out.body))));
     let mut tried = Vec::new();
     let attempts = service.retries as usize + 1;
     let set = balancer.peers();
@@ -183,31 +236,44 @@ pub(super) async fn balanced(
         };
         tried.push(i);
         let peer = &set.peers[i];
-        let uri = http::Uri::builder()
-            .scheme(target.scheme.clone())
-            .authority(peer.authority.clone())
-            .path_and_query(out.path_and_query.clone())
-            .build()
-            .map_err(|_| ProxyError::BadUpstreamUri)?;
-        let mut req = Request::new(
-            TakeOnce {
-                slot: slot.clone(),
-                taken: None,
-            }
-            .boxed_unsync(),
-        );
-        *req.method_mut() = out.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = out.headers.clone();
         let in_flight = InFlight::start(&peer.health);
         let left = window.saturating_sub(started.elapsed());
-        let result = tokio::time::timeout(left, client.request(req)).await;
+        let result = match fast {
+            true => {
+                let dial = h1::Dial {
+                    authority: &peer.authority,
+                    connect_timeout: Duration::from_millis(service.connect_timeout),
+                    attempts: 1,
+                };
+                exchange_in_task(ctx, &dial, &bodiless(&out), left).await
+            }
+            false => {
+                let client = ctx.upstreams.get(&Dial::of(target, 0, out.upgrade));
+                let uri = http::Uri::builder()
+                    .scheme(target.scheme.clone())
+                    .authority(peer.authority.clone())
+                    .path_and_query(out.path_and_query.clone())
+                    .build()
+                    .map_err(|_| ProxyError::BadUpstreamUri)?;
+                let mut req = Request::new(
+                    TakeOnce {
+                        slot: slot.clone(),
+                        taken: None,
+                    }
+                    .boxed_unsync(),
+                );
+                *req.method_mut() = out.method.clone();
+                *req.uri_mut() = uri;
+                *req.headers_mut() = out.headers.clone();
+                from_client(tokio::time::timeout(left, client.request(req)).await)
+            }
+        };
         let failure = match result {
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 report(balancer, peer, Outcome::Status(resp.status().as_u16()));
                 let (parts, body) = resp.into_parts();
                 let body = Counted {
-                    inner: body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+                    inner: body,
                     _in_flight: in_flight,
                 };
                 return Ok((
@@ -215,24 +281,22 @@ pub(super) async fn balanced(
                     started.elapsed(),
                 ));
             }
-            Ok(Err(e)) if e.is_connect() => {
+            Err(ProxyError::UpstreamConnect { detail, .. }) => {
                 report(balancer, peer, Outcome::TcpFailure);
                 ProxyError::UpstreamConnect {
                     attempts: tried.len(),
-                    detail: shared::error::chain(&e),
+                    detail,
                 }
             }
-            Ok(Err(e)) => {
-                report(balancer, peer, Outcome::TcpFailure);
-                return Err(ProxyError::UpstreamProtocol {
-                    detail: shared::error::chain(&e),
-                });
-            }
-            Err(_) => {
+            Err(ProxyError::UpstreamTimeout) => {
                 if service_window {
                     report(balancer, peer, Outcome::Timeout);
                 }
                 return Err(ProxyError::UpstreamTimeout);
+            }
+            Err(e) => {
+                report(balancer, peer, Outcome::TcpFailure);
+                return Err(e);
             }
         };
         // Another peer only when nothing of the request was sent (its body is still here).

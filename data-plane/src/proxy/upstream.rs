@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
 
+use super::h1::H1Pool;
 use super::upstream_tls::UpstreamTls;
 use crate::body::{BoxError, ProxyBody};
 use crate::runtime::Target;
@@ -175,6 +176,8 @@ type ClientKey = (u64, u32, Option<bool>, Option<[u8; 32]>, Versions);
 /// offers it by ALPN.
 pub struct UpstreamClients {
     clients: Mutex<HashMap<ClientKey, Upstream>>,
+    /// Kept connections of the in-task HTTP/1.1 path.
+    pub(super) h1: Arc<H1Pool>,
     roots: Arc<rustls::RootCertStore>,
 }
 
@@ -194,6 +197,7 @@ impl UpstreamClients {
         }
         Ok(UpstreamClients {
             clients: Mutex::default(),
+            h1: Arc::default(),
             roots: Arc::new(roots),
         })
     }

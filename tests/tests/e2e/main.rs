@@ -29,6 +29,7 @@ mod process;
 mod proxy;
 mod proxy_tls;
 mod quickstart;
+mod upstream_h1;
 mod upstream_mtls;
 mod upstream_tls;
 mod websocket;

@@ -1,0 +1,188 @@
+//! HTTP/1.1 message heads on an upstream connection: the request head as bytes, and the response head
+//! parsed into `http` parts, its body's framing (RFC 9112, 6.3) and whether the connection can be kept.
+
+use bytes::{Buf, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode, Version};
+
+use super::body::{Chunked, Framing};
+use super::BodylessRequest;
+
+/// Longest response head accepted.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+/// Most response header fields accepted.
+const MAX_HEADERS: usize = 128;
+
+/// The request line and header fields, ready to write. `Host` comes from the forwarded headers, or
+/// from `authority` when they have none.
+pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str) -> Vec<u8> {
+    let fields: usize = req
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(req.path_and_query.as_str().len() + fields + 64);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.path_and_query.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !req.headers.contains_key(header::HOST) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in req.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A parsed response head.
+pub(super) struct ResponseHead {
+    pub parts: http::response::Parts,
+    pub framing: Framing,
+    /// Whether the connection can carry another request once the body is read.
+    pub keep_alive: bool,
+}
+
+/// Why a response head is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct HeadError(pub &'static str);
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid response from the upstream: {}", self.0)
+    }
+}
+
+/// The response head at the start of `buf`, removed from it (the body's first bytes stay); `None`
+/// while it is incomplete. Interim answers (1xx other than 101) are skipped.
+pub(super) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let len = match resp.parse(&buf[..]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(HeadError("response head too large"))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(HeadError("too many header fields"))
+            }
+            Err(_) => return Err(HeadError("malformed response head")),
+        };
+        let code = resp.code.unwrap_or(0);
+        if (100..200).contains(&code) && code != 101 {
+            buf.advance(len);
+            continue;
+        }
+        let status = match StatusCode::from_u16(code) {
+            Ok(s) if code != 101 => s,
+            _ => return Err(HeadError("unexpected status code")),
+        };
+        let version = match resp.version {
+            Some(1) => Version::HTTP_11,
+            _ => Version::HTTP_10,
+        };
+        // Names now (they are copied or static), values as offsets into the head kept below.
+        let base = buf.as_ptr() as usize;
+        let mut spans = Vec::with_capacity(resp.headers.len());
+        for field in resp.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| HeadError("invalid header field name"))?;
+            let start = field.value.as_ptr() as usize - base;
+            spans.push((name, start, start + field.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        // Room for what the proxy adds (latencies, Via, request id, a cookie), so the map never grows.
+        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
+        for (name, start, end) in spans {
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| HeadError("invalid header field value"))?;
+            headers.append(name, value);
+        }
+        let (framing, delimited) = framing(status, &headers)?;
+        let keep_alive = version == Version::HTTP_11 && delimited && !closes(&headers);
+        let (mut parts, ()) = Response::new(()).into_parts();
+        parts.status = status;
+        parts.version = version;
+        parts.headers = headers;
+        return Ok(Some(ResponseHead {
+            parts,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// How the body of a response with `status` and `headers` ends, and whether its end is known without
+/// the connection closing (RFC 9112, 6.3).
+fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), HeadError> {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok((Framing::Empty, true));
+    }
+    let codings: Vec<&[u8]> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if let Some(last) = codings.last() {
+        // With a Content-Length beside it, the message is suspect: read it, but never reuse the connection.
+        let alone = !headers.contains_key(header::CONTENT_LENGTH);
+        return Ok(match last.eq_ignore_ascii_case(b"chunked") {
+            true => (Framing::Chunked(Chunked::default()), alone),
+            false => (Framing::UntilClose, false),
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',').map(trim) {
+            let n = parse_length(part).ok_or(HeadError("invalid content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError("conflicting content-length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, true),
+        Some(n) => (Framing::Length(n), true),
+        None => (Framing::UntilClose, false),
+    })
+}
+
+/// A Content-Length value: digits only, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Whether the upstream says it closes the connection after this response.
+fn closes(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}

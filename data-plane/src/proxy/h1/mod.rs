@@ -1,0 +1,261 @@
+//! Plain HTTP/1.1 upstream exchanges driven by the task of the request that makes them: the request head
+//! is written and the response head read on a pooled connection without a connection task, a dispatch
+//! channel or a second parser, and the response body reads straight from the socket, handing the
+//! connection back to the pool when it ends cleanly.
+//!
+//! Only bodiless requests to plain-HTTP upstreams take this path (most proxied traffic: GET, HEAD,
+//! DELETE, OPTIONS); requests with a body, protocol upgrades, TLS and HTTP/2 upstreams go through the
+//! hyper client in [`super::upstream`], which can write a body while it reads an early answer.
+//!
+//! A connection taken from the pool may have been closed by the upstream while it was idle. When such a
+//! connection ends before a byte of the answer arrives, an idempotent request is sent again once on a new
+//! connection (as browsers and Go's HTTP client do); any other failure is the caller's to report.
+
+mod body;
+mod head;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, Method, Response};
+use http_body_util::BodyExt;
+use rustc_hash::FxHashMap;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+use body::UpstreamBody;
+use head::ResponseHead;
+
+/// Idle connections kept per upstream address.
+const MAX_IDLE_PER_UPSTREAM: usize = 256;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(super) enum H1Error {
+    /// No connection could be made in `attempts` tries; nothing was sent.
+    Connect { attempts: usize, detail: String },
+    /// The request may have reached the upstream, and the answer was broken or missing.
+    Protocol(String),
+}
+
+/// The request as it goes upstream. The headers are the forwarded ones; the body is empty.
+pub(super) struct BodylessRequest<'a> {
+    pub method: &'a Method,
+    pub path_and_query: &'a PathAndQuery,
+    pub headers: &'a HeaderMap,
+}
+
+/// How to reach one upstream address.
+pub(super) struct Dial<'a> {
+    pub authority: &'a Authority,
+    pub connect_timeout: Duration,
+    /// Connection attempts, at least one.
+    pub attempts: usize,
+}
+
+/// Idle upstream connections of one proxy worker, by upstream address, most recently used last. The
+/// addresses are the operator's, so a fast hash serves.
+#[derive(Default)]
+pub(super) struct H1Pool {
+    idle: Mutex<FxHashMap<Authority, Vec<Idle>>>,
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+impl H1Pool {
+    /// A live idle connection to `authority`, if one is kept.
+    fn take(&self, authority: &Authority) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().expect("upstream pool lock");
+        let kept = idle.get_mut(authority)?;
+        let cutoff = Instant::now().checked_sub(IDLE_TIMEOUT);
+        while let Some(conn) = kept.pop() {
+            if cutoff.is_some_and(|c| conn.since < c) {
+                // Older ones are further down the stack.
+                kept.clear();
+                return None;
+            }
+            if still_open(&conn.stream) {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Keeps `stream`, whose last exchange ended cleanly, for the next request to `authority`.
+    fn put(&self, authority: Authority, stream: TcpStream) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().expect("upstream pool lock");
+        let kept = idle.entry(authority).or_default();
+        if let Some(cutoff) = now.checked_sub(IDLE_TIMEOUT) {
+            let expired = kept.partition_point(|c| c.since < cutoff);
+            kept.drain(..expired);
+        }
+        if kept.len() < MAX_IDLE_PER_UPSTREAM {
+            kept.push(Idle { stream, since: now });
+        }
+    }
+}
+
+/// Whether an idle connection can carry another request: nothing has arrived on it (an idle upstream
+/// sends nothing unless it is closing). Readiness already known to the runtime is consulted first, so
+/// the usual case costs no system call.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => matches!(
+            stream.try_read(&mut [0u8; 1]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        ),
+    }
+}
+
+/// Connects to `dial.authority`, trying `dial.attempts` times.
+async fn connect(dial: &Dial<'_>) -> Result<TcpStream, H1Error> {
+    let host = dial.authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = dial.authority.port_u16().unwrap_or(80);
+    let attempts = dial.attempts.max(1);
+    let mut last = String::new();
+    for attempt in 0..attempts {
+        match tokio::time::timeout(dial.connect_timeout, TcpStream::connect((host, port))).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => {
+                last = format!(
+                    "connect timed out after {} ms",
+                    dial.connect_timeout.as_millis()
+                )
+            }
+        }
+        tracing::debug!(upstream = %dial.authority, attempt, error = %last, "upstream connect failed");
+    }
+    Err(H1Error::Connect {
+        attempts,
+        detail: format!("{attempts} connection attempt(s) failed, last: {last}"),
+    })
+}
+
+/// Sends `req` to `dial.authority` over a pooled connection (or a new one) and reads the response head;
+/// the body streams from the connection as the caller reads it.
+pub(super) async fn send(
+    pool: &Arc<H1Pool>,
+    dial: &Dial<'_>,
+    req: &BodylessRequest<'_>,
+) -> Result<Response<ProxyBody>, H1Error> {
+    let head = head::encode_request(req, dial.authority.as_str());
+    let (stream, reused) = match pool.take(dial.authority) {
+        Some(stream) => (stream, true),
+        None => (connect(dial).await?, false),
+    };
+    let (stream, buf, response) = match exchange(stream, &head).await {
+        Ok(done) => done,
+        Err(Exchange::Closed(_)) if reused && idempotent(req.method) => {
+            let stream = connect(dial).await?;
+            exchange(stream, &head)
+                .await
+                .map_err(Exchange::into_error)?
+        }
+        Err(e) => return Err(e.into_error()),
+    };
+    let ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+    } = response;
+    let framing = if *req.method == Method::HEAD {
+        body::Framing::Empty
+    } else {
+        framing
+    };
+    let back = keep_alive.then(|| (pool.clone(), dial.authority.clone()));
+    let body = UpstreamBody::new(stream, buf, framing, back);
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
+}
+
+/// How an exchange failed before the response head was complete.
+enum Exchange {
+    /// The connection ended (closed or reset) before a byte of the answer arrived.
+    Closed(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl Exchange {
+    fn into_error(self) -> H1Error {
+        match self {
+            Exchange::Closed(detail) => {
+                H1Error::Protocol(format!("upstream closed the connection: {detail}"))
+            }
+            Exchange::Failed(detail) => H1Error::Protocol(detail),
+        }
+    }
+}
+
+/// Writes `head` on `stream` and reads the response head (interim 1xx answers skipped).
+async fn exchange(
+    mut stream: TcpStream,
+    head: &[u8],
+) -> Result<(TcpStream, BytesMut, ResponseHead), Exchange> {
+    if let Err(e) = stream.write_all(head).await {
+        return Err(match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                Exchange::Closed(e.to_string())
+            }
+            _ => Exchange::Failed(format!("cannot send the request: {e}")),
+        });
+    }
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut received = false;
+    loop {
+        match head::parse_response(&mut buf) {
+            Ok(Some(head)) => return Ok((stream, buf, head)),
+            Ok(None) => {}
+            Err(e) => return Err(Exchange::Failed(e.to_string())),
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(8 * 1024);
+        }
+        match tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await {
+            Ok(0) if !received => return Err(Exchange::Closed("no response".into())),
+            Ok(0) => {
+                return Err(Exchange::Failed(
+                    "upstream closed the connection in the middle of the response head".into(),
+                ))
+            }
+            Ok(_) => received = true,
+            Err(e) if !received && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(Exchange::Closed(e.to_string()))
+            }
+            Err(e) => return Err(Exchange::Failed(format!("cannot read the response: {e}"))),
+        }
+    }
+}
+
+/// Methods that may be sent again when a kept connection turns out closed (RFC 9110, 9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+#[cfg(test)]
+mod tests;
