@@ -147,6 +147,16 @@ pub struct Downstream<'a> {
 /// Turns the client's request headers into the upstream's: hop-by-hop headers removed, `Host` set
 /// (`host_value`: the client's when the Route preserves it, else the Service's), the forwarded headers and
 /// the request id added.
+// Names parsed once: inserting by `&str` would parse and validate the name on every request.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
+static UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-upstream-latency");
+static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-proxy-latency");
+
 pub fn request_headers(
     mut headers: HeaderMap,
     host_value: Option<HeaderValue>,
@@ -160,24 +170,24 @@ pub fn request_headers(
         headers.insert(header::HOST, v);
     }
     let client_ip = from.client_ip.to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {client_ip}"),
         None => client_ip.clone(),
     };
-    let set = |h: &mut HeaderMap, k: &'static str, v: &str| {
+    let set = |h: &mut HeaderMap, k: &HeaderName, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k, v);
+            h.insert(k.clone(), v);
         }
     };
-    set(&mut headers, "x-forwarded-for", &xff);
-    set(&mut headers, "x-real-ip", &client_ip);
+    set(&mut headers, &X_FORWARDED_FOR, &xff);
+    set(&mut headers, &X_REAL_IP, &client_ip);
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(from.scheme.as_str()),
     );
-    set(&mut headers, "x-forwarded-host", from.host);
-    headers.insert("x-forwarded-port", HeaderValue::from(from.port));
-    set(&mut headers, "x-forwarded-path", from.path);
+    set(&mut headers, &X_FORWARDED_HOST, from.host);
+    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(from.port));
+    set(&mut headers, &X_FORWARDED_PATH, from.path);
     headers.insert(request_id.0.clone(), request_id.1.clone());
     headers
 }
@@ -187,14 +197,14 @@ pub fn request_headers(
 pub fn response_headers(headers: &mut HeaderMap, upstream: Duration, proxy: Duration) {
     strip_hop_by_hop(headers);
     headers.insert(
-        "x-portcullis-upstream-latency",
+        UPSTREAM_LATENCY.clone(),
         HeaderValue::from(upstream.as_millis() as u64),
     );
     headers.insert(
-        "x-portcullis-proxy-latency",
+        PROXY_LATENCY.clone(),
         HeaderValue::from(proxy.as_millis() as u64),
     );
-    headers.insert("via", HeaderValue::from_static(VIA));
+    headers.insert(header::VIA, HeaderValue::from_static(VIA));
 }
 
 #[cfg(test)]

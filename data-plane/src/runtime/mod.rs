@@ -21,6 +21,11 @@ pub use entries::{RouteEntry, Target};
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
+/// The maps a request looks into. Their keys are ids of the operator's entities, never a client's
+/// input, so a fast hash serves (the default one costs several lookups' worth per request).
+pub type EntityMap<K, V> =
+    imbl::GenericHashMap<K, V, rustc_hash::FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// A plugin instance and the protocols it runs on.
 type Instance = (Arc<dyn Plugin>, ProtocolSet);
 
@@ -95,19 +100,19 @@ pub struct RuntimeConfig {
     pub state: Arc<ConfigState>,
     pub digest: StateDigest,
     pub router: Router,
-    pub routes: imbl::HashMap<Uuid, RouteEntry>,
+    pub routes: EntityMap<Uuid, RouteEntry>,
     /// One per Service, by Service id.
-    pub targets: imbl::HashMap<Uuid, Arc<Target>>,
+    pub targets: EntityMap<Uuid, Arc<Target>>,
     consumers: Arc<ConsumerIndex>,
-    plugins: imbl::HashMap<ScopeKey, Instance>,
+    plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
-    plugin_scopes: imbl::HashMap<Uuid, ScopeKey>,
+    plugin_scopes: EntityMap<Uuid, ScopeKey>,
     /// Plugin names present in this config, in execution order.
     pub active_plugins: Vec<&'static str>,
     /// The TLS listener's certificates by server name.
     pub tls: Arc<ServerCertificates>,
     /// One balancer per Upstream, by Upstream id.
-    pub balancers: imbl::HashMap<Uuid, Arc<Balancer>>,
+    pub balancers: EntityMap<Uuid, Arc<Balancer>>,
 }
 
 impl RuntimeConfig {
@@ -150,7 +155,7 @@ impl RuntimeConfig {
             };
         }
         let balancers = if touched.upstreams {
-            let mut built = imbl::HashMap::new();
+            let mut built = EntityMap::default();
             for u in state.upstreams.values() {
                 built.insert(
                     u.id,
@@ -231,7 +236,7 @@ impl RuntimeConfig {
                 )
             } else {
                 let all = state.plugins.keys().copied().collect();
-                (imbl::HashMap::new(), imbl::HashMap::new(), all)
+                (EntityMap::default(), EntityMap::default(), all)
             };
         for id in &rebuild {
             if let Some(key) = plugin_scopes.remove(id) {
