@@ -46,11 +46,47 @@ pub(super) struct RetryingConnector {
     attempts: usize,
 }
 
+impl RetryingConnector {
+    /// Plain TCP with Nagle off, `connect_timeout` per attempt, `attempts` tries (at least one).
+    pub(super) fn new(connect_timeout: Duration, attempts: usize) -> RetryingConnector {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        RetryingConnector {
+            http: tcp,
+            attempts,
+        }
+    }
+
+    /// A new connection to `authority` (port 80 unless it names one).
+    pub(super) async fn connect(
+        &self,
+        authority: &http::uri::Authority,
+    ) -> Result<tokio::net::TcpStream, ConnectFailed> {
+        let uri = http::Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("an authority and a path make a URI");
+        let io = tower::ServiceExt::oneshot(self.clone(), uri).await?;
+        Ok(io.into_inner())
+    }
+}
+
 /// Every connection attempt failed.
 #[derive(Debug)]
 pub(super) struct ConnectFailed {
     attempts: usize,
     last: BoxError,
+}
+
+impl ConnectFailed {
+    /// How many attempts were made.
+    pub(super) fn attempts(&self) -> usize {
+        self.attempts
+    }
 }
 
 impl std::fmt::Display for ConnectFailed {
@@ -225,14 +261,10 @@ impl UpstreamClients {
                 versions,
             ))
             .or_insert_with(|| {
-                let mut tcp = HttpConnector::new();
-                tcp.enforce_http(false);
-                tcp.set_nodelay(true);
-                tcp.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
-                let http = RetryingConnector {
-                    http: tcp,
-                    attempts: retries as usize + 1,
-                };
+                let http = RetryingConnector::new(
+                    Duration::from_millis(connect_timeout_ms),
+                    retries as usize + 1,
+                );
                 let pooled = || {
                     let mut b = Client::builder(TokioExecutor::new());
                     b.pool_idle_timeout(Duration::from_secs(60))

@@ -7,6 +7,7 @@ use http::{HeaderMap, Response, StatusCode, Version};
 
 use super::body::{Chunked, Framing};
 use super::BodylessRequest;
+use crate::proxy::forward::connection_tokens;
 
 /// Longest response head accepted.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -130,7 +131,7 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), H
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(trim)
+        .map(<[u8]>::trim_ascii)
         .filter(|c| !c.is_empty())
         .collect();
     if let Some(last) = codings.last() {
@@ -143,7 +144,11 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), H
     }
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',').map(trim) {
+        for part in value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+        {
             let n = parse_length(part).ok_or(HeadError("invalid content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError("conflicting content-length values"));
@@ -168,21 +173,5 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// Whether the upstream says it closes the connection after this response.
 fn closes(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close"))
 }

@@ -27,6 +27,7 @@ use rustc_hash::FxHashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::upstream::RetryingConnector;
 use crate::body::ProxyBody;
 use body::UpstreamBody;
 use head::ResponseHead;
@@ -121,36 +122,15 @@ fn still_open(stream: &TcpStream) -> bool {
     }
 }
 
-/// Connects to `dial.authority`, trying `dial.attempts` times.
+/// Connects to `dial.authority`, trying `dial.attempts` times, as the pooled clients connect.
 async fn connect(dial: &Dial<'_>) -> Result<TcpStream, H1Error> {
-    let host = dial.authority.host();
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port = dial.authority.port_u16().unwrap_or(80);
-    let attempts = dial.attempts.max(1);
-    let mut last = String::new();
-    for attempt in 0..attempts {
-        match tokio::time::timeout(dial.connect_timeout, TcpStream::connect((host, port))).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => {
-                last = format!(
-                    "connect timed out after {} ms",
-                    dial.connect_timeout.as_millis()
-                )
-            }
-        }
-        tracing::debug!(upstream = %dial.authority, attempt, error = %last, "upstream connect failed");
-    }
-    Err(H1Error::Connect {
-        attempts,
-        detail: format!("{attempts} connection attempt(s) failed, last: {last}"),
-    })
+    RetryingConnector::new(dial.connect_timeout, dial.attempts.max(1))
+        .connect(dial.authority)
+        .await
+        .map_err(|failed| H1Error::Connect {
+            attempts: failed.attempts(),
+            detail: shared::error::chain(&failed),
+        })
 }
 
 /// Sends `req` to `dial.authority` over a pooled connection (or a new one) and reads the response head;
