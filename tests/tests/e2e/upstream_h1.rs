@@ -6,8 +6,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tests::{client, ControlPlane, DataPlane};
+use tests::{ControlPlane, DataPlane};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -65,6 +70,24 @@ async fn upstream() -> (u16, Arc<AtomicU64>) {
     (port, accepted)
 }
 
+/// One request on the one downstream connection; the answer's head and its body as text.
+async fn exchange(
+    proxy: &mut SendRequest<Empty<Bytes>>,
+    method: Method,
+    path: &str,
+) -> (http::response::Parts, String) {
+    proxy.ready().await.unwrap();
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("/raw{path}"))
+        .header("host", "localhost")
+        .body(Empty::new())
+        .unwrap();
+    let (parts, body) = proxy.send_request(req).await.unwrap().into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts, String::from_utf8(body.to_vec()).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_upstream_connections_and_every_body_framing_through_the_proxy() {
     let cp = ControlPlane::start().await;
@@ -78,14 +101,20 @@ async fn kept_upstream_connections_and_every_body_framing_through_the_proxy() {
     cp.post("/services/raw/routes", json!({"paths": ["/raw"]}))
         .await;
     dp.wait_version(cp.version().await).await;
-    // One client, so one downstream connection, served by one worker with its own pool.
-    let proxy = client();
-    let get = |path: &str| proxy.get(format!("{}/raw{path}", dp.proxy_url)).send();
+    // One downstream connection for every request (a pooled client may open a second one while the
+    // first is being returned), so one worker and its one pool serve them all.
+    let tcp = tokio::net::TcpStream::connect(dp.proxy_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut proxy, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
 
     for _ in 0..20 {
-        let r = get("/length").await.unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.text().await.unwrap(), "length");
+        let (r, body) = exchange(&mut proxy, Method::GET, "/length").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(body, "length");
     }
     assert_eq!(
         accepted.load(Ordering::SeqCst),
@@ -93,33 +122,29 @@ async fn kept_upstream_connections_and_every_body_framing_through_the_proxy() {
         "one kept upstream connection carried twenty requests"
     );
 
-    let r = get("/chunked").await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "chunked");
-    let r = get("/empty").await.unwrap();
-    assert_eq!(r.status(), 204);
-    assert_eq!(r.text().await.unwrap(), "");
-    let r = proxy
-        .head(format!("{}/raw/length", dp.proxy_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-length"], "6");
-    assert_eq!(r.text().await.unwrap(), "");
+    let (r, body) = exchange(&mut proxy, Method::GET, "/chunked").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(body, "chunked");
+    let (r, body) = exchange(&mut proxy, Method::GET, "/empty").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(body, "");
+    let (r, body) = exchange(&mut proxy, Method::HEAD, "/length").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-length"], "6");
+    assert_eq!(body, "");
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
         "chunked, 204 and HEAD answers leave the connection reusable"
     );
 
-    let r = get("/close").await.unwrap();
-    assert_eq!(r.text().await.unwrap(), "until close");
+    let (_, body) = exchange(&mut proxy, Method::GET, "/close").await;
+    assert_eq!(body, "until close");
     // The upstream closes each connection after one answer from now on: the pooled connection a
     // request takes may already be closed, and the request still gets its answer.
     for _ in 0..10 {
-        let r = get("/then-close").await.unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.text().await.unwrap(), "once");
+        let (r, body) = exchange(&mut proxy, Method::GET, "/then-close").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(body, "once");
     }
 }
