@@ -3,7 +3,6 @@
 //! Portcullis adds.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -133,13 +132,13 @@ pub fn split_host_port(h: &str) -> (Cow<'_, str>, Option<u16>) {
 
 /// Where a request came from and how it reached this node.
 pub struct Downstream<'a> {
-    /// The client's address.
-    pub client_ip: IpAddr,
+    /// The client's IP address.
+    pub client: &'a HeaderValue,
     pub scheme: Scheme,
     /// The host the client named (lower case, without port).
     pub host: &'a str,
     /// The port the client named, or the listener's.
-    pub port: u16,
+    pub port: HeaderValue,
     /// The request path as received.
     pub path: &'a str,
 }
@@ -169,25 +168,32 @@ pub fn request_headers(
     if let Some(v) = host_value {
         headers.insert(header::HOST, v);
     }
-    let client_ip = from.client_ip.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client_ip}"),
-        None => client_ip.clone(),
-    };
-    let set = |h: &mut HeaderMap, k: &HeaderName, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k.clone(), v);
+    // The client's address is appended to a list the client sent, else it is the list.
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut list = Vec::with_capacity(prev.len() + 2 + from.client.len());
+            list.extend_from_slice(prev.as_bytes());
+            list.extend_from_slice(b", ");
+            list.extend_from_slice(from.client.as_bytes());
+            HeaderValue::from_bytes(&list).ok()
         }
+        None => Some(from.client.clone()),
     };
-    set(&mut headers, &X_FORWARDED_FOR, &xff);
-    set(&mut headers, &X_REAL_IP, &client_ip);
+    if let Some(xff) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    headers.insert(X_REAL_IP.clone(), from.client.clone());
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(from.scheme.as_str()),
     );
-    set(&mut headers, &X_FORWARDED_HOST, from.host);
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(from.port));
-    set(&mut headers, &X_FORWARDED_PATH, from.path);
+    if let Ok(host) = HeaderValue::from_str(from.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    headers.insert(X_FORWARDED_PORT.clone(), from.port.clone());
+    if let Ok(path) = HeaderValue::from_str(from.path) {
+        headers.insert(X_FORWARDED_PATH.clone(), path);
+    }
     headers.insert(request_id.0.clone(), request_id.1.clone());
     headers
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`serve`]: the accept loop and connection handling; [`handle`]: one request, its request id and
 //!   metrics; [`ProxyCtx`]: what a request may touch.
+//! - `h1_server`: plain HTTP/1.x client connections served in their own task, handed to the hyper
+//!   server at the first request with a body, an upgrade or an HTTP/2 preface.
 //! - [`pipeline`]: route → plugins → forward → plugins.
 //! - [`forward`]: upstream path and the headers forwarded both ways.
 //! - `send`: the upstream exchange, direct or balanced over an Upstream's Targets.
@@ -17,6 +19,7 @@ pub mod error;
 pub mod forward;
 pub mod grpc;
 mod h1;
+mod h1_server;
 pub mod pipeline;
 mod send;
 pub mod upgrade;
@@ -44,7 +47,7 @@ pub use error::{error, ProxyError};
 pub use pipeline::{Connection, Scheme};
 pub use upstream::UpstreamClients;
 
-use crate::body::ProxyBody;
+use crate::body::{ProxyBody, RequestBody};
 use crate::metrics::Metrics;
 use crate::plugins::RequestId;
 use crate::runtime::RuntimeConfig;
@@ -86,10 +89,29 @@ impl ProxyCtx {
     }
 }
 
+/// The hyper server's service for a connection: each request through [`handle`].
+fn hyper_service(
+    ctx: Arc<ProxyCtx>,
+    downstream: Connection,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: Request<Incoming>| {
+        handle(
+            ctx.clone(),
+            req.map(RequestBody::Streaming),
+            downstream.clone(),
+        )
+    })
+}
+
 /// Handles one downstream request.
 pub async fn handle(
     ctx: Arc<ProxyCtx>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: Connection,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
@@ -152,29 +174,31 @@ pub struct ProxyListener {
 
 type ConnBuilder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
 
-/// Serves one accepted connection: the TLS handshake first when the listener has TLS (bounded by
-/// [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP/1.1 or HTTP/2 until the client or a graceful shutdown ends it.
+/// Serves one accepted connection until the client or a graceful shutdown ends it: plain HTTP/1.x in the
+/// connection's own task ([`h1_server`], which hands other requests to the hyper server); with TLS, the
+/// handshake first (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP/1.1 or HTTP/2 by the hyper server.
 async fn serve_connection(
     tcp: TcpStream,
     tls: Option<TlsAcceptor>,
     builder: ConnBuilder,
     watcher: hyper_util::server::graceful::Watcher,
+    shutdown: watch::Receiver<bool>,
     ctx: Arc<ProxyCtx>,
     downstream: Connection,
 ) {
     let metrics = ctx.metrics.clone();
-    let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req, downstream));
     metrics
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let served = match tls {
         None => {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-            watcher.watch(conn.into_owned()).await
+            let hand_off = h1_server::HandOff { builder, watcher };
+            h1_server::serve(tcp, ctx, downstream, hand_off, shutdown).await
         }
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
+                    let svc = hyper_service(ctx, downstream);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -221,7 +245,7 @@ pub async fn serve(
         .http1()
         .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(h1_server::HEAD_TIMEOUT);
     // WebSocket over HTTP/2 (RFC 8441).
     builder.http2().enable_connect_protocol();
     let mut backoff = AcceptBackoff::default();
@@ -237,12 +261,13 @@ pub async fn serve(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let downstream = Connection { peer, local_port, scheme };
+                let downstream = Connection::new(peer, local_port, scheme);
                 tokio::spawn(serve_connection(
                     tcp,
                     tls.clone(),
                     builder.clone(),
                     graceful.watcher(),
+                    shutdown.clone(),
                     ctx.clone(),
                     downstream,
                 ));

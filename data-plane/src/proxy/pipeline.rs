@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use shared::protocol::Family;
 
 use super::error::ProxyError;
@@ -27,13 +26,31 @@ use crate::runtime::RuntimeConfig;
 const MAX_URI_LEN: usize = 8 * 1024;
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     /// The client's address.
     pub peer: SocketAddr,
     /// The listener's port.
     pub local_port: u16,
     pub scheme: Scheme,
+    /// The client's IP address and the listener's port as header values, made once per connection for
+    /// the forwarded headers of each of its requests.
+    pub peer_value: HeaderValue,
+    pub port_value: HeaderValue,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, local_port: u16, scheme: Scheme) -> Connection {
+        let peer_value = HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Connection {
+            peer,
+            local_port,
+            scheme,
+            peer_value,
+            port_value: HeaderValue::from(local_port),
+        }
+    }
 }
 
 /// The protocol a request arrived over.
@@ -64,7 +81,7 @@ pub struct Outcome {
 pub async fn run(
     ctx: &ProxyCtx,
     rt: &RuntimeConfig,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     conn: Connection,
     rid: &RequestId,
     started: Instant,
@@ -77,7 +94,7 @@ pub async fn run(
 async fn pipeline(
     ctx: &ProxyCtx,
     rt: &RuntimeConfig,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     conn: Connection,
     rid: &RequestId,
     started: Instant,
@@ -159,7 +176,7 @@ async fn pipeline(
     let (parts, body) = req.into_parts();
     let mut ex = Exchange {
         parts,
-        body: RequestBody::Streaming(body),
+        body,
         client_ip: conn.peer.ip(),
         route: route.clone(),
         service: Some(service.clone()),
@@ -208,10 +225,13 @@ async fn pipeline(
         std::mem::take(&mut ex.parts.headers),
         host_value,
         &Downstream {
-            client_ip: conn.peer.ip(),
+            client: &conn.peer_value,
             scheme: conn.scheme,
             host: &host,
-            port: port.unwrap_or(conn.local_port),
+            port: match port {
+                Some(p) if p != conn.local_port => HeaderValue::from(p),
+                _ => conn.port_value.clone(),
+            },
             path,
         },
         (&ctx.request_id_header, rid.header_value()),

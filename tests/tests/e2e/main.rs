@@ -11,6 +11,7 @@ mod cluster;
 mod containers;
 mod deck_cli;
 mod dns_targets;
+mod downstream_h1;
 mod failover;
 mod faults;
 mod grpc;

@@ -173,7 +173,7 @@ impl UpstreamBody {
         let stream = self.stream.take();
         if let (Some(stream), Some((pool, authority))) = (stream, self.back.take()) {
             if self.buf.is_empty() {
-                pool.put(authority, stream);
+                pool.put(authority, stream, std::mem::take(&mut self.buf));
             }
         }
     }

@@ -70,12 +70,14 @@ pub(super) struct H1Pool {
 
 struct Idle {
     stream: TcpStream,
+    /// The connection's read buffer, kept so its allocation serves the next exchange.
+    buf: BytesMut,
     since: Instant,
 }
 
 impl H1Pool {
-    /// A live idle connection to `authority`, if one is kept.
-    fn take(&self, authority: &Authority) -> Option<TcpStream> {
+    /// A live idle connection to `authority` and its (empty) read buffer, if one is kept.
+    fn take(&self, authority: &Authority) -> Option<(TcpStream, BytesMut)> {
         let mut idle = self.idle.lock().expect("upstream pool lock");
         let kept = idle.get_mut(authority)?;
         let cutoff = Instant::now().checked_sub(IDLE_TIMEOUT);
@@ -86,14 +88,15 @@ impl H1Pool {
                 return None;
             }
             if still_open(&conn.stream) {
-                return Some(conn.stream);
+                return Some((conn.stream, conn.buf));
             }
         }
         None
     }
 
-    /// Keeps `stream`, whose last exchange ended cleanly, for the next request to `authority`.
-    fn put(&self, authority: Authority, stream: TcpStream) {
+    /// Keeps `stream`, whose last exchange ended cleanly with nothing left in `buf`, for the next request
+    /// to `authority`.
+    fn put(&self, authority: Authority, stream: TcpStream, buf: BytesMut) {
         let now = Instant::now();
         let mut idle = self.idle.lock().expect("upstream pool lock");
         let kept = idle.entry(authority).or_default();
@@ -102,7 +105,11 @@ impl H1Pool {
             kept.drain(..expired);
         }
         if kept.len() < MAX_IDLE_PER_UPSTREAM {
-            kept.push(Idle { stream, since: now });
+            kept.push(Idle {
+                stream,
+                buf,
+                since: now,
+            });
         }
     }
 }
@@ -141,15 +148,15 @@ pub(super) async fn send(
     req: &BodylessRequest<'_>,
 ) -> Result<Response<ProxyBody>, H1Error> {
     let head = head::encode_request(req, dial.authority.as_str());
-    let (stream, reused) = match pool.take(dial.authority) {
-        Some(stream) => (stream, true),
-        None => (connect(dial).await?, false),
+    let (stream, buf, reused) = match pool.take(dial.authority) {
+        Some((stream, buf)) => (stream, buf, true),
+        None => (connect(dial).await?, BytesMut::new(), false),
     };
-    let (stream, buf, response) = match exchange(stream, &head).await {
+    let (stream, buf, response) = match exchange(stream, buf, &head).await {
         Ok(done) => done,
         Err(Exchange::Closed(_)) if reused && idempotent(req.method) => {
             let stream = connect(dial).await?;
-            exchange(stream, &head)
+            exchange(stream, BytesMut::new(), &head)
                 .await
                 .map_err(Exchange::into_error)?
         }
@@ -189,9 +196,11 @@ impl Exchange {
     }
 }
 
-/// Writes `head` on `stream` and reads the response head (interim 1xx answers skipped).
+/// Writes `head` on `stream` and reads the response head into `buf` (interim 1xx answers skipped). The
+/// buffer's allocation is reused when nothing read into it before is still referenced.
 async fn exchange(
     mut stream: TcpStream,
+    mut buf: BytesMut,
     head: &[u8],
 ) -> Result<(TcpStream, BytesMut, ResponseHead), Exchange> {
     if let Err(e) = stream.write_all(head).await {
@@ -202,7 +211,6 @@ async fn exchange(
             _ => Exchange::Failed(format!("cannot send the request: {e}")),
         });
     }
-    let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut received = false;
     loop {
         match head::parse_response(&mut buf) {
