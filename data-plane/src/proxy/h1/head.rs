@@ -142,20 +142,9 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), H
             false => (Framing::UntilClose, false),
         });
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .map(<[u8]>::trim_ascii)
-        {
-            let n = parse_length(part).ok_or(HeadError("invalid content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError("conflicting content-length values"));
-            }
-            length = Some(n);
-        }
-    }
+    let values = headers.get_all(header::CONTENT_LENGTH);
+    let length =
+        content_length(values.iter().map(HeaderValue::as_bytes)).map_err(|e| HeadError(e.0))?;
     Ok(match length {
         Some(0) => (Framing::Empty, true),
         Some(n) => (Framing::Length(n), true),
@@ -163,7 +152,28 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), H
     })
 }
 
-/// A Content-Length value: digits only, no sign, no overflow.
+/// Why a message's `Content-Length` fields cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::proxy) struct BadLength(pub &'static str);
+
+/// The length that a message's `Content-Length` field values give (a list of equal numbers is that
+/// number, RFC 9112 6.3); `None` without the field. Values that are not digits, or that disagree, are
+/// an error.
+pub(in crate::proxy) fn content_length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, BadLength> {
+    let mut length = None;
+    for part in values.flat_map(|v| v.split(|&b| b == b',')) {
+        let n = parse_length(part.trim_ascii()).ok_or(BadLength("invalid content-length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(BadLength("conflicting content-length values"));
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// A Content-Length number: digits only, no sign, no overflow.
 fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;

@@ -14,6 +14,8 @@
 mod body;
 mod head;
 
+pub(super) use head::content_length;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};

@@ -7,6 +7,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::proxy::forward::connection_tokens;
+use crate::proxy::h1::content_length;
 
 /// Longest request head accepted (as the hyper server's buffer limit).
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -85,19 +86,16 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
         start..start + s.len()
     };
     let target = offset(target.as_bytes());
+    let lengths = req
+        .headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("content-length"));
+    let length = content_length(lengths.map(|f| f.value)).map_err(|_| Refusal::Malformed)?;
     let mut spans = Vec::with_capacity(req.headers.len());
-    let mut length = None;
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Refusal::Malformed)?;
         if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
             return Ok(Some(Head::HandOff));
-        }
-        if name == header::CONTENT_LENGTH {
-            let n = parse_length(field.value).ok_or(Refusal::Malformed)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Refusal::Malformed);
-            }
-            length = Some(n);
         }
         spans.push((name, offset(field.value)));
     }
@@ -123,20 +121,4 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     parts.version = version;
     parts.headers = headers;
     Ok(Some(Head::Bodiless(Bodiless { parts, keep_alive })))
-}
-
-/// A Content-Length value (a list of equal values is one value): digits only, no sign, no overflow.
-fn parse_length(value: &[u8]) -> Option<u64> {
-    let mut length = None;
-    for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
-        if length.is_some_and(|l| l != n) {
-            return None;
-        }
-        length = Some(n);
-    }
-    length
 }

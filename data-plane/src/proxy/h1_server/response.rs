@@ -8,13 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Buf;
 use futures::FutureExt;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
+use crate::proxy::h1::content_length;
 
 /// Output gathered before it is written; a larger body frame is written on its own.
 const GATHER: usize = 64 * 1024;
@@ -150,27 +151,14 @@ fn framing(
     if let Some(n) = http_body::Body::size_hint(body).exact() {
         return Framing::Length(n);
     }
-    if let Some(n) = content_length(headers) {
+    let lengths = headers.get_all(header::CONTENT_LENGTH);
+    if let Ok(Some(n)) = content_length(lengths.iter().map(HeaderValue::as_bytes)) {
         return Framing::Length(n);
     }
     match answering.version {
         Version::HTTP_11 => Framing::Chunked,
         _ => Framing::Close,
     }
-}
-
-/// The one valid `Content-Length` of `headers`, if any.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let digits = value.as_bytes().trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn encode_head(
