@@ -10,9 +10,12 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram of durations.
+/// A histogram of durations. Each observation counts in the one bucket it falls in; the cumulative
+/// counts Prometheus expects are summed when the histogram is rendered.
 #[derive(Debug, Default)]
 pub struct Histogram {
+    /// Observations per bucket: `buckets[i]` counts those above `BUCKETS[i - 1]` and at most
+    /// `BUCKETS[i]`; those above the last bound are only in `count`.
     buckets: [AtomicU64; 14],
     count: AtomicU64,
     /// Sum in microseconds.
@@ -23,10 +26,9 @@ impl Histogram {
     /// Records one observation.
     pub fn observe(&self, d: std::time::Duration) {
         let secs = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        let i = BUCKETS.partition_point(|b| *b < secs);
+        if let Some(bucket) = self.buckets.get(i) {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us
@@ -177,7 +179,8 @@ type SeriesKey = (uuid::Uuid, Option<uuid::Uuid>);
 /// Request series keyed by route and service id.
 #[derive(Debug, Default)]
 pub struct RequestSeries {
-    series: RwLock<std::collections::HashMap<SeriesKey, Arc<Series>>>,
+    // Keys are the configuration's ids, not client input, so a fast hash serves.
+    series: RwLock<rustc_hash::FxHashMap<SeriesKey, Arc<Series>>>,
 }
 
 impl RequestSeries {
@@ -256,13 +259,14 @@ impl RequestSeries {
 }
 
 fn render_histogram(name: &str, labels: &Labels, h: &Histogram, out: &mut String) {
-    for (i, b) in BUCKETS.iter().enumerate() {
+    let mut cumulative = 0;
+    for (b, n) in BUCKETS.iter().zip(&h.buckets) {
+        cumulative += n.load(Ordering::Relaxed);
         let le = format!("{b}");
         let _ = writeln!(
             out,
-            "{name}_bucket{} {}",
+            "{name}_bucket{} {cumulative}",
             fmt_labels(labels, Some(&le)),
-            h.buckets[i].load(Ordering::Relaxed)
         );
     }
     let count = h.count.load(Ordering::Relaxed);

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use shared::{Consumer, Route, Service};
 
@@ -25,12 +25,23 @@ impl RequestId {
         }
     }
 
-    /// 128 random bits in hex.
+    /// 128 random bits in hex. The ids of a thread are cut from one shared block, so making one
+    /// allocates only once per [`IDS_PER_BLOCK`] ids.
     pub fn random() -> RequestId {
+        thread_local! {
+            static BLOCK: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+        }
         let mut hex = [0u8; 32];
         hex::encode_to_slice(rand::random::<[u8; 16]>(), &mut hex)
             .expect("32 bytes hold 16 in hex");
-        RequestId(HeaderValue::from_bytes(&hex).expect("hex digits are a valid header value"))
+        let id = BLOCK.with_borrow_mut(|block| {
+            if block.capacity() < hex.len() {
+                *block = BytesMut::with_capacity(hex.len() * IDS_PER_BLOCK);
+            }
+            block.extend_from_slice(&hex);
+            block.split().freeze()
+        });
+        RequestId(HeaderValue::from_maybe_shared(id).expect("hex digits are a valid header value"))
     }
 
     pub fn header_value(&self) -> &HeaderValue {
@@ -48,6 +59,9 @@ impl std::fmt::Display for RequestId {
         f.write_str(self.as_str())
     }
 }
+
+/// How many request ids one allocation holds (see [`RequestId::random`]).
+const IDS_PER_BLOCK: usize = 128;
 
 /// Largest body a plugin buffers to look for credentials.
 pub const BODY_INSPECT_LIMIT: usize = 1024 * 1024;
@@ -116,7 +130,13 @@ impl Exchange {
             })
     }
 
-    /// Sets a header to be sent upstream (invalid values are skipped).
+    /// Sets a header to be sent upstream.
+    pub fn set_upstream(&mut self, name: &HeaderName, value: HeaderValue) {
+        self.parts.headers.insert(name.clone(), value);
+    }
+
+    /// Sets a header to be sent upstream, its name and value checked on the way (invalid ones are
+    /// skipped). Names known in advance go through [`Exchange::set_upstream`] instead.
     pub fn set_upstream_header(&mut self, name: &str, value: &str) {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
@@ -148,16 +168,51 @@ impl Exchange {
 
     /// Sets the Consumer and its `X-Consumer-*` headers.
     pub fn set_consumer(&mut self, c: &Arc<Consumer>, anonymous: bool) {
-        self.set_upstream_header("x-consumer-id", &c.id.to_string());
-        if let Some(u) = &c.username {
-            self.set_upstream_header("x-consumer-username", u);
+        static ID: HeaderName = HeaderName::from_static("x-consumer-id");
+        static USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+        static CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+        static ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+        let mut id = uuid::Uuid::encode_buffer();
+        let id = c.id.hyphenated().encode_lower(&mut id);
+        self.set_upstream(
+            &ID,
+            HeaderValue::from_str(id).expect("a UUID is a valid header value"),
+        );
+        if let Some(v) = c
+            .username
+            .as_deref()
+            .and_then(|u| HeaderValue::from_str(u).ok())
+        {
+            self.set_upstream(&USERNAME, v);
         }
-        if let Some(cid) = &c.custom_id {
-            self.set_upstream_header("x-consumer-custom-id", cid);
+        if let Some(v) = c
+            .custom_id
+            .as_deref()
+            .and_then(|u| HeaderValue::from_str(u).ok())
+        {
+            self.set_upstream(&CUSTOM_ID, v);
         }
         if anonymous {
-            self.set_upstream_header("x-anonymous-consumer", "true");
+            self.set_upstream(&ANONYMOUS, HeaderValue::from_static("true"));
         }
         self.consumer = Some(c.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_are_distinct_hex_across_blocks() {
+        let ids: Vec<RequestId> = (0..IDS_PER_BLOCK * 3 + 5)
+            .map(|_| RequestId::random())
+            .collect();
+        let distinct: std::collections::HashSet<&str> = ids.iter().map(RequestId::as_str).collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.as_str().len(), 32);
+            assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        }
     }
 }

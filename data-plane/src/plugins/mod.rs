@@ -17,10 +17,9 @@ pub use consumers::{anonymous_consumer, find_consumer, ConsumerField, ConsumerIn
 pub use exchange::{Exchange, RequestId, BODY_INSPECT_LIMIT};
 pub use idp::IdpClients;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::Response;
+use http::{HeaderValue, Response};
 use serde_json::Value;
 use shared::ConfigState;
 
@@ -42,9 +41,10 @@ pub trait Plugin: Send + Sync {
 }
 
 /// Per-instance event counters (cache hits, misses, identity-provider calls), resolved once when the
-/// instance is built so counting on the request path allocates nothing.
+/// instance is built so counting on the request path allocates nothing. A handful of names: a scan beats
+/// hashing the name.
 pub struct Events {
-    counters: HashMap<&'static str, Arc<std::sync::atomic::AtomicU64>>,
+    counters: Vec<(&'static str, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl Events {
@@ -73,7 +73,7 @@ impl Events {
 
     /// Counts one event (names not registered are ignored).
     pub fn add(&self, name: &str) {
-        if let Some(c) = self.counters.get(name) {
+        if let Some((_, c)) = self.counters.iter().find(|(n, _)| *n == name) {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -112,6 +112,21 @@ pub fn registry() -> &'static [(&'static str, &'static str, Factory)] {
 pub fn token_fingerprint(token: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(token.as_bytes())[..6])
+}
+
+/// [`claim_header_value`] as a header value (`None` when it cannot be one). Strings and integers, the
+/// usual claims, are turned into one without an intermediate string.
+pub fn claim_header(v: &Value) -> Option<HeaderValue> {
+    match v {
+        Value::String(s) => HeaderValue::from_str(s).ok(),
+        Value::Number(n) if n.is_i64() => {
+            HeaderValue::from_str(itoa::Buffer::new().format(n.as_i64()?)).ok()
+        }
+        Value::Number(n) if n.is_u64() => {
+            HeaderValue::from_str(itoa::Buffer::new().format(n.as_u64()?)).ok()
+        }
+        _ => HeaderValue::from_str(&claim_header_value(v)?).ok(),
+    }
 }
 
 /// A claim value as a header value: strings as they are, arrays joined by commas, others as JSON.

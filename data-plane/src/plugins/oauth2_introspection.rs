@@ -2,11 +2,12 @@
 //! with per-node caches (positive TTL capped by `exp`, separate negative cache, coalesced misses, errors
 //! never cached) and Kong's upstream headers.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
-use http::{Method, Response, StatusCode};
+use http::{HeaderName, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use shared::plugins::oauth2_introspection::{Config, ConsumerBy, NAME};
 use shared::Consumer;
@@ -16,15 +17,36 @@ use super::credentials::{self, Source};
 use super::idp::{self, Idp, IdpFailure, IdpSettings, TtlRule};
 use super::introspection_answer::{self, Refusal};
 use super::{
-    anonymous_consumer, claim_header_value, token_fingerprint, BuildCtx, ConsumerField,
-    ConsumerIndex, Exchange, Plugin,
+    anonymous_consumer, claim_header, token_fingerprint, BuildCtx, ConsumerField, ConsumerIndex,
+    Exchange, Plugin,
 };
 use crate::body::{json_response, ProxyBody};
-use crate::cache::Cached;
+use crate::cache::{Cached, TokenKey};
+
+/// The claims passed upstream as Kong does, with the header each goes in.
+static CREDENTIAL_HEADERS: [(Cow<'static, str>, HeaderName); 11] = [
+    claim_to("scope", "x-credential-scope"),
+    claim_to("client_id", "x-credential-client-id"),
+    claim_to("username", "x-credential-identifier"),
+    claim_to("token_type", "x-credential-token-type"),
+    claim_to("exp", "x-credential-exp"),
+    claim_to("iat", "x-credential-iat"),
+    claim_to("nbf", "x-credential-nbf"),
+    claim_to("sub", "x-credential-sub"),
+    claim_to("aud", "x-credential-aud"),
+    claim_to("iss", "x-credential-iss"),
+    claim_to("jti", "x-credential-jti"),
+];
+
+const fn claim_to(claim: &'static str, header: &'static str) -> (Cow<'static, str>, HeaderName) {
+    (Cow::Borrowed(claim), HeaderName::from_static(header))
+}
 
 /// One configured instance.
 pub struct Introspection {
     config: Config,
+    /// `custom_claims_forward`, each with its `x-credential-<claim>` header name.
+    custom_claims: Vec<(Cow<'static, str>, HeaderName)>,
     idp: Idp,
     consumers: Arc<ConsumerIndex>,
     anonymous: Option<Arc<Consumer>>,
@@ -53,8 +75,19 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         ttl: (config.ttl > 0).then_some(config.ttl),
         ..TtlRule::default()
     };
+    // A claim whose name cannot be part of a header name is not forwarded.
+    let custom_claims = config
+        .custom_claims_forward
+        .iter()
+        .filter_map(|claim| {
+            let header = format!("x-credential-{}", claim.to_ascii_lowercase());
+            let name = HeaderName::from_bytes(header.as_bytes()).ok()?;
+            Some((Cow::Owned(claim.clone()), name))
+        })
+        .collect();
     Ok(Arc::new(Introspection {
         config,
+        custom_claims,
         idp,
         consumers: ctx.consumers.clone(),
         anonymous,
@@ -127,6 +160,18 @@ impl Introspection {
             self.idp.event("hit");
             return Ok(hit.claims);
         }
+        // The miss path's future is large (the identity-provider call): kept off the hit path's.
+        Box::pin(self.introspect_miss(token, ex, key)).await
+    }
+
+    /// The cache miss: the negative cache, then one coalesced call to the identity provider.
+    async fn introspect_miss(
+        &self,
+        token: &str,
+        ex: &Exchange,
+        key: TokenKey,
+    ) -> Result<Arc<Value>, Failure> {
+        let caches = self.idp.caches();
         if caches.introspection_negative.get(&key).await.is_some() {
             self.idp.event("negative_hit");
             return Err(Failure::Inactive);
@@ -182,27 +227,9 @@ impl Introspection {
     }
 
     fn set_credential_headers(&self, ex: &mut Exchange, claims: &Value) {
-        let map = [
-            ("scope", "x-credential-scope"),
-            ("client_id", "x-credential-client-id"),
-            ("username", "x-credential-identifier"),
-            ("token_type", "x-credential-token-type"),
-            ("exp", "x-credential-exp"),
-            ("iat", "x-credential-iat"),
-            ("nbf", "x-credential-nbf"),
-            ("sub", "x-credential-sub"),
-            ("aud", "x-credential-aud"),
-            ("iss", "x-credential-iss"),
-            ("jti", "x-credential-jti"),
-        ];
-        for (claim, header) in map {
-            if let Some(v) = claims.get(claim).and_then(claim_header_value) {
-                ex.set_upstream_header(header, &v);
-            }
-        }
-        for claim in &self.config.custom_claims_forward {
-            if let Some(v) = claims.get(claim).and_then(claim_header_value) {
-                ex.set_upstream_header(&format!("x-credential-{}", claim.to_ascii_lowercase()), &v);
+        for (claim, header) in CREDENTIAL_HEADERS.iter().chain(&self.custom_claims) {
+            if let Some(v) = claims.get(claim.as_ref()).and_then(claim_header) {
+                ex.set_upstream(header, v);
             }
         }
     }
@@ -226,8 +253,9 @@ impl Plugin for Introspection {
         }
         ex.strip_identity_headers();
         let mut found = credentials::query_param(ex, "access_token").map(|t| (t, Source::Query));
-        if found.is_none() {
-            found = credentials::body_param(ex, "access_token").await?;
+        if found.is_none() && ex.parts.headers.contains_key(http::header::CONTENT_TYPE) {
+            // Boxed: reading a body makes a large future that requests without one need not carry.
+            found = Box::pin(credentials::body_param(ex, "access_token")).await?;
         }
         if found.is_none() {
             found = credentials::bearer_header(ex).map(|t| (t, Source::Header));
@@ -243,7 +271,7 @@ impl Plugin for Introspection {
                 }
                 self.set_credential_headers(ex, &claims);
                 if self.config.hide_credentials {
-                    credentials::remove(ex, source, &["access_token"]).await;
+                    Box::pin(credentials::remove(ex, source, &["access_token"])).await;
                 }
                 Ok(())
             }

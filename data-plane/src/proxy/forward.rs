@@ -70,14 +70,16 @@ impl PathHandling {
     }
 }
 
-/// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does.
-pub fn upstream_path(
-    service_path: Option<&str>,
-    request_path: &str,
+/// Joins the service path and the (possibly stripped) request path, as Kong's `path_handling` does. The
+/// result borrows from the Service path or `request_path` when it is one of them or a part of it (the
+/// usual case).
+pub fn upstream_path<'a>(
+    service_path: Option<&'a str>,
+    request_path: &'a str,
     matched_len: usize,
     strip: bool,
     handling: PathHandling,
-) -> String {
+) -> Cow<'a, str> {
     let rest = if strip {
         &request_path[matched_len.min(request_path.len())..]
     } else {
@@ -85,14 +87,16 @@ pub fn upstream_path(
     };
     let base = service_path.unwrap_or("/");
     if rest.is_empty() {
-        return base.to_string();
+        return Cow::Borrowed(base);
     }
-    match handling {
+    if base == "/" && rest.starts_with('/') {
+        // Both handlings give the rest as it is.
+        return Cow::Borrowed(rest);
+    }
+    Cow::Owned(match handling {
         PathHandling::V1 => {
-            if base == "/" && !rest.starts_with('/') {
+            if base == "/" {
                 format!("/{rest}")
-            } else if base == "/" {
-                rest.to_string()
             } else {
                 format!("{base}{rest}")
             }
@@ -102,7 +106,7 @@ pub fn upstream_path(
             (false, false) => format!("{base}/{rest}"),
             _ => format!("{base}{rest}"),
         },
-    }
+    })
 }
 
 /// The host (lower case, allocating only when the client used upper case) and port of a `Host` value.
@@ -202,15 +206,39 @@ pub fn request_headers(
 /// headers and `Via` added.
 pub fn response_headers(headers: &mut HeaderMap, upstream: Duration, proxy: Duration) {
     strip_hop_by_hop(headers);
-    headers.insert(
-        UPSTREAM_LATENCY.clone(),
-        HeaderValue::from(upstream.as_millis() as u64),
-    );
-    headers.insert(
-        PROXY_LATENCY.clone(),
-        HeaderValue::from(proxy.as_millis() as u64),
-    );
+    headers.insert(UPSTREAM_LATENCY.clone(), millis_value(upstream));
+    headers.insert(PROXY_LATENCY.clone(), millis_value(proxy));
     headers.insert(header::VIA, HeaderValue::from_static(VIA));
+}
+
+/// Latencies below this many milliseconds take their header value from a table made once.
+const MILLIS_TABLE: usize = 1000;
+
+/// `d` in whole milliseconds as a header value. The usual values come from the table, so neither
+/// formatting nor an allocation happens per response.
+fn millis_value(d: Duration) -> HeaderValue {
+    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let ms = d.as_millis();
+    let table = TABLE.get_or_init(|| {
+        // One string holding every number, so each value is a static slice of it.
+        let digits: &'static str = (0..MILLIS_TABLE)
+            .map(|n| n.to_string())
+            .collect::<String>()
+            .leak();
+        let mut at = 0;
+        (0..MILLIS_TABLE)
+            .map(|n| {
+                let len = n.checked_ilog10().unwrap_or(0) as usize + 1;
+                let value = HeaderValue::from_static(&digits[at..at + len]);
+                at += len;
+                value
+            })
+            .collect()
+    });
+    match table.get(ms as usize) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(ms as u64),
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +277,18 @@ mod tests {
             upstream_path(Some("/s"), "/fv1req", 4, true, PathHandling::V1),
             "/sreq"
         );
+    }
+
+    #[test]
+    fn latency_values() {
+        for ms in [0, 7, 10, 99, 100, 999, 1000, 123_456] {
+            assert_eq!(
+                millis_value(Duration::from_millis(ms)),
+                ms.to_string().as_str(),
+                "{ms} ms"
+            );
+        }
+        assert_eq!(millis_value(Duration::from_micros(1999)), "1");
     }
 
     #[test]

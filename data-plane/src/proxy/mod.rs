@@ -20,6 +20,7 @@ pub mod forward;
 pub mod grpc;
 mod h1;
 mod h1_server;
+mod header_maps;
 pub mod pipeline;
 mod send;
 pub mod upgrade;

@@ -9,6 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use shared::protocol::Family;
+use smallvec::SmallVec;
 
 use super::error::ProxyError;
 use super::forward::{self, Downstream};
@@ -183,7 +184,8 @@ async fn pipeline(
         consumer: None,
         request_id: rid.clone(),
     };
-    let mut ran = Vec::new();
+    // The plugins that ran, for the response phases (inline: a route rarely has more than four).
+    let mut ran: SmallVec<[_; 4]> = SmallVec::new();
     let protocol = entry.protocol(conn.scheme);
     for name in &rt.active_plugins {
         let consumer = ex.consumer.as_ref().map(|c| c.id);
@@ -196,20 +198,31 @@ async fn pipeline(
     }
 
     // Forward.
-    let mut path_and_query = forward::upstream_path(
+    let joined = forward::upstream_path(
         service.path.as_deref(),
         ex.parts.uri.path(),
         m.matched_len,
         route.strip_path,
         entry.path_handling,
     );
-    if let Some(q) = ex.parts.uri.query() {
-        path_and_query.push('?');
-        path_and_query.push_str(q);
-    }
-    let path_and_query: http::uri::PathAndQuery = path_and_query
-        .parse()
-        .map_err(|_| ProxyError::BadUpstreamUri)?;
+    let path_and_query = match ex.parts.uri.path_and_query() {
+        // The upstream gets the path the client sent: its own target is reused as it is.
+        Some(sent) if joined == ex.parts.uri.path() => sent.clone(),
+        // The Route took the whole path: the Service's own path, made once per snapshot.
+        _ if ex.parts.uri.query().is_none() && joined == target.base_path.as_str() => {
+            target.base_path.clone()
+        }
+        _ => {
+            let mut joined = joined.into_owned();
+            if let Some(q) = ex.parts.uri.query() {
+                joined.push('?');
+                joined.push_str(q);
+            }
+            joined
+                .parse::<http::uri::PathAndQuery>()
+                .map_err(|_| ProxyError::BadUpstreamUri)?
+        }
+    };
     let host_value = if route.preserve_host && !host_header.is_empty() {
         host_value
             .clone()

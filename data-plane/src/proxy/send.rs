@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 
 use super::error::ProxyError;
 use super::h1;
+use super::header_maps;
 use super::upstream::{connect_attempts, Dial};
 use super::ProxyCtx;
 use crate::balancer::{Balancer, InFlight, Outcome, Peer};
@@ -130,8 +131,9 @@ pub(super) async fn direct(
             connect_timeout: Duration::from_millis(service.connect_timeout),
             attempts: service.retries as usize + 1,
         };
-        let resp = exchange_in_task(ctx, &dial, &bodiless(&out), window).await?;
-        return Ok((resp, started.elapsed()));
+        let resp = exchange_in_task(ctx, &dial, &bodiless(&out), window).await;
+        header_maps::give(out.headers);
+        return Ok((resp?, started.elapsed()));
     }
     let uri = http::Uri::builder()
         .scheme(target.scheme.clone())

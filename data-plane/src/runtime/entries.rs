@@ -22,6 +22,9 @@ pub struct Target {
     pub authority: http::uri::Authority,
     /// `Host` sent upstream (unless the route preserves the client's).
     pub host_header: http::HeaderValue,
+    /// The Service's path (`/` without one): the upstream target of a request whose path the Route
+    /// strips entirely.
+    pub base_path: http::uri::PathAndQuery,
     /// The Service's name (or id) for metrics and logs.
     pub label: String,
     /// The Service's own TLS settings toward its upstream, if it has any.
@@ -63,6 +66,12 @@ impl Target {
                     .unwrap_or(&authority),
             )
             .map_err(|_| format!("service {}: bad host", service.id))?,
+            base_path: service
+                .path
+                .as_deref()
+                .unwrap_or("/")
+                .parse()
+                .map_err(|_| format!("service {}: bad path", service.id))?,
             label: service
                 .name
                 .clone()

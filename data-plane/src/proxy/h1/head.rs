@@ -1,6 +1,10 @@
 //! HTTP/1.1 message heads on an upstream connection: the request head as bytes, and the response head
 //! parsed into `http` parts, its body's framing (RFC 9112, 6.3) and whether the connection can be kept.
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode, Version};
@@ -8,23 +12,24 @@ use http::{HeaderMap, Response, StatusCode, Version};
 use super::body::{Chunked, Framing};
 use super::BodylessRequest;
 use crate::proxy::forward::connection_tokens;
+use crate::proxy::header_maps;
 
 /// Longest response head accepted.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Most response header fields accepted.
 const MAX_HEADERS: usize = 128;
 
-/// The request line and header fields, ready to write. `Host` comes from the forwarded headers, or
-/// from `authority` when they have none.
-pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str) -> Vec<u8> {
+/// Appends the request line and header fields to `out`, ready to write. `Host` comes from the forwarded
+/// headers, or from `authority` when they have none.
+pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str, out: &mut BytesMut) {
     let fields: usize = req
         .headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    let mut out = Vec::with_capacity(req.path_and_query.as_str().len() + fields + 64);
+    out.reserve(req.path_and_query.as_str().len() + fields + 64);
     out.extend_from_slice(req.method.as_str().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(b" ");
     out.extend_from_slice(req.path_and_query.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if !req.headers.contains_key(header::HOST) {
@@ -39,7 +44,6 @@ pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str) -> Vec<
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// A parsed response head.
@@ -60,13 +64,25 @@ impl std::fmt::Display for HeadError {
     }
 }
 
+thread_local! {
+    /// Each field's name and where its value lies in the head, kept between parses so that parsing a head
+    /// allocates nothing besides its header map (a head refused on the way drops it).
+    static SPANS: RefCell<Vec<(HeaderName, Range<usize>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The response head at the start of `buf`, removed from it (the body's first bytes stay); `None`
 /// while it is incomplete. Interim answers (1xx other than 101) are skipped.
 pub(super) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(&buf[..]) {
+        // Left uninitialised: the parser writes the fields it finds.
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &buf[..],
+            &mut fields,
+        );
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(HeadError("response head too large"))
@@ -92,21 +108,23 @@ pub(super) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
         };
         // Names now (they are copied or static), values as offsets into the head kept below.
         let base = buf.as_ptr() as usize;
-        let mut spans = Vec::with_capacity(resp.headers.len());
+        let mut spans = SPANS.take();
+        spans.clear();
         for field in resp.headers.iter() {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| HeadError("invalid header field name"))?;
             let start = field.value.as_ptr() as usize - base;
-            spans.push((name, start, start + field.value.len()));
+            spans.push((name, start..start + field.value.len()));
         }
         let head = buf.split_to(len).freeze();
         // Room for what the proxy adds (latencies, Via, request id, a cookie), so the map never grows.
-        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
-        for (name, start, end) in spans {
-            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+        let mut headers = header_maps::take(spans.len() + 6);
+        for (name, span) in spans.drain(..) {
+            let value = HeaderValue::from_maybe_shared(head.slice(span))
                 .map_err(|_| HeadError("invalid header field value"))?;
             headers.append(name, value);
         }
+        SPANS.set(spans);
         let (framing, delimited) = framing(status, &headers)?;
         let keep_alive = version == Version::HTTP_11 && delimited && !closes(&headers);
         let (mut parts, ()) = Response::new(()).into_parts();

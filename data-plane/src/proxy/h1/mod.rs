@@ -149,16 +149,15 @@ pub(super) async fn send(
     dial: &Dial<'_>,
     req: &BodylessRequest<'_>,
 ) -> Result<Response<ProxyBody>, H1Error> {
-    let head = head::encode_request(req, dial.authority.as_str());
     let (stream, buf, reused) = match pool.take(dial.authority) {
         Some((stream, buf)) => (stream, buf, true),
         None => (connect(dial).await?, BytesMut::new(), false),
     };
-    let (stream, buf, response) = match exchange(stream, buf, &head).await {
+    let (stream, buf, response) = match exchange(stream, buf, req, dial.authority).await {
         Ok(done) => done,
         Err(Exchange::Closed(_)) if reused && idempotent(req.method) => {
             let stream = connect(dial).await?;
-            exchange(stream, BytesMut::new(), &head)
+            exchange(stream, BytesMut::new(), req, dial.authority)
                 .await
                 .map_err(Exchange::into_error)?
         }
@@ -198,14 +197,20 @@ impl Exchange {
     }
 }
 
-/// Writes `head` on `stream` and reads the response head into `buf` (interim 1xx answers skipped). The
-/// buffer's allocation is reused when nothing read into it before is still referenced.
+/// Writes the head of `req` on `stream` and reads the response head into `buf` (interim 1xx answers
+/// skipped). The request head is encoded in `buf` too, which is empty between exchanges, so the buffer's
+/// allocation serves both ways and is reused when nothing read into it before is still referenced.
 async fn exchange(
     mut stream: TcpStream,
     mut buf: BytesMut,
-    head: &[u8],
+    req: &BodylessRequest<'_>,
+    authority: &Authority,
 ) -> Result<(TcpStream, BytesMut, ResponseHead), Exchange> {
-    if let Err(e) = stream.write_all(head).await {
+    buf.clear();
+    head::encode_request(req, authority.as_str(), &mut buf);
+    let written = stream.write_all(&buf).await;
+    buf.clear();
+    if let Err(e) = written {
         return Err(match e.kind() {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
                 Exchange::Closed(e.to_string())

@@ -14,6 +14,7 @@ mod replay;
 mod request;
 mod response;
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,9 +58,14 @@ pub(super) async fn serve(
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::with_capacity(8 * 1024);
     let mut timer = Box::pin(tokio::time::sleep(HEAD_TIMEOUT));
+    // One wait for the shutdown signal for the connection's whole life, rather than one per request.
+    let mut stop = std::pin::pin!(async move {
+        let _ = shutdown.changed().await;
+    });
     let mut first = true;
     loop {
-        let deadline = Instant::now() + HEAD_TIMEOUT;
+        // Set when a read first has to wait.
+        let mut deadline = None;
         let head = loop {
             match request::parse(&mut buf, first) {
                 Ok(Some(head)) => break head,
@@ -69,7 +75,7 @@ pub(super) async fn serve(
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(8 * 1024);
             }
-            match read(&mut tcp, &mut buf, &mut timer, deadline, &mut shutdown).await {
+            match read(&mut tcp, &mut buf, &mut timer, &mut deadline, stop.as_mut()).await {
                 Read::More => {}
                 // A client may close between requests; inside a head, the request is abandoned.
                 Read::Closed | Read::TimedOut | Read::ShutDown => return Ok(()),
@@ -94,7 +100,7 @@ pub(super) async fn serve(
         let req = Request::from_parts(bodiless.parts, RequestBody::Empty);
         let Ok(resp) = super::handle(ctx.clone(), req, conn.clone()).await;
         let keep = response::write(&mut tcp, &mut out, resp, answering).await?;
-        if !keep || !matches!(shutdown.has_changed(), Ok(false)) {
+        if !keep || futures::poll!(stop.as_mut()).is_ready() {
             let _ = tcp.shutdown().await;
             return Ok(());
         }
@@ -130,14 +136,15 @@ enum Read {
     Failed(io::Error),
 }
 
-/// Reads more of a request head into `buf` by `deadline`. The head timer is registered only when the
-/// read has to wait, and moved only when it lags `deadline` by more than [`TIMER_SLACK`].
+/// Reads more of a request head into `buf` by `deadline` (set to [`HEAD_TIMEOUT`] from now when a read
+/// first has to wait). The head timer is registered only when the read has to wait, and moved only when
+/// it lags the deadline by more than [`TIMER_SLACK`]. `stop` ends a wait between requests.
 async fn read(
     tcp: &mut TcpStream,
     buf: &mut BytesMut,
     timer: &mut Pin<Box<Sleep>>,
-    deadline: Instant,
-    shutdown: &mut watch::Receiver<bool>,
+    deadline: &mut Option<Instant>,
+    stop: Pin<&mut impl Future<Output = ()>>,
 ) -> Read {
     let idle = buf.is_empty();
     let read = tokio::io::AsyncReadExt::read_buf(tcp, buf);
@@ -146,6 +153,7 @@ async fn read(
     if let Some(done) = futures::FutureExt::now_or_never(read.as_mut()) {
         return finished(done);
     }
+    let deadline = *deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
     if timer.deadline() + TIMER_SLACK < deadline {
         timer.as_mut().reset(deadline);
     }
@@ -153,7 +161,7 @@ async fn read(
         biased;
         done = read => finished(done),
         _ = timer.as_mut() => Read::TimedOut,
-        _ = shutdown.changed(), if idle => Read::ShutDown,
+        _ = stop, if idle => Read::ShutDown,
     }
 }
 

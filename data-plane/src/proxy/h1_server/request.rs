@@ -2,12 +2,17 @@
 //! values sliced from the read buffer, not copied); anything else is recognised and left in the buffer
 //! for the hyper server (a request body, an upgrade, `Expect`, HTTP/2's preface).
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
 use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::proxy::forward::connection_tokens;
 use crate::proxy::h1::content_length;
+use crate::proxy::header_maps;
 
 /// Longest request head accepted (as the hyper server's buffer limit).
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -54,6 +59,12 @@ impl Refusal {
     }
 }
 
+thread_local! {
+    /// Each field's name and where its value lies in the head, kept between parses so that parsing a head
+    /// allocates nothing besides its header map (a head refused on the way drops it).
+    static SPANS: RefCell<Vec<(HeaderName, Range<usize>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Reads the request head at the front of `buf`; `None` while it is incomplete. `first` says whether
 /// this is the connection's first request, the only place an HTTP/2 preface may appear.
 pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Refusal> {
@@ -64,9 +75,10 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
             false => Err(Refusal::Malformed),
         };
     }
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(&buf[..]) {
+    // Left uninitialised: the parser writes the fields it finds.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(&buf[..], &mut fields) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Refusal::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -91,26 +103,39 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case("content-length"));
     let length = content_length(lengths.map(|f| f.value)).map_err(|_| Refusal::Malformed)?;
-    let mut spans = Vec::with_capacity(req.headers.len());
+    let mut spans = SPANS.take();
+    spans.clear();
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Refusal::Malformed)?;
         if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
+            SPANS.set(spans);
             return Ok(Some(Head::HandOff));
         }
         spans.push((name, offset(field.value)));
     }
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?;
     if method == Method::CONNECT || length.is_some_and(|n| n > 0) {
+        SPANS.set(spans);
         return Ok(Some(Head::HandOff));
     }
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| Refusal::Malformed)?;
-    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
-    for (name, span) in spans {
+    // Room for what the plugins (credential and consumer headers) and the forwarded headers add, so the
+    // map does not grow on the way upstream.
+    let mut headers = header_maps::take(spans.len() + 16);
+    for (name, span) in spans.drain(..) {
         let value =
             HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| Refusal::Malformed)?;
         headers.append(name, value);
     }
+    SPANS.set(spans);
+    Ok(Some(Head::Bodiless(bodiless(
+        method, uri, version, headers,
+    ))))
+}
+
+/// The parts of a bodiless request, and whether its connection is kept.
+fn bodiless(method: Method, uri: Uri, version: Version, headers: HeaderMap) -> Bodiless {
     let keep_alive = match version {
         Version::HTTP_11 => !connection_tokens(&headers).any(|t| t.eq_ignore_ascii_case("close")),
         _ => connection_tokens(&headers).any(|t| t.eq_ignore_ascii_case("keep-alive")),
@@ -120,5 +145,5 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
-    Ok(Some(Head::Bodiless(Bodiless { parts, keep_alive })))
+    Bodiless { parts, keep_alive }
 }

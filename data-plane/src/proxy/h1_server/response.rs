@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
 use crate::proxy::h1::content_length;
+use crate::proxy::header_maps;
 
 /// Output gathered before it is written; a larger body frame is written on its own.
 const GATHER: usize = 64 * 1024;
@@ -60,6 +61,7 @@ pub(super) async fn write(
         keep_alive,
         answering,
     );
+    header_maps::give(parts.headers);
     let mut sent = 0u64;
     let mut trailers = None;
     if framing != Framing::None {
@@ -184,7 +186,9 @@ fn encode_head(
     });
     match framing {
         Framing::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::None | Framing::Close => {}
