@@ -2,9 +2,10 @@
 //! hash (plugin instance and endpoint) and the SHA-256 of the token, so a purge by token hash reaches every
 //! namespace.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use http::{HeaderName, HeaderValue};
 use moka::future::Cache;
 use moka::Expiry;
 use serde_json::Value;
@@ -25,6 +26,28 @@ pub struct Cached {
     pub claims: Arc<Value>,
     /// How long the entry lives.
     pub ttl: Duration,
+    /// The upstream headers a plugin derived from the claims, made on the entry's first hit so later
+    /// hits copy nothing.
+    pub headers: Arc<OnceLock<DerivedHeaders>>,
+}
+
+impl Cached {
+    pub fn new(claims: Arc<Value>, ttl: Duration) -> Cached {
+        Cached {
+            claims,
+            ttl,
+            headers: Arc::default(),
+        }
+    }
+}
+
+/// Upstream headers derived from cached claims, with the fingerprint of the rule that made them (the
+/// plugin's header settings when they were derived: an entry made before those settings changed is
+/// not used).
+#[derive(Debug)]
+pub struct DerivedHeaders {
+    pub rule: u64,
+    pub fields: Vec<(HeaderName, HeaderValue)>,
 }
 
 struct PerEntry;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
-use http::{HeaderName, Method, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use shared::plugins::oauth2_introspection::{Config, ConsumerBy, NAME};
 use shared::Consumer;
@@ -21,7 +21,7 @@ use super::{
     Exchange, Plugin,
 };
 use crate::body::{json_response, ProxyBody};
-use crate::cache::{Cached, TokenKey};
+use crate::cache::{Cached, DerivedHeaders, TokenKey};
 
 /// The claims passed upstream as Kong does, with the header each goes in.
 static CREDENTIAL_HEADERS: [(Cow<'static, str>, HeaderName); 11] = [
@@ -47,6 +47,8 @@ pub struct Introspection {
     config: Config,
     /// `custom_claims_forward`, each with its `x-credential-<claim>` header name.
     custom_claims: Vec<(Cow<'static, str>, HeaderName)>,
+    /// Fingerprint of the claims forwarded as headers (see [`DerivedHeaders`]).
+    header_rule: u64,
     idp: Idp,
     consumers: Arc<ConsumerIndex>,
     anonymous: Option<Arc<Consumer>>,
@@ -85,9 +87,16 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
             Some((Cow::Owned(claim.clone()), name))
         })
         .collect();
+    let header_rule = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        config.custom_claims_forward.hash(&mut h);
+        h.finish()
+    };
     Ok(Arc::new(Introspection {
         config,
         custom_claims,
+        header_rule,
         idp,
         consumers: ctx.consumers.clone(),
         anonymous,
@@ -142,7 +151,8 @@ impl Introspection {
     }
 
     /// Introspects through the caches. Concurrent misses for one token make one call.
-    async fn introspect(&self, token: &str, ex: &Exchange) -> Result<Arc<Value>, Failure> {
+    /// The cache entry of an active token (a fresh one, not kept, when the answer was not cached).
+    async fn introspect(&self, token: &str, ex: &Exchange) -> Result<Cached, Failure> {
         let token_bytes: &[&[u8]] = &[token.as_bytes()];
         let key = if self.config.introspect_request {
             self.idp.key(
@@ -158,10 +168,11 @@ impl Introspection {
         let caches = self.idp.caches();
         if let Some(hit) = caches.introspection.get(&key).await {
             self.idp.event("hit");
-            return Ok(hit.claims);
+            return Ok(hit);
         }
         // The miss path's future is large (the identity-provider call): kept off the hit path's.
-        Box::pin(self.introspect_miss(token, ex, key)).await
+        let claims = Box::pin(self.introspect_miss(token, ex, key)).await?;
+        Ok(Cached::new(claims, Duration::ZERO))
     }
 
     /// The cache miss: the negative cache, then one coalesced call to the identity provider.
@@ -181,17 +192,14 @@ impl Introspection {
             .cached(&caches.introspection, key, ("hit", "miss"), async {
                 let claims = self.call_idp(token, ex).await?;
                 let ttl = self.ttl.lifetime(&claims, unix_now());
-                Ok::<_, Failure>(Cached {
-                    claims: Arc::new(claims),
-                    ttl,
-                })
+                Ok::<_, Failure>(Cached::new(Arc::new(claims), ttl))
             })
             .await;
         if matches!(result, Err(Failure::Inactive)) && self.config.negative_ttl > 0 && missed {
-            let neg = Cached {
-                claims: Arc::new(Value::Null),
-                ttl: Duration::from_secs(self.config.negative_ttl),
-            };
+            let neg = Cached::new(
+                Arc::new(Value::Null),
+                Duration::from_secs(self.config.negative_ttl),
+            );
             caches.introspection_negative.insert(key, neg).await;
         }
         result
@@ -226,12 +234,33 @@ impl Introspection {
         ))
     }
 
-    fn set_credential_headers(&self, ex: &mut Exchange, claims: &Value) {
-        for (claim, header) in CREDENTIAL_HEADERS.iter().chain(&self.custom_claims) {
-            if let Some(v) = claims.get(claim.as_ref()).and_then(claim_header) {
-                ex.set_upstream(header, v);
+    /// Kong's `X-Credential-*` headers from the entry's claims, derived once per cache entry.
+    fn set_credential_headers(&self, ex: &mut Exchange, entry: &Cached) {
+        let derived = entry.headers.get_or_init(|| DerivedHeaders {
+            rule: self.header_rule,
+            fields: self.credential_headers(&entry.claims),
+        });
+        if derived.rule == self.header_rule {
+            for (name, value) in &derived.fields {
+                ex.set_upstream(name, value.clone());
+            }
+        } else {
+            // Derived under settings since changed.
+            for (name, value) in self.credential_headers(&entry.claims) {
+                ex.set_upstream(&name, value);
             }
         }
+    }
+
+    fn credential_headers(&self, claims: &Value) -> Vec<(HeaderName, HeaderValue)> {
+        CREDENTIAL_HEADERS
+            .iter()
+            .chain(&self.custom_claims)
+            .filter_map(|(claim, header)| {
+                let value = claims.get(claim.as_ref()).and_then(claim_header)?;
+                Some((header.clone(), value))
+            })
+            .collect()
     }
 
     fn map_consumer(&self, claims: &Value) -> Option<Arc<Consumer>> {
@@ -264,12 +293,12 @@ impl Plugin for Introspection {
             return self.unauthorized(ex, None, "no access token");
         };
         match self.introspect(&token, ex).await {
-            Ok(claims) => {
+            Ok(entry) => {
                 debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&token), "token active");
-                if let Some(c) = self.map_consumer(&claims) {
+                if let Some(c) = self.map_consumer(&entry.claims) {
                     ex.set_consumer(&c, false);
                 }
-                self.set_credential_headers(ex, &claims);
+                self.set_credential_headers(ex, &entry);
                 if self.config.hide_credentials {
                     Box::pin(credentials::remove(ex, source, &["access_token"])).await;
                 }

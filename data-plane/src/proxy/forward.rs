@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 
@@ -147,9 +148,6 @@ pub struct Downstream<'a> {
     pub path: &'a str,
 }
 
-/// Turns the client's request headers into the upstream's: hop-by-hop headers removed, `Host` set
-/// (`host_value`: the client's when the Route preserves it, else the Service's), the forwarded headers and
-/// the request id added.
 // Names parsed once: inserting by `&str` would parse and validate the name on every request.
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -160,46 +158,119 @@ static X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path"
 static UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-upstream-latency");
 static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-proxy-latency");
 
-pub fn request_headers(
-    mut headers: HeaderMap,
-    host_value: Option<HeaderValue>,
-    from: &Downstream<'_>,
-    request_id: (&HeaderName, &HeaderValue),
-) -> HeaderMap {
+/// Turns the client's request headers into the upstream's, but for the [`Forwarded`] ones: hop-by-hop
+/// headers removed and `Host` set (`host_value`: the client's when the Route preserves it, else the
+/// Service's).
+pub fn request_headers(mut headers: HeaderMap, host_value: Option<HeaderValue>) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
-    // Room for the forwarded headers below, so the map grows at most once.
-    headers.reserve(8);
     if let Some(v) = host_value {
         headers.insert(header::HOST, v);
     }
-    // The client's address is appended to a list the client sent, else it is the list.
-    let xff = match headers.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
-            let mut list = Vec::with_capacity(prev.len() + 2 + from.client.len());
-            list.extend_from_slice(prev.as_bytes());
-            list.extend_from_slice(b", ");
-            list.extend_from_slice(from.client.as_bytes());
-            HeaderValue::from_bytes(&list).ok()
-        }
-        None => Some(from.client.clone()),
-    };
-    if let Some(xff) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), xff);
-    }
-    headers.insert(X_REAL_IP.clone(), from.client.clone());
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(from.scheme.as_str()),
-    );
-    if let Ok(host) = HeaderValue::from_str(from.host) {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
-    }
-    headers.insert(X_FORWARDED_PORT.clone(), from.port.clone());
-    if let Ok(path) = HeaderValue::from_str(from.path) {
-        headers.insert(X_FORWARDED_PATH.clone(), path);
-    }
-    headers.insert(request_id.0.clone(), request_id.1.clone());
     headers
+}
+
+/// The headers a proxied request gets about its client and this node: `X-Forwarded-For` (the client's
+/// address appended to a list the client sent), `X-Real-IP`, `X-Forwarded-Proto`, `-Host`, `-Port` and
+/// `-Path`, and the request id. Each replaces what the client sent under its name. They are either put in
+/// the request's header map ([`Forwarded::apply`]) or written straight into an HTTP/1.1 request head
+/// ([`Forwarded::encode`]), which spares a map insertion per header.
+pub struct Forwarded {
+    client: HeaderValue,
+    proto: HeaderValue,
+    host: Option<HeaderValue>,
+    port: HeaderValue,
+    path: Option<HeaderValue>,
+    request_id: (HeaderName, HeaderValue),
+}
+
+impl Forwarded {
+    pub fn new(from: &Downstream<'_>, request_id: (&HeaderName, &HeaderValue)) -> Forwarded {
+        Forwarded {
+            client: from.client.clone(),
+            proto: HeaderValue::from_static(from.scheme.as_str()),
+            host: HeaderValue::from_str(from.host).ok(),
+            port: from.port.clone(),
+            path: HeaderValue::from_str(from.path).ok(),
+            request_id: (request_id.0.clone(), request_id.1.clone()),
+        }
+    }
+
+    /// The headers other than `X-Forwarded-For`, in the order they are sent.
+    fn fixed(&self) -> [(&HeaderName, Option<&HeaderValue>); 6] {
+        [
+            (&X_REAL_IP, Some(&self.client)),
+            (&X_FORWARDED_PROTO, Some(&self.proto)),
+            (&X_FORWARDED_HOST, self.host.as_ref()),
+            (&X_FORWARDED_PORT, Some(&self.port)),
+            (&X_FORWARDED_PATH, self.path.as_ref()),
+            (&self.request_id.0, Some(&self.request_id.1)),
+        ]
+    }
+
+    /// Whether the client's header `name` is replaced by one of these (`X-Forwarded-For` is extended
+    /// instead).
+    fn replaces(&self, name: &HeaderName) -> bool {
+        self.fixed().iter().any(|(n, _)| *n == name)
+    }
+
+    /// Puts the headers in `headers`, replacing the client's.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let sent_for = headers.get(&X_FORWARDED_FOR);
+        let for_value = match sent_for {
+            Some(prev) => {
+                let mut list = Vec::with_capacity(prev.len() + 2 + self.client.len());
+                list.extend_from_slice(prev.as_bytes());
+                list.extend_from_slice(b", ");
+                list.extend_from_slice(self.client.as_bytes());
+                HeaderValue::from_bytes(&list).ok()
+            }
+            None => Some(self.client.clone()),
+        };
+        if let Some(v) = for_value {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        for (name, value) in self.fixed() {
+            if let Some(v) = value {
+                headers.insert(name.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Appends the header fields of an HTTP/1.1 request head to `out`: those of `headers` that these
+    /// do not replace, then these.
+    pub fn encode(&self, headers: &HeaderMap, out: &mut BytesMut) {
+        let mut sent_for = None;
+        for (name, value) in headers {
+            if *name == X_FORWARDED_FOR {
+                sent_for.get_or_insert(value);
+            } else if !self.replaces(name) {
+                encode_field(out, name, &[value.as_bytes()]);
+            }
+        }
+        match sent_for {
+            Some(prev) => encode_field(
+                out,
+                &X_FORWARDED_FOR,
+                &[prev.as_bytes(), b", ", self.client.as_bytes()],
+            ),
+            None => encode_field(out, &X_FORWARDED_FOR, &[self.client.as_bytes()]),
+        }
+        for (name, value) in self.fixed() {
+            if let Some(v) = value {
+                encode_field(out, name, &[v.as_bytes()]);
+            }
+        }
+    }
+}
+
+/// Appends `name: value\r\n`, the value given in parts.
+pub(crate) fn encode_field(out: &mut BytesMut, name: &HeaderName, value: &[&[u8]]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    for part in value {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The upstream's response headers as the client gets them: hop-by-hop removed, Portcullis's latency
@@ -277,6 +348,70 @@ mod tests {
             upstream_path(Some("/s"), "/fv1req", 4, true, PathHandling::V1),
             "/sreq"
         );
+    }
+
+    #[test]
+    fn forwarded_headers_replace_the_clients_in_the_map_and_on_the_wire_alike() {
+        let client = HeaderValue::from_static("10.0.0.7");
+        let request_id = HeaderName::from_static("x-request-id");
+        let forwarded = Forwarded::new(
+            &Downstream {
+                client: &client,
+                scheme: Scheme::Https,
+                host: "example.com",
+                port: HeaderValue::from_static("8443"),
+                path: "/a/b",
+            },
+            (&request_id, &HeaderValue::from_static("rid-1")),
+        );
+        let mut sent = HeaderMap::new();
+        for (name, value) in [
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "gopher"),
+            ("x-request-id", "spoofed"),
+            ("accept", "*/*"),
+        ] {
+            sent.append(name, HeaderValue::from_static(value));
+        }
+        let expected = vec![
+            ("accept", "*/*"),
+            ("x-forwarded-for", "1.1.1.1, 10.0.0.7"),
+            ("x-forwarded-host", "example.com"),
+            ("x-forwarded-path", "/a/b"),
+            ("x-forwarded-port", "8443"),
+            ("x-forwarded-proto", "https"),
+            ("x-real-ip", "10.0.0.7"),
+            ("x-request-id", "rid-1"),
+        ];
+
+        let mut applied = sent.clone();
+        forwarded.apply(&mut applied);
+        let mut in_map: Vec<(String, String)> = applied
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        in_map.sort();
+
+        let mut wire = BytesMut::new();
+        forwarded.encode(&sent, &mut wire);
+        let mut on_wire: Vec<(String, String)> = std::str::from_utf8(&wire)
+            .unwrap()
+            .split_terminator("\r\n")
+            .map(|line| {
+                let (n, v) = line.split_once(": ").unwrap();
+                (n.to_string(), v.to_string())
+            })
+            .collect();
+        on_wire.sort();
+
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(in_map, expected);
+        assert_eq!(on_wire, expected);
     }
 
     #[test]

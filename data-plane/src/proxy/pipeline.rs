@@ -12,7 +12,7 @@ use shared::protocol::Family;
 use smallvec::SmallVec;
 
 use super::error::ProxyError;
-use super::forward::{self, Downstream};
+use super::forward::{self, Downstream, Forwarded};
 use super::grpc;
 use super::send;
 use super::upgrade;
@@ -234,9 +234,8 @@ async fn pipeline(
     let deadline = grpc::is_grpc(&ex.parts.headers)
         .then(|| grpc::deadline(&ex.parts.headers))
         .flatten();
-    let mut headers = forward::request_headers(
-        std::mem::take(&mut ex.parts.headers),
-        host_value,
+    let mut headers = forward::request_headers(std::mem::take(&mut ex.parts.headers), host_value);
+    let forwarded = Forwarded::new(
         &Downstream {
             client: &conn.peer_value,
             scheme: conn.scheme,
@@ -265,10 +264,11 @@ async fn pipeline(
         RequestBody::Buffered(bytes) => full(bytes),
         RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
     };
-    let out = send::Outgoing {
+    let mut out = send::Outgoing {
         method: ex.parts.method.clone(),
         path_and_query,
         headers,
+        forwarded: Some(forwarded),
         body,
         deadline,
         upgrade: upgrade.is_some(),
@@ -276,6 +276,8 @@ async fn pipeline(
     let mut set_cookie = None;
     let sent = match &target.balancer {
         Some(b) => {
+            // Hashing on a header sees the request as it goes upstream.
+            out.forwarded_in_map();
             let (hash, cookie) = b.hash_input(&out.headers, conn.peer.ip(), ex.consumer.as_deref());
             set_cookie = cookie;
             send::balanced(ctx, &target, b, hash, out).await

@@ -16,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::error::ProxyError;
+use super::forward::Forwarded;
 use super::h1;
 use super::header_maps;
 use super::upstream::{connect_attempts, Dial};
@@ -29,11 +30,23 @@ pub(super) struct Outgoing {
     pub method: Method,
     pub path_and_query: http::uri::PathAndQuery,
     pub headers: HeaderMap,
+    /// The forwarded headers while they are not in `headers`: an in-task exchange writes them straight
+    /// into the request head; anything else puts them in the map first ([`Outgoing::forwarded_in_map`]).
+    pub forwarded: Option<Forwarded>,
     pub body: ProxyBody,
     /// The client's own deadline (gRPC's `grpc-timeout`), when shorter than the Service's window.
     pub deadline: Option<Duration>,
     /// Whether the request asks for a protocol upgrade (HTTP/1.1 upstream connections only).
     pub upgrade: bool,
+}
+
+impl Outgoing {
+    /// Puts the forwarded headers in the header map, if they are not there yet.
+    pub fn forwarded_in_map(&mut self) {
+        if let Some(f) = self.forwarded.take() {
+            f.apply(&mut self.headers);
+        }
+    }
 }
 
 /// A request body that can be handed to the next attempt as long as the previous one never read it.
@@ -120,7 +133,7 @@ fn window(target: &Target, deadline: Option<Duration>) -> Duration {
 pub(super) async fn direct(
     ctx: &ProxyCtx,
     target: &Target,
-    out: Outgoing,
+    mut out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
     let service = &target.service;
     let window = window(target, out.deadline);
@@ -135,6 +148,7 @@ pub(super) async fn direct(
         header_maps::give(out.headers);
         return Ok((resp?, started.elapsed()));
     }
+    out.forwarded_in_map();
     let uri = http::Uri::builder()
         .scheme(target.scheme.clone())
         .authority(target.authority.clone())
@@ -167,6 +181,7 @@ fn bodiless(out: &Outgoing) -> h1::BodylessRequest<'_> {
         method: &out.method,
         path_and_query: &out.path_and_query,
         headers: &out.headers,
+        forwarded: out.forwarded.as_ref(),
     }
 }
 
@@ -216,6 +231,7 @@ pub(super) async fn balanced(
     hash: Option<u64>,
     mut out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
+    out.forwarded_in_map();
     let service = &target.service;
     let window = window(target, out.deadline);
     // A client's deadline running out says nothing about the peer's health; the Service's does.

@@ -185,10 +185,10 @@ async fn concurrent_misses_share_one_fetch_and_failures_are_not_cached() {
     let (out, missed) = idp.cached(cache, key, ("hit", "miss"), fail()).await;
     assert_eq!((out.err().as_deref(), missed), (Some("down"), true));
     let fetch = || async {
-        Ok::<_, String>(Cached {
-            claims: Arc::new(json!({"active": true})),
-            ttl: Duration::from_secs(60),
-        })
+        Ok::<_, String>(Cached::new(
+            Arc::new(json!({"active": true})),
+            Duration::from_secs(60),
+        ))
     };
     let (first, second) = tokio::join!(
         idp.cached(cache, key, ("hit", "miss"), fetch()),

@@ -98,10 +98,7 @@ impl OpenIdConnect {
             .cached(cache, key, ("hit", "miss"), async {
                 let claims = fetch.await?;
                 let ttl = self.ttl.lifetime(&claims, unix_now());
-                Ok::<_, Denial>(Cached {
-                    claims: Arc::new(claims),
-                    ttl,
-                })
+                Ok::<_, Denial>(Cached::new(Arc::new(claims), ttl))
             })
             .await;
         out
@@ -192,10 +189,7 @@ impl OpenIdConnect {
                         .unwrap_or(0)
                         .min(self.config.cache_ttl),
                 );
-                Ok::<_, Denial>(Cached {
-                    claims: Arc::new(body),
-                    ttl,
-                })
+                Ok::<_, Denial>(Cached::new(Arc::new(body), ttl))
             })
             .await;
         out

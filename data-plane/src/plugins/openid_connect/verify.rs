@@ -141,10 +141,7 @@ impl OpenIdConnect {
             .unwrap_or(0);
         let ttl = remaining.min(self.config.cache_ttl as i64);
         if ttl > 0 {
-            let cached = Cached {
-                claims: claims.clone(),
-                ttl: Duration::from_secs(ttl as u64),
-            };
+            let cached = Cached::new(claims.clone(), Duration::from_secs(ttl as u64));
             self.idp.caches().oidc_jwt.insert(key, cached).await;
         }
         Ok(claims)

@@ -11,7 +11,7 @@ use http::{HeaderMap, Response, StatusCode, Version};
 
 use super::body::{Chunked, Framing};
 use super::BodylessRequest;
-use crate::proxy::forward::connection_tokens;
+use crate::proxy::forward::{connection_tokens, encode_field};
 use crate::proxy::header_maps;
 
 /// Longest response head accepted.
@@ -19,15 +19,16 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Most response header fields accepted.
 const MAX_HEADERS: usize = 128;
 
-/// Appends the request line and header fields to `out`, ready to write. `Host` comes from the forwarded
-/// headers, or from `authority` when they have none.
+/// Appends the request line and header fields to `out`, ready to write: the forwarded headers of
+/// `req.forwarded` are written with the others. `Host` comes from the headers, or from `authority` when
+/// they have none.
 pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str, out: &mut BytesMut) {
     let fields: usize = req
         .headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    out.reserve(req.path_and_query.as_str().len() + fields + 64);
+    out.reserve(req.path_and_query.as_str().len() + fields + 256);
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(req.path_and_query.as_str().as_bytes());
@@ -37,11 +38,13 @@ pub(super) fn encode_request(req: &BodylessRequest<'_>, authority: &str, out: &m
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in req.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    match req.forwarded {
+        Some(forwarded) => forwarded.encode(req.headers, out),
+        None => {
+            for (name, value) in req.headers {
+                encode_field(out, name, &[value.as_bytes()]);
+            }
+        }
     }
     out.extend_from_slice(b"\r\n");
 }

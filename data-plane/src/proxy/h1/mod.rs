@@ -29,6 +29,7 @@ use rustc_hash::FxHashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::forward::Forwarded;
 use super::upstream::RetryingConnector;
 use crate::body::ProxyBody;
 use body::UpstreamBody;
@@ -48,11 +49,13 @@ pub(super) enum H1Error {
     Protocol(String),
 }
 
-/// The request as it goes upstream. The headers are the forwarded ones; the body is empty.
+/// The request as it goes upstream; the body is empty.
 pub(super) struct BodylessRequest<'a> {
     pub method: &'a Method,
     pub path_and_query: &'a PathAndQuery,
     pub headers: &'a HeaderMap,
+    /// The forwarded headers, when they are not in `headers` yet.
+    pub forwarded: Option<&'a Forwarded>,
 }
 
 /// How to reach one upstream address.

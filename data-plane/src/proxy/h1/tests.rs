@@ -199,6 +199,7 @@ fn request_heads_carry_the_forwarded_fields() {
         method: &Method::GET,
         path_and_query: &path,
         headers: &headers,
+        forwarded: None,
     };
     let encode = |req: &BodylessRequest<'_>| {
         let mut out = BytesMut::new();
@@ -214,6 +215,7 @@ fn request_heads_carry_the_forwarded_fields() {
         method: &Method::GET,
         path_and_query: &path,
         headers: &headers,
+        forwarded: None,
     };
     let head = String::from_utf8(encode(&req).to_vec()).unwrap();
     assert_eq!(head.matches("host:").count(), 1);
@@ -264,6 +266,7 @@ async fn get(
         method: &method,
         path_and_query: &path,
         headers: &headers,
+        forwarded: None,
     };
     let resp = send(pool, &dial, &req)
         .await
