@@ -101,19 +101,16 @@ fn hyper_service(
     Future = impl std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(
-            ctx.clone(),
-            req.map(RequestBody::Streaming),
-            downstream.clone(),
-        )
+        let (ctx, downstream) = (ctx.clone(), downstream.clone());
+        async move { handle(&ctx, req.map(RequestBody::Streaming), &downstream).await }
     })
 }
 
 /// Handles one downstream request.
 pub async fn handle(
-    ctx: Arc<ProxyCtx>,
+    ctx: &ProxyCtx,
     req: Request<RequestBody>,
-    conn: Connection,
+    conn: &Connection,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let rid = RequestId::from_client(req.headers().get(&ctx.request_id_header));
@@ -122,7 +119,7 @@ pub async fn handle(
         return Ok(ctx.with_request_id(resp, &rid));
     };
     let grpc = grpc::is_grpc(req.headers());
-    let outcome = pipeline::run(&ctx, &rt, req, conn, &rid, started).await;
+    let outcome = pipeline::run(ctx, &rt, req, conn, &rid, started).await;
     let (resp, upstream) = match outcome.result {
         Ok(answered) => answered,
         Err(e) => (e.response(), None),

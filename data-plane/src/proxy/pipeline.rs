@@ -83,7 +83,7 @@ pub async fn run(
     ctx: &ProxyCtx,
     rt: &RuntimeConfig,
     req: Request<RequestBody>,
-    conn: Connection,
+    conn: &Connection,
     rid: &RequestId,
     started: Instant,
 ) -> Outcome {
@@ -96,7 +96,7 @@ async fn pipeline(
     ctx: &ProxyCtx,
     rt: &RuntimeConfig,
     mut req: Request<RequestBody>,
-    conn: Connection,
+    conn: &Connection,
     rid: &RequestId,
     started: Instant,
     series: &mut Option<Arc<Series>>,

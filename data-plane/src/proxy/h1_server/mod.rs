@@ -98,7 +98,7 @@ pub(super) async fn serve(
             keep_alive: bodiless.keep_alive,
         };
         let req = Request::from_parts(bodiless.parts, RequestBody::Empty);
-        let Ok(resp) = super::handle(ctx.clone(), req, conn.clone()).await;
+        let Ok(resp) = super::handle(&ctx, req, &conn).await;
         let keep = response::write(&mut tcp, &mut out, resp, answering).await?;
         if !keep || futures::poll!(stop.as_mut()).is_ready() {
             let _ = tcp.shutdown().await;
