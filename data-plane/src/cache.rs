@@ -10,6 +10,8 @@ use moka::future::Cache;
 use moka::Expiry;
 use serde_json::Value;
 
+mod front;
+
 /// Key of a cached token result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenKey {
@@ -26,6 +28,8 @@ pub struct Cached {
     pub claims: Arc<Value>,
     /// How long the entry lives.
     pub ttl: Duration,
+    /// When the entry's time to live ends.
+    pub expires: Instant,
     /// The upstream headers a plugin derived from the claims, made on the entry's first hit so later
     /// hits copy nothing.
     pub headers: Arc<OnceLock<DerivedHeaders>>,
@@ -36,6 +40,7 @@ impl Cached {
         Cached {
             claims,
             ttl,
+            expires: Instant::now() + ttl,
             headers: Arc::default(),
         }
     }
@@ -98,6 +103,8 @@ where
 
 /// Every cache of a node.
 pub struct Caches {
+    /// The per-thread front of `introspection` (see [`front`]).
+    front: front::Front,
     /// Positive `oauth2-introspection` results.
     pub introspection: Cache<TokenKey, Cached>,
     /// Negative (`active:false`) `oauth2-introspection` results, kept apart so junk cannot evict good tokens.
@@ -116,6 +123,7 @@ impl Caches {
     /// Caches holding at most `max_entries` each.
     pub fn new(max_entries: u64) -> Caches {
         Caches {
+            front: front::Front::default(),
             introspection: new_cache(max_entries),
             introspection_negative: new_cache(max_entries),
             oidc_introspection: new_cache(max_entries),
@@ -140,9 +148,22 @@ impl Caches {
         }
     }
 
+    /// A positive `oauth2-introspection` result for `key`: from this thread's front when it holds one,
+    /// else from the cache (and then kept in the front).
+    pub async fn introspection_hit(&self, key: &TokenKey) -> Option<Cached> {
+        if let Some(hit) = self.front.get(key, Instant::now()) {
+            return Some(hit);
+        }
+        let hit = self.introspection.get(key).await?;
+        self.front.put(*key, &hit);
+        Some(hit)
+    }
+
     /// Purges one token (by the hex SHA-256 of the token) or, with an empty key, everything in `cache`.
     /// Returns false for an unknown cache or a malformed key.
     pub fn purge(&self, cache: &str, key_hex: &str) -> bool {
+        // Whatever is purged, the fronts start over.
+        self.front.invalidate();
         if cache == "openid-connect-discovery" || cache == "*" {
             // Verified JWTs go with the keys that verified them.
             self.issuers.purge();

@@ -166,7 +166,7 @@ impl Introspection {
             self.idp.key(&[], token_bytes)
         };
         let caches = self.idp.caches();
-        if let Some(hit) = caches.introspection.get(&key).await {
+        if let Some(hit) = caches.introspection_hit(&key).await {
             self.idp.event("hit");
             return Ok(hit);
         }
