@@ -911,6 +911,15 @@ pub async fn run(s: Settings) -> Result<()> {
     let end_to_end_ms = t0.elapsed().as_secs_f64() * 1000.0;
     wait_dp_version(&c.status, admin).await?;
     let dp_rss_10k = rss_kib(dp_pid);
+    // What the node's token caches hold by then (the cold column fills them): part of that RSS.
+    let cached_entries: u64 = get(&format!("{}/status/caches", c.status))
+        .await
+        .ok()
+        .and_then(|v| {
+            v.as_object()
+                .map(|o| o.values().filter_map(Value::as_u64).sum())
+        })
+        .unwrap_or(0);
     // Proxy latency while 10,000-route snapshots are applied: small admin writes against the 10,000-route
     // config, each a new full snapshot the node decodes, builds and swaps, while the control plane's own
     // work per write stays small (a full `POST /config` would mostly load the load generator's core).
@@ -1012,7 +1021,7 @@ pub async fn run(s: Settings) -> Result<()> {
     let _ = writeln!(report, "- Data plane decode + validate + build + swap: {apply_ms:.0} ms (routes: {}, sent as {}); write → applied on the node: {end_to_end_ms:.0} ms.", applied["routes"], applied["kind"]);
     let _ = writeln!(
         report,
-        "- Data-plane RSS: idle {:.1} MiB, under load {:.1} MiB, with 10,000 routes {:.1} MiB.",
+        "- Data-plane RSS: idle {:.1} MiB, under load {:.1} MiB, with 10,000 routes {:.1} MiB, its token caches then holding {cached_entries} entries from the columns above (`bench/memory.sh` measures the routes alone).",
         dp_rss_idle as f64 / 1024.0,
         dp_rss_load as f64 / 1024.0,
         dp_rss_10k as f64 / 1024.0

@@ -129,12 +129,13 @@ pub async fn handle(
         (true, None) => grpc::refusal(resp).await,
         _ => resp,
     };
-    let series = outcome.series.unwrap_or_else(|| {
+    let series = outcome.measured.series.unwrap_or_else(|| {
         ctx.metrics
             .requests
             .get(uuid::Uuid::nil(), None, || (String::new(), String::new()))
     });
-    series.record(resp.status().as_u16(), started.elapsed(), upstream);
+    let took = outcome.measured.took.unwrap_or_else(|| started.elapsed());
+    series.record(resp.status().as_u16(), took, upstream);
     // Every response carries the request id under the configured header, whoever answered.
     Ok(ctx.with_request_id(resp, &rid))
 }

@@ -72,10 +72,18 @@ impl Scheme {
 
 /// What became of a request.
 pub struct Outcome {
-    /// The request-metrics series of the matched Route (none when nothing matched).
-    pub series: Option<Arc<Series>>,
+    pub measured: Measured,
     /// The response and, when the upstream answered, how long it took; or why the proxy answered.
     pub result: Result<(Response<ProxyBody>, Option<Duration>), ProxyError>,
+}
+
+/// What the pipeline learns for the request's metrics on the way.
+#[derive(Default)]
+pub struct Measured {
+    /// The request-metrics series of the matched Route (none when nothing matched).
+    pub series: Option<Arc<Series>>,
+    /// How long the request took until its response head was ready, when the pipeline measured it.
+    pub took: Option<Duration>,
 }
 
 /// Runs the pipeline for one request.
@@ -87,9 +95,9 @@ pub async fn run(
     rid: &RequestId,
     started: Instant,
 ) -> Outcome {
-    let mut series = None;
-    let result = pipeline(ctx, rt, req, conn, rid, started, &mut series).await;
-    Outcome { series, result }
+    let mut measured = Measured::default();
+    let result = pipeline(ctx, rt, req, conn, rid, started, &mut measured).await;
+    Outcome { measured, result }
 }
 
 async fn pipeline(
@@ -99,7 +107,7 @@ async fn pipeline(
     conn: &Connection,
     rid: &RequestId,
     started: Instant,
-    series: &mut Option<Arc<Series>>,
+    measured: &mut Measured,
 ) -> Result<(Response<ProxyBody>, Option<Duration>), ProxyError> {
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > MAX_URI_LEN {
@@ -130,7 +138,7 @@ async fn pipeline(
     let entry = &rt.routes[&m.route_id];
     let route = entry.route.clone();
     let target = route.service.and_then(|fk| rt.targets.get(&fk.id).cloned());
-    *series = Some(ctx.metrics.requests.get(
+    measured.series = Some(ctx.metrics.requests.get(
         route.id,
         target.as_ref().map(|t| t.service.id),
         || {
@@ -301,10 +309,12 @@ async fn pipeline(
     if let Some(cookie) = set_cookie {
         parts.headers.append(header::SET_COOKIE, cookie);
     }
+    let total = started.elapsed();
+    measured.took = Some(total);
     forward::response_headers(
         &mut parts.headers,
         upstream_elapsed,
-        started.elapsed().saturating_sub(upstream_elapsed),
+        total.saturating_sub(upstream_elapsed),
     );
     if let (Some(protocol), Some(client)) = (switched, client_upgrade) {
         if let Some(upstream) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {

@@ -144,7 +144,7 @@ pub(super) async fn direct(
             connect_timeout: Duration::from_millis(service.connect_timeout),
             attempts: service.retries as usize + 1,
         };
-        let resp = exchange_in_task(ctx, &dial, &bodiless(&out), window).await;
+        let resp = exchange_in_task(ctx, &dial, &bodiless(&out), started, window).await;
         header_maps::give(out.headers);
         return Ok((resp?, started.elapsed()));
     }
@@ -185,14 +185,17 @@ fn bodiless(out: &Outgoing) -> h1::BodylessRequest<'_> {
     }
 }
 
-/// One in-task exchange within `window`.
+/// One in-task exchange begun at `started`, within `window` of that.
 async fn exchange_in_task(
     ctx: &ProxyCtx,
     dial: &h1::Dial<'_>,
     req: &h1::BodylessRequest<'_>,
+    started: Instant,
     window: Duration,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    match tokio::time::timeout(window, h1::send(&ctx.upstreams.h1, dial, req)).await {
+    let deadline = tokio::time::Instant::from_std(started + window);
+    let exchange = h1::send(&ctx.upstreams.h1, dial, req, started);
+    match tokio::time::timeout_at(deadline, exchange).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(h1::H1Error::Connect { attempts, detail })) => {
             Err(ProxyError::UpstreamConnect { attempts, detail })
@@ -263,7 +266,7 @@ pub(super) async fn balanced(
                     connect_timeout: Duration::from_millis(service.connect_timeout),
                     attempts: 1,
                 };
-                exchange_in_task(ctx, &dial, &bodiless(&out), left).await
+                exchange_in_task(ctx, &dial, &bodiless(&out), Instant::now(), left).await
             }
             false => {
                 let client = ctx.upstreams.get(&Dial::of(target, 0, out.upgrade));

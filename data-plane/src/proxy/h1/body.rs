@@ -6,6 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::uri::Authority;
@@ -143,8 +144,8 @@ pub(super) struct UpstreamBody {
     stream: Option<TcpStream>,
     buf: BytesMut,
     framing: Framing,
-    /// The pool and address the connection goes back to, when it can be kept.
-    back: Option<(Arc<H1Pool>, Authority)>,
+    /// The pool and address the connection goes back to, when it can be kept, and when its exchange began.
+    back: Option<(Arc<H1Pool>, Authority, Instant)>,
 }
 
 impl UpstreamBody {
@@ -152,7 +153,7 @@ impl UpstreamBody {
         stream: TcpStream,
         buf: BytesMut,
         framing: Framing,
-        back: Option<(Arc<H1Pool>, Authority)>,
+        back: Option<(Arc<H1Pool>, Authority, Instant)>,
     ) -> UpstreamBody {
         let mut body = UpstreamBody {
             stream: Some(stream),
@@ -171,9 +172,9 @@ impl UpstreamBody {
     fn finish(&mut self) {
         self.framing = Framing::Empty;
         let stream = self.stream.take();
-        if let (Some(stream), Some((pool, authority))) = (stream, self.back.take()) {
+        if let (Some(stream), Some((pool, authority, since))) = (stream, self.back.take()) {
             if self.buf.is_empty() {
-                pool.put(authority, stream, std::mem::take(&mut self.buf));
+                pool.put(authority, stream, std::mem::take(&mut self.buf), since);
             }
         }
     }

@@ -81,11 +81,11 @@ struct Idle {
 }
 
 impl H1Pool {
-    /// A live idle connection to `authority` and its (empty) read buffer, if one is kept.
-    fn take(&self, authority: &Authority) -> Option<(TcpStream, BytesMut)> {
+    /// A live idle connection to `authority` and its (empty) read buffer, if one is kept, at time `now`.
+    fn take(&self, authority: &Authority, now: Instant) -> Option<(TcpStream, BytesMut)> {
         let mut idle = self.idle.lock().expect("upstream pool lock");
         let kept = idle.get_mut(authority)?;
-        let cutoff = Instant::now().checked_sub(IDLE_TIMEOUT);
+        let cutoff = now.checked_sub(IDLE_TIMEOUT);
         while let Some(conn) = kept.pop() {
             if cutoff.is_some_and(|c| conn.since < c) {
                 // Older ones are further down the stack.
@@ -99,10 +99,10 @@ impl H1Pool {
         None
     }
 
-    /// Keeps `stream`, whose last exchange ended cleanly with nothing left in `buf`, for the next request
-    /// to `authority`.
-    fn put(&self, authority: Authority, stream: TcpStream, buf: BytesMut) {
-        let now = Instant::now();
+    /// Keeps `stream`, whose last exchange (begun at `since`, which counts as the start of its idle time)
+    /// ended cleanly with nothing left in `buf`, for the next request to `authority`.
+    fn put(&self, authority: Authority, stream: TcpStream, buf: BytesMut, since: Instant) {
+        let now = since;
         let mut idle = self.idle.lock().expect("upstream pool lock");
         let kept = idle.entry(authority).or_default();
         if let Some(cutoff) = now.checked_sub(IDLE_TIMEOUT) {
@@ -146,13 +146,14 @@ async fn connect(dial: &Dial<'_>) -> Result<TcpStream, H1Error> {
 }
 
 /// Sends `req` to `dial.authority` over a pooled connection (or a new one) and reads the response head;
-/// the body streams from the connection as the caller reads it.
+/// the body streams from the connection as the caller reads it. `now` is the exchange's start.
 pub(super) async fn send(
     pool: &Arc<H1Pool>,
     dial: &Dial<'_>,
     req: &BodylessRequest<'_>,
+    now: Instant,
 ) -> Result<Response<ProxyBody>, H1Error> {
-    let (stream, buf, reused) = match pool.take(dial.authority) {
+    let (stream, buf, reused) = match pool.take(dial.authority, now) {
         Some((stream, buf)) => (stream, buf, true),
         None => (connect(dial).await?, BytesMut::new(), false),
     };
@@ -176,7 +177,7 @@ pub(super) async fn send(
     } else {
         framing
     };
-    let back = keep_alive.then(|| (pool.clone(), dial.authority.clone()));
+    let back = keep_alive.then(|| (pool.clone(), dial.authority.clone(), now));
     let body = UpstreamBody::new(stream, buf, framing, back);
     Ok(Response::from_parts(parts, body.boxed_unsync()))
 }

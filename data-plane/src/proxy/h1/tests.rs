@@ -268,7 +268,7 @@ async fn get(
         headers: &headers,
         forwarded: None,
     };
-    let resp = send(pool, &dial, &req)
+    let resp = send(pool, &dial, &req, Instant::now())
         .await
         .map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
@@ -318,7 +318,7 @@ async fn kept_connections_carry_the_next_request() {
         "one connection carried all five"
     );
     assert!(
-        pool.take(&authority).is_none(),
+        pool.take(&authority, Instant::now()).is_none(),
         "a closed connection is not kept"
     );
 }
