@@ -195,9 +195,9 @@ async fn pipeline(
     // The plugins that ran, for the response phases (inline: a route rarely has more than four).
     let mut ran: SmallVec<[_; 4]> = SmallVec::new();
     let protocol = entry.protocol(conn.scheme);
-    for name in &rt.active_plugins {
+    for plugin in &rt.active_plugins {
         let consumer = ex.consumer.as_ref().map(|c| c.id);
-        if let Some(p) = rt.plugin_for(name, protocol, route.id, Some(service.id), consumer) {
+        if let Some(p) = rt.plugin_for(plugin, protocol, route.id, Some(service.id), consumer) {
             if let Err(resp) = p.access(&mut ex).await {
                 return Ok((resp, None));
             }

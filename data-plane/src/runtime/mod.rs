@@ -107,8 +107,8 @@ pub struct RuntimeConfig {
     plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
     plugin_scopes: EntityMap<Uuid, ScopeKey>,
-    /// Plugin names present in this config, in execution order.
-    pub active_plugins: Vec<&'static str>,
+    /// Plugins present in this config, in execution order.
+    pub active_plugins: Vec<ActivePlugin>,
     /// The TLS listener's certificates by server name.
     pub tls: Arc<ServerCertificates>,
     /// One balancer per Upstream, by Upstream id.
@@ -249,13 +249,15 @@ impl RuntimeConfig {
             plugins.insert(key, instance);
             plugin_scopes.insert(*id, key);
         }
-        let mut active_plugins: Vec<&'static str> = Vec::new();
-        for (name, _, _, _) in plugins.keys() {
-            if !active_plugins.contains(name) {
-                active_plugins.push(name);
+        let mut active_plugins: Vec<ActivePlugin> = Vec::new();
+        for &(name, r, s, c) in plugins.keys() {
+            let bit = 1 << scope_rank(r.is_some(), s.is_some(), c.is_some());
+            match active_plugins.iter_mut().find(|a| a.name == name) {
+                Some(a) => a.scopes |= bit,
+                None => active_plugins.push(ActivePlugin { name, scopes: bit }),
             }
         }
-        active_plugins.sort_by_key(|n| registry().iter().position(|(r, _, _)| r == n));
+        active_plugins.sort_by_key(|a| registry().iter().position(|(r, _, _)| *r == a.name));
 
         Ok(RuntimeConfig {
             version,
@@ -311,39 +313,65 @@ impl RuntimeConfig {
         )
     }
 
-    /// The instance of plugin `name` that applies to a request of `protocol`, with Kong's precedence
-    /// (most specific scope first) among the instances whose `protocols` list it.
+    /// The instance of `plugin` that applies to a request of `protocol`, with Kong's precedence (most
+    /// specific scope first) among the instances whose `protocols` list it. Only the scopes that hold an
+    /// instance of the plugin are looked up.
     pub fn plugin_for(
         &self,
-        name: &'static str,
+        plugin: &ActivePlugin,
         protocol: Protocol,
         route: Uuid,
         service: Option<Uuid>,
         consumer: Option<Uuid>,
     ) -> Option<&Arc<dyn Plugin>> {
-        let r = Some(route);
-        let candidates = [
-            (r, service, consumer),
-            (r, None, consumer),
-            (None, service, consumer),
-            (r, service, None),
-            (None, None, consumer),
-            (r, None, None),
-            (None, service, None),
-            (None, None, None),
-        ];
-        candidates.iter().find_map(|(r, s, c)| {
-            if c.is_some() && consumer.is_none() || s.is_some() && service.is_none() {
+        SCOPES.iter().enumerate().find_map(|(rank, &(r, s, c))| {
+            if plugin.scopes & (1 << rank) == 0 || c && consumer.is_none() || s && service.is_none()
+            {
                 return None;
             }
+            let key = (
+                plugin.name,
+                r.then_some(route),
+                s.then_some(service).flatten(),
+                c.then_some(consumer).flatten(),
+            );
             // An instance that does not list the request's protocol is as if absent: a less
             // specific one that does list it applies.
             self.plugins
-                .get(&(name, *r, *s, *c))
+                .get(&key)
                 .filter(|(_, protocols)| protocols.contains(protocol))
                 .map(|(instance, _)| instance)
         })
     }
+}
+
+/// A plugin present in a config and the scopes its instances are in.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivePlugin {
+    pub name: &'static str,
+    /// One bit per entry of [`SCOPES`] that holds an instance of this plugin.
+    scopes: u8,
+}
+
+/// The scopes a plugin instance can have (Route, Service, Consumer set or not), most specific first:
+/// Kong's order of precedence.
+const SCOPES: [(bool, bool, bool); 8] = [
+    (true, true, true),
+    (true, false, true),
+    (false, true, true),
+    (true, true, false),
+    (false, false, true),
+    (true, false, false),
+    (false, true, false),
+    (false, false, false),
+];
+
+/// The position of a scope in [`SCOPES`].
+fn scope_rank(route: bool, service: bool, consumer: bool) -> usize {
+    SCOPES
+        .iter()
+        .position(|&scope| scope == (route, service, consumer))
+        .expect("every combination is listed")
 }
 
 /// One plugin instance and where it applies.
@@ -472,5 +500,90 @@ mod tests {
         assert!(apply(dangling.as_bytes(), &hash).contains("does not reference"));
         // The base is untouched by every refusal.
         assert_eq!(cur.routes.len(), 1);
+    }
+
+    fn entity(state: &ConfigState, n: u128, v: serde_json::Value) -> Entity {
+        let ctx = ParseCtx {
+            id: Uuid::from_u128(n),
+            now: 1,
+            created_at: None,
+            resolver: state,
+        };
+        match v.get("name").and_then(|n| n.as_str()) {
+            Some("oauth2-introspection") => {
+                Entity::Plugin(shared::Plugin::parse(&v, &ctx).unwrap())
+            }
+            _ if v.get("username").is_some() => {
+                Entity::Consumer(shared::Consumer::parse(&v, &ctx).unwrap())
+            }
+            _ if v.get("url").is_some() => {
+                Entity::Service(shared::Service::parse(&v, &ctx).unwrap())
+            }
+            _ => Entity::Route(Route::parse(&v, &ctx).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_instance_applies_and_absent_scopes_are_not_looked_up() {
+        let mut state = ConfigState::default();
+        let id = Uuid::from_u128;
+        let intro = |scope: serde_json::Value| {
+            let mut p = json!({"name": "oauth2-introspection", "config": {
+                "introspection_url": "http://127.0.0.1:9/introspect",
+                "authorization_value": "Basic eDp5"}});
+            p.as_object_mut()
+                .unwrap()
+                .extend(scope.as_object().unwrap().clone());
+            p
+        };
+        let ids = json!({"id": id(1).to_string()});
+        for (n, v) in [
+            (1, json!({"url": "http://127.0.0.1:9"})),
+            (2, json!({"paths": ["/a"], "service": ids})),
+            (3, json!({"paths": ["/b"], "service": ids})),
+            (4, json!({"username": "alex"})),
+            (10, intro(json!({}))),
+            (11, intro(json!({"route": {"id": id(2).to_string()}}))),
+            (12, intro(json!({"consumer": {"id": id(4).to_string()}}))),
+        ] {
+            let e = entity(&state, n, v);
+            state.apply_changes(&[Change::Put(e)]).unwrap();
+        }
+        let digest = StateDigest::of(&state);
+        let rt = RuntimeConfig::build(1, Arc::new(state), digest, &resources()).unwrap();
+        let [active] = rt.active_plugins.as_slice() else {
+            panic!("one plugin: {:?}", rt.active_plugins);
+        };
+        // Route-only, Consumer-only and global instances: three scopes of eight.
+        let expected = [
+            (true, false, false),
+            (false, false, true),
+            (false, false, false),
+        ]
+        .iter()
+        .map(|&(r, s, c)| 1u8 << scope_rank(r, s, c))
+        .sum::<u8>();
+        assert_eq!(active.scopes, expected);
+        let instance = |r: Option<u128>, c: Option<u128>| {
+            let key = (active.name, r.map(id), None, c.map(id));
+            Arc::as_ptr(&rt.plugins.get(&key).unwrap().0) as *const ()
+        };
+        let applies = |route: u128, consumer: Option<u128>| {
+            let p = rt
+                .plugin_for(
+                    active,
+                    Protocol::Http,
+                    id(route),
+                    Some(id(1)),
+                    consumer.map(id),
+                )
+                .unwrap();
+            Arc::as_ptr(p) as *const ()
+        };
+        assert_eq!(applies(2, None), instance(Some(2), None));
+        assert_eq!(applies(3, None), instance(None, None));
+        assert_eq!(applies(3, Some(4)), instance(None, Some(4)));
+        // A Consumer-only instance ranks above a Route-only one (Kong's order).
+        assert_eq!(applies(2, Some(4)), instance(None, Some(4)));
     }
 }
