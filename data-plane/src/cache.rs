@@ -5,10 +5,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue};
 use moka::future::Cache;
 use moka::Expiry;
 use serde_json::Value;
+
+use crate::header_block::HeaderBlock;
 
 mod front;
 
@@ -52,7 +53,7 @@ impl Cached {
 #[derive(Debug)]
 pub struct DerivedHeaders {
     pub rule: u64,
-    pub fields: Vec<(HeaderName, HeaderValue)>,
+    pub block: Arc<HeaderBlock>,
 }
 
 struct PerEntry;

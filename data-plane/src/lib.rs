@@ -11,6 +11,7 @@ pub mod config;
 pub mod control_planes;
 pub mod dns;
 pub mod fsutil;
+pub mod header_block;
 pub mod health;
 pub mod identity;
 pub mod lkg;

@@ -8,8 +8,10 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 use shared::{Consumer, Route, Service};
+use smallvec::SmallVec;
 
 use crate::body::{json_response, ProxyBody, RequestBody};
+use crate::header_block::HeaderBlock;
 
 /// A request's id: the client's when it sent a usable one under the configured header, else a new random
 /// one. It is kept as the header value it is forwarded and answered with, so passing it on copies nothing.
@@ -78,6 +80,8 @@ pub struct Exchange {
     pub consumer: Option<Arc<Consumer>>,
     /// The request's id, for logs.
     pub request_id: RequestId,
+    /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).
+    pub added: SmallVec<[Arc<HeaderBlock>; 1]>,
 }
 
 impl Exchange {
@@ -133,6 +137,13 @@ impl Exchange {
     /// Sets a header to be sent upstream.
     pub fn set_upstream(&mut self, name: &HeaderName, value: HeaderValue) {
         self.parts.headers.insert(name.clone(), value);
+    }
+
+    /// Adds a block of fields to be sent upstream, made once and shared (a cache entry's derived headers).
+    /// Its names must be the plugin's own: ones it removed from the client's headers
+    /// ([`Exchange::strip_identity_headers`]) and that no other plugin sets, so they are sent once.
+    pub fn add_upstream_block(&mut self, block: Arc<HeaderBlock>) {
+        self.added.push(block);
     }
 
     /// Sets a header to be sent upstream, its name and value checked on the way (invalid ones are

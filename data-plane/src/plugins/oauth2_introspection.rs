@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
-use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderName, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use shared::plugins::oauth2_introspection::{Config, ConsumerBy, NAME};
 use shared::Consumer;
@@ -22,6 +22,7 @@ use super::{
 };
 use crate::body::{json_response, ProxyBody};
 use crate::cache::{Cached, DerivedHeaders, TokenKey};
+use crate::header_block::HeaderBlock;
 
 /// The claims passed upstream as Kong does, with the header each goes in.
 static CREDENTIAL_HEADERS: [(Cow<'static, str>, HeaderName); 11] = [
@@ -234,33 +235,33 @@ impl Introspection {
         ))
     }
 
-    /// Kong's `X-Credential-*` headers from the entry's claims, derived once per cache entry.
+    /// Kong's `X-Credential-*` headers from the entry's claims, derived once per cache entry. The
+    /// client's own were removed ([`Exchange::strip_identity_headers`]).
     fn set_credential_headers(&self, ex: &mut Exchange, entry: &Cached) {
         let derived = entry.headers.get_or_init(|| DerivedHeaders {
             rule: self.header_rule,
-            fields: self.credential_headers(&entry.claims),
+            block: self.credential_headers(&entry.claims),
         });
-        if derived.rule == self.header_rule {
-            for (name, value) in &derived.fields {
-                ex.set_upstream(name, value.clone());
-            }
-        } else {
+        let block = match derived.rule == self.header_rule {
+            true => derived.block.clone(),
             // Derived under settings since changed.
-            for (name, value) in self.credential_headers(&entry.claims) {
-                ex.set_upstream(&name, value);
-            }
+            false => self.credential_headers(&entry.claims),
+        };
+        if !block.fields().is_empty() {
+            ex.add_upstream_block(block);
         }
     }
 
-    fn credential_headers(&self, claims: &Value) -> Vec<(HeaderName, HeaderValue)> {
-        CREDENTIAL_HEADERS
+    fn credential_headers(&self, claims: &Value) -> Arc<HeaderBlock> {
+        let fields = CREDENTIAL_HEADERS
             .iter()
             .chain(&self.custom_claims)
             .filter_map(|(claim, header)| {
                 let value = claims.get(claim.as_ref()).and_then(claim_header)?;
                 Some((header.clone(), value))
             })
-            .collect()
+            .collect();
+        Arc::new(HeaderBlock::new(fields))
     }
 
     fn map_consumer(&self, claims: &Value) -> Option<Arc<Consumer>> {

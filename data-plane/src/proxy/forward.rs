@@ -1,18 +1,19 @@
-//! What is forwarded: the upstream path (Kong's `strip_path` and `path_handling`), the request headers
-//! (hop-by-hop removed, `Host`, `X-Forwarded-*`, `X-Real-IP`, the request id) and the response headers
-//! Portcullis adds.
+//! What is forwarded: the upstream path (Kong's `strip_path` and `path_handling`) and the request headers
+//! (hop-by-hop removed, `Host`, `X-Forwarded-*`, `X-Real-IP`, the request id). The response headers
+//! Portcullis adds are [`super::stamp`]'s.
 
 use std::borrow::Cow;
-use std::time::Duration;
+
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
+use smallvec::SmallVec;
+
+use crate::header_block::{encode_field, HeaderBlock};
 
 use super::Scheme;
-
-/// `Via` on every proxied response.
-const VIA: &str = concat!("1.1 portcullis/", env!("CARGO_PKG_VERSION"));
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -155,8 +156,6 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
-static UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-upstream-latency");
-static PROXY_LATENCY: HeaderName = HeaderName::from_static("x-portcullis-proxy-latency");
 
 /// Turns the client's request headers into the upstream's, but for the [`Forwarded`] ones: hop-by-hop
 /// headers removed and `Host` set (`host_value`: the client's when the Route preserves it, else the
@@ -181,6 +180,8 @@ pub struct Forwarded {
     port: HeaderValue,
     path: Option<HeaderValue>,
     request_id: (HeaderName, HeaderValue),
+    /// Blocks of fields plugins added (see [`crate::plugins::Exchange::add_upstream_block`]), sent last.
+    pub added: SmallVec<[Arc<HeaderBlock>; 1]>,
 }
 
 impl Forwarded {
@@ -192,6 +193,7 @@ impl Forwarded {
             port: from.port.clone(),
             path: HeaderValue::from_str(from.path).ok(),
             request_id: (request_id.0.clone(), request_id.1.clone()),
+            added: SmallVec::new(),
         }
     }
 
@@ -234,6 +236,9 @@ impl Forwarded {
                 headers.insert(name.clone(), v.clone());
             }
         }
+        for block in &self.added {
+            block.apply(headers);
+        }
     }
 
     /// Appends the header fields of an HTTP/1.1 request head to `out`: those of `headers` that these
@@ -260,55 +265,9 @@ impl Forwarded {
                 encode_field(out, name, &[v.as_bytes()]);
             }
         }
-    }
-}
-
-/// Appends `name: value\r\n`, the value given in parts.
-pub(crate) fn encode_field(out: &mut BytesMut, name: &HeaderName, value: &[&[u8]]) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    for part in value {
-        out.extend_from_slice(part);
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The upstream's response headers as the client gets them: hop-by-hop removed, Portcullis's latency
-/// headers and `Via` added.
-pub fn response_headers(headers: &mut HeaderMap, upstream: Duration, proxy: Duration) {
-    strip_hop_by_hop(headers);
-    headers.insert(UPSTREAM_LATENCY.clone(), millis_value(upstream));
-    headers.insert(PROXY_LATENCY.clone(), millis_value(proxy));
-    headers.insert(header::VIA, HeaderValue::from_static(VIA));
-}
-
-/// Latencies below this many milliseconds take their header value from a table made once.
-const MILLIS_TABLE: usize = 1000;
-
-/// `d` in whole milliseconds as a header value. The usual values come from the table, so neither
-/// formatting nor an allocation happens per response.
-fn millis_value(d: Duration) -> HeaderValue {
-    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
-    let ms = d.as_millis();
-    let table = TABLE.get_or_init(|| {
-        // One string holding every number, so each value is a static slice of it.
-        let digits: &'static str = (0..MILLIS_TABLE)
-            .map(|n| n.to_string())
-            .collect::<String>()
-            .leak();
-        let mut at = 0;
-        (0..MILLIS_TABLE)
-            .map(|n| {
-                let len = n.checked_ilog10().unwrap_or(0) as usize + 1;
-                let value = HeaderValue::from_static(&digits[at..at + len]);
-                at += len;
-                value
-            })
-            .collect()
-    });
-    match table.get(ms as usize) {
-        Some(v) => v.clone(),
-        None => HeaderValue::from(ms as u64),
+        for block in &self.added {
+            out.extend_from_slice(block.wire());
+        }
     }
 }
 
@@ -354,7 +313,7 @@ mod tests {
     fn forwarded_headers_replace_the_clients_in_the_map_and_on_the_wire_alike() {
         let client = HeaderValue::from_static("10.0.0.7");
         let request_id = HeaderName::from_static("x-request-id");
-        let forwarded = Forwarded::new(
+        let mut forwarded = Forwarded::new(
             &Downstream {
                 client: &client,
                 scheme: Scheme::Https,
@@ -364,6 +323,10 @@ mod tests {
             },
             (&request_id, &HeaderValue::from_static("rid-1")),
         );
+        forwarded.added.push(Arc::new(HeaderBlock::new(vec![(
+            HeaderName::from_static("x-credential-sub"),
+            HeaderValue::from_static("alex"),
+        )])));
         let mut sent = HeaderMap::new();
         for (name, value) in [
             ("x-forwarded-for", "1.1.1.1"),
@@ -377,6 +340,7 @@ mod tests {
         }
         let expected = vec![
             ("accept", "*/*"),
+            ("x-credential-sub", "alex"),
             ("x-forwarded-for", "1.1.1.1, 10.0.0.7"),
             ("x-forwarded-host", "example.com"),
             ("x-forwarded-path", "/a/b"),
@@ -412,18 +376,6 @@ mod tests {
             .collect();
         assert_eq!(in_map, expected);
         assert_eq!(on_wire, expected);
-    }
-
-    #[test]
-    fn latency_values() {
-        for ms in [0, 7, 10, 99, 100, 999, 1000, 123_456] {
-            assert_eq!(
-                millis_value(Duration::from_millis(ms)),
-                ms.to_string().as_str(),
-                "{ms} ms"
-            );
-        }
-        assert_eq!(millis_value(Duration::from_micros(1999)), "1");
     }
 
     #[test]

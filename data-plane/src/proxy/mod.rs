@@ -6,7 +6,8 @@
 //! - `h1_server`: plain HTTP/1.x client connections served in their own task, handed to the hyper
 //!   server at the first request with a body, an upgrade or an HTTP/2 preface.
 //! - [`pipeline`]: route → plugins → forward → plugins.
-//! - [`forward`]: upstream path and the headers forwarded both ways.
+//! - [`forward`]: upstream path and the headers forwarded upstream; [`stamp`]: the fields every response
+//!   gets.
 //! - `send`: the upstream exchange, direct or balanced over an Upstream's Targets.
 //! - `h1`: bodiless requests to plain-HTTP upstreams, exchanged in the request's own task.
 //! - [`upgrade`]: WebSocket and other protocol upgrades, tunnelled once the upstream switches.
@@ -23,6 +24,7 @@ mod h1_server;
 mod header_maps;
 pub mod pipeline;
 mod send;
+pub mod stamp;
 pub mod upgrade;
 pub mod upstream;
 pub mod upstream_tls;
@@ -52,6 +54,7 @@ use crate::body::{ProxyBody, RequestBody};
 use crate::metrics::Metrics;
 use crate::plugins::RequestId;
 use crate::runtime::RuntimeConfig;
+use stamp::Stamp;
 
 /// What a request needs from the node, and nothing else: the current configuration, the metrics, the
 /// upstream pools and the request-id header. The configuration cell and the metrics are shared with
@@ -78,16 +81,6 @@ impl ProxyCtx {
             request_id_header,
         }
     }
-
-    fn with_request_id(
-        &self,
-        mut resp: Response<ProxyBody>,
-        rid: &RequestId,
-    ) -> Response<ProxyBody> {
-        resp.headers_mut()
-            .insert(self.request_id_header.clone(), rid.header_value().clone());
-        resp
-    }
 }
 
 /// The hyper server's service for a connection: each request through [`handle`].
@@ -102,21 +95,30 @@ fn hyper_service(
 > + Clone {
     hyper::service::service_fn(move |req: Request<Incoming>| {
         let (ctx, downstream) = (ctx.clone(), downstream.clone());
-        async move { handle(&ctx, req.map(RequestBody::Streaming), &downstream).await }
+        async move {
+            let (mut resp, stamp) =
+                handle(&ctx, req.map(RequestBody::Streaming), &downstream).await;
+            stamp.apply(resp.headers_mut());
+            Ok(resp)
+        }
     })
 }
 
-/// Handles one downstream request.
+/// Handles one downstream request: the response, and the fields it is sent with (the request id under
+/// the configured header on every response, whoever answered).
 pub async fn handle(
     ctx: &ProxyCtx,
     req: Request<RequestBody>,
     conn: &Connection,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> (Response<ProxyBody>, Stamp) {
     let started = Instant::now();
     let rid = RequestId::from_client(req.headers().get(&ctx.request_id_header));
     let Some(rt) = ctx.config.load_full() else {
         let resp = ProxyError::NotConfigured.response();
-        return Ok(ctx.with_request_id(resp, &rid));
+        return (
+            resp,
+            Stamp::new((&ctx.request_id_header, rid.header_value()), None),
+        );
     };
     let grpc = grpc::is_grpc(req.headers());
     let outcome = pipeline::run(ctx, &rt, req, conn, &rid, started).await;
@@ -136,8 +138,11 @@ pub async fn handle(
     });
     let took = outcome.measured.took.unwrap_or_else(|| started.elapsed());
     series.record(resp.status().as_u16(), took, upstream);
-    // Every response carries the request id under the configured header, whoever answered.
-    Ok(ctx.with_request_id(resp, &rid))
+    let stamp = Stamp::new(
+        (&ctx.request_id_header, rid.header_value()),
+        outcome.measured.latencies,
+    );
+    (resp, stamp)
 }
 
 /// Counts a failed `accept()` and, when the process is out of descriptors or memory, pauses the accept loop

@@ -84,6 +84,8 @@ pub struct Measured {
     pub series: Option<Arc<Series>>,
     /// How long the request took until its response head was ready, when the pipeline measured it.
     pub took: Option<Duration>,
+    /// Upstream and proxy latency of a proxied response, for its headers ([`super::stamp::Stamp`]).
+    pub latencies: Option<(Duration, Duration)>,
 }
 
 /// Runs the pipeline for one request.
@@ -191,6 +193,7 @@ async fn pipeline(
         service: Some(service.clone()),
         consumer: None,
         request_id: rid.clone(),
+        added: SmallVec::new(),
     };
     // The plugins that ran, for the response phases (inline: a route rarely has more than four).
     let mut ran: SmallVec<[_; 4]> = SmallVec::new();
@@ -243,7 +246,7 @@ async fn pipeline(
         .then(|| grpc::deadline(&ex.parts.headers))
         .flatten();
     let mut headers = forward::request_headers(std::mem::take(&mut ex.parts.headers), host_value);
-    let forwarded = Forwarded::new(
+    let mut forwarded = Forwarded::new(
         &Downstream {
             client: &conn.peer_value,
             scheme: conn.scheme,
@@ -256,6 +259,7 @@ async fn pipeline(
         },
         (&ctx.request_id_header, rid.header_value()),
     );
+    forwarded.added = std::mem::take(&mut ex.added);
     if let Some(protocol) = &upgrade {
         upgrade::restore(&mut headers, protocol.clone());
         if over_h2 {
@@ -311,11 +315,8 @@ async fn pipeline(
     }
     let total = started.elapsed();
     measured.took = Some(total);
-    forward::response_headers(
-        &mut parts.headers,
-        upstream_elapsed,
-        total.saturating_sub(upstream_elapsed),
-    );
+    forward::strip_hop_by_hop(&mut parts.headers);
+    measured.latencies = Some((upstream_elapsed, total.saturating_sub(upstream_elapsed)));
     if let (Some(protocol), Some(client)) = (switched, client_upgrade) {
         if let Some(upstream) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
             match over_h2 {

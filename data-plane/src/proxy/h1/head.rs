@@ -11,7 +11,8 @@ use http::{HeaderMap, Response, StatusCode, Version};
 
 use super::body::{Chunked, Framing};
 use super::BodylessRequest;
-use crate::proxy::forward::{connection_tokens, encode_field};
+use crate::header_block::encode_field;
+use crate::proxy::forward::connection_tokens;
 use crate::proxy::header_maps;
 
 /// Longest response head accepted.

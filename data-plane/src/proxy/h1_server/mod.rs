@@ -98,8 +98,8 @@ pub(super) async fn serve(
             keep_alive: bodiless.keep_alive,
         };
         let req = Request::from_parts(bodiless.parts, RequestBody::Empty);
-        let Ok(resp) = super::handle(&ctx, req, &conn).await;
-        let keep = response::write(&mut tcp, &mut out, resp, answering).await?;
+        let (resp, stamp) = super::handle(&ctx, req, &conn).await;
+        let keep = response::write(&mut tcp, &mut out, resp, &stamp, answering).await?;
         if !keep || futures::poll!(stop.as_mut()).is_ready() {
             let _ = tcp.shutdown().await;
             return Ok(());

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use crate::body::ProxyBody;
 use crate::proxy::h1::content_length;
 use crate::proxy::header_maps;
+use crate::proxy::stamp::Stamp;
 
 /// Output gathered before it is written; a larger body frame is written on its own.
 const GATHER: usize = 64 * 1024;
@@ -47,6 +48,7 @@ pub(super) async fn write(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     resp: Response<ProxyBody>,
+    stamp: &Stamp,
     answering: Answering,
 ) -> io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
@@ -57,6 +59,7 @@ pub(super) async fn write(
         out,
         parts.status,
         &parts.headers,
+        stamp,
         framing,
         keep_alive,
         answering,
@@ -167,6 +170,7 @@ fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    stamp: &Stamp,
     framing: Framing,
     keep_alive: bool,
     answering: Answering,
@@ -183,7 +187,9 @@ fn encode_head(
         name != header::CONNECTION
             && name != header::TRANSFER_ENCODING
             && !(own_length && name == header::CONTENT_LENGTH)
+            && !stamp.replaces(name)
     });
+    stamp.encode(out);
     match framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");

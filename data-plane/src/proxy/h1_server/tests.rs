@@ -1,5 +1,7 @@
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use tokio::io::AsyncReadExt;
@@ -8,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::request::{parse, Head, Refusal};
 use super::response::{write, Answering};
 use crate::body::{full, BoxError, ProxyBody};
+use crate::proxy::stamp::Stamp;
 
 fn parsed(text: &str) -> Result<Option<Head>, Refusal> {
     parse(&mut BytesMut::from(text), false)
@@ -109,7 +112,17 @@ async fn written(resp: Response<ProxyBody>, answering: Answering) -> (String, Op
     let client = TcpStream::connect(listener.local_addr().unwrap());
     let ((mut server, _), mut client) = tokio::try_join!(listener.accept(), client).unwrap();
     let mut out = Vec::new();
-    let kept = write(&mut server, &mut out, resp, answering).await.ok();
+    let rid = (
+        HeaderName::from_static("x-request-id"),
+        HeaderValue::from_static("rid-7"),
+    );
+    let stamp = Stamp::new(
+        (&rid.0, &rid.1),
+        Some((Duration::from_millis(2), Duration::ZERO)),
+    );
+    let kept = write(&mut server, &mut out, resp, &stamp, answering)
+        .await
+        .ok();
     drop(server);
     let mut text = String::new();
     client.read_to_string(&mut text).await.unwrap();
@@ -135,8 +148,18 @@ async fn a_body_of_known_length_gets_its_length_a_date_and_one_write() {
         .insert("content-length", HeaderValue::from_static("99"));
     resp.headers_mut()
         .insert("connection", HeaderValue::from_static("keep-alive"));
+    resp.headers_mut()
+        .insert("via", HeaderValue::from_static("1.1 upstream-cache"));
     let (text, kept) = written(resp, answering(Version::HTTP_11, false, true)).await;
     assert_eq!(kept, Some(true));
+    // The node's own fields replace the upstream's.
+    assert_eq!(text.matches("\r\nvia: ").count(), 1, "{text}");
+    assert!(text.contains("\r\nvia: 1.1 portcullis/"), "{text}");
+    assert!(text.contains("\r\nx-request-id: rid-7\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nx-portcullis-upstream-latency: 2\r\n"),
+        "{text}"
+    );
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(
