@@ -48,3 +48,27 @@ pub enum RequestBody {
     Buffered(Bytes),
     Empty,
 }
+
+/// A request body that broke on the client's side (malformed chunked framing, a connection cut short).
+/// It travels inside the upstream client's error, so the failure is told apart from the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body is broken: {0}")]
+pub struct ClientBodyError(#[source] hyper::Error);
+
+/// A request body streaming from the client, its failures marked as the client's.
+pub fn from_client(body: hyper::body::Incoming) -> ProxyBody {
+    body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+        .boxed_unsync()
+}
+
+/// Whether `error` or one of its causes is a [`ClientBodyError`].
+pub fn is_client_body_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<ClientBodyError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}

@@ -306,6 +306,9 @@ pub struct Metrics {
     pub accept_errors: CounterVec,
     /// Failed TLS handshakes on the proxy by kind (handshake, timeout).
     pub tls_handshake_errors: CounterVec,
+    /// Requests the client got wrong, answered before anything was forwarded or once its body broke, by
+    /// kind (bad_request, too_large, not_implemented, body).
+    pub client_errors: CounterVec,
     /// Upgraded (WebSocket) connections by how they ended (closed, idle, stalled, error).
     pub upgraded_connections: CounterVec,
     /// Bytes through upgraded connections by direction (upstream, downstream), counted when they end.
@@ -346,6 +349,11 @@ impl Metrics {
         self.tls_handshake_errors.render(
             "portcullis_tls_handshake_errors_total",
             "Failed TLS handshakes on the proxy listener by kind (handshake, timeout).",
+            &mut out,
+        );
+        self.client_errors.render(
+            "portcullis_client_errors_total",
+            "Requests refused for the client's framing, head or body, by kind.",
             &mut out,
         );
         self.upgraded_connections.render(

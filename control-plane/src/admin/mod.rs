@@ -5,6 +5,7 @@ mod clustering;
 pub mod cors;
 pub mod declarative;
 mod entities;
+pub mod form;
 mod info;
 mod kong_schemas;
 mod nested;
@@ -14,7 +15,8 @@ pub mod server_stats;
 pub mod targets;
 mod upstream_health;
 
-use std::collections::BTreeMap;
+pub use form::{form_to_json, MAX_FORM_KEY_DEPTH};
+
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -24,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use shared::StateError;
 use tracing::warn;
 
@@ -345,7 +347,8 @@ async fn multipart_as_urlencoded(headers: &HeaderMap, bytes: Bytes) -> Result<By
     let mut pairs: Vec<(String, String)> = Vec::new();
     while let Some(field) = form.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_string();
-        pairs.push((name, field.text().await.map_err(unreadable)?));
+        let value = field.bytes().await.map_err(unreadable)?;
+        pairs.push((name.clone(), form::utf8(&name, value.to_vec())?));
     }
     serde_urlencoded::to_string(&pairs)
         .map(Bytes::from)
@@ -371,9 +374,7 @@ pub async fn read_body(
             serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request(CANNOT_PARSE_JSON))?
         }
         BodyFormat::Form => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("Cannot parse form body: {e}")))?;
-            form_to_json(pairs)?
+            form_to_json(form::pairs(&bytes)?)?
         }
         BodyFormat::Yaml => serde_yaml::from_slice::<Value>(&bytes)
             .map_err(|e| ApiError::bad_request(format!("Cannot parse YAML body: {e}")))?,
@@ -387,108 +388,4 @@ pub enum BodyFormat {
     Json,
     Form,
     Yaml,
-}
-
-/// How many dot-separated levels a form key may have (`config.ttl` has two). Entities nest a few levels;
-/// the bound keeps a hostile key from building a value deep enough to exhaust the stack.
-pub const MAX_FORM_KEY_DEPTH: usize = 16;
-
-/// Turns Kong-style form fields (`paths[]=/a`, `config.ttl=5`, repeated keys, `name=` for null) into
-/// JSON.
-pub fn form_to_json(pairs: Vec<(String, String)>) -> Result<Value, ApiError> {
-    let mut root = Map::new();
-    let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in pairs {
-        if k.split('.').nth(MAX_FORM_KEY_DEPTH).is_some() {
-            let shown: String = k.chars().take(64).collect();
-            return Err(ApiError::bad_request(format!(
-                "form key '{shown}…' is nested deeper than {MAX_FORM_KEY_DEPTH} levels"
-            )));
-        }
-        let (key, is_array) = match k.find('[') {
-            Some(i) if k.ends_with(']') => (k[..i].to_string(), true),
-            _ => (k, false),
-        };
-        if is_array {
-            arrays.entry(key).or_default().push(v);
-        } else if let Some(existing) = arrays.get_mut(&key) {
-            existing.push(v);
-        } else if let Some(prev) =
-            get_path(&root, &key).and_then(|p| p.as_str().map(str::to_string))
-        {
-            arrays.insert(key.clone(), vec![prev, v]);
-        } else if v.is_empty() {
-            // An empty form value sets the field to null, as in Kong (`name=` clears the name).
-            set_path(&mut root, &key, Value::Null);
-        } else {
-            set_path(&mut root, &key, Value::String(v));
-        }
-    }
-    for (k, vals) in arrays {
-        set_path(
-            &mut root,
-            &k,
-            Value::Array(vals.into_iter().map(Value::String).collect()),
-        );
-    }
-    Ok(Value::Object(root))
-}
-
-fn get_path<'a>(root: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    let mut parts = key.split('.');
-    let mut cur = root.get(parts.next()?)?;
-    for p in parts {
-        cur = cur.get(p)?;
-    }
-    Some(cur)
-}
-
-fn set_path(root: &mut Map<String, Value>, key: &str, value: Value) {
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut cur = root;
-    for p in &parts[..parts.len() - 1] {
-        let entry = cur
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        cur = entry.as_object_mut().expect("made an object above");
-    }
-    cur.insert(parts[parts.len() - 1].to_string(), value);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_fields_become_json() {
-        let v = form_to_json(vec![
-            ("name".into(), "svc".into()),
-            ("paths[]".into(), "/a".into()),
-            ("paths[]".into(), "/b".into()),
-            ("config.ttl".into(), "5".into()),
-            ("methods".into(), "GET".into()),
-            ("methods".into(), "POST".into()),
-        ])
-        .unwrap();
-        assert_eq!(
-            v,
-            json!({"name": "svc", "paths": ["/a", "/b"], "config": {"ttl": "5"}, "methods": ["GET", "POST"]})
-        );
-    }
-
-    #[test]
-    fn deeply_nested_form_keys_are_refused() {
-        let deep = "a.".repeat(20_000) + "b";
-        let err = form_to_json(vec![(deep, "x".into())]).unwrap_err();
-        assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("nested deeper"));
-        let ok = "a.".repeat(MAX_FORM_KEY_DEPTH - 1) + "b";
-        assert!(form_to_json(vec![(ok, "x".into())]).is_ok());
-    }
 }

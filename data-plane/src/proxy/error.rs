@@ -4,7 +4,7 @@
 
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::body::{json_response, ProxyBody};
 use crate::metrics::Metrics;
@@ -50,6 +50,13 @@ pub enum ProxyError {
     },
     /// No response head within the Service's read + write timeouts.
     UpstreamTimeout,
+    /// The client's request body broke while it was being sent upstream (malformed chunked framing, or
+    /// the client went away): the client's fault, and the upstream connection that carried the partial
+    /// request is closed.
+    ClientBody {
+        /// The failure and its causes.
+        detail: String,
+    },
 }
 
 impl ProxyError {
@@ -66,7 +73,7 @@ impl ProxyError {
                 StatusCode::UPGRADE_REQUIRED
             }
             ProxyError::HttpsRedirect { status, .. } => *status,
-            ProxyError::BadUpstreamUri => StatusCode::BAD_REQUEST,
+            ProxyError::BadUpstreamUri | ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -85,7 +92,7 @@ impl ProxyError {
             ProxyError::HttpsRedirect { .. } => "",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::ServiceDisabled => "Service unavailable",
-            ProxyError::BadUpstreamUri => "Bad request",
+            ProxyError::BadUpstreamUri | ProxyError::ClientBody { .. } => "Bad request",
             ProxyError::NoHealthyPeer => "failure to get a peer from the ring-balancer",
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 "An invalid response was received from the upstream server"
@@ -108,13 +115,20 @@ impl ProxyError {
     pub fn retry_safe(&self) -> bool {
         !matches!(
             self,
-            ProxyError::UpstreamProtocol { .. } | ProxyError::UpstreamTimeout
+            ProxyError::UpstreamProtocol { .. }
+                | ProxyError::UpstreamTimeout
+                | ProxyError::ClientBody { .. }
         )
     }
 
-    /// Counts and logs an upstream failure (nothing for the others, which are the client's or the
-    /// configuration's doing and show in the request metrics by status).
+    /// Counts and logs a failure of the exchange: the upstream's, or the client's body (nothing for the
+    /// others, which are the configuration's doing and show in the request metrics by status).
     pub fn record(&self, metrics: &Metrics, service: &str, upstream: &str, request_id: &str) {
+        if let ProxyError::ClientBody { detail } = self {
+            metrics.client_errors.add(&[("kind", "body")], 1);
+            debug!(request_id, upstream, service, error = %detail, "request body broken by the client");
+            return;
+        }
         let Some(kind) = self.upstream_kind() else {
             return;
         };
@@ -160,6 +174,13 @@ impl ProxyError {
                 h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
                 resp
             }
+            ProxyError::ClientBody { .. } => {
+                // The rest of what the client sent cannot be framed: the connection ends here.
+                let mut resp = error(self.status(), self.message());
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
             _ => error(self.status(), self.message()),
         }
     }
@@ -183,6 +204,9 @@ mod tests {
         let protocol = ProxyError::UpstreamProtocol {
             detail: "reset".into(),
         };
+        let client_body = ProxyError::ClientBody {
+            detail: "invalid chunk size".into(),
+        };
         let cases = [
             (&ProxyError::NoRoute, 404, None, true),
             (&ProxyError::UriTooLong, 414, None, true),
@@ -193,6 +217,7 @@ mod tests {
             (&connect, 502, Some("connect"), true),
             (&protocol, 502, Some("protocol"), false),
             (&ProxyError::UpstreamTimeout, 504, Some("timeout"), false),
+            (&client_body, 400, None, false),
         ];
         for (e, status, kind, safe) in cases {
             assert_eq!(e.status().as_u16(), status, "{e:?}");
@@ -213,5 +238,15 @@ mod tests {
             3,
             "every connection attempt is counted"
         );
+        client_body.record(&metrics, "svc", "127.0.0.1:1", "rid");
+        assert_eq!(metrics.client_errors.get(&[("kind", "body")]), 1);
+        assert_eq!(
+            metrics
+                .upstream_errors
+                .get(&[("service", "svc"), ("kind", "protocol")]),
+            0,
+            "a broken request body is not the upstream's failure"
+        );
+        assert_eq!(client_body.response().headers()["connection"], "close");
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod forward;
+pub mod framing;
 pub mod grpc;
 mod h1;
 mod h1_server;
@@ -93,15 +94,41 @@ fn hyper_service(
     Error = Infallible,
     Future = impl std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
 > + Clone {
-    hyper::service::service_fn(move |req: Request<Incoming>| {
+    hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let (ctx, downstream) = (ctx.clone(), downstream.clone());
         async move {
+            if let Err(refusal) = framing::check_parsed(&mut req) {
+                return Ok(refused(&ctx, &downstream, refusal, req.version()));
+            }
             let (mut resp, stamp) =
                 handle(&ctx, req.map(RequestBody::Streaming), &downstream).await;
             stamp.apply(resp.headers_mut());
             Ok(resp)
         }
     })
+}
+
+/// The answer to a request head that hyper's server parsed and the framing rules refuse: its status,
+/// and (HTTP/1.x) the end of the connection.
+fn refused(
+    ctx: &ProxyCtx,
+    downstream: &Connection,
+    refusal: framing::Refusal,
+    version: http::Version,
+) -> Response<ProxyBody> {
+    ctx.metrics
+        .client_errors
+        .add(&[("kind", refusal.label())], 1);
+    debug!(peer = %downstream.peer, reason = refusal.reason(), "request head refused");
+    let mut resp = Response::new(crate::body::full(bytes::Bytes::new()));
+    *resp.status_mut() = refusal.status();
+    if version < http::Version::HTTP_2 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// Handles one downstream request: the response, and the fields it is sent with (the request id under

@@ -17,7 +17,7 @@ use super::grpc;
 use super::send;
 use super::upgrade;
 use super::ProxyCtx;
-use crate::body::{full, BoxError, ProxyBody, RequestBody};
+use crate::body::{full, ProxyBody, RequestBody};
 use crate::metrics::Series;
 use crate::plugins::{Exchange, RequestId};
 use crate::router::RequestInfo;
@@ -272,10 +272,22 @@ async fn pipeline(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     let body: ProxyBody = match std::mem::replace(&mut ex.body, RequestBody::Empty) {
-        RequestBody::Streaming(inc) => inc.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+        RequestBody::Streaming(inc) => crate::body::from_client(inc),
         RequestBody::Buffered(bytes) => full(bytes),
         RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
     };
+    // A body of unknown length is sent chunked whatever the method: hyper's client would otherwise send
+    // a GET, HEAD or CONNECT body as no body at all. (gRPC is HTTP/2 only, where the field is illegal;
+    // an HTTPS upstream that chose HTTP/2 has it dropped by hyper's client.)
+    if !service.protocol.is_grpc()
+        && !http_body::Body::is_end_stream(&body)
+        && http_body::Body::size_hint(&body).exact().is_none()
+    {
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     let mut out = send::Outgoing {
         method: ex.parts.method.clone(),
         path_and_query,

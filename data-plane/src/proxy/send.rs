@@ -14,12 +14,14 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::capture_connection;
 
 use super::error::ProxyError;
 use super::forward::Forwarded;
+use super::framing;
 use super::h1;
 use super::header_maps;
-use super::upstream::{connect_attempts, Dial};
+use super::upstream::{connect_attempts, Dial, Upstream};
 use super::ProxyCtx;
 use crate::balancer::{Balancer, InFlight, Outcome, Peer};
 use crate::body::{BoxError, ProxyBody};
@@ -162,8 +164,26 @@ pub(super) async fn direct(
     *req.method_mut() = out.method;
     *req.uri_mut() = uri;
     *req.headers_mut() = out.headers;
-    let resp = from_client(tokio::time::timeout(window, client.request(req)).await)?;
+    let resp = pooled(&client, req, window).await?;
     Ok((resp, started.elapsed()))
+}
+
+/// Sends `req` with a pooled client within `window`. A response whose `Transfer-Encoding` overrode a
+/// `Content-Length` has the length removed and its connection retired: an upstream that framed one
+/// answer ambiguously is not trusted to frame the next (RFC 9112, 6.3).
+async fn pooled(
+    client: &Upstream,
+    mut req: Request<ProxyBody>,
+    window: Duration,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let connection = capture_connection(&mut req);
+    let mut resp = from_client(tokio::time::timeout(window, client.request(req)).await)?;
+    if framing::coding_overrides_length(resp.headers_mut()) {
+        if let Some(connected) = connection.connection_metadata().as_ref() {
+            connected.poison();
+        }
+    }
+    Ok(resp)
 }
 
 /// Whether `out` is exchanged in the request's own task ([`h1`]): a bodiless request to a plain-HTTP
@@ -214,6 +234,9 @@ fn from_client(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     match result {
         Ok(Ok(r)) => Ok(r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())),
+        Ok(Err(e)) if crate::body::is_client_body_error(&e) => Err(ProxyError::ClientBody {
+            detail: shared::error::chain(&e),
+        }),
         Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamConnect {
             attempts: connect_attempts(&e),
             detail: shared::error::chain(&e),
@@ -286,7 +309,7 @@ pub(super) async fn balanced(
                 *req.method_mut() = out.method.clone();
                 *req.uri_mut() = uri;
                 *req.headers_mut() = out.headers.clone();
-                from_client(tokio::time::timeout(left, client.request(req)).await)
+                pooled(&client, req, left).await
             }
         };
         let failure = match result {
@@ -309,6 +332,8 @@ pub(super) async fn balanced(
                     detail,
                 }
             }
+            // The client's fault says nothing about the peer.
+            Err(e @ ProxyError::ClientBody { .. }) => return Err(e),
             Err(ProxyError::UpstreamTimeout) => {
                 if service_window {
                     report(balancer, peer, Outcome::Timeout);

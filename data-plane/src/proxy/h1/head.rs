@@ -129,7 +129,7 @@ pub(super) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
             headers.append(name, value);
         }
         SPANS.set(spans);
-        let (framing, delimited) = framing(status, &headers)?;
+        let (framing, delimited) = framing(status, version, &mut headers)?;
         let keep_alive = version == Version::HTTP_11 && delimited && !closes(&headers);
         let (mut parts, ()) = Response::new(()).into_parts();
         parts.status = status;
@@ -145,21 +145,33 @@ pub(super) fn parse_response(buf: &mut BytesMut) -> Result<Option<ResponseHead>,
 
 /// How the body of a response with `status` and `headers` ends, and whether its end is known without
 /// the connection closing (RFC 9112, 6.3).
-fn framing(status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), HeadError> {
+fn framing(
+    status: StatusCode,
+    version: Version,
+    headers: &mut HeaderMap,
+) -> Result<(Framing, bool), HeadError> {
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, true));
     }
-    let codings: Vec<&[u8]> = headers
+    if version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING) {
+        // Its framing is faulty (RFC 9112, 6.1), as hyper's client, on the pooled path, also decides.
+        return Err(HeadError("transfer-encoding in an HTTP/1.0 response"));
+    }
+    // The last coding decides (RFC 9112, 6.3): chunked, or else the body runs until the close.
+    let last = headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|c| !c.is_empty())
-        .collect();
-    if let Some(last) = codings.last() {
-        // With a Content-Length beside it, the message is suspect: read it, but never reuse the connection.
-        let alone = !headers.contains_key(header::CONTENT_LENGTH);
-        return Ok(match last.eq_ignore_ascii_case(b"chunked") {
+        .last()
+        .map(|c| c.eq_ignore_ascii_case(b"chunked"));
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let chunked = last == Some(true);
+        // With a Content-Length beside it, the coding wins and the length goes (it must not reach the
+        // client); the message is suspect: read it, but never reuse the connection.
+        let alone = !crate::proxy::framing::coding_overrides_length(headers);
+        return Ok(match chunked {
             true => (Framing::Chunked(Chunked::default()), alone),
             false => (Framing::UntilClose, false),
         });

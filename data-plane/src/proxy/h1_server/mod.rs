@@ -31,7 +31,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::{hyper_service, ConnBuilder, Connection, ProxyCtx};
 use crate::body::{BoxError, RequestBody};
-use request::{Head, Refusal};
+use super::framing::Refusal;
+use request::Head;
 use response::Answering;
 
 /// How long a client may take to send a request head.
@@ -70,7 +71,7 @@ pub(super) async fn serve(
             match request::parse(&mut buf, first) {
                 Ok(Some(head)) => break head,
                 Ok(None) => {}
-                Err(refusal) => return refuse(&mut tcp, refusal).await,
+                Err(refusal) => return refuse(&mut tcp, &ctx, &conn, refusal).await,
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(8 * 1024);
@@ -113,9 +114,23 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Answers a refused head and ends the connection. What the client still sends is read and dropped for
 /// a moment ([`LINGER`]), so closing with unread bytes does not reset the connection before the client
 /// has read the answer.
-async fn refuse(tcp: &mut TcpStream, refusal: Refusal) -> Result<(), BoxError> {
-    let mut answer = refusal.status_line().to_vec();
-    answer.extend_from_slice(b"content-length: 0\r\nconnection: close\r\n\r\n");
+async fn refuse(
+    tcp: &mut TcpStream,
+    ctx: &ProxyCtx,
+    conn: &Connection,
+    refusal: Refusal,
+) -> Result<(), BoxError> {
+    ctx.metrics
+        .client_errors
+        .add(&[("kind", refusal.label())], 1);
+    tracing::debug!(peer = %conn.peer, reason = refusal.reason(), "request head refused");
+    let status = refusal.status();
+    let mut answer = Vec::with_capacity(128);
+    answer.extend_from_slice(b"HTTP/1.1 ");
+    answer.extend_from_slice(status.as_str().as_bytes());
+    answer.push(b' ');
+    answer.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    answer.extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     tcp.write_all(&answer).await?;
     tcp.shutdown().await?;
     let mut sink = [0u8; 16 * 1024];

@@ -11,7 +11,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::proxy::forward::connection_tokens;
-use crate::proxy::h1::content_length;
+use crate::proxy::framing::{BodyFraming, HeadFields, Refusal};
 use crate::proxy::header_maps;
 
 /// Longest request head accepted (as the hyper server's buffer limit).
@@ -41,24 +41,6 @@ pub(super) struct Bodiless {
     pub keep_alive: bool,
 }
 
-/// Why a request head is refused: the status answered before the connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
-    /// 400: not an HTTP/1.x request head, or a field that is not valid.
-    Malformed,
-    /// 431: the head is larger than [`MAX_HEAD`] or has more than the accepted number of fields.
-    TooLarge,
-}
-
-impl Refusal {
-    pub(super) fn status_line(self) -> &'static [u8] {
-        match self {
-            Refusal::Malformed => b"HTTP/1.1 400 Bad Request\r\n",
-            Refusal::TooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
-        }
-    }
-}
-
 thread_local! {
     /// Each field's name and where its value lies in the head, kept between parses so that parsing a head
     /// allocates nothing besides its header map (a head refused on the way drops it).
@@ -66,13 +48,15 @@ thread_local! {
 }
 
 /// Reads the request head at the front of `buf`; `None` while it is incomplete. `first` says whether
-/// this is the connection's first request, the only place an HTTP/2 preface may appear.
+/// this is the connection's first request, the only place an HTTP/2 preface may appear. A head is
+/// checked against the framing rules ([`framing`]) before anything else happens to it, whichever server
+/// goes on to serve it.
 pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Refusal> {
     if first && buf.starts_with(b"PRI ") {
         let seen = buf.len().min(H2_PREFACE.len());
         return match buf[..seen] == H2_PREFACE[..seen] {
             true => Ok(Some(Head::HandOff)),
-            false => Err(Refusal::Malformed),
+            false => Err(Refusal::BadRequest("invalid HTTP/2 connection preface")),
         };
     }
     // Left uninitialised: the parser writes the fields it finds.
@@ -83,10 +67,10 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Refusal::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
-        Err(_) => return Err(Refusal::Malformed),
+        Err(_) => return Err(Refusal::BadRequest("malformed request head")),
     };
-    let method = req.method.unwrap_or_default();
-    let target = req.path.unwrap_or_default();
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Refusal::BadRequest("invalid method"))?;
     let version = match req.version {
         Some(1) => Version::HTTP_11,
         _ => Version::HTTP_10,
@@ -97,38 +81,68 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
         let start = s.as_ptr() as usize - base;
         start..start + s.len()
     };
-    let target = offset(target.as_bytes());
-    let lengths = req
-        .headers
-        .iter()
-        .filter(|f| f.name.eq_ignore_ascii_case("content-length"));
-    let length = content_length(lengths.map(|f| f.value)).map_err(|_| Refusal::Malformed)?;
+    let target = offset(req.path.unwrap_or_default().as_bytes());
     let mut spans = SPANS.take();
     spans.clear();
+    let mut elsewhere = method == Method::CONNECT;
     for field in req.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Refusal::Malformed)?;
-        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
+        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
             SPANS.set(spans);
-            return Ok(Some(Head::HandOff));
-        }
+            return Err(Refusal::BadRequest("invalid header field name"));
+        };
+        elsewhere |= name == header::UPGRADE || name == header::EXPECT;
         spans.push((name, offset(field.value)));
     }
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?;
-    if method == Method::CONNECT || length.is_some_and(|n| n > 0) {
+    let head = buf.split_to(len).freeze();
+    let judged = Uri::from_maybe_shared(head.slice(target))
+        .map_err(|_| Refusal::BadRequest("invalid request target"))
+        .and_then(|uri| {
+            let mut seen = HeadFields::default();
+            for (name, span) in spans.iter() {
+                seen.see(name, &head[span.clone()]);
+            }
+            let accepted = seen.judge(version, &uri)?;
+            Ok((uri, accepted, seen.repeated_length()))
+        });
+    let (uri, accepted, repeated_length) = match judged {
+        Ok(judged) => judged,
+        Err(refusal) => {
+            SPANS.set(spans);
+            return Err(refusal);
+        }
+    };
+    if elsewhere || accepted.body != BodyFraming::None {
         SPANS.set(spans);
+        // The head goes back in front of what followed it, for the hyper server to read again.
+        let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+        whole.extend_from_slice(&head);
+        whole.extend_from_slice(buf);
+        *buf = whole;
         return Ok(Some(Head::HandOff));
     }
-    let head = buf.split_to(len).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| Refusal::Malformed)?;
     // Room for what the plugins (credential and consumer headers) and the forwarded headers add, so the
     // map does not grow on the way upstream.
     let mut headers = header_maps::take(spans.len() + 16);
+    let mut length_seen = false;
     for (name, span) in spans.drain(..) {
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(span)).map_err(|_| Refusal::Malformed)?;
+        if name == header::HOST && accepted.host_from_target.is_some() {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH && repeated_length {
+            // Equal fields stand for one; one is passed on.
+            if std::mem::replace(&mut length_seen, true) {
+                continue;
+            }
+        }
+        // The value's bytes were checked by the parser.
+        let value = HeaderValue::from_maybe_shared(head.slice(span))
+            .map_err(|_| Refusal::BadRequest("invalid header field value"))?;
         headers.append(name, value);
     }
     SPANS.set(spans);
+    if let Some(host) = accepted.host_from_target {
+        headers.insert(header::HOST, host);
+    }
     Ok(Some(Head::Bodiless(bodiless(
         method, uri, version, headers,
     ))))

@@ -7,7 +7,8 @@ use http_body_util::{BodyExt, StreamBody};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::request::{parse, Head, Refusal};
+use super::request::{parse, Head};
+use crate::proxy::framing::Refusal;
 use super::response::{write, Answering};
 use crate::body::{full, BoxError, ProxyBody};
 use crate::proxy::stamp::Stamp;
@@ -47,12 +48,23 @@ fn a_bodiless_request_is_parsed_and_removed_from_the_buffer() {
     assert_eq!(two, ["1", "2"]);
     assert!(b.keep_alive);
     // Content-Length: 0 is a bodiless request too.
-    assert!(bodiless("DELETE /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n").keep_alive);
+    assert!(bodiless("DELETE /x HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n").keep_alive);
+    // Equal Content-Length fields are one; one is passed on.
+    let two = bodiless("GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(two.parts.headers.get_all("content-length").iter().count(), 1);
+}
+
+#[test]
+fn an_absolute_form_target_replaces_the_host_field() {
+    let b = bodiless("GET http://b.example:81/p?q HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    assert_eq!(b.parts.headers["host"], "b.example:81");
+    assert_eq!(b.parts.headers.get_all("host").iter().count(), 1);
+    assert_eq!(b.parts.uri.path(), "/p");
 }
 
 #[test]
 fn keep_alive_follows_the_version_and_connection_tokens() {
-    assert!(!bodiless("GET / HTTP/1.1\r\nConnection: te, Close\r\n\r\n").keep_alive);
+    assert!(!bodiless("GET / HTTP/1.1\r\nHost: a\r\nConnection: te, Close\r\n\r\n").keep_alive);
     assert!(!bodiless("GET / HTTP/1.0\r\n\r\n").keep_alive);
     assert!(bodiless("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
 }
@@ -60,11 +72,13 @@ fn keep_alive_follows_the_version_and_connection_tokens() {
 #[test]
 fn requests_this_server_does_not_take_stay_in_the_buffer_for_the_hyper_server() {
     for text in [
-        "POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc",
-        "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
-        "GET /ws HTTP/1.1\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
-        "GET / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
-        "CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
         "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         "PRI * HT",
     ] {
@@ -77,25 +91,38 @@ fn requests_this_server_does_not_take_stay_in_the_buffer_for_the_hyper_server() 
     }
     // The preface is only a preface at the start of a connection.
     assert!(!handed_off("PRI * HTTP/1.1\r\n\r\n"));
-    assert_eq!(
+    assert!(matches!(
         parsed("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap_err(),
-        Refusal::Malformed
-    );
+        Refusal::BadRequest(_)
+    ));
 }
 
 #[test]
 fn broken_heads_are_refused_and_partial_ones_wait() {
     assert!(matches!(parsed("GET /a HTTP/1.1\r\nHost: x\r\n"), Ok(None)));
     for text in [
-        "GET / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
-        "GET / HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
-        "GET / HTTP/1.1\r\ncontent-length: 1, 2\r\n\r\n",
-        "GET / HTTP/1.1\r\nbad name: x\r\n\r\n",
-        "GET / HTTP/3.0\r\n\r\n",
-        "G\0T / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ncontent-length: -1\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 1, 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\nbad name: x\r\n\r\n",
+        "GET / HTTP/3.0\r\nhost: a\r\n\r\n",
+        "G\0T / HTTP/1.1\r\nhost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: , chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: a\r\n folded\r\n\r\n",
     ] {
-        assert_eq!(parsed(text).unwrap_err(), Refusal::Malformed, "{text:?}");
+        assert!(
+            matches!(parsed(text).unwrap_err(), Refusal::BadRequest(_)),
+            "{text:?}"
+        );
     }
+    assert!(matches!(
+        parsed("GET / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: identity, chunked\r\n\r\n"),
+        Err(Refusal::NotImplemented(_))
+    ));
     let many: String = (0..101).map(|i| format!("x-{i}: v\r\n")).collect();
     assert_eq!(
         parsed(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
