@@ -12,6 +12,7 @@ pub mod mount;
 pub mod pki;
 pub mod postgres;
 pub mod process;
+pub mod raw;
 pub mod relay;
 pub mod silent;
 pub mod ws;

@@ -373,9 +373,7 @@ pub async fn read_body(
         BodyFormat::Json => {
             serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request(CANNOT_PARSE_JSON))?
         }
-        BodyFormat::Form => {
-            form_to_json(form::pairs(&bytes)?)?
-        }
+        BodyFormat::Form => form_to_json(form::pairs(&bytes)?)?,
         BodyFormat::Yaml => serde_yaml::from_slice::<Value>(&bytes)
             .map_err(|e| ApiError::bad_request(format!("Cannot parse YAML body: {e}")))?,
     };

@@ -157,14 +157,15 @@ pub(super) async fn direct(
         .path_and_query(out.path_and_query)
         .build()
         .map_err(|_| ProxyError::BadUpstreamUri)?;
+    let upgrade = out.upgrade;
     let client = ctx
         .upstreams
-        .get(&Dial::of(target, service.retries, out.upgrade));
+        .get(&Dial::of(target, service.retries, upgrade));
     let mut req = Request::new(out.body);
     *req.method_mut() = out.method;
     *req.uri_mut() = uri;
     *req.headers_mut() = out.headers;
-    let resp = pooled(&client, req, window).await?;
+    let resp = pooled(&client, req, window, upgrade).await?;
     Ok((resp, started.elapsed()))
 }
 
@@ -175,9 +176,16 @@ async fn pooled(
     client: &Upstream,
     mut req: Request<ProxyBody>,
     window: Duration,
+    upgrade: bool,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let connection = capture_connection(&mut req);
     let mut resp = from_client(tokio::time::timeout(window, client.request(req)).await)?;
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+        // The connection went to an upgrade nobody asked for; it is dropped with the response.
+        return Err(ProxyError::UpstreamProtocol {
+            detail: "101 Switching Protocols to a request that asked for no upgrade".into(),
+        });
+    }
     if framing::coding_overrides_length(resp.headers_mut()) {
         if let Some(connected) = connection.connection_metadata().as_ref() {
             connected.poison();
@@ -309,7 +317,7 @@ pub(super) async fn balanced(
                 *req.method_mut() = out.method.clone();
                 *req.uri_mut() = uri;
                 *req.headers_mut() = out.headers.clone();
-                pooled(&client, req, left).await
+                pooled(&client, req, left, out.upgrade).await
             }
         };
         let failure = match result {

@@ -6,7 +6,9 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{client, eventually, get_json, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
+use tests::{
+    client, eventually, get_json, ControlPlane, DataPlane, DpOptions, EchoUpstream, PATIENCE,
+};
 
 struct Env {
     cp: ControlPlane,
@@ -16,7 +18,14 @@ struct Env {
 
 async fn env(n: usize) -> Env {
     let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp).await;
+    // Two workers, each with its own connections: the balancers' counts are the node's, not a worker's.
+    let dp = DataPlane::start_with(DpOptions {
+        pairing_token: Some(cp.pairing_token().await),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        workers: Some(2),
+        ..Default::default()
+    })
+    .await;
     let mut ups = Vec::new();
     for _ in 0..n {
         ups.push(EchoUpstream::start().await);
@@ -195,21 +204,33 @@ async fn least_connections_sends_new_requests_to_the_idle_target() {
     .await;
     e.sync().await;
     let before = e.counts();
-    let slow_url = format!("{}/lc/delay/1500", e.dp.proxy_url);
-    let slow = tokio::spawn(async move { client().get(slow_url).send().await.map(|r| r.status()) });
-    let busy = eventually(PATIENCE, "the slow request reached an upstream", || {
-        let now = e.counts();
-        let before = before.clone();
-        async move { (0..2).find(|i| now[*i] > before[*i]) }
-    })
-    .await;
+    // A request kept in flight for as long as the test needs: its response body (1 GiB, streamed) is
+    // never read, so it cannot end until the response is dropped. No timing is assumed.
+    let held = client()
+        .get(format!("{}/lc/bytes/1073741824", e.dp.proxy_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 200);
+    let now = e.counts();
+    let busy = (0..2)
+        .find(|i| now[*i] > before[*i])
+        .expect("the held request reached an upstream");
+    // Each request on a new connection, so both workers serve some of them.
     let got = e.requests("/lc", 10).await;
     assert_eq!(
         got[1 - busy],
         10,
         "{got:?}: the idle target takes every request"
     );
-    assert_eq!(slow.await.unwrap().unwrap(), 200);
+    drop(held);
+    // Once the held request is done, both targets are idle again and take turns.
+    let got = eventually(PATIENCE, "both targets take requests again", || async {
+        let got = e.requests("/lc", 4).await;
+        (got[busy] > 0).then_some(got)
+    })
+    .await;
+    assert_eq!(got.iter().sum::<u64>(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

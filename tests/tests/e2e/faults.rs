@@ -146,7 +146,10 @@ async fn a_node_on_a_read_only_disk_starts_from_its_last_known_good_config() {
     };
     let token: &'static str = token.leak();
     let mut dp = launch(Some(token), "dp1.log").start().await;
+    // The node serves a config before it has stored it; its ACK follows the store, so the control
+    // plane's `in_sync` says the last-known-good files exist.
     wait_version(&dp.status, cp_version(&cp).await).await;
+    wait_sync_status(&cp, "in_sync").await;
     // Everything the node stores is owner-only, and so is the control plane's data dir.
     let data = disk.path().join("dp");
     assert_eq!(mode(&data), 0o700);

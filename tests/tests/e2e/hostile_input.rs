@@ -392,3 +392,60 @@ async fn what_the_document_forbids_the_server_refuses() {
         assert_eq!(s, 400, "{url}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_values_that_are_not_utf8_are_refused_with_the_field_named() {
+    let cp = ControlPlane::start().await;
+    let version = cp.version().await;
+    let send = |content_type: &'static str, body: &'static [u8]| {
+        let url = format!("{}/services", cp.admin_url);
+        async move {
+            let r = client()
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, body) = send(
+        "application/x-www-form-urlencoded",
+        b"host=example.com&name=%FF%FE",
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        body["fields"]["name"], "invalid value: not valid UTF-8",
+        "{body}"
+    );
+    let (s, body) = send(
+        "multipart/form-data; boundary=b",
+        b"--b\r\ncontent-disposition: form-data; name=\"host\"\r\n\r\nexample.com\r\n--b\r\ncontent-disposition: form-data; name=\"tags[]\"\r\n\r\n\xff\r\n--b--\r\n",
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        body["fields"]["tags"], "invalid value: not valid UTF-8",
+        "{body}"
+    );
+    // Nothing was stored.
+    assert_eq!(cp.version().await, version);
+    assert_eq!(cp.get("/services").await.unwrap()["data"], json!([]));
+    // Valid UTF-8, escaped, is stored as it was sent.
+    let (s, body) = send(
+        "application/x-www-form-urlencoded",
+        b"host=example.com&name=caf%C3%A9",
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["name"], "café");
+    let (s, body) = send(
+        "application/x-www-form-urlencoded",
+        b"host=example.com&tags[]=caf%C3%A9",
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["tags"], json!(["café"]));
+}

@@ -8,6 +8,7 @@ mod admin_kong_errors;
 mod admin_kong_schemas;
 mod balancing;
 mod cluster;
+mod conformance;
 mod containers;
 mod deck_cli;
 mod dns_targets;

@@ -44,7 +44,11 @@ fn host_fields_follow_rfc_9112_section_3_2() {
         );
     }
     for valid in ["a", "a.example:8000", "[::1]:80", "127.0.0.1"] {
-        assert_eq!(body(V11, &[("host", valid)]), Ok(BodyFraming::None), "{valid:?}");
+        assert_eq!(
+            body(V11, &[("host", valid)]),
+            Ok(BodyFraming::None),
+            "{valid:?}"
+        );
     }
 }
 
@@ -71,13 +75,22 @@ fn transfer_encoding_is_exactly_chunked_or_refused() {
     let chunked = |v: &str| body(V11, &[("host", "a"), ("transfer-encoding", v)]);
     assert_eq!(chunked("chunked"), Ok(BodyFraming::Chunked));
     assert_eq!(chunked("Chunked "), Ok(BodyFraming::Chunked));
-    for not_implemented in ["identity, chunked", "gzip, chunked", "chunked, chunked", "gzip"] {
+    for not_implemented in ["identity, chunked", "gzip, chunked", "chunked, chunked"] {
         assert!(
             matches!(chunked(not_implemented), Err(Refusal::NotImplemented(_))),
             "{not_implemented:?}"
         );
     }
-    for malformed in [", chunked", "chunked,", "chu nked", "\"chunked\"", ""] {
+    for malformed in [
+        ", chunked",
+        "chunked,",
+        "chu nked",
+        "\"chunked\"",
+        "",
+        "gzip",
+        "chunked, identity",
+        "xchunked",
+    ] {
         assert!(
             matches!(chunked(malformed), Err(Refusal::BadRequest(_))),
             "{malformed:?}"
@@ -94,7 +107,9 @@ fn transfer_encoding_is_exactly_chunked_or_refused() {
     );
     assert_eq!(
         body(V10, &[("transfer-encoding", "chunked")]),
-        Err(Refusal::BadRequest("Transfer-Encoding in an HTTP/1.0 request"))
+        Err(Refusal::BadRequest(
+            "Transfer-Encoding in an HTTP/1.0 request"
+        ))
     );
     // Beside a Content-Length, the coding wins.
     let both = [
@@ -138,7 +153,10 @@ fn a_response_coding_removes_its_length() {
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
     assert!(!coding_overrides_length(&mut h), "a length alone stays");
     assert!(h.contains_key(header::CONTENT_LENGTH));
-    h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    h.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
     assert!(coding_overrides_length(&mut h));
     assert!(!h.contains_key(header::CONTENT_LENGTH));
     assert!(!coding_overrides_length(&mut h), "nothing left to remove");

@@ -163,8 +163,7 @@ fn framing(
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|c| !c.is_empty())
-        .last()
+        .rfind(|c| !c.is_empty())
         .map(|c| c.eq_ignore_ascii_case(b"chunked"));
     if headers.contains_key(header::TRANSFER_ENCODING) {
         let chunked = last == Some(true);

@@ -29,9 +29,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use super::framing::Refusal;
 use super::{hyper_service, ConnBuilder, Connection, ProxyCtx};
 use crate::body::{BoxError, RequestBody};
-use super::framing::Refusal;
 use request::Head;
 use response::Answering;
 

@@ -11,11 +11,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::proxy::forward::connection_tokens;
-use crate::proxy::framing::{BodyFraming, HeadFields, Refusal};
+use crate::proxy::framing::{BodyFraming, HeadFields, Refusal, MAX_HEAD};
 use crate::proxy::header_maps;
 
-/// Longest request head accepted (as the hyper server's buffer limit).
-pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields accepted (as the hyper server).
 const MAX_HEADERS: usize = 100;
 /// What an HTTP/2 connection with prior knowledge starts with (RFC 9113, 3.4).
@@ -63,6 +61,7 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(&buf[..], &mut fields) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Err(Refusal::TooLarge),
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Refusal::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),

@@ -81,7 +81,12 @@ pub(super) async fn write(
             let frame = match frame {
                 None => break,
                 Some(Ok(frame)) => frame,
-                Some(Err(e)) => return Err(io::Error::other(e)),
+                Some(Err(e)) => {
+                    // What was gathered still goes out: the client sees the head and the body cut
+                    // short by the connection's end, not a connection closed without an answer.
+                    let _ = flush(stream, out).await;
+                    return Err(io::Error::other(e));
+                }
             };
             let data = match frame.into_data() {
                 Ok(data) => data,
@@ -96,6 +101,7 @@ pub(super) async fn write(
             sent += data.len() as u64;
             if let Framing::Length(n) = framing {
                 if sent > n {
+                    let _ = flush(stream, out).await;
                     return Err(io::Error::other("response body longer than its length"));
                 }
             }
@@ -181,8 +187,10 @@ fn encode_head(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     // Framing and connection handling are this connection's own; a Content-Length is kept only when
-    // no body is sent (the length a HEAD or 304 answer describes).
-    let own_length = framing != Framing::None;
+    // no body is sent (the length a HEAD or 304 answer describes), and never on 1xx and 204 answers
+    // (RFC 9110, 8.6).
+    let own_length =
+        framing != Framing::None || status.is_informational() || status == StatusCode::NO_CONTENT;
     encode_fields(out, headers, |name| {
         name != header::CONNECTION
             && name != header::TRANSFER_ENCODING

@@ -8,9 +8,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::request::{parse, Head};
-use crate::proxy::framing::Refusal;
 use super::response::{write, Answering};
 use crate::body::{full, BoxError, ProxyBody};
+use crate::proxy::framing::Refusal;
 use crate::proxy::stamp::Stamp;
 
 fn parsed(text: &str) -> Result<Option<Head>, Refusal> {
@@ -50,8 +50,12 @@ fn a_bodiless_request_is_parsed_and_removed_from_the_buffer() {
     // Content-Length: 0 is a bodiless request too.
     assert!(bodiless("DELETE /x HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n").keep_alive);
     // Equal Content-Length fields are one; one is passed on.
-    let two = bodiless("GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n");
-    assert_eq!(two.parts.headers.get_all("content-length").iter().count(), 1);
+    let two =
+        bodiless("GET / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 0\r\n\r\n");
+    assert_eq!(
+        two.parts.headers.get_all("content-length").iter().count(),
+        1
+    );
 }
 
 #[test]
