@@ -24,3 +24,5 @@ pub fn split2(data: &[u8]) -> (&[u8], &[u8]) {
         None => (data, &[]),
     }
 }
+
+pub mod hyper_oracle;

@@ -194,7 +194,7 @@ impl Cluster {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let Ok(ip) = self.compose.ip(&self.cp, "cluster") else {
+        let Ok(ip) = self.compose.ip(&self.cp, "admin") else {
             return (0, Value::Null);
         };
         let mut r = crate::client()
@@ -242,6 +242,22 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The URL of a container's `port` as published on the host.
+    pub fn published(&self, container: &str, port: u16) -> String {
+        let out = run(
+            "docker",
+            &["port", container, &format!("{port}/tcp")],
+            &[],
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let host_port = out
+            .lines()
+            .find_map(|l| l.trim().rsplit_once(':').map(|(_, p)| p.to_string()))
+            .unwrap_or_else(|| panic!("{container} publishes {port}: {out:?}"));
+        format!("http://127.0.0.1:{host_port}")
     }
 
     /// The proxy URL of a data-plane container.

@@ -23,6 +23,7 @@ pub mod grpc;
 mod h1;
 mod h1_server;
 mod header_maps;
+pub mod parsers;
 pub mod pipeline;
 mod send;
 pub mod stamp;

@@ -146,11 +146,16 @@ async fn the_compose_cluster_scales_and_survives_its_faults() {
     })
     .await;
     let cut_proxy = format!("http://{}:8000", c.compose.ip(cut, "edge").unwrap());
-    for _ in 0..50 {
-        assert_eq!(
-            status_of(&format!("{cut_proxy}/introspection"), Some(&token)).await,
-            200
-        );
+    // Clients reach it on its `edge` address and on the host port it publishes alike.
+    let cut_published = c.published(cut, 8000);
+    for _ in 0..25 {
+        for proxy in [&cut_proxy, &cut_published] {
+            assert_eq!(
+                status_of(&format!("{proxy}/introspection"), Some(&token)).await,
+                200,
+                "{proxy}"
+            );
+        }
     }
     let (s, _) = c
         .admin(

@@ -16,9 +16,11 @@ use tokio::net::TcpStream;
 use super::H1Pool;
 use crate::body::BoxError;
 
-/// Longest chunk-size line, and most bytes of trailer fields, accepted.
+/// Longest chunk-size line, and most bytes and fields of trailers, accepted (the trailer limits are
+/// hyper's client's, which reads the pooled path's answers).
 const MAX_CHUNK_LINE: usize = 4 * 1024;
-const MAX_TRAILERS: usize = 64 * 1024;
+const MAX_TRAILERS: usize = 16 * 1024;
+const MAX_TRAILER_FIELDS: usize = 100;
 
 /// How a response body ends.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,8 +44,8 @@ pub(super) enum Chunked {
     Data(u64),
     /// After a chunk's data, before its CRLF.
     DataEnd,
-    /// After the last chunk, with this many bytes of trailer fields read (they are not forwarded).
-    Trailers(usize),
+    /// After the last chunk, with this many bytes and fields of trailers read (they are not forwarded).
+    Trailers { bytes: usize, fields: usize },
 }
 
 /// What the decoder found in the buffer.
@@ -66,11 +68,22 @@ impl Chunked {
                     else {
                         return Ok(Decoded::NeedMore);
                     };
+                    // No CR before the line's end and no other control character (a CR there ends
+                    // the line for some readers and not for others).
+                    if buf[..eol]
+                        .iter()
+                        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    {
+                        return Err("control character in a chunk size line");
+                    }
                     let digits = buf[..eol].split(|&b| b == b';').next().unwrap_or_default();
                     let size = parse_hex(digits).ok_or("invalid chunk size")?;
                     buf.advance(eol + 2);
                     *self = match size {
-                        0 => Chunked::Trailers(0),
+                        0 => Chunked::Trailers {
+                            bytes: 0,
+                            fields: 0,
+                        },
                         n => Chunked::Data(n),
                     };
                 }
@@ -95,16 +108,24 @@ impl Chunked {
                     buf.advance(2);
                     *self = Chunked::Size;
                 }
-                Chunked::Trailers(read) => {
-                    let room = MAX_TRAILERS.saturating_sub(*read);
+                Chunked::Trailers { bytes, fields } => {
+                    let room = MAX_TRAILERS.saturating_sub(*bytes);
                     let Some(eol) = line_end(buf, room, "trailer fields too large")? else {
                         return Ok(Decoded::NeedMore);
                     };
-                    buf.advance(eol + 2);
                     if eol == 0 {
+                        buf.advance(2);
                         return Ok(Decoded::End);
                     }
-                    *read += eol + 2;
+                    if *fields == MAX_TRAILER_FIELDS {
+                        return Err("too many trailer fields");
+                    }
+                    if !is_field_line(&buf[..eol]) {
+                        return Err("invalid trailer field");
+                    }
+                    buf.advance(eol + 2);
+                    *bytes += eol + 2;
+                    *fields += 1;
                 }
             }
         }
@@ -123,6 +144,22 @@ fn line_end(buf: &[u8], max: usize, too_long: &'static str) -> Result<Option<usi
     }
 }
 
+/// `field-name ":" OWS field-value OWS` (RFC 9112, 5), read as a head's field is: by `httparse`, then as
+/// an `http` name and value.
+fn is_field_line(line: &[u8]) -> bool {
+    let mut block = Vec::with_capacity(line.len() + 4);
+    block.extend_from_slice(line);
+    block.extend_from_slice(b"\r\n\r\n");
+    let mut field = [httparse::EMPTY_HEADER; 1];
+    match httparse::parse_headers(&block, &mut field) {
+        Ok(httparse::Status::Complete((_, [f]))) => {
+            http::HeaderName::from_bytes(f.name.as_bytes()).is_ok()
+                && http::HeaderValue::from_bytes(f.value).is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// A chunk size: 1 to 16 hexadecimal digits, optionally followed by spaces before an extension.
 fn parse_hex(digits: &[u8]) -> Option<u64> {
     let end = digits
@@ -137,6 +174,29 @@ fn parse_hex(digits: &[u8]) -> Option<u64> {
         let d = (b as char).to_digit(16)?;
         Some((n << 4) | u64::from(d))
     })
+}
+
+/// Reads a whole body framed by `framing` from `buf`, after which the connection ends: the body, and
+/// whether it ended as its framing says. What follows it stays in `buf`.
+pub(super) fn read_all(framing: Framing, buf: &mut BytesMut) -> (Vec<u8>, bool) {
+    match framing {
+        Framing::Empty => (Vec::new(), true),
+        Framing::Length(n) => {
+            let take = (buf.len() as u64).min(n) as usize;
+            (buf.split_to(take).to_vec(), take as u64 == n)
+        }
+        Framing::UntilClose => (buf.split().to_vec(), true),
+        Framing::Chunked(mut state) => {
+            let mut body = Vec::new();
+            loop {
+                match state.decode(buf) {
+                    Ok(Decoded::Data(data)) => body.extend_from_slice(&data),
+                    Ok(Decoded::End) => return (body, true),
+                    Ok(Decoded::NeedMore) | Err(_) => return (body, false),
+                }
+            }
+        }
+    }
 }
 
 /// A response body streaming from its upstream connection.

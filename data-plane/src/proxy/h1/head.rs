@@ -13,12 +13,13 @@ use super::body::{Chunked, Framing};
 use super::BodylessRequest;
 use crate::header_block::encode_field;
 use crate::proxy::forward::connection_tokens;
+use crate::proxy::framing::is_tchar;
 use crate::proxy::header_maps;
 
 /// Longest response head accepted.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
-/// Most response header fields accepted.
-const MAX_HEADERS: usize = 128;
+/// Most response header fields accepted (as hyper's client, which reads the pooled path's answers).
+const MAX_HEADERS: usize = 100;
 
 /// Appends the request line and header fields to `out`, ready to write: the forwarded headers of
 /// `req.forwarded` are written with the others. `Host` comes from the headers, or from `authority` when
@@ -157,14 +158,29 @@ fn framing(
         // Its framing is faulty (RFC 9112, 6.1), as hyper's client, on the pooled path, also decides.
         return Err(HeadError("transfer-encoding in an HTTP/1.0 response"));
     }
-    // The last coding decides (RFC 9112, 6.3): chunked, or else the body runs until the close.
-    let last = headers
+    // The last coding decides (RFC 9112, 6.3): chunked, or else the body runs until the close. A list
+    // with an empty element or a name that is not a token is refused: implementations read those apart.
+    let mut last = None;
+    for coding in headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .rfind(|c| !c.is_empty())
-        .map(|c| c.eq_ignore_ascii_case(b"chunked"));
+    {
+        let name = coding
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(HeadError("invalid transfer-encoding"));
+        }
+        let chunked = name.eq_ignore_ascii_case(b"chunked");
+        if chunked && coding.contains(&b';') {
+            // Chunked has no parameters (RFC 9112, 7); readers disagree on whether it is still chunked.
+            return Err(HeadError("parameters on the chunked coding"));
+        }
+        last = Some(chunked);
+    }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         let chunked = last == Some(true);
         // With a Content-Length beside it, the coding wins and the length goes (it must not reach the

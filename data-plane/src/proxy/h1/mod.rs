@@ -248,6 +248,30 @@ async fn exchange(
     }
 }
 
+/// A whole response read from `bytes` the way [`send`] and the body read it from a socket that ends
+/// after them (see [`crate::proxy::parsers`]).
+pub(super) fn verdict(bytes: &[u8], head_request: bool) -> crate::proxy::parsers::ResponseVerdict {
+    use crate::proxy::parsers::ResponseVerdict;
+    let mut buf = BytesMut::from(bytes);
+    let head = match head::parse_response(&mut buf) {
+        Ok(Some(head)) => head,
+        Ok(None) => return ResponseVerdict::Incomplete,
+        Err(e) => return ResponseVerdict::Invalid(e.0.to_string()),
+    };
+    let framing = match head_request {
+        true => body::Framing::Empty,
+        false => head.framing,
+    };
+    let (body, complete) = body::read_all(framing, &mut buf);
+    ResponseVerdict::Message {
+        status: head.parts.status.as_u16(),
+        body,
+        complete,
+        // Nothing may follow the answer on a connection that is kept.
+        reusable: complete && head.keep_alive && buf.is_empty(),
+    }
+}
+
 /// Methods that may be sent again when a kept connection turns out closed (RFC 9110, 9.2.2).
 fn idempotent(method: &Method) -> bool {
     matches!(

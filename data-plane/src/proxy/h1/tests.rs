@@ -64,6 +64,12 @@ fn malformed_chunked_bodies_are_refused() {
         b"3\nabc",
         b"11111111111111111\r\n",
         b"-1\r\n",
+        b"0\r\nno colon\r\n\r\n",
+        b"3;a\rb\r\nabc\r\n0\r\n\r\n",
+        b"3;\x00\r\nabc\r\n0\r\n\r\n",
+        b"0\r\n: empty name\r\n\r\n",
+        b"0\r\n folded: x\r\n\r\n",
+        b"0\r\nx-a: \x01\r\n\r\n",
     ] {
         assert!(
             chunked_all(bad).is_err(),
@@ -77,7 +83,11 @@ fn malformed_chunked_bodies_are_refused() {
     for _ in 0..4000 {
         trailers.extend_from_slice(b"x-trailer: some value\r\n");
     }
-    assert_eq!(chunked_all(&trailers), Err("trailer fields too large"));
+    assert_eq!(chunked_all(&trailers), Err("too many trailer fields"));
+    let mut large = b"0\r\nx-large: ".to_vec();
+    large.extend_from_slice(&[b'a'; 17 * 1024]);
+    large.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(chunked_all(&large), Err("trailer fields too large"));
 }
 
 fn parse(input: &[u8]) -> Result<Option<head::ResponseHead>, HeadError> {

@@ -108,6 +108,23 @@ pub(super) async fn serve(
     }
 }
 
+/// The decision [`serve`] makes about `bytes` at the start of a connection (`first`) or after a
+/// response (see [`crate::proxy::parsers`]).
+pub(super) fn verdict(bytes: &[u8], first: bool) -> crate::proxy::parsers::RequestVerdict {
+    use crate::proxy::parsers::RequestVerdict;
+    let mut buf = BytesMut::from(bytes);
+    match request::parse(&mut buf, first) {
+        Ok(None) => RequestVerdict::Incomplete,
+        Err(refusal) => RequestVerdict::Refused(refusal.status().as_u16()),
+        Ok(Some(Head::Bodiless(b))) => RequestVerdict::Bodiless {
+            method: b.parts.method.to_string(),
+            target: b.parts.uri.to_string(),
+            len: bytes.len() - buf.len(),
+        },
+        Ok(Some(Head::HandOff)) => RequestVerdict::HandOff(request::body_framing(&buf)),
+    }
+}
+
 /// How long a refused client's remaining bytes are read and dropped before the connection is closed.
 const LINGER: Duration = Duration::from_secs(1);
 

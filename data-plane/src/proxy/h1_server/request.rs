@@ -147,6 +147,30 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     ))))
 }
 
+/// The body framing the rules give the request head at the front of `buf`, which [`parse`] left for
+/// hyper's server; `None` for an HTTP/2 preface (or a head that no longer parses).
+pub(super) fn body_framing(buf: &[u8]) -> Option<BodyFraming> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    req.parse(buf).ok()?;
+    let uri: Uri = req.path?.parse().ok()?;
+    let version = match req.version? {
+        1 => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let names: Vec<HeaderName> = req
+        .headers
+        .iter()
+        .map(|f| HeaderName::from_bytes(f.name.as_bytes()))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut seen = HeadFields::default();
+    for (name, field) in names.iter().zip(req.headers.iter()) {
+        seen.see(name, field.value);
+    }
+    seen.judge(version, &uri).ok().map(|a| a.body)
+}
+
 /// The parts of a bodiless request, and whether its connection is kept.
 fn bodiless(method: Method, uri: Uri, version: Version, headers: HeaderMap) -> Bodiless {
     let keep_alive = match version {
