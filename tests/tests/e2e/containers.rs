@@ -1,8 +1,9 @@
 //! The compose cluster on the Docker engine: the image built from the Dockerfile (with the locally made
 //! base), three data planes enrolled with one token, and the faults containers make easy: the control
 //! plane killed, a node restarted without it, a node cut off the cluster network, SIGTERM during a slow
-//! request. Clients reach containers at their addresses on the compose networks, so no host port is
-//! fixed. Where no Docker engine answers, the test says SKIPPED and why.
+//! request. Clients reach containers at their addresses on the compose networks and, for the node cut
+//! off, also at the host port Docker picked for it. Where no Docker engine answers, the test says
+//! SKIPPED and why.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -130,6 +131,13 @@ async fn the_compose_cluster_scales_and_survives_its_faults() {
     let cut = &dps[1];
     let cut_host = hostname(cut);
     let cluster_net = c.compose.network("cluster");
+    // Clients reach it on its `edge` address and on the host port it publishes alike, before the cut,
+    // at once after it, and for as long as it lasts.
+    let cut_published = c.published(cut, 8000);
+    assert_eq!(
+        status_of(&format!("{cut_published}/introspection"), Some(&token)).await,
+        200
+    );
     run(
         "docker",
         &["network", "disconnect", &cluster_net, cut],
@@ -137,6 +145,11 @@ async fn the_compose_cluster_scales_and_survives_its_faults() {
         Duration::from_secs(30),
     )
     .unwrap();
+    assert_eq!(
+        status_of(&format!("{cut_published}/introspection"), Some(&token)).await,
+        200,
+        "the published port answers at once after the cut"
+    );
     eventually(PATIENCE, "cut-off node shown disconnected", || async {
         let nodes = c.nodes().await;
         nodes
@@ -146,8 +159,6 @@ async fn the_compose_cluster_scales_and_survives_its_faults() {
     })
     .await;
     let cut_proxy = format!("http://{}:8000", c.compose.ip(cut, "edge").unwrap());
-    // Clients reach it on its `edge` address and on the host port it publishes alike.
-    let cut_published = c.published(cut, 8000);
     for _ in 0..25 {
         for proxy in [&cut_proxy, &cut_published] {
             assert_eq!(
