@@ -161,3 +161,46 @@ fn a_response_coding_removes_its_length() {
     assert!(!h.contains_key(header::CONTENT_LENGTH));
     assert!(!coding_overrides_length(&mut h), "nothing left to remove");
 }
+
+#[test]
+fn requests_hyper_parsed_get_the_same_rules() {
+    let req = |version: Version, uri: &str, hosts: &[&str]| {
+        let mut b = http::Request::builder().version(version).uri(uri);
+        for h in hosts {
+            b = b.header("host", *h);
+        }
+        b.body(()).unwrap()
+    };
+    // HTTP/1.1: an absolute-form target's host replaces Host; Host is required and single.
+    let mut r = req(V11, "http://b.example/p", &["a.example"]);
+    assert_eq!(check_parsed(&mut r), Ok(()));
+    assert_eq!(r.headers()["host"], "b.example");
+    assert_eq!(
+        check_parsed(&mut req(V11, "/p", &[])),
+        Err(Refusal::BadRequest(
+            "an HTTP/1.1 request without a Host field"
+        ))
+    );
+    assert_eq!(
+        check_parsed(&mut req(V11, "/p", &["a", "b"])),
+        Err(Refusal::BadRequest("more than one Host field"))
+    );
+    // HTTP/2: a Host field must name the `:authority`.
+    let h2 = Version::HTTP_2;
+    assert_eq!(
+        check_parsed(&mut req(h2, "https://a.example/p", &["A.example"])),
+        Ok(())
+    );
+    assert_eq!(
+        check_parsed(&mut req(h2, "https://a.example/p", &["b.example"])),
+        Err(Refusal::BadRequest("Host and :authority differ"))
+    );
+    assert_eq!(check_parsed(&mut req(h2, "/p", &["b.example"])), Ok(()));
+    // A head over the limit, whatever hyper's buffer let through.
+    let mut big = req(V11, "/p", &["a"]);
+    big.headers_mut().insert(
+        "x-big",
+        HeaderValue::from_str(&"a".repeat(MAX_HEAD)).unwrap(),
+    );
+    assert_eq!(check_parsed(&mut big), Err(Refusal::TooLarge));
+}
