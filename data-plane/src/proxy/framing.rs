@@ -64,6 +64,8 @@ pub struct HeadFields<'a> {
     coding: Option<&'a [u8]>,
     lengths: u32,
     length: Option<&'a [u8]>,
+    /// Two `Content-Length` fields that disagree.
+    conflicting_lengths: bool,
 }
 
 /// How a request's body is delimited (RFC 9112, 6.3).
@@ -98,8 +100,7 @@ impl<'a> HeadFields<'a> {
             // Equal Content-Length fields stand for one (RFC 9112, 6.3); different ones are refused.
             match self.length {
                 None => self.length = Some(value),
-                Some(first) if first != value => self.length = Some(&b"conflicting values"[..]),
-                Some(_) => {}
+                Some(first) => self.conflicting_lengths |= first != value,
             }
         }
     }
@@ -153,6 +154,9 @@ impl<'a> HeadFields<'a> {
                 // With a Content-Length beside it, Transfer-Encoding wins (RFC 9112, 6.3): the length
                 // is dropped and the connection closed after the answer, as hyper's server does.
                 BodyFraming::Chunked
+            }
+            (None, Some(_)) if self.conflicting_lengths => {
+                return Err(Refusal::BadRequest("conflicting Content-Length fields"))
             }
             (None, Some(length)) => match content_length(length)? {
                 0 => BodyFraming::None,
@@ -251,27 +255,12 @@ fn is_authority(s: &[u8]) -> bool {
 /// `chunked` names codings the node does not implement (501, RFC 9112 6.1); any other value leaves the
 /// body's length unknown (400, RFC 9112 6.3).
 fn transfer_coding(value: &[u8]) -> Result<(), Refusal> {
-    let value = value.trim_ascii();
-    if value.eq_ignore_ascii_case(b"chunked") {
+    if value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
         return Ok(());
     }
-    let names: Vec<&[u8]> = value
-        .split(|&b| b == b',')
-        // A coding name, optionally with parameters; the name is a token.
-        .map(|c| {
-            c.split(|&b| b == b';')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii()
-        })
-        .collect();
-    let well_formed = names
-        .iter()
-        .all(|name| !name.is_empty() && name.iter().all(|&b| is_tchar(b)));
-    let chunked_last = names
-        .last()
-        .is_some_and(|n| n.eq_ignore_ascii_case(b"chunked"));
-    match well_formed && chunked_last {
+    let chunked_last = codings(std::iter::once(value))
+        .is_some_and(|list| list.last().is_some_and(|(name, _)| is_chunked(name)));
+    match chunked_last {
         true => Err(Refusal::NotImplemented(
             "a transfer coding other than chunked",
         )),
@@ -279,6 +268,26 @@ fn transfer_coding(value: &[u8]) -> Result<(), Refusal> {
             "Transfer-Encoding does not end in chunked",
         )),
     }
+}
+
+/// The codings a `Transfer-Encoding` list names (`values`: its fields), in order, each with whether
+/// parameters follow its name; `None` when an element is empty or its name is not a token (RFC 9110
+/// 5.6.1, 10.1.4). Requests and upstream answers read the list with this one grammar.
+pub(crate) fn codings<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<(&'a [u8], bool)>> {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|element| {
+            let mut parts = element.splitn(2, |&b| b == b';');
+            let name = parts.next().unwrap_or_default().trim_ascii();
+            let token = !name.is_empty() && name.iter().all(|&b| is_tchar(b));
+            token.then_some((name, parts.next().is_some()))
+        })
+        .collect()
+}
+
+/// Whether a coding name is `chunked`.
+pub(crate) fn is_chunked(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"chunked")
 }
 
 /// A request's `Content-Length`: one number of decimal digits (a list, or fields that disagree, are

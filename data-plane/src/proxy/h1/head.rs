@@ -13,7 +13,7 @@ use super::body::{Chunked, Framing};
 use super::BodylessRequest;
 use crate::header_block::encode_field;
 use crate::proxy::forward::connection_tokens;
-use crate::proxy::framing::is_tchar;
+use crate::proxy::framing;
 use crate::proxy::header_maps;
 
 /// Longest response head accepted.
@@ -158,34 +158,25 @@ fn framing(
         // Its framing is faulty (RFC 9112, 6.1), as hyper's client, on the pooled path, also decides.
         return Err(HeadError("transfer-encoding in an HTTP/1.0 response"));
     }
-    // The last coding decides (RFC 9112, 6.3): chunked, or else the body runs until the close. A list
-    // with an empty element or a name that is not a token is refused: implementations read those apart.
-    let mut last = None;
-    for coding in headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-    {
-        let name = coding
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(HeadError("invalid transfer-encoding"));
-        }
-        let chunked = name.eq_ignore_ascii_case(b"chunked");
-        if chunked && coding.contains(&b';') {
-            // Chunked has no parameters (RFC 9112, 7); readers disagree on whether it is still chunked.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // The last coding decides (RFC 9112, 6.3): chunked, or else the body runs until the close. A
+        // list with an empty element or a name that is not a token, and chunked with parameters (it has
+        // none, RFC 9112 7), are refused: implementations read those apart.
+        let values = headers.get_all(header::TRANSFER_ENCODING);
+        let list = framing::codings(values.iter().map(HeaderValue::as_bytes))
+            .ok_or(HeadError("invalid transfer-encoding"))?;
+        if list
+            .iter()
+            .any(|(name, params)| *params && framing::is_chunked(name))
+        {
             return Err(HeadError("parameters on the chunked coding"));
         }
-        last = Some(chunked);
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let chunked = last == Some(true);
+        let chunked = list
+            .last()
+            .is_some_and(|(name, _)| framing::is_chunked(name));
         // With a Content-Length beside it, the coding wins and the length goes (it must not reach the
         // client); the message is suspect: read it, but never reuse the connection.
-        let alone = !crate::proxy::framing::coding_overrides_length(headers);
+        let alone = !framing::coding_overrides_length(headers);
         return Ok(match chunked {
             true => (Framing::Chunked(Chunked::default()), alone),
             false => (Framing::UntilClose, false),

@@ -86,7 +86,7 @@ pub(super) async fn serve(
         first = false;
         let bodiless = match head {
             Head::Bodiless(bodiless) => bodiless,
-            Head::HandOff => {
+            Head::HandOff(_) => {
                 let HandOff { builder, watcher } = hand_off;
                 let io = TokioIo::new(replay::Replay::new(buf.freeze(), tcp));
                 let served = builder.serve_connection_with_upgrades(io, hyper_service(ctx, conn));
@@ -121,7 +121,7 @@ pub(super) fn verdict(bytes: &[u8], first: bool) -> crate::proxy::parsers::Reque
             target: b.parts.uri.to_string(),
             len: bytes.len() - buf.len(),
         },
-        Ok(Some(Head::HandOff)) => RequestVerdict::HandOff(request::body_framing(&buf)),
+        Ok(Some(Head::HandOff(framing))) => RequestVerdict::HandOff(framing),
     }
 }
 
@@ -141,13 +141,9 @@ async fn refuse(
         .client_errors
         .add(&[("kind", refusal.label())], 1);
     tracing::debug!(peer = %conn.peer, reason = refusal.reason(), "request head refused");
-    let status = refusal.status();
     let mut answer = Vec::with_capacity(128);
-    answer.extend_from_slice(b"HTTP/1.1 ");
-    answer.extend_from_slice(status.as_str().as_bytes());
-    answer.push(b' ');
-    answer.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    answer.extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    response::encode_status_line(&mut answer, refusal.status());
+    answer.extend_from_slice(b"content-length: 0\r\nconnection: close\r\n\r\n");
     tcp.write_all(&answer).await?;
     tcp.shutdown().await?;
     let mut sink = [0u8; 16 * 1024];

@@ -27,8 +27,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(super) enum Head {
     /// A complete bodiless request, removed from the buffer.
     Bodiless(Bodiless),
-    /// A request (or a connection preface) this server leaves to the hyper server, still in the buffer.
-    HandOff,
+    /// A request this server leaves to the hyper server, still in the buffer, with the body framing the
+    /// rules found (`None`: an HTTP/2 connection preface).
+    HandOff(Option<BodyFraming>),
 }
 
 /// A bodiless request and how its connection continues.
@@ -53,7 +54,7 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     if first && buf.starts_with(b"PRI ") {
         let seen = buf.len().min(H2_PREFACE.len());
         return match buf[..seen] == H2_PREFACE[..seen] {
-            true => Ok(Some(Head::HandOff)),
+            true => Ok(Some(Head::HandOff(None))),
             false => Err(Refusal::BadRequest("invalid HTTP/2 connection preface")),
         };
     }
@@ -117,7 +118,7 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
         whole.extend_from_slice(&head);
         whole.extend_from_slice(buf);
         *buf = whole;
-        return Ok(Some(Head::HandOff));
+        return Ok(Some(Head::HandOff(Some(accepted.body))));
     }
     // Room for what the plugins (credential and consumer headers) and the forwarded headers add, so the
     // map does not grow on the way upstream.
@@ -145,30 +146,6 @@ pub(super) fn parse(buf: &mut BytesMut, first: bool) -> Result<Option<Head>, Ref
     Ok(Some(Head::Bodiless(bodiless(
         method, uri, version, headers,
     ))))
-}
-
-/// The body framing the rules give the request head at the front of `buf`, which [`parse`] left for
-/// hyper's server; `None` for an HTTP/2 preface (or a head that no longer parses).
-pub(super) fn body_framing(buf: &[u8]) -> Option<BodyFraming> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    req.parse(buf).ok()?;
-    let uri: Uri = req.path?.parse().ok()?;
-    let version = match req.version? {
-        1 => Version::HTTP_11,
-        _ => Version::HTTP_10,
-    };
-    let names: Vec<HeaderName> = req
-        .headers
-        .iter()
-        .map(|f| HeaderName::from_bytes(f.name.as_bytes()))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let mut seen = HeadFields::default();
-    for (name, field) in names.iter().zip(req.headers.iter()) {
-        seen.see(name, field.value);
-    }
-    seen.judge(version, &uri).ok().map(|a| a.body)
 }
 
 /// The parts of a bodiless request, and whether its connection is kept.

@@ -181,11 +181,7 @@ fn encode_head(
     keep_alive: bool,
     answering: Answering,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    encode_status_line(out, status);
     // Framing and connection handling are this connection's own; a Content-Length is kept only when
     // no body is sent (the length a HEAD or 304 answer describes), and never on 1xx and 204 answers
     // (RFC 9110, 8.6).
@@ -217,6 +213,15 @@ fn encode_head(
     } else if answering.version == Version::HTTP_10 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `HTTP/1.1 <code> <reason>` and its line end.
+pub(super) fn encode_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

@@ -27,7 +27,7 @@ fn bodiless(text: &str) -> super::request::Bodiless {
 fn handed_off(text: &str) -> bool {
     matches!(
         parse(&mut BytesMut::from(text), true),
-        Ok(Some(Head::HandOff))
+        Ok(Some(Head::HandOff(_)))
     )
 }
 
@@ -88,7 +88,7 @@ fn requests_this_server_does_not_take_stay_in_the_buffer_for_the_hyper_server() 
     ] {
         let mut buf = BytesMut::from(text);
         assert!(
-            matches!(parse(&mut buf, true), Ok(Some(Head::HandOff))),
+            matches!(parse(&mut buf, true), Ok(Some(Head::HandOff(_)))),
             "{text:?}"
         );
         assert_eq!(&buf[..], text.as_bytes(), "nothing consumed from {text:?}");
