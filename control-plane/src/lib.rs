@@ -29,23 +29,7 @@ use tracing::info;
 
 use cluster::{Cluster, ClusterSettings};
 pub use database::{DatabaseArgs, DatabaseTls, DatabaseUrl};
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Where logs go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogOutput {
-    Stderr,
-    /// Containers collect stdout.
-    Stdout,
-}
+pub use platform::{init_logging, LogFormat, LogOutput};
 
 /// Control-plane settings; every flag has a `PORTCULLIS_*` environment twin.
 #[derive(Debug, Clone, clap::Parser)]
@@ -187,36 +171,6 @@ impl Listeners {
     }
 }
 
-/// Sets up `tracing` to stderr or stdout; the level comes from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat, output: LogOutput) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let writer = move || -> Box<dyn std::io::Write> {
-        match output {
-            LogOutput::Stderr => Box::new(std::io::stderr()),
-            LogOutput::Stdout => Box::new(std::io::stdout()),
-        }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-/// Creates `dir` as 0700, or tightens an existing one: the store holds plugin secrets in clear and the
-/// PKI directory the cluster CA's key, so nothing below the data dir is readable by other users.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
 fn read_admin_token(config: &Config) -> Result<Option<String>> {
     let Some(path) = &config.admin_token_file else {
         return Ok(None);
@@ -294,7 +248,7 @@ pub async fn run(
     if admin_token.is_none() && !admin_addr.ip().is_loopback() {
         bail!("the admin API listens on {admin_addr}, which is not a loopback address: set --admin-token-file");
     }
-    private_dir(&config.data_dir)
+    platform::files::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let store = open_store(&config).await?;
     let core = Arc::new(

@@ -103,7 +103,7 @@ impl ClusterPki {
             }
         };
         let ca_der = pem_cert_der(&ca_pem)?;
-        let ca_fingerprint = shared::pairing::sha256_hex(&ca_der);
+        let ca_fingerprint = shared::digest::sha256_hex(&ca_der);
 
         let server_cert_path = dir.join("cluster.pem");
         let server_key_path = dir.join("cluster.key");

@@ -69,7 +69,7 @@ pub async fn report(
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let alive = json!({ "seen_at_ms": shared::unix_ms() });
+        let alive = json!({ "seen_at_ms": platform::unix_ms() });
         let written: Result<(), StoreError> = async {
             store
                 .put_record(Records::ControlPlanes, &name, &alive)
@@ -131,7 +131,7 @@ pub async fn remote_status(core: &Core, liveness: Duration) -> HashMap<String, R
             return HashMap::new();
         }
     };
-    let now = shared::unix_ms();
+    let now = platform::unix_ms();
     let alive: HashMap<String, bool> = planes
         .into_iter()
         .map(|(name, v)| {

@@ -24,6 +24,24 @@ pub fn json_response(
     body: &Value,
     headers: &[(&str, String)],
 ) -> Response<ProxyBody> {
+    let fields: Vec<(http::HeaderName, HeaderValue)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        })
+        .collect();
+    json_response_fields(status, body, &fields)
+}
+
+/// A JSON answer with `status`, `body` and the fields `fields`.
+pub fn json_response_fields(
+    status: StatusCode,
+    body: &Value,
+    fields: &[(http::HeaderName, HeaderValue)],
+) -> Response<ProxyBody> {
     let mut resp = Response::new(full(serde_json::to_vec(body).expect("json serialises")));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -31,13 +49,8 @@ pub fn json_response(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    for (k, v) in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            h.insert(name, value);
-        }
+    for (name, value) in fields {
+        h.insert(name.clone(), value.clone());
     }
     resp
 }

@@ -117,7 +117,7 @@ pub struct Caches {
     /// Claims of JWTs `openid-connect` verified, until their `exp` (or `cache_ttl`).
     pub oidc_jwt: Cache<TokenKey, Cached>,
     /// `openid-connect` discovery documents and keys.
-    pub issuers: crate::plugins::oidc_issuer::Issuers,
+    pub issuers: platform::oidc_discovery::Issuers,
 }
 
 impl Caches {

@@ -1,5 +1,5 @@
-//! The node's command-line flags (each with a `PORTCULLIS_*` environment twin), its listeners, its logging,
-//! and the checks that turn flags into settings.
+//! The node's command-line flags (each with a `PORTCULLIS_*` environment twin), its listeners, and the
+//! checks that turn flags into settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,24 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
 
+pub use platform::{init_logging, LogFormat, LogOutput};
+
 use crate::plugins;
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Where logs go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogOutput {
-    Stderr,
-    /// Containers collect stdout.
-    Stdout,
-}
 
 /// Data-plane settings; every flag has a `PORTCULLIS_*` environment twin.
 #[derive(Debug, Clone, clap::Parser)]
@@ -215,30 +200,11 @@ impl Listeners {
     }
 }
 
-/// Sets up `tracing` to stderr or stdout; the level comes from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat, output: LogOutput) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let writer = move || -> Box<dyn std::io::Write> {
-        match output {
-            LogOutput::Stderr => Box::new(std::io::stderr()),
-            LogOutput::Stdout => Box::new(std::io::stdout()),
-        }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
 /// The plugins `--plugins` names, with their versions.
 pub(crate) fn select_plugins(wanted: &[String]) -> Result<Vec<(&'static str, &'static str)>> {
     let all: Vec<(&'static str, &'static str)> = plugins::registry()
         .iter()
-        .map(|(n, v, _)| (*n, *v))
+        .map(|r| (r.name, r.version))
         .collect();
     if wanted.iter().any(|w| w == "bundled") {
         return Ok(all);

@@ -8,48 +8,39 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
 use shared::upstream::ProbeType;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::balancer::{Balancer, Outcome, Peer, PeerKey};
-use crate::runtime::RuntimeConfig;
+use crate::runtime::balancer::{Balancer, Outcome, Peer, PeerKey};
+use crate::runtime::EntityMap;
 
 /// How often the configuration is looked at for changed Upstreams.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs the probe tasks of the live configuration's Upstreams until `shutdown` turns true.
+/// Runs the probe tasks of the live balancers (what `balancers` returns each time it is asked) until
+/// `shutdown` turns true.
 pub async fn follow(
-    config: Arc<ArcSwapOption<RuntimeConfig>>,
+    balancers: impl Fn() -> EntityMap<Uuid, Arc<Balancer>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks: HashMap<Uuid, (Arc<Balancer>, JoinHandle<()>)> = HashMap::new();
-    let mut seen_version = None;
     loop {
-        let current = config.load_full();
-        let version = current.as_ref().map(|rt| (rt.version, rt.hash.clone()));
-        if version != seen_version {
-            seen_version = version;
-            let balancers = current
-                .as_ref()
-                .map(|rt| rt.balancers.clone())
-                .unwrap_or_default();
-            tasks.retain(|id, (running, handle)| {
-                let keep = balancers
-                    .get(id)
-                    .is_some_and(|b| Arc::ptr_eq(b, running) && probes(b));
-                if !keep {
-                    handle.abort();
-                }
-                keep
-            });
-            for (id, b) in balancers.iter() {
-                if probes(b) && !tasks.contains_key(id) {
-                    tasks.insert(*id, (b.clone(), tokio::spawn(probe_loop(b.clone()))));
-                }
+        let balancers = balancers();
+        tasks.retain(|id, (running, handle)| {
+            let keep = balancers
+                .get(id)
+                .is_some_and(|b| Arc::ptr_eq(b, running) && probes(b));
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for (id, b) in balancers.iter() {
+            if probes(b) && !tasks.contains_key(id) {
+                tasks.insert(*id, (b.clone(), tokio::spawn(probe_loop(b.clone()))));
             }
         }
         tokio::select! {

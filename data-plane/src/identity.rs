@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::control_planes::{Candidate, ControlPlanes};
-use crate::fsutil::{private_dir, write_private};
 use anyhow::{anyhow, bail, Context, Result};
 use hyper_util::rt::TokioIo;
+use platform::files::{private_dir, write_private};
 use rcgen::{CertificateParams, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use shared::pairing::{sha256_hex, PairingToken};
+use shared::digest::sha256_hex;
+use shared::pairing::PairingToken;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 

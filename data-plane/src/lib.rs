@@ -4,13 +4,11 @@
 //! [`run`] takes already-bound listeners and a shutdown signal, so tests start the real thing on port 0.
 
 pub mod background;
-pub mod balancer;
 pub mod body;
 pub mod cache;
 pub mod config;
 pub mod control_planes;
 pub mod dns;
-pub mod fsutil;
 pub mod header_block;
 pub mod health;
 pub mod identity;
@@ -35,7 +33,7 @@ use tracing::{error, info, warn};
 
 pub use config::{init_logging, Config, Listeners, LogFormat, LogOutput};
 pub use node::{Applied, CpStatus, LastSync, Node, Persisted, Settings, Update};
-pub use shared::unix_now;
+pub use platform::unix_now;
 
 /// Runs the data plane until `shutdown` resolves.
 pub async fn run(
@@ -45,7 +43,7 @@ pub async fn run(
 ) -> Result<()> {
     // A data dir that cannot be created or tightened (a read-only or full disk) does not stop the node:
     // it serves what it can read and what the control plane sends, and reports that nothing persists.
-    if let Err(e) = fsutil::private_dir(&config.data_dir) {
+    if let Err(e) = platform::files::private_dir(&config.data_dir) {
         error!(error = %e, dir = %config.data_dir.display(), "cannot prepare the data dir; starting without persistence");
     }
     let node_name = config.node_name.clone().unwrap_or_else(|| {
@@ -116,7 +114,7 @@ pub async fn run(
             .proxy_tls_cert_file
             .as_deref()
             .zip(config.proxy_tls_key_file.as_deref());
-        let acceptor = tls::acceptor(node.config_cell(), tls::default_certificate(files)?)?;
+        let acceptor = tls::acceptor(node.certificates_view(), tls::default_certificate(files)?)?;
         proxy_listeners.push(proxy::ProxyListener {
             tcp,
             tls: Some(acceptor),
@@ -156,7 +154,7 @@ pub async fn run(
             drain,
         ))
     };
-    let health_task = tokio::spawn(health::follow(node.config_cell(), stop_rx.clone()));
+    let health_task = tokio::spawn(health::follow(node.balancers_view(), stop_rx.clone()));
     let dns_task = tokio::spawn(node.follow_dns(stop_rx.clone()));
     let status_task = tokio::spawn(status::serve(
         listeners.status,

@@ -66,7 +66,7 @@ impl Lkg {
     /// Uses `dir`, creating it owner-only when it can; a directory that cannot be created is reported by
     /// the first [`Lkg::save`], and [`Lkg::load`] still reads whatever is there.
     pub fn open(dir: &Path) -> Lkg {
-        let _ = crate::fsutil::private_dir(dir);
+        let _ = platform::files::private_dir(dir);
         Lkg {
             dir: dir.to_path_buf(),
             journal: std::sync::Mutex::new((0, 0)),
@@ -139,11 +139,11 @@ impl Lkg {
 
     /// Replaces the stored snapshot atomically and durably.
     pub fn save(&self, snap: &StoredSnapshot) -> Result<()> {
-        crate::fsutil::private_dir(&self.dir)
+        platform::files::private_dir(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let tmp = self.dir.join("snapshot.tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = crate::fsutil::private_file(&tmp)?;
+            let mut f = platform::files::private_file(&tmp)?;
             f.write_all(&encode_header(snap))?;
             f.write_all(&snap.payload)?;
             f.sync_all()?;

@@ -293,6 +293,9 @@ pub struct Metrics {
     pub upstream_errors: CounterVec,
     /// Plugin cache events by plugin, instance and event (hit, miss, negative_hit, idp_call, idp_error).
     pub plugin_events: CounterVec,
+    /// Requests a plugin answered itself, by plugin and reason (unauthorized, forbidden,
+    /// idp_unavailable, malformed_body, body_too_large).
+    pub plugin_refusals: CounterVec,
     /// Identity-provider call latency by plugin and instance.
     pub idp_latency: HistogramVec,
     /// Snapshots applied and rejected.
@@ -334,6 +337,11 @@ impl Metrics {
         self.plugin_events.render(
             "portcullis_plugin_events_total",
             "Plugin cache and identity-provider events.",
+            &mut out,
+        );
+        self.plugin_refusals.render(
+            "portcullis_plugin_refusals_total",
+            "Requests a plugin answered instead of the upstream, by plugin and reason.",
             &mut out,
         );
         self.idp_latency.render(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwapOption;
 use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use crate::background::Background;
 use crate::cache::Caches;
@@ -18,7 +19,8 @@ use crate::identity::{self, Identity};
 use crate::lkg::{self, Lkg, StoredSnapshot};
 use crate::metrics::Metrics;
 use crate::plugins::IdpClients;
-use crate::runtime::{self, RuntimeConfig};
+use crate::runtime::balancer::Balancer;
+use crate::runtime::{self, BuildError, EntityMap, RuntimeConfig};
 
 /// Settings the running node needs.
 pub struct Settings {
@@ -89,7 +91,7 @@ pub struct Node {
     caches: Arc<Caches>,
     clients: Arc<IdpClients>,
     /// Every Target's health on this node, kept across snapshots.
-    health: Arc<crate::balancer::HealthRegistry>,
+    health: Arc<crate::runtime::balancer::HealthRegistry>,
     /// Target host names and what they resolve to.
     dns: Arc<Dns>,
     lkg: Lkg,
@@ -197,6 +199,24 @@ impl Node {
         self.runtime.clone()
     }
 
+    /// The live configuration's balancers, each time it is called (none before the first one).
+    pub fn balancers_view(&self) -> impl Fn() -> EntityMap<Uuid, Arc<Balancer>> + Send + 'static {
+        let runtime = self.runtime.clone();
+        move || {
+            runtime
+                .load()
+                .as_ref()
+                .map(|rt| rt.balancers.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    /// The live configuration's server certificates, for the TLS listener's handshakes.
+    pub fn certificates_view(&self) -> crate::tls::Certificates {
+        let runtime = self.runtime.clone();
+        Box::new(move || runtime.load().as_ref().map(|rt| rt.tls.clone()))
+    }
+
     /// The live configuration, if there is one.
     pub fn live(&self) -> Option<Arc<RuntimeConfig>> {
         self.runtime.load_full()
@@ -211,7 +231,7 @@ impl Node {
     }
 
     /// Every Target's health on this node.
-    pub fn health(&self) -> &crate::balancer::HealthRegistry {
+    pub fn health(&self) -> &crate::runtime::balancer::HealthRegistry {
         &self.health
     }
 
@@ -226,7 +246,7 @@ impl Node {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> {
         crate::dns::follow(
-            self.runtime.clone(),
+            self.balancers_view(),
             self.dns.clone(),
             self.health.clone(),
             shutdown,
@@ -288,7 +308,7 @@ impl Node {
     /// when the journal is due for compaction or the stored chain is broken). On error the current config
     /// stays live. An update that is applied but cannot be stored is still served; the answer says why it
     /// is not persisted (and the ACK carries it).
-    pub fn apply(&self, update: &Update, persist: bool) -> Result<Applied, String> {
+    pub fn apply(&self, update: &Update, persist: bool) -> Result<Applied, BuildError> {
         let version = update.version();
         let hash = update.hash();
         let already_live = self
@@ -303,7 +323,7 @@ impl Node {
                 Ok(rt) => rt,
                 Err(reason) => {
                     self.metrics.config_rejected.fetch_add(1, Ordering::Relaxed);
-                    warn!(version, kind = update.kind(), %reason, "config rejected; keeping the current config");
+                    warn!(version, kind = update.kind(), reason_kind = reason.kind(), %reason, "config rejected; keeping the current config");
                     return Err(reason);
                 }
             };
@@ -436,7 +456,7 @@ impl Node {
             .clone()
     }
 
-    fn build(&self, update: &Update) -> Result<RuntimeConfig, String> {
+    fn build(&self, update: &Update) -> Result<RuntimeConfig, BuildError> {
         let resources = self.resources();
         match update {
             Update::Full {
@@ -445,18 +465,18 @@ impl Node {
                 payload,
             } => {
                 if payload.len() > self.settings.max_config_bytes {
-                    return Err(format!(
-                        "snapshot is {} bytes, larger than this node's limit of {} bytes (--max-config-bytes)",
-                        payload.len(),
-                        self.settings.max_config_bytes
-                    ));
+                    return Err(BuildError::TooLarge {
+                        size: payload.len(),
+                        limit: self.settings.max_config_bytes,
+                    });
                 }
                 if let Some(cur) = self.runtime.load_full().filter(|cur| cur.hash == *hash) {
                     // The same content under a new version number: nothing to rebuild.
                     let (state, digest) = (cur.state.clone(), cur.digest.clone());
                     return cur.updated(*version, state, digest, &Default::default(), &resources);
                 }
-                let (state, digest) = shared::state::decode(payload, hash)?;
+                let (state, digest) =
+                    shared::state::decode(payload, hash).map_err(BuildError::Undecodable)?;
                 RuntimeConfig::build(*version, Arc::new(state), digest, &resources)
             }
             Update::Delta {
@@ -466,8 +486,8 @@ impl Node {
                 hash,
                 changes,
             } => {
-                let cur = self.runtime.load_full().ok_or_else(|| {
-                    format!("delta from version {base_version}, but this node runs no config")
+                let cur = self.runtime.load_full().ok_or(BuildError::NoBase {
+                    base_version: *base_version,
                 })?;
                 cur.with_delta(
                     (*base_version, base_hash),
@@ -485,7 +505,7 @@ impl Node {
             metrics: self.metrics.clone(),
             clients: self.clients.clone(),
             health: self.health.clone(),
-            dns: self.dns.clone(),
+            addresses: self.dns.cache.clone(),
             allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),
         }
     }

@@ -30,7 +30,7 @@ async fn handle(
                     "node_name": node.settings().node_name,
                     "version": shared::VERSION,
                     "uptime_seconds": node.uptime().as_secs(),
-                    "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.targets.len(), "plugins": r.active_plugins.iter().map(|a| a.name).collect::<Vec<_>>()})),
+                    "config": rt.as_ref().map(|r| json!({"version": r.version, "hash": r.hash, "routes": r.routes.len(), "services": r.services.len(), "plugins": r.active_plugins.iter().map(|a| a.name).collect::<Vec<_>>()})),
                     "control_plane": {"connected": cp.connected, "address": cp.address, "last_error": cp.last_error, "last_rejected": cp.last_rejected, "features": node.settings().sync_features},
                     "last_sync": cp.last_sync.as_ref().map(|l| json!({"kind": l.kind, "version": l.version, "received_bytes": l.received_bytes, "apply_micros": l.apply_micros, "apply_cpu_micros": l.apply_cpu_micros})),
                     "connections": node.metrics().connections.load(std::sync::atomic::Ordering::Relaxed),

@@ -250,7 +250,7 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
                     changes: plain,
                 },
             };
-            n.apply(&update, true)
+            n.apply(&update, true).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(Err);

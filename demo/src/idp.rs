@@ -17,8 +17,8 @@ use axum::{Form, Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use platform::unix_now;
 use serde_json::{json, Value};
-use shared::unix_now;
 use tokio::net::TcpListener;
 
 /// Lifetime of issued access tokens, in seconds.

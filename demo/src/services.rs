@@ -155,7 +155,7 @@ pub async fn configure(args: ConfigureArgs) -> Result<()> {
         let token = created["token"]
             .as_str()
             .context("no token in the answer")?;
-        data_plane::fsutil::write_private(out, token)?;
+        platform::files::write_private(out, token)?;
         tracing::info!(file = %out.display(), max_uses = args.max_uses, "enrollment token written");
     }
     Ok(())

@@ -16,6 +16,11 @@ use uuid::Uuid;
 use crate::entity::Kind;
 use crate::state::{Change, ConfigState, Entity};
 
+/// Hex SHA-256 of `data`: CA and certificate fingerprints, token hashes, checksums of stored files.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
 type Sum = [u64; 4];
 
 /// Per-entity digests and their sum. Cloning is O(1) (the map is persistent).

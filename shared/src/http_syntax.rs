@@ -1,6 +1,17 @@
 //! What may go into an HTTP message from configuration: header names, header values and URI paths. The
 //! control plane refuses anything else at write time with the field named, and the data plane relies on
-//! it, so no configured string can split a header or a request line.
+//! it, so no configured string can split a header or a request line. Also the media type of a
+//! `Content-Type` value, as both planes read it.
+
+/// The media type of a `Content-Type` value (RFC 9110 8.3.1): lower case, without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
 
 /// Why a configured string cannot be used.
 pub const INVALID_HEADER_NAME: &str =

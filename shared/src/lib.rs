@@ -25,21 +25,5 @@ pub use schema::FieldErrors;
 pub use state::{Change, ConfigState, Entity};
 pub use tls::{CaCertificate, Certificate, Sni};
 
-/// Unix seconds now (0 if the clock is before 1970); the one clock both planes and their tools read.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Unix milliseconds now (0 if the clock is before 1970).
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The software version of this build, reported by nodes and the control plane.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,8 +4,6 @@
 //! the control plane's address and the token: it pins the CA by that fingerprint. The control plane stores
 //! only the SHA-256 of the secret.
 
-use sha2::{Digest, Sha256};
-
 const PREFIX: &str = "pct1";
 
 /// A parsed pairing token.
@@ -56,13 +54,8 @@ impl PairingToken {
 
     /// Hex SHA-256 of the secret, which is what the control plane stores.
     pub fn secret_hash(&self) -> String {
-        sha256_hex(self.secret.as_bytes())
+        crate::digest::sha256_hex(self.secret.as_bytes())
     }
-}
-
-/// Hex SHA-256 of `data` (CA fingerprints, token hashes, cache keys).
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 #[cfg(test)]

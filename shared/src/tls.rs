@@ -93,7 +93,7 @@ impl CaCertificate {
                     format!("the certificate expired (notAfter {not_after} Unix seconds)"),
                 ),
                 Ok((der, _)) => {
-                    cert_digest = crate::state::sha256_hex(&der);
+                    cert_digest = crate::digest::sha256_hex(&der);
                     if given
                         .as_ref()
                         .is_some_and(|g| !g.eq_ignore_ascii_case(&cert_digest))

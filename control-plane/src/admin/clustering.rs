@@ -12,6 +12,8 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use shared::pairing::PairingToken;
+
+use crate::cluster::token_record::TokenRecord;
 use shared::schema::{parsing_form, Fields};
 
 use super::{read_body, AdminCtx, ApiError, ApiResult, BodyFormat, Ctx, BODY_LIMIT};
@@ -69,18 +71,18 @@ async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiRes
         ca_fingerprint: ctx.cluster.pki.ca_fingerprint.clone(),
     };
     let now = unix_now();
-    let record = json!({
-        "id": token.id,
-        "secret_hash": token.secret_hash(),
-        "created_at": now,
-        "expires_at": now + ttl,
-        "labels": labels,
-        "max_uses": max_uses,
-        "uses": 0,
-    });
+    let record = TokenRecord {
+        id: token.id.clone(),
+        secret_hash: token.secret_hash(),
+        created_at: now,
+        expires_at: now + ttl,
+        labels: labels.clone(),
+        max_uses: max_uses as u64,
+        uses: 0,
+    };
     ctx.core
         .store()
-        .put_record(Records::PairingTokens, &token.id, &record)
+        .put_record(Records::PairingTokens, &token.id, &record.to_value())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -105,8 +107,9 @@ async fn list_tokens(State(ctx): Ctx) -> ApiResult {
         .list_records(Records::PairingTokens)
         .await?
         .into_iter()
-        .filter(|(_, v)| v["expires_at"].as_i64().unwrap_or(0) > now)
-        .map(|(_, v)| json!({"id": v["id"], "created_at": v["created_at"], "expires_at": v["expires_at"], "labels": v["labels"], "max_uses": v["max_uses"].as_u64().unwrap_or(1), "uses": v["uses"].as_u64().unwrap_or(0)}))
+        .filter_map(|(_, v)| TokenRecord::read(&v))
+        .filter(|r| !r.expired(now))
+        .map(|r| r.view())
         .collect();
     Ok(Json(json!({ "data": data, "next": null })).into_response())
 }

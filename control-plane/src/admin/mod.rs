@@ -50,7 +50,7 @@ pub struct AdminCtx {
     /// Non-secret settings reported by `GET /`.
     pub configuration: Value,
     /// Discovery documents of `openid-connect` issuers.
-    pub issuers: oidc::IssuerCache,
+    pub issuers: oidc::Issuers,
     /// Largest body `POST /config` accepts.
     pub config_body_limit: usize,
     /// Checks that Target names resolve.
@@ -294,13 +294,7 @@ pub async fn read_bytes(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+        .map(shared::http_syntax::media_type);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         // An empty body is no body, except where it claims to be JSON: Kong cannot parse it.
         return match content_type.as_deref() {

@@ -2,9 +2,8 @@
 //! plugin, fetched and cached by the control plane. Deleting purges the control plane's cache and the
 //! discovery caches of every node.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -12,50 +11,17 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
 use crate::cluster::unix_now;
 use crate::store::Event;
+pub use platform::oidc_discovery::Issuers;
 
-/// How long a failed discovery is answered from the cache before the issuer is asked again.
-const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// Largest `offset` of the issuer list (a page index, not a cursor).
 pub const MAX_OFFSET: usize = 1_000_000;
-/// Bound on one discovery (document and keys together).
+/// Bound on each request of a discovery (the document, then the keys).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One issuer's last discovery result and when it was fetched. The slot's lock is held while a fetch is
-/// in flight, so concurrent readers share that one attempt, success or failure.
-type Slot = Arc<Mutex<Option<(Value, Instant)>>>;
-
-/// Cached discovery results by issuer.
-#[derive(Default)]
-pub struct IssuerCache {
-    entries: std::sync::Mutex<BTreeMap<String, Slot>>,
-}
-
-impl IssuerCache {
-    fn slot(&self, issuer: &str) -> Slot {
-        self.entries
-            .lock()
-            .expect("issuer cache lock")
-            .entry(issuer.to_string())
-            .or_default()
-            .clone()
-    }
-
-    fn forget(&self, issuer: Option<&str>) {
-        let mut entries = self.entries.lock().expect("issuer cache lock");
-        match issuer {
-            Some(i) => {
-                entries.remove(i);
-            }
-            None => entries.clear(),
-        }
-    }
-}
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AdminCtx>> {
@@ -88,73 +54,36 @@ fn configured(ctx: &AdminCtx) -> Vec<String> {
     out
 }
 
-async fn fetch(issuer: &str) -> Value {
-    let client = reqwest::Client::builder()
-        .timeout(DISCOVERY_TIMEOUT)
-        .build()
-        .expect("http client");
-    let get_json = |url: String| {
-        let client = client.clone();
-        async move {
-            let r = client.get(&url).send().await.map_err(|e| {
-                format!(
-                    "{url}: {}",
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "unreachable"
-                    }
-                )
-            })?;
-            if !r.status().is_success() {
-                return Err(format!("{url}: HTTP {}", r.status().as_u16()));
-            }
-            r.json::<Value>()
-                .await
-                .map_err(|_| format!("{url}: not JSON"))
-        }
-    };
-    let discovery_url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let result = async {
-        let configuration = get_json(discovery_url).await?;
-        let jwks_uri = configuration
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or("discovery document has no jwks_uri")?
-            .to_string();
-        let keys = get_json(jwks_uri).await?;
-        Ok::<_, String>((configuration, keys))
-    };
-    let result = tokio::time::timeout(DISCOVERY_TIMEOUT, result)
-        .await
-        .unwrap_or_else(|_| Err(format!("{issuer}: discovery timed out")));
-    let now = unix_now();
-    match result {
-        Ok((configuration, keys)) => {
-            json!({"id": issuer_id(issuer), "issuer": issuer, "configuration": configuration, "keys": keys, "error": null, "created_at": now, "updated_at": now})
-        }
-        Err(e) => {
-            json!({"id": issuer_id(issuer), "issuer": issuer, "configuration": null, "keys": null, "error": e, "created_at": now, "updated_at": now})
-        }
-    }
+/// The client discovery requests are made with (built once; it keeps connections to the issuers).
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(DISCOVERY_TIMEOUT)
+            .connect_timeout(DISCOVERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with timeouts builds")
+    })
 }
 
-/// The issuer's discovery result: cached when it succeeded, cached for [`FAILURE_BACKOFF`] when it failed,
-/// and fetched once for all concurrent callers otherwise.
+/// The issuer's discovery result, from the cache nodes use too ([`Issuers`]): kept when it succeeded,
+/// answered from memory for a short while when it failed, fetched once for all concurrent callers.
 async fn entry(ctx: &AdminCtx, issuer: &str) -> Value {
-    let slot = ctx.issuers.slot(issuer);
-    let mut cached = slot.lock().await;
-    if let Some((v, at)) = &*cached {
-        if v["error"].is_null() || at.elapsed() < FAILURE_BACKOFF {
-            return v.clone();
+    let id = issuer_id(issuer);
+    match ctx.issuers.get(client(), issuer).await {
+        Ok(doc) => {
+            let at = doc
+                .fetched_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            json!({"id": id, "issuer": issuer, "configuration": doc.metadata, "keys": doc.jwks, "error": null, "created_at": at, "updated_at": at})
+        }
+        Err(e) => {
+            let now = unix_now();
+            json!({"id": id, "issuer": issuer, "configuration": null, "keys": null, "error": e.0, "created_at": now, "updated_at": now})
         }
     }
-    let v = fetch(issuer).await;
-    *cached = Some((v.clone(), Instant::now()));
-    v
 }
 
 async fn list(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
@@ -217,13 +146,13 @@ async fn purge_nodes(ctx: &AdminCtx) -> Result<(), ApiError> {
 
 async fn purge_one(State(ctx): Ctx, Path(key): Path<String>) -> ApiResult {
     let issuer = find(&ctx, &key).ok_or_else(ApiError::not_found)?;
-    ctx.issuers.forget(Some(&issuer));
+    ctx.issuers.forget(&issuer);
     purge_nodes(&ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn purge_all(State(ctx): Ctx) -> ApiResult {
-    ctx.issuers.forget(None);
+    ctx.issuers.purge();
     purge_nodes(&ctx).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,9 +5,6 @@
 
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, NameServerConfigGroup, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 use serde_json::Value;
 use shared::dns::Nameservers;
@@ -25,27 +22,7 @@ impl TargetResolver {
     /// Asks `servers`, or the system's name servers without them (only the hosts file when the system
     /// has no DNS configuration).
     pub fn new(servers: Option<&Nameservers>) -> TargetResolver {
-        let with = |group: NameServerConfigGroup| {
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], group),
-                TokioConnectionProvider::default(),
-            )
-        };
-        let builder = match servers {
-            Some(list) => {
-                let mut group = NameServerConfigGroup::new();
-                for addr in &list.0 {
-                    group.push(NameServerConfig::new(*addr, Protocol::Udp));
-                    group.push(NameServerConfig::new(*addr, Protocol::Tcp));
-                }
-                with(group)
-            }
-            None => TokioResolver::builder_tokio().unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot read the system's DNS configuration; Target names are checked against the hosts file only (give --dns-resolver)");
-                with(NameServerConfigGroup::new())
-            }),
-        };
-        TargetResolver(builder.build())
+        TargetResolver(platform::dns::resolver(servers))
     }
 
     /// Checks that the `target` of a Target body resolves (IP addresses always do); other kinds pass.

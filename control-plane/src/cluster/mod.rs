@@ -3,6 +3,7 @@
 pub mod nodes;
 pub mod service;
 pub mod snapshots;
+pub mod token_record;
 pub mod transport;
 
 use std::sync::Arc;
@@ -63,4 +64,4 @@ impl Cluster {
     }
 }
 
-pub use shared::unix_now;
+pub use platform::unix_now;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use futures::Stream;
 use proto::{control_message, node_message, ControlMessage, NodeMessage};
-use serde_json::Value;
 use shared::pairing::PairingToken;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -14,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal, TargetHealth};
+use super::token_record::{take_one_use, TokenRecord};
 use super::transport::PeerInfo;
 use super::{unix_now, Cluster};
 use crate::store::Records;
@@ -87,21 +87,25 @@ impl proto::cluster_server::Cluster for ClusterService {
             .get_record(Records::PairingTokens, &token.id)
             .await
             .map_err(internal)?
+            .as_ref()
+            .and_then(TokenRecord::read)
             .ok_or_else(|| {
                 Status::permission_denied("pairing token is unknown, revoked or already used")
             })?;
-        let stored_hash = record["secret_hash"].as_str().unwrap_or_default();
-        if !constant_time_eq(stored_hash.as_bytes(), token.secret_hash().as_bytes()) {
+        if !constant_time_eq(
+            record.secret_hash.as_bytes(),
+            token.secret_hash().as_bytes(),
+        ) {
             warn!(token_id = %token.id, %peer, "pairing refused: wrong token secret");
             return Err(Status::permission_denied(
                 "pairing token is unknown, revoked or already used",
             ));
         }
-        let expires_at = record["expires_at"].as_i64().unwrap_or(0);
-        if expires_at <= unix_now() {
+        if record.expired(unix_now()) {
             let _ = store.take_record(Records::PairingTokens, &token.id).await;
             return Err(Status::permission_denied(format!(
-                "pairing token expired at {expires_at} (unix seconds)"
+                "pairing token expired at {} (unix seconds)",
+                record.expires_at
             )));
         }
         // Take one use; the store hands out each use once, however many nodes race for it. The record
@@ -110,7 +114,11 @@ impl proto::cluster_server::Cluster for ClusterService {
             .update_record(Records::PairingTokens, &token.id, &take_one_use)
             .await
             .map_err(internal)?;
-        if !taken.as_ref().is_some_and(has_uses_left) {
+        if taken
+            .as_ref()
+            .and_then(TokenRecord::read)
+            .is_none_or(|r| r.uses_left() == 0)
+        {
             return Err(Status::permission_denied(
                 "pairing token is unknown, revoked or already used",
             ));
@@ -121,13 +129,7 @@ impl proto::cluster_server::Cluster for ClusterService {
             .pki
             .issue_node_cert(&req.csr_pem, &node_id, self.cluster.settings.cert_lifetime)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let labels: BTreeMap<String, String> = match &record["labels"] {
-            Value::Object(m) => m
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
+        let labels = record.labels;
         self.cluster
             .nodes
             .add(NodeRecord {
@@ -310,7 +312,7 @@ impl Session {
                 _ = shutdown.changed() => break "control plane shutting down",
                 changed = snapshots.changed() => if changed.is_err() { break "control plane shutting down" },
                 _ = heartbeat.tick() => {
-                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: shared::unix_ms() })) };
+                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: platform::unix_ms() })) };
                     if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
                 }
                 purge = purges.recv() => {
@@ -350,7 +352,7 @@ impl Session {
                         received_bytes: ack.received_bytes,
                         apply_micros: ack.apply_micros,
                         apply_cpu_micros: ack.apply_cpu_micros,
-                        acked_at_ms: shared::unix_ms(),
+                        acked_at_ms: platform::unix_ms(),
                     });
                     live.last_seen = now;
                 });
@@ -471,28 +473,5 @@ impl Session {
         tx.send(Ok(ControlMessage { kind: Some(msg) }))
             .await
             .map_err(|_| ())
-    }
-}
-
-/// How many nodes an enrollment token still admits.
-fn uses_left(record: &Value) -> u64 {
-    let max = record["max_uses"].as_u64().unwrap_or(1);
-    max.saturating_sub(record["uses"].as_u64().unwrap_or(0))
-}
-
-fn has_uses_left(record: &Value) -> bool {
-    uses_left(record) > 0
-}
-
-/// The token record after one more use: counted, or gone once no use is left.
-fn take_one_use(current: Option<&Value>) -> Option<Value> {
-    let record = current?;
-    match uses_left(record) {
-        0 | 1 => None,
-        _ => {
-            let mut next = record.clone();
-            next["uses"] = serde_json::json!(record["uses"].as_u64().unwrap_or(0) + 1);
-            Some(next)
-        }
     }
 }

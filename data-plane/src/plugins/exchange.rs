@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use shared::{Consumer, Route, Service};
 use smallvec::SmallVec;
 
-use crate::body::{json_response, ProxyBody, RequestBody};
+use super::refusal::Refusal;
+use crate::body::RequestBody;
 use crate::header_block::HeaderBlock;
 
 /// A request's id: the client's when it sent a usable one under the configured header, else a new random
@@ -86,7 +87,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// Reads the whole body (once) so a plugin can inspect it; the same bytes are then sent upstream.
-    pub async fn buffered_body(&mut self) -> Result<Bytes, Response<ProxyBody>> {
+    pub async fn buffered_body(&mut self) -> Result<Bytes, Refusal> {
         match std::mem::replace(&mut self.body, RequestBody::Empty) {
             RequestBody::Buffered(b) => {
                 self.body = RequestBody::Buffered(b.clone());
@@ -101,10 +102,10 @@ impl Exchange {
                         self.body = RequestBody::Buffered(b.clone());
                         Ok(b)
                     }
-                    Err(_) => Err(json_response(
+                    Err(_) => Err(Refusal::message(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        &serde_json::json!({"message": "request body too large to inspect for credentials"}),
-                        &[],
+                        "request body too large to inspect for credentials",
+                        "body_too_large",
                     )),
                 }
             }
@@ -117,21 +118,6 @@ impl Exchange {
             .headers
             .insert(http::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
         self.body = RequestBody::Buffered(b);
-    }
-
-    /// The media type of the request body, lowercase, without parameters.
-    pub fn content_type(&self) -> Option<String> {
-        self.parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
     }
 
     /// Sets a header to be sent upstream.

@@ -2,19 +2,16 @@
 //! and events, the failure classes that answer 503, cache keys in the instance's namespace, and the rule
 //! that decides how long an answer is cached.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
 use moka::future::Cache;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{BuildCtx, Events};
-use crate::body::{json_response, ProxyBody};
+use super::instance::{BuildCtx, Events};
 use crate::cache::{Cached, Caches, TokenKey};
 use crate::metrics::Metrics;
 
@@ -59,15 +56,6 @@ impl fmt::Display for IdpFailure {
             IdpFailure::Answer(why) => f.write_str(why),
         }
     }
-}
-
-/// The 503 a plugin answers when the identity provider cannot decide; `what` says which call failed.
-pub fn unavailable(what: &str) -> Response<ProxyBody> {
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({ "message": format!("The identity provider is unavailable: {what}") }),
-        &[("retry-after", "5".into())],
-    )
 }
 
 /// An answer the identity provider gave, whatever its status.
@@ -272,57 +260,6 @@ impl Idp {
         let (out, missed) = crate::cache::get_or_fetch(cache, key, fetch).await;
         self.event(if missed { events.1 } else { events.0 });
         (out.map(|c| c.claims).map_err(|e| (*e).clone()), missed)
-    }
-}
-
-/// Pooled HTTP clients to identity providers, shared across snapshots so connections stay warm.
-#[derive(Default)]
-pub struct IdpClients {
-    clients: Mutex<HashMap<(u64, u64, bool), reqwest::Client>>,
-    /// Extra CA certificates (PEM) to trust for identity providers.
-    pub extra_ca_pem: Option<Vec<u8>>,
-}
-
-impl IdpClients {
-    /// Clients that also trust the CA certificates in `extra_ca_pem`.
-    pub fn new(extra_ca_pem: Option<Vec<u8>>) -> Self {
-        IdpClients {
-            clients: Mutex::default(),
-            extra_ca_pem,
-        }
-    }
-
-    /// A client with `timeout_ms` per call and `keepalive_ms` idle lifetime of pooled connections.
-    pub fn get(
-        &self,
-        timeout_ms: u64,
-        keepalive_ms: u64,
-        verify_tls: bool,
-    ) -> Result<reqwest::Client, String> {
-        let key = (timeout_ms, keepalive_ms, verify_tls);
-        let mut clients = self.clients.lock().expect("client pool lock");
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_millis(timeout_ms))
-            .connect_timeout(Duration::from_millis(timeout_ms))
-            .pool_idle_timeout(Duration::from_millis(keepalive_ms.max(1)))
-            .pool_max_idle_per_host(64)
-            .danger_accept_invalid_certs(!verify_tls)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &self.extra_ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("identity provider CA file: {e}"))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        let c = b
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        clients.insert(key, c.clone());
-        Ok(c)
     }
 }
 

@@ -8,7 +8,7 @@ use shared::jwt::{self, ClaimRules};
 
 /// Why an answer does not let the token through.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Rejected {
     /// The token is not (or no longer, or not yet) valid.
     Inactive(String),
     /// The provider's answer cannot be trusted or read.
@@ -16,13 +16,13 @@ pub enum Refusal {
 }
 
 /// Reads an answer body: a JSON object.
-pub fn parse(body: &[u8]) -> Result<Value, Refusal> {
+pub fn parse(body: &[u8]) -> Result<Value, Rejected> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(Refusal::Fault(
+        Ok(_) => Err(Rejected::Fault(
             "answered with JSON that is not an object".into(),
         )),
-        Err(_) => Err(Refusal::Fault(
+        Err(_) => Err(Rejected::Fault(
             "answered with a body that is not JSON".into(),
         )),
     }
@@ -30,14 +30,14 @@ pub fn parse(body: &[u8]) -> Result<Value, Refusal> {
 
 /// Judges an answer at time `now`: `active` must be `true` when `require_active`, and the registered
 /// claims must be well typed and current.
-pub fn judge(answer: Value, require_active: bool, now: i64) -> Result<Value, Refusal> {
+pub fn judge(answer: Value, require_active: bool, now: i64) -> Result<Value, Rejected> {
     if require_active && answer.get("active") != Some(&Value::Bool(true)) {
-        return Err(Refusal::Inactive("token is not active".into()));
+        return Err(Rejected::Inactive("token is not active".into()));
     }
     match jwt::check_claims(&answer, &ClaimRules::default(), now) {
         Ok(()) => Ok(answer),
-        Err(e) if e.is_outside_validity() => Err(Refusal::Inactive(e.to_string())),
-        Err(e) => Err(Refusal::Fault(format!(
+        Err(e) if e.is_outside_validity() => Err(Rejected::Inactive(e.to_string())),
+        Err(e) => Err(Rejected::Fault(format!(
             "answered with invalid claims ({e})"
         ))),
     }
@@ -54,22 +54,22 @@ mod tests {
         assert!(judge(json!({"active": true, "exp": 2_000}), true, now).is_ok());
         assert!(matches!(
             judge(json!({"active": false}), true, now),
-            Err(Refusal::Inactive(_))
+            Err(Rejected::Inactive(_))
         ));
         assert!(matches!(
             judge(json!({"active": "true"}), true, now),
-            Err(Refusal::Inactive(_))
+            Err(Rejected::Inactive(_))
         ));
         assert!(matches!(
             judge(json!({"active": true, "exp": 10}), true, now),
-            Err(Refusal::Inactive(_))
+            Err(Rejected::Inactive(_))
         ));
         assert!(matches!(
             judge(json!({"active": true, "exp": "x"}), true, now),
-            Err(Refusal::Fault(_))
+            Err(Rejected::Fault(_))
         ));
         assert!(judge(json!({"active": false}), false, now).is_ok());
-        assert!(matches!(parse(b"[1]"), Err(Refusal::Fault(_))));
-        assert!(matches!(parse(b"<html>"), Err(Refusal::Fault(_))));
+        assert!(matches!(parse(b"[1]"), Err(Rejected::Fault(_))));
+        assert!(matches!(parse(b"<html>"), Err(Rejected::Fault(_))));
     }
 }

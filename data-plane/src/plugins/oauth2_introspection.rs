@@ -7,20 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
-use http::{HeaderName, Method, Response, StatusCode};
+use http::{HeaderName, Method, StatusCode};
 use serde_json::{json, Value};
 use shared::plugins::oauth2_introspection::{Config, ConsumerBy, NAME};
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
+use super::claims::{claim_header, token_fingerprint};
+use super::consumers::{anonymous_consumer, ConsumerField, ConsumerIndex};
 use super::credentials::{self, Source};
-use super::idp::{self, Idp, IdpFailure, IdpSettings, TtlRule};
-use super::introspection_answer::{self, Refusal};
-use super::{
-    anonymous_consumer, claim_header, token_fingerprint, BuildCtx, ConsumerField, ConsumerIndex,
-    Exchange, Plugin,
-};
-use crate::body::{json_response, ProxyBody};
+use super::exchange::Exchange;
+use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
+use super::instance::BuildCtx;
+use super::introspection_answer::{self, Rejected};
+use super::plugin::Plugin;
+use super::refusal::Refusal;
 use crate::cache::{Cached, DerivedHeaders, TokenKey};
 use crate::header_block::HeaderBlock;
 
@@ -146,8 +147,8 @@ impl Introspection {
         introspection_answer::parse(&answer.body)
             .and_then(|answer| introspection_answer::judge(answer, true, unix_now()))
             .map_err(|refusal| match refusal {
-                Refusal::Inactive(_) => Failure::Inactive,
-                Refusal::Fault(why) => Failure::Idp(self.idp.fault(IdpFailure::Answer(why))),
+                Rejected::Inactive(_) => Failure::Inactive,
+                Rejected::Fault(why) => Failure::Idp(self.idp.fault(IdpFailure::Answer(why))),
             })
     }
 
@@ -211,7 +212,7 @@ impl Introspection {
         ex: &mut Exchange,
         error: Option<(&str, &str)>,
         reason: &str,
-    ) -> Result<(), Response<ProxyBody>> {
+    ) -> Result<(), Refusal> {
         if let Some(anon) = &self.anonymous {
             info!(plugin = NAME, request_id = %ex.request_id, reason, "authentication failed; continuing as the anonymous consumer");
             ex.set_consumer(anon, true);
@@ -228,11 +229,7 @@ impl Introspection {
                 format!("Bearer realm=\"service\", error=\"{code}\", error_description=\"{desc}\""),
             ),
         };
-        Err(json_response(
-            StatusCode::UNAUTHORIZED,
-            &body,
-            &[("www-authenticate", www)],
-        ))
+        Err(Refusal::new(StatusCode::UNAUTHORIZED, body, "unauthorized").challenge(&www))
     }
 
     /// Kong's `X-Credential-*` headers from the entry's claims, derived once per cache entry. The
@@ -277,7 +274,7 @@ impl Introspection {
 
 #[async_trait::async_trait]
 impl Plugin for Introspection {
-    async fn access(&self, ex: &mut Exchange) -> Result<(), Response<ProxyBody>> {
+    async fn access(&self, ex: &mut Exchange) -> Result<(), Refusal> {
         if !self.config.run_on_preflight && ex.parts.method == Method::OPTIONS {
             return Ok(());
         }
@@ -315,7 +312,7 @@ impl Plugin for Introspection {
             ),
             Err(Failure::Idp(class)) => {
                 warn!(plugin = NAME, request_id = %ex.request_id, idp = %self.config.introspection_url, failure = %class, "introspection failed");
-                Err(idp::unavailable(&format!("introspection {class}")))
+                Err(Refusal::idp_unavailable(&format!("introspection {class}")))
             }
         }
     }

@@ -8,6 +8,7 @@ use tracing::{debug, warn};
 
 use crate::body::{json_response, ProxyBody};
 use crate::metrics::Metrics;
+use crate::plugins::Refusal;
 
 /// Why the proxy answered itself.
 #[derive(Debug)]
@@ -50,6 +51,11 @@ pub enum ProxyError {
     },
     /// No response head within the Service's read + write timeouts.
     UpstreamTimeout,
+    /// A plugin answered instead of the upstream (authentication, authorization, limits).
+    Plugin {
+        plugin: &'static str,
+        refusal: Refusal,
+    },
     /// The client's request body broke while it was being sent upstream (malformed chunked framing, or
     /// the client went away): the client's fault, and the upstream connection that carried the partial
     /// request is closed.
@@ -73,6 +79,7 @@ impl ProxyError {
                 StatusCode::UPGRADE_REQUIRED
             }
             ProxyError::HttpsRedirect { status, .. } => *status,
+            ProxyError::Plugin { refusal, .. } => refusal.status(),
             ProxyError::BadUpstreamUri | ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -81,7 +88,7 @@ impl ProxyError {
         }
     }
 
-    /// Kong's message for it.
+    /// Kong's message for it (a redirect has none; a plugin's refusal carries its own body).
     pub fn message(&self) -> &'static str {
         match self {
             ProxyError::NotConfigured => "no configuration has been loaded yet",
@@ -89,7 +96,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::ProtocolNotAllowed => "Please use HTTPS protocol",
             ProxyError::WebSocketOnly => "This route only accepts WebSocket handshakes",
-            ProxyError::HttpsRedirect { .. } => "",
+            ProxyError::HttpsRedirect { .. } | ProxyError::Plugin { .. } => "",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::ServiceDisabled => "Service unavailable",
             ProxyError::BadUpstreamUri | ProxyError::ClientBody { .. } => "Bad request",
@@ -174,6 +181,7 @@ impl ProxyError {
                 h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
                 resp
             }
+            ProxyError::Plugin { refusal, .. } => refusal.response(),
             ProxyError::ClientBody { .. } => {
                 // The rest of what the client sent cannot be framed: the connection ends here.
                 let mut resp = error(self.status(), self.message());

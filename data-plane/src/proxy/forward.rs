@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::header_block::{encode_field, HeaderBlock};
 
-use super::Scheme;
+use crate::runtime::{PathHandling, Scheme};
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -49,26 +49,6 @@ pub fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     remove.extend(connection_tokens(h).filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()));
     for n in remove {
         h.remove(n);
-    }
-}
-
-/// Kong's `path_handling`: how a Service path and a request path are joined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathHandling {
-    /// A slash between the two parts unless one has it (Kong's default).
-    V0,
-    /// The parts concatenated as they are (a service path of `/` adds nothing).
-    V1,
-}
-
-impl PathHandling {
-    /// The Route's `path_handling` (validated by the control plane: `v0` or `v1`).
-    pub fn of(value: &str) -> PathHandling {
-        if value == "v1" {
-            PathHandling::V1
-        } else {
-            PathHandling::V0
-        }
     }
 }
 

@@ -16,16 +16,16 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::capture_connection;
 
+use super::ctx::ProxyCtx;
 use super::error::ProxyError;
 use super::forward::Forwarded;
 use super::framing;
 use super::h1;
 use super::header_maps;
 use super::upstream::{connect_attempts, Dial, Upstream};
-use super::ProxyCtx;
-use crate::balancer::{Balancer, InFlight, Outcome, Peer};
 use crate::body::{BoxError, ProxyBody};
-use crate::runtime::Target;
+use crate::runtime::balancer::{Balancer, InFlight, Outcome, Peer};
+use crate::runtime::ServiceEntry;
 
 /// What is sent, whichever peer it goes to.
 pub(super) struct Outgoing {
@@ -124,7 +124,7 @@ impl Body for Counted {
 
 /// How long the upstream has to answer: the Service's write + read timeouts, or the client's deadline
 /// when that is sooner.
-fn window(target: &Target, deadline: Option<Duration>) -> Duration {
+fn window(target: &ServiceEntry, deadline: Option<Duration>) -> Duration {
     let s = &target.service;
     let service = Duration::from_millis(s.read_timeout.saturating_add(s.write_timeout));
     deadline.map_or(service, |d| d.min(service))
@@ -134,7 +134,7 @@ fn window(target: &Target, deadline: Option<Duration>) -> Duration {
 /// connect timeout inside the window is answered 504, as nginx does.
 pub(super) async fn direct(
     ctx: &ProxyCtx,
-    target: &Target,
+    target: &ServiceEntry,
     mut out: Outgoing,
 ) -> Result<(Response<ProxyBody>, Duration), ProxyError> {
     let service = &target.service;
@@ -196,7 +196,7 @@ async fn pooled(
 
 /// Whether `out` is exchanged in the request's own task ([`h1`]): a bodiless request to a plain-HTTP
 /// upstream that is neither a protocol upgrade nor a gRPC call.
-fn in_task(target: &Target, out: &Outgoing) -> bool {
+fn in_task(target: &ServiceEntry, out: &Outgoing) -> bool {
     target.scheme == http::uri::Scheme::HTTP
         && !out.upgrade
         && !target.service.protocol.is_grpc()
@@ -260,7 +260,7 @@ fn from_client(
 /// connection failures; the response and the time the upstream exchange took.
 pub(super) async fn balanced(
     ctx: &ProxyCtx,
-    target: &Target,
+    target: &ServiceEntry,
     balancer: &Balancer,
     hash: Option<u64>,
     mut out: Outgoing,

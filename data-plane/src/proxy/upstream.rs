@@ -7,15 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::Request;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tracing::debug;
+use hyper_util::rt::TokioExecutor;
 
+use super::connector::{ConnectFailed, RetryingConnector};
 use super::h1::H1Pool;
-use super::upstream_tls::UpstreamTls;
-use crate::body::{BoxError, ProxyBody};
-use crate::runtime::Target;
+use crate::body::ProxyBody;
+use crate::runtime::upstream_tls::UpstreamTls;
+use crate::runtime::ServiceEntry;
 
 /// A pooled client for one kind of upstream. Plain-HTTP Services get a client without the TLS layer,
 /// which costs about a tenth of the proxy's throughput per request even when it only passes bytes through.
@@ -37,121 +36,12 @@ impl Upstream {
     }
 }
 
-/// A TCP connector that tries up to `attempts` times: a Service's `retries` apply to connection failures,
-/// where nothing has been sent yet, so every request (streamed bodies included) can be retried safely and
-/// the request itself never needs to be copied for a retry.
-#[derive(Clone)]
-pub(super) struct RetryingConnector {
-    http: HttpConnector,
-    attempts: usize,
-}
-
-impl RetryingConnector {
-    /// Plain TCP with Nagle off, `connect_timeout` per attempt, `attempts` tries (at least one).
-    pub(super) fn new(connect_timeout: Duration, attempts: usize) -> RetryingConnector {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        RetryingConnector {
-            http: tcp,
-            attempts,
-        }
-    }
-
-    /// A new connection to `authority` (port 80 unless it names one).
-    pub(super) async fn connect(
-        &self,
-        authority: &http::uri::Authority,
-    ) -> Result<tokio::net::TcpStream, ConnectFailed> {
-        let uri = http::Uri::builder()
-            .scheme(http::uri::Scheme::HTTP)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .expect("an authority and a path make a URI");
-        let io = tower::ServiceExt::oneshot(self.clone(), uri).await?;
-        Ok(io.into_inner())
-    }
-}
-
-/// Every connection attempt failed.
-#[derive(Debug)]
-pub(super) struct ConnectFailed {
-    attempts: usize,
-    last: BoxError,
-}
-
-impl ConnectFailed {
-    /// How many attempts were made.
-    pub(super) fn attempts(&self) -> usize {
-        self.attempts
-    }
-}
-
-impl std::fmt::Display for ConnectFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} connection attempt(s) failed, last: {}",
-            self.attempts, self.last
-        )
-    }
-}
-
-impl std::error::Error for ConnectFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.last)
-    }
-}
-
-pub(super) type Connecting = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = Result<TokioIo<tokio::net::TcpStream>, ConnectFailed>>
-            + Send,
-    >,
->;
-
-impl tower::Service<http::Uri> for RetryingConnector {
-    type Response = TokioIo<tokio::net::TcpStream>;
-    type Error = ConnectFailed;
-    type Future = Connecting;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), ConnectFailed>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: http::Uri) -> Connecting {
-        let http = self.http.clone();
-        let attempts = self.attempts.max(1);
-        Box::pin(async move {
-            let mut last: Option<BoxError> = None;
-            for attempt in 0..attempts {
-                match tower::ServiceExt::oneshot(http.clone(), dst.clone()).await {
-                    Ok(io) => return Ok(io),
-                    Err(e) => {
-                        debug!(upstream = %dst, attempt, error = %e, "upstream connect failed");
-                        last = Some(Box::new(e));
-                    }
-                }
-            }
-            Err(ConnectFailed {
-                attempts,
-                last: last.unwrap_or_else(|| "no attempt".into()),
-            })
-        })
-    }
-}
-
 /// How many connection attempts a failed upstream request made (1 when the error does not say).
 pub(super) fn connect_attempts(e: &hyper_util::client::legacy::Error) -> usize {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(failed) = s.downcast_ref::<ConnectFailed>() {
-            return failed.attempts;
+            return failed.attempts();
         }
         source = s.source();
     }
@@ -185,7 +75,7 @@ pub(super) enum Versions {
 impl Dial<'_> {
     /// How `target`'s Service is reached, trying a failed connection again `retries` times; `upgrade`
     /// when the request asks for a protocol upgrade.
-    pub fn of(target: &Target, retries: u32, upgrade: bool) -> Dial<'_> {
+    pub fn of(target: &ServiceEntry, retries: u32, upgrade: bool) -> Dial<'_> {
         let service = &target.service;
         Dial {
             connect_timeout_ms: service.connect_timeout,

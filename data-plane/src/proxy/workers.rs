@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::error;
 
-use super::{serve, ProxyCtx, ProxyListener};
+use super::ctx::ProxyCtx;
+use super::listen::{serve, ProxyListener};
 
 /// The number of workers `--workers 0` means: the cores this process may run on.
 pub fn default_count() -> usize {

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use shared::protocol::{Family, Protocol, ProtocolSet};
 use shared::{ConfigState, Route, Service};
 
-use crate::balancer::Balancer;
-use crate::proxy::forward::PathHandling;
-use crate::proxy::upstream_tls::UpstreamTls;
-use crate::proxy::Scheme;
-use crate::tls::ServerCertificates;
+use super::balancer::Balancer;
+use super::certificates::ServerCertificates;
+use super::upstream_tls::UpstreamTls;
 
 /// Where a Service's requests go, prepared once per snapshot.
-pub struct Target {
+pub struct ServiceEntry {
     pub service: Arc<Service>,
     /// `http`/`https` as the upstream URI says it (`grpc` is HTTP/2 over `http`, `grpcs` over `https`).
     pub scheme: http::uri::Scheme,
@@ -33,13 +31,13 @@ pub struct Target {
     pub balancer: Option<Arc<Balancer>>,
 }
 
-impl Target {
+impl ServiceEntry {
     pub(super) fn new(
         service: &Service,
         state: &ConfigState,
         balancers: &HashMap<&str, &Arc<Balancer>>,
         certificates: &ServerCertificates,
-    ) -> Result<Target, String> {
+    ) -> Result<ServiceEntry, String> {
         let balancer = balancers
             .get(service.host.to_ascii_lowercase().as_str())
             .map(|b| Arc::clone(b));
@@ -49,7 +47,7 @@ impl Target {
         } else {
             format!("{}:{}", service.host, service.port)
         };
-        Ok(Target {
+        Ok(ServiceEntry {
             service: Arc::new(service.clone()),
             scheme: if service.protocol.is_tls() {
                 http::uri::Scheme::HTTPS
@@ -119,5 +117,41 @@ impl RouteEntry {
     /// Whether a request that came in over `scheme` may use this Route.
     pub fn accepts(&self, scheme: Scheme) -> bool {
         self.protocols.contains(self.protocol(scheme))
+    }
+}
+
+/// The protocol a request arrived over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Kong's `path_handling`: how a Service path and a request path are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathHandling {
+    /// A slash between the two parts unless one has it (Kong's default).
+    V0,
+    /// The parts concatenated as they are (a service path of `/` adds nothing).
+    V1,
+}
+
+impl PathHandling {
+    /// The Route's `path_handling` (validated by the control plane: `v0` or `v1`).
+    pub fn of(value: &str) -> PathHandling {
+        if value == "v1" {
+            PathHandling::V1
+        } else {
+            PathHandling::V0
+        }
     }
 }

@@ -8,16 +8,23 @@ use shared::protocol::{Protocol, ProtocolSet};
 use shared::{Change, ConfigState, Kind, StateDigest};
 use uuid::Uuid;
 
-use crate::balancer::{Balancer, HealthRegistry};
 use crate::cache::Caches;
-use crate::dns::Dns;
 use crate::metrics::Metrics;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::router::Router;
 
+pub mod balancer;
+mod certificates;
+pub mod dns_cache;
 mod entries;
-use crate::tls::ServerCertificates;
-pub use entries::{RouteEntry, Target};
+mod error;
+pub mod upstream_tls;
+
+use balancer::{Balancer, HealthRegistry};
+pub use certificates::ServerCertificates;
+use dns_cache::DnsCache;
+pub use entries::{PathHandling, RouteEntry, Scheme, ServiceEntry};
+pub use error::BuildError;
 
 type ScopeKey = (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
@@ -38,7 +45,7 @@ pub struct Resources {
     /// Every Target's health, kept across snapshots.
     pub health: Arc<HealthRegistry>,
     /// What Target host names resolve to.
-    pub dns: Arc<Dns>,
+    pub addresses: Arc<DnsCache>,
     /// Plugins this node runs.
     pub allowed: Vec<&'static str>,
 }
@@ -102,7 +109,7 @@ pub struct RuntimeConfig {
     pub router: Router,
     pub routes: EntityMap<Uuid, RouteEntry>,
     /// One per Service, by Service id.
-    pub targets: EntityMap<Uuid, Arc<Target>>,
+    pub services: EntityMap<Uuid, Arc<ServiceEntry>>,
     consumers: Arc<ConsumerIndex>,
     plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
@@ -122,13 +129,13 @@ impl RuntimeConfig {
         state: Arc<ConfigState>,
         digest: StateDigest,
         resources: &Resources,
-    ) -> Result<RuntimeConfig, String> {
+    ) -> Result<RuntimeConfig, BuildError> {
         let touched = Touched::all(&state);
         RuntimeConfig::default().updated(version, state, digest, &touched, resources)
     }
 
     /// The configuration for `state`, which differs from this one's state in the `touched` entities only:
-    /// those are rebuilt (router entries of routes, targets of services, the Consumer index entries, the
+    /// those are rebuilt (router entries of routes, entries of services, the Consumer index entries, the
     /// plugin instances; every plugin instance when a Consumer changed, since instances resolve their
     /// Consumers when built) and everything else is shared with this configuration.
     pub fn updated(
@@ -138,7 +145,7 @@ impl RuntimeConfig {
         digest: StateDigest,
         touched: &Touched,
         resources: &Resources,
-    ) -> Result<RuntimeConfig, String> {
+    ) -> Result<RuntimeConfig, BuildError> {
         let removed: Vec<Uuid> = touched
             .routes
             .iter()
@@ -146,7 +153,10 @@ impl RuntimeConfig {
             .copied()
             .collect();
         let added = touched.routes.iter().filter_map(|id| state.routes.get(id));
-        let router = self.router.updated(&removed, added)?;
+        let router = self
+            .router
+            .updated(&removed, added)
+            .map_err(BuildError::unusable("route"))?;
         let mut routes = self.routes.clone();
         for id in &touched.routes {
             match state.routes.get(id) {
@@ -159,12 +169,10 @@ impl RuntimeConfig {
             for u in state.upstreams.values() {
                 built.insert(
                     u.id,
-                    Arc::new(Balancer::build(
-                        u,
-                        &state,
-                        &resources.health,
-                        &resources.dns.cache,
-                    )?),
+                    Arc::new(
+                        Balancer::build(u, &state, &resources.health, &resources.addresses)
+                            .map_err(BuildError::unusable("target"))?,
+                    ),
                 );
             }
             let live: Vec<Uuid> = built.keys().copied().collect();
@@ -191,11 +199,13 @@ impl RuntimeConfig {
             .collect();
         // Parsed once: served by the TLS listener and presented by Services as client certificates.
         let tls = if touched.tls {
-            Arc::new(ServerCertificates::build(&state)?)
+            Arc::new(
+                ServerCertificates::build(&state).map_err(BuildError::unusable("certificate"))?,
+            )
         } else {
             self.tls.clone()
         };
-        let mut targets = self.targets.clone();
+        let mut services = self.services.clone();
         // A changed certificate may be a Service's client certificate or trusted CA.
         let affected = state
             .services
@@ -208,8 +218,14 @@ impl RuntimeConfig {
             .map(|s| s.id);
         for id in touched.services.iter().copied().chain(affected) {
             match state.services.get(&id) {
-                Some(s) => targets.insert(id, Arc::new(Target::new(s, &state, &by_name, &tls)?)),
-                None => targets.remove(&id),
+                Some(s) => services.insert(
+                    id,
+                    Arc::new(
+                        ServiceEntry::new(s, &state, &by_name, &tls)
+                            .map_err(BuildError::unusable("service"))?,
+                    ),
+                ),
+                None => services.remove(&id),
             };
         }
         let consumers = if touched.consumers.is_empty() {
@@ -257,7 +273,7 @@ impl RuntimeConfig {
                 None => active_plugins.push(ActivePlugin { name, scopes: bit }),
             }
         }
-        active_plugins.sort_by_key(|a| registry().iter().position(|(r, _, _)| *r == a.name));
+        active_plugins.sort_by_key(|a| registry().iter().position(|r| r.name == a.name));
 
         Ok(RuntimeConfig {
             version,
@@ -266,7 +282,7 @@ impl RuntimeConfig {
             digest,
             router,
             routes,
-            targets,
+            services,
             consumers,
             plugins,
             plugin_scopes,
@@ -285,24 +301,29 @@ impl RuntimeConfig {
         target: (u64, &str),
         changes: &[u8],
         resources: &Resources,
-    ) -> Result<RuntimeConfig, String> {
+    ) -> Result<RuntimeConfig, BuildError> {
         let ((base_version, base_hash), (version, hash)) = (base, target);
         if self.version != base_version || self.hash != base_hash {
-            return Err(format!(
-                "delta from version {base_version} ({base_hash}), but this node runs version {} ({})",
-                self.version, self.hash
-            ));
+            return Err(BuildError::OutOfOrder {
+                base_version,
+                base_hash: base_hash.to_string(),
+                version: self.version,
+                hash: self.hash.clone(),
+            });
         }
-        let changes = shared::delta::decode_changes(changes)?;
+        let changes = shared::delta::decode_changes(changes).map_err(BuildError::Undecodable)?;
         let mut state = (*self.state).clone();
-        state.apply_changes(&changes)?;
+        state
+            .apply_changes(&changes)
+            .map_err(BuildError::Undecodable)?;
         let mut digest = self.digest.clone();
         digest.apply(&changes);
         let actual = digest.hex();
         if actual != hash {
-            return Err(format!(
-                "diverged: the config after the delta hashes to {actual}, the control plane's to {hash}"
-            ));
+            return Err(BuildError::Diverged {
+                actual,
+                expected: hash.to_string(),
+            });
         }
         self.updated(
             version,
@@ -379,22 +400,26 @@ fn build_plugin(
     p: &shared::Plugin,
     ctx: &BuildCtx,
     allowed: &[&'static str],
-) -> Result<(ScopeKey, Instance), String> {
-    let Some((name, _, factory)) = registry().iter().find(|(n, _, _)| *n == p.name) else {
-        return Err(format!(
-            "plugin '{}' ({}) is not supported by this node",
-            p.name, p.id
-        ));
+) -> Result<(ScopeKey, Instance), BuildError> {
+    let Some(registered) = registry().iter().find(|r| r.name == p.name) else {
+        return Err(BuildError::PluginUnsupported {
+            name: p.name.clone(),
+            id: p.id,
+        });
     };
-    if !allowed.contains(name) {
-        return Err(format!(
-            "plugin '{}' ({}) is not enabled on this node",
-            p.name, p.id
-        ));
+    if !allowed.contains(&registered.name) {
+        return Err(BuildError::PluginNotEnabled {
+            name: p.name.clone(),
+            id: p.id,
+        });
     }
-    let instance = factory(p, ctx).map_err(|e| format!("plugin '{}' ({}): {e}", p.name, p.id))?;
+    let instance = (registered.build)(p, ctx).map_err(|reason| BuildError::PluginConfig {
+        name: p.name.clone(),
+        id: p.id,
+        reason,
+    })?;
     let key = (
-        *name,
+        registered.name,
         p.route.map(|f| f.id),
         p.service.map(|f| f.id),
         p.consumer.map(|f| f.id),
@@ -403,187 +428,4 @@ fn build_plugin(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use shared::{Entity, ParseCtx, Route};
-
-    fn resources() -> Resources {
-        Resources {
-            caches: Arc::new(Caches::new(100)),
-            metrics: Arc::new(Metrics::default()),
-            clients: Arc::new(IdpClients::new(None)),
-            health: Arc::default(),
-            dns: Arc::new(Dns::new(None)),
-            allowed: registry().iter().map(|(n, _, _)| *n).collect(),
-        }
-    }
-
-    fn route(state: &ConfigState, n: u128, path: &str) -> Change {
-        let r = Route::parse(
-            &json!({"paths": [path]}),
-            &ParseCtx {
-                id: Uuid::from_u128(n),
-                now: 1,
-                created_at: None,
-                resolver: state,
-            },
-        )
-        .unwrap();
-        Change::Put(Entity::Route(r))
-    }
-
-    fn base() -> RuntimeConfig {
-        let mut state = ConfigState::default();
-        let c = route(&state, 1, "/a");
-        state.apply_changes(&[c]).unwrap();
-        let digest = StateDigest::of(&state);
-        RuntimeConfig::build(3, Arc::new(state), digest, &resources()).unwrap()
-    }
-
-    /// The changes and the hash they lead to from `base()`.
-    fn delta(cur: &RuntimeConfig, changes: &[Change]) -> (Vec<u8>, String) {
-        let mut state = (*cur.state).clone();
-        state.apply_changes(changes).unwrap();
-        (
-            shared::delta::encode_changes(changes),
-            StateDigest::of(&state).hex(),
-        )
-    }
-
-    #[test]
-    fn a_delta_applies_on_its_exact_base_only() {
-        let cur = base();
-        let (changes, hash) = delta(&cur, &[route(&cur.state, 2, "/b")]);
-        let next = cur
-            .with_delta((3, &cur.hash), (4, &hash), &changes, &resources())
-            .unwrap();
-        assert_eq!((next.version, next.hash.as_str()), (4, hash.as_str()));
-        assert_eq!(next.routes.len(), 2);
-        assert_eq!(next.router.len(), 2);
-        // Out of order: a delta from another version, or from this version with another hash.
-        let err = next
-            .with_delta((3, &cur.hash), (5, &hash), &changes, &resources())
-            .err()
-            .unwrap();
-        assert!(err.contains("this node runs version 4"), "{err}");
-        let err = cur
-            .with_delta((3, "other"), (4, &hash), &changes, &resources())
-            .err()
-            .unwrap();
-        assert!(err.contains("runs version 3"), "{err}");
-    }
-
-    #[test]
-    fn a_corrupted_delta_is_refused() {
-        let cur = base();
-        let (changes, hash) = delta(&cur, &[route(&cur.state, 2, "/b")]);
-        let apply = |bytes: &[u8], hash: &str| {
-            cur.with_delta((3, &cur.hash), (4, hash), bytes, &resources())
-                .err()
-                .unwrap()
-        };
-        // Other content than the hash promises.
-        let (other, _) = delta(&cur, &[route(&cur.state, 2, "/c")]);
-        assert!(apply(&other, &hash).contains("diverged"));
-        // Bytes that are not changes.
-        assert!(apply(b"{not json", &hash).contains("not valid"));
-        assert!(
-            apply(br#"[{"op":"put","kind":"planets","entity":{}}]"#, &hash)
-                .contains("unknown entity kind")
-        );
-        // A route that refers to a service the node does not have.
-        let dangling = String::from_utf8(changes).unwrap().replace(
-            "\"service\":null",
-            "\"service\":{\"id\":\"00000000-0000-0000-0000-00000000000f\"}",
-        );
-        assert!(apply(dangling.as_bytes(), &hash).contains("does not reference"));
-        // The base is untouched by every refusal.
-        assert_eq!(cur.routes.len(), 1);
-    }
-
-    fn entity(state: &ConfigState, n: u128, v: serde_json::Value) -> Entity {
-        let ctx = ParseCtx {
-            id: Uuid::from_u128(n),
-            now: 1,
-            created_at: None,
-            resolver: state,
-        };
-        match v.get("name").and_then(|n| n.as_str()) {
-            Some("oauth2-introspection") => {
-                Entity::Plugin(shared::Plugin::parse(&v, &ctx).unwrap())
-            }
-            _ if v.get("username").is_some() => {
-                Entity::Consumer(shared::Consumer::parse(&v, &ctx).unwrap())
-            }
-            _ if v.get("url").is_some() => {
-                Entity::Service(shared::Service::parse(&v, &ctx).unwrap())
-            }
-            _ => Entity::Route(Route::parse(&v, &ctx).unwrap()),
-        }
-    }
-
-    #[test]
-    fn the_most_specific_instance_applies_and_absent_scopes_are_not_looked_up() {
-        let mut state = ConfigState::default();
-        let id = Uuid::from_u128;
-        let intro = |scope: serde_json::Value| {
-            let mut p = json!({"name": "oauth2-introspection", "config": {
-                "introspection_url": "http://127.0.0.1:9/introspect",
-                "authorization_value": "Basic eDp5"}});
-            p.as_object_mut()
-                .unwrap()
-                .extend(scope.as_object().unwrap().clone());
-            p
-        };
-        let ids = json!({"id": id(1).to_string()});
-        for (n, v) in [
-            (1, json!({"url": "http://127.0.0.1:9"})),
-            (2, json!({"paths": ["/a"], "service": ids})),
-            (3, json!({"paths": ["/b"], "service": ids})),
-            (4, json!({"username": "alex"})),
-            (10, intro(json!({}))),
-            (11, intro(json!({"route": {"id": id(2).to_string()}}))),
-            (12, intro(json!({"consumer": {"id": id(4).to_string()}}))),
-        ] {
-            let e = entity(&state, n, v);
-            state.apply_changes(&[Change::Put(e)]).unwrap();
-        }
-        let digest = StateDigest::of(&state);
-        let rt = RuntimeConfig::build(1, Arc::new(state), digest, &resources()).unwrap();
-        let [active] = rt.active_plugins.as_slice() else {
-            panic!("one plugin: {:?}", rt.active_plugins);
-        };
-        // Route-only, Consumer-only and global instances: three scopes of eight.
-        let expected = [
-            (true, false, false),
-            (false, false, true),
-            (false, false, false),
-        ]
-        .iter()
-        .map(|&(r, s, c)| 1u8 << scope_rank(r, s, c))
-        .sum::<u8>();
-        assert_eq!(active.scopes, expected);
-        let instance = |r: Option<u128>, c: Option<u128>| {
-            let key = (active.name, r.map(id), None, c.map(id));
-            Arc::as_ptr(&rt.plugins.get(&key).unwrap().0) as *const ()
-        };
-        let applies = |route: u128, consumer: Option<u128>| {
-            let p = rt
-                .plugin_for(
-                    active,
-                    Protocol::Http,
-                    id(route),
-                    Some(id(1)),
-                    consumer.map(id),
-                )
-                .unwrap();
-            Arc::as_ptr(p) as *const ()
-        };
-        assert_eq!(applies(2, None), instance(Some(2), None));
-        assert_eq!(applies(3, None), instance(None, None));
-        assert_eq!(applies(3, Some(4)), instance(None, Some(4)));
-        // A Consumer-only instance ranks above a Route-only one (Kong's order).
-        assert_eq!(applies(2, Some(4)), instance(None, Some(4)));
-    }
-}
+mod tests;

@@ -10,7 +10,6 @@ mod rules;
 use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use any::{Change, Entity};
@@ -188,11 +187,6 @@ impl ConfigState {
 /// Encodes a state once for the wire and disk: deterministic JSON (maps are ordered).
 pub fn encode(state: &ConfigState) -> Vec<u8> {
     serde_json::to_vec(state).expect("config state serialises")
-}
-
-/// Hex SHA-256 of bytes (a checksum of stored files).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Decodes an encoded state, checks its consistency and that its content hash ([`StateDigest`]) is

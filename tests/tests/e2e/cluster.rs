@@ -219,7 +219,7 @@ async fn pairing_tokens_are_one_time_expire_and_cannot_be_forged() {
         .post("/clustering/pairing-tokens", json!({"ttl": 1}))
         .await;
     let expires_at = short["expires_at"].as_i64().unwrap();
-    while shared::unix_now() <= expires_at {
+    while platform::unix_now() <= expires_at {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let e = data_plane::identity::pair(&cps(&addr), short["token"].as_str().unwrap(), "h")
@@ -562,7 +562,7 @@ async fn an_enrollment_token_admits_exactly_max_uses_nodes() {
         .await;
     let expires_at = short["expires_at"].as_i64().unwrap();
     eventually(PATIENCE, "the token's expiry", || async {
-        (shared::unix_now() > expires_at).then_some(())
+        (platform::unix_now() > expires_at).then_some(())
     })
     .await;
     let mut expired = DataPlane::spawn(DpOptions {

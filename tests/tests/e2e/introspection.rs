@@ -71,7 +71,7 @@ async fn call(
 }
 
 fn future_exp(secs: i64) -> i64 {
-    shared::unix_now() + secs
+    platform::unix_now() + secs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
 use demo::idp::{Client, DemoIdp, IdpSetup};
-use shared::unix_now;
+use platform::unix_now;
 use tests::{client, eventually, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
 
 struct Env {

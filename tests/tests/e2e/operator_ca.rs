@@ -28,7 +28,7 @@ fn write_ca(dir: &Path, name: &str, ca: bool) -> (PathBuf, PathBuf, String) {
     );
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let fingerprint = shared::pairing::sha256_hex(cert.der());
+    let fingerprint = shared::digest::sha256_hex(cert.der());
     (cert_path, key_path, fingerprint)
 }
 

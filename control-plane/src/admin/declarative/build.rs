@@ -346,7 +346,7 @@ impl Builder<'_> {
             Kind::CaCertificate => {
                 let digest = s("cert")
                     .and_then(|pem| shared::tls::ca_der(pem).ok())
-                    .map(|(der, _)| shared::state::sha256_hex(&der));
+                    .map(|(der, _)| shared::digest::sha256_hex(&der));
                 digest.and_then(|d| {
                     self.old
                         .ca_certificates

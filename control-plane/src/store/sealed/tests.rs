@@ -16,7 +16,7 @@ fn certificate() -> Certificate {
         &json!({"cert": made.cert.pem(), "key": made.key_pair.serialize_pem()}),
         &ParseCtx {
             id: Uuid::new_v4(),
-            now: shared::unix_now(),
+            now: platform::unix_now(),
             created_at: None,
             resolver: &ConfigState::default(),
         },

@@ -5,11 +5,10 @@
 pub mod parse;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
-use serde_json::json;
+use http::StatusCode;
 
-use super::Exchange;
-use crate::body::{json_response, ProxyBody};
+use super::exchange::Exchange;
+use super::refusal::Refusal;
 pub use parse::Source;
 
 fn header(ex: &Exchange, name: http::header::HeaderName) -> Option<&str> {
@@ -25,7 +24,7 @@ pub fn query_param(ex: &Exchange, name: &str) -> Option<String> {
 pub async fn body_param(
     ex: &mut Exchange,
     name: &str,
-) -> Result<Option<(String, Source)>, Response<ProxyBody>> {
+) -> Result<Option<(String, Source)>, Refusal> {
     let Some(content_type) = header(ex, http::header::CONTENT_TYPE).map(str::to_string) else {
         return Ok(None);
     };
@@ -34,10 +33,10 @@ pub async fn body_param(
     }
     let body = ex.buffered_body().await?;
     parse::body_value(&content_type, &body, name).map_err(|parse::MalformedJson| {
-        json_response(
+        Refusal::message(
             StatusCode::BAD_REQUEST,
-            &json!({"message": "Cannot parse JSON body"}),
-            &[],
+            "Cannot parse JSON body",
+            "malformed_body",
         )
     })
 }

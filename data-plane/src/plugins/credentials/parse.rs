@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use serde_json::Value;
+use shared::http_syntax::media_type;
 
 /// Where a credential was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,19 +18,9 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MalformedJson;
 
-/// The media type of a `Content-Type` value, lowercased, without parameters.
-pub fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// True for the body types a credential may be read from (the body is buffered only for these).
 pub fn body_may_hold_params(content_type: &str) -> bool {
-    let e = essence(content_type);
+    let e = media_type(content_type);
     e == "application/x-www-form-urlencoded"
         || e == "multipart/form-data"
         || e == "application/json"
@@ -61,7 +52,7 @@ pub fn body_value(
     body: &[u8],
     name: &str,
 ) -> Result<Option<(String, Source)>, MalformedJson> {
-    match essence(content_type).as_str() {
+    match media_type(content_type).as_str() {
         "application/x-www-form-urlencoded" => {
             let pairs: Vec<(String, String)> =
                 serde_urlencoded::from_bytes(body).unwrap_or_default();

@@ -44,7 +44,7 @@ impl OpenIdConnect {
     pub(super) async fn find_credential(
         &self,
         ex: &mut Exchange,
-    ) -> Result<Option<Credential>, Response<ProxyBody>> {
+    ) -> Result<Option<Credential>, Refusal> {
         let types = |list: &[ParamType], t: ParamType| list.contains(&t);
         if self.allows(AuthMethod::Bearer) || self.allows(AuthMethod::Introspection) {
             let t = &self.config.bearer_token_param_type;

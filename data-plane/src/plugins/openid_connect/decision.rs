@@ -76,11 +76,7 @@ impl OpenIdConnect {
         }
     }
 
-    pub(super) fn deny(
-        &self,
-        ex: &mut Exchange,
-        denial: Denial,
-    ) -> Result<(), Response<ProxyBody>> {
+    pub(super) fn deny(&self, ex: &mut Exchange, denial: Denial) -> Result<(), Refusal> {
         let detail = |base: &str, reason: &str| {
             if self.config.display_errors {
                 format!("{base} ({reason})")
@@ -91,21 +87,19 @@ impl OpenIdConnect {
         match denial {
             Denial::Unavailable(reason) => {
                 warn!(plugin = NAME, request_id = %ex.request_id, issuer = %self.config.issuer, failure = %reason, "identity provider unavailable");
-                Err(idp::unavailable(&reason))
+                Err(Refusal::idp_unavailable(&reason))
             }
             Denial::Forbidden(reason) => {
                 info!(plugin = NAME, request_id = %ex.request_id, %reason, "request forbidden");
-                Err(json_response(
+                Err(Refusal::message(
                     StatusCode::FORBIDDEN,
-                    &json!({"message": detail(&self.config.forbidden_error_message, &reason)}),
-                    &[(
-                        "www-authenticate",
-                        format!(
-                            "Bearer realm=\"{}\", error=\"insufficient_scope\"",
-                            self.realm
-                        ),
-                    )],
-                ))
+                    detail(&self.config.forbidden_error_message, &reason),
+                    "forbidden",
+                )
+                .challenge(&format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\"",
+                    self.realm
+                )))
             }
             Denial::NoCredential | Denial::Invalid(_) => {
                 if let Some(anon) = &self.anonymous {
@@ -123,11 +117,12 @@ impl OpenIdConnect {
                     ),
                 };
                 info!(plugin = NAME, request_id = %ex.request_id, %reason, "request refused");
-                Err(json_response(
+                Err(Refusal::message(
                     StatusCode::UNAUTHORIZED,
-                    &json!({"message": detail(&self.config.unauthorized_error_message, &reason)}),
-                    &[("www-authenticate", www)],
-                ))
+                    detail(&self.config.unauthorized_error_message, &reason),
+                    "unauthorized",
+                )
+                .challenge(&www))
             }
         }
     }

@@ -6,10 +6,10 @@ use super::*;
 impl OpenIdConnect {
     /// A refused introspection answer as a denial: inactive tokens are invalid, provider faults count as
     /// identity-provider errors and answer 503.
-    pub(super) fn refused(&self, refusal: Refusal) -> Denial {
-        match refusal {
-            Refusal::Inactive(why) => Denial::Invalid(why),
-            Refusal::Fault(why) => {
+    pub(super) fn refused(&self, rejected: Rejected) -> Denial {
+        match rejected {
+            Rejected::Inactive(why) => Denial::Invalid(why),
+            Rejected::Fault(why) => {
                 unavailable("introspection", self.idp.fault(IdpFailure::Answer(why)))
             }
         }

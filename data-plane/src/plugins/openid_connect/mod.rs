@@ -5,18 +5,20 @@ mod authenticate;
 mod client_auth;
 mod decision;
 mod endpoints;
+mod jwk;
+mod jws;
 mod verify;
 
-use client_auth::signing_key;
-use verify::looks_like_jwt;
+use jwk::signing_key;
+use jws::looks_like_jwt;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::unix_now;
 use base64::Engine;
-use http::{Method, Response, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+use http::{Method, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use shared::jwt::{self, ClaimRules};
 use shared::keyword::Keyword;
@@ -24,16 +26,17 @@ use shared::plugins::openid_connect::{AuthMethod, ClientAuth, Config, ParamType,
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
+use super::claims::{claim_header_value, token_fingerprint};
+use super::consumers::{anonymous_consumer, ConsumerIndex};
 use super::credentials::{self, Source};
-use super::idp::{self, Idp, IdpFailure, IdpSettings, TtlRule};
-use super::introspection_answer::{self, Refusal};
-use super::oidc_issuer::{IssuerDoc, Issuers};
-use super::{
-    anonymous_consumer, claim_header_value, token_fingerprint, BuildCtx, ConsumerIndex, Exchange,
-    Plugin,
-};
-use crate::body::{json_response, ProxyBody};
+use super::exchange::Exchange;
+use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
+use super::instance::BuildCtx;
+use super::introspection_answer::{self, Rejected};
+use super::plugin::Plugin;
+use super::refusal::Refusal;
 use crate::cache::Cached;
+use platform::oidc_discovery::{IssuerDoc, Issuers};
 
 /// One configured instance.
 pub struct OpenIdConnect {
@@ -138,7 +141,7 @@ impl OpenIdConnect {
 
 #[async_trait::async_trait]
 impl Plugin for OpenIdConnect {
-    async fn access(&self, ex: &mut Exchange) -> Result<(), Response<ProxyBody>> {
+    async fn access(&self, ex: &mut Exchange) -> Result<(), Refusal> {
         if !self.config.run_on_preflight && ex.parts.method == Method::OPTIONS {
             return Ok(());
         }
@@ -208,6 +211,11 @@ mod tests {
         )
         .unwrap();
         let dec = jsonwebtoken::DecodingKey::from_ec_components(&b(x), &b(y)).unwrap();
-        jsonwebtoken::decode::<Value>(&token, &dec, &Validation::new(Algorithm::ES256)).unwrap();
+        jsonwebtoken::decode::<Value>(
+            &token,
+            &dec,
+            &jsonwebtoken::Validation::new(Algorithm::ES256),
+        )
+        .unwrap();
     }
 }

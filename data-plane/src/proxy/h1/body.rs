@@ -13,7 +13,7 @@ use http::uri::Authority;
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 
-use super::H1Pool;
+use super::pool::H1Pool;
 use crate::body::BoxError;
 
 /// Longest chunk-size line, and most bytes and fields of trailers, accepted (the trailer limits are

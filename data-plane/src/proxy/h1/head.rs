@@ -7,14 +7,24 @@ use std::ops::Range;
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Response, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Response, StatusCode, Version};
 
+use super::super::forward::Forwarded;
 use super::body::{Chunked, Framing};
-use super::BodylessRequest;
 use crate::header_block::encode_field;
 use crate::proxy::forward::connection_tokens;
 use crate::proxy::framing;
 use crate::proxy::header_maps;
+
+/// The request as it goes upstream; the body is empty.
+pub(in crate::proxy) struct BodylessRequest<'a> {
+    pub method: &'a Method,
+    pub path_and_query: &'a PathAndQuery,
+    pub headers: &'a HeaderMap,
+    /// The forwarded headers, when they are not in `headers` yet.
+    pub forwarded: Option<&'a Forwarded>,
+}
 
 /// Longest response head accepted.
 pub(super) const MAX_HEAD: usize = 64 * 1024;

@@ -13,32 +13,29 @@
 
 mod body;
 mod head;
+mod pool;
+mod verdict;
 
 pub(super) use head::content_length;
+pub(super) use pool::H1Pool;
+pub use verdict::{verdict, ResponseVerdict};
 
 use std::io;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use http::uri::{Authority, PathAndQuery};
-use http::{HeaderMap, Method, Response};
+use http::uri::Authority;
+use http::{Method, Response};
 use http_body_util::BodyExt;
-use rustc_hash::FxHashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::forward::Forwarded;
-use super::upstream::RetryingConnector;
+use super::connector::RetryingConnector;
 use crate::body::ProxyBody;
 use body::UpstreamBody;
+pub(super) use head::BodylessRequest;
 use head::ResponseHead;
-
-/// Idle connections kept per upstream address.
-const MAX_IDLE_PER_UPSTREAM: usize = 256;
-/// How long an idle connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -49,89 +46,12 @@ pub(super) enum H1Error {
     Protocol(String),
 }
 
-/// The request as it goes upstream; the body is empty.
-pub(super) struct BodylessRequest<'a> {
-    pub method: &'a Method,
-    pub path_and_query: &'a PathAndQuery,
-    pub headers: &'a HeaderMap,
-    /// The forwarded headers, when they are not in `headers` yet.
-    pub forwarded: Option<&'a Forwarded>,
-}
-
 /// How to reach one upstream address.
 pub(super) struct Dial<'a> {
     pub authority: &'a Authority,
     pub connect_timeout: Duration,
     /// Connection attempts, at least one.
     pub attempts: usize,
-}
-
-/// Idle upstream connections of one proxy worker, by upstream address, most recently used last. The
-/// addresses are the operator's, so a fast hash serves.
-#[derive(Default)]
-pub(super) struct H1Pool {
-    idle: Mutex<FxHashMap<Authority, Vec<Idle>>>,
-}
-
-struct Idle {
-    stream: TcpStream,
-    /// The connection's read buffer, kept so its allocation serves the next exchange.
-    buf: BytesMut,
-    since: Instant,
-}
-
-impl H1Pool {
-    /// A live idle connection to `authority` and its (empty) read buffer, if one is kept, at time `now`.
-    fn take(&self, authority: &Authority, now: Instant) -> Option<(TcpStream, BytesMut)> {
-        let mut idle = self.idle.lock().expect("upstream pool lock");
-        let kept = idle.get_mut(authority)?;
-        let cutoff = now.checked_sub(IDLE_TIMEOUT);
-        while let Some(conn) = kept.pop() {
-            if cutoff.is_some_and(|c| conn.since < c) {
-                // Older ones are further down the stack.
-                kept.clear();
-                return None;
-            }
-            if still_open(&conn.stream) {
-                return Some((conn.stream, conn.buf));
-            }
-        }
-        None
-    }
-
-    /// Keeps `stream`, whose last exchange (begun at `since`, which counts as the start of its idle time)
-    /// ended cleanly with nothing left in `buf`, for the next request to `authority`.
-    fn put(&self, authority: Authority, stream: TcpStream, buf: BytesMut, since: Instant) {
-        let now = since;
-        let mut idle = self.idle.lock().expect("upstream pool lock");
-        let kept = idle.entry(authority).or_default();
-        if let Some(cutoff) = now.checked_sub(IDLE_TIMEOUT) {
-            let expired = kept.partition_point(|c| c.since < cutoff);
-            kept.drain(..expired);
-        }
-        if kept.len() < MAX_IDLE_PER_UPSTREAM {
-            kept.push(Idle {
-                stream,
-                buf,
-                since: now,
-            });
-        }
-    }
-}
-
-/// Whether an idle connection can carry another request: nothing has arrived on it (an idle upstream
-/// sends nothing unless it is closing). Readiness already known to the runtime is consulted first, so
-/// the usual case costs no system call.
-fn still_open(stream: &TcpStream) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match stream.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => matches!(
-            stream.try_read(&mut [0u8; 1]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock
-        ),
-    }
 }
 
 /// Connects to `dial.authority`, trying `dial.attempts` times, as the pooled clients connect.
@@ -245,30 +165,6 @@ async fn exchange(
             }
             Err(e) => return Err(Exchange::Failed(format!("cannot read the response: {e}"))),
         }
-    }
-}
-
-/// A whole response read from `bytes` the way [`send`] and the body read it from a socket that ends
-/// after them (see [`crate::proxy::parsers`]).
-pub(super) fn verdict(bytes: &[u8], head_request: bool) -> crate::proxy::parsers::ResponseVerdict {
-    use crate::proxy::parsers::ResponseVerdict;
-    let mut buf = BytesMut::from(bytes);
-    let head = match head::parse_response(&mut buf) {
-        Ok(Some(head)) => head,
-        Ok(None) => return ResponseVerdict::Incomplete,
-        Err(e) => return ResponseVerdict::Invalid(e.0.to_string()),
-    };
-    let framing = match head_request {
-        true => body::Framing::Empty,
-        false => head.framing,
-    };
-    let (body, complete) = body::read_all(framing, &mut buf);
-    ResponseVerdict::Message {
-        status: head.parts.status.as_u16(),
-        body,
-        complete,
-        // Nothing may follow the answer on a connection that is kept.
-        reusable: complete && head.keep_alive && buf.is_empty(),
     }
 }
 

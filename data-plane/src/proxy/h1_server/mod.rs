@@ -13,6 +13,9 @@
 mod replay;
 mod request;
 mod response;
+mod verdict;
+
+pub use verdict::{verdict, RequestVerdict};
 
 use std::future::Future;
 use std::io;
@@ -29,8 +32,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use super::ctx::{Connection, ProxyCtx};
 use super::framing::Refusal;
-use super::{hyper_service, ConnBuilder, Connection, ProxyCtx};
+use super::handle::{handle, hyper_service, ConnBuilder};
 use crate::body::{BoxError, RequestBody};
 use request::Head;
 use response::Answering;
@@ -99,29 +103,12 @@ pub(super) async fn serve(
             keep_alive: bodiless.keep_alive,
         };
         let req = Request::from_parts(bodiless.parts, RequestBody::Empty);
-        let (resp, stamp) = super::handle(&ctx, req, &conn).await;
+        let (resp, stamp) = handle(&ctx, req, &conn).await;
         let keep = response::write(&mut tcp, &mut out, resp, &stamp, answering).await?;
         if !keep || futures::poll!(stop.as_mut()).is_ready() {
             let _ = tcp.shutdown().await;
             return Ok(());
         }
-    }
-}
-
-/// The decision [`serve`] makes about `bytes` at the start of a connection (`first`) or after a
-/// response (see [`crate::proxy::parsers`]).
-pub(super) fn verdict(bytes: &[u8], first: bool) -> crate::proxy::parsers::RequestVerdict {
-    use crate::proxy::parsers::RequestVerdict;
-    let mut buf = BytesMut::from(bytes);
-    match request::parse(&mut buf, first) {
-        Ok(None) => RequestVerdict::Incomplete,
-        Err(refusal) => RequestVerdict::Refused(refusal.status().as_u16()),
-        Ok(Some(Head::Bodiless(b))) => RequestVerdict::Bodiless {
-            method: b.parts.method.to_string(),
-            target: b.parts.uri.to_string(),
-            len: bytes.len() - buf.len(),
-        },
-        Ok(Some(Head::HandOff(framing))) => RequestVerdict::HandOff(framing),
     }
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use shared::tls::ca_der;
 use shared::{ConfigState, Service};
 
-use crate::tls::ServerCertificates;
+use super::certificates::ServerCertificates;
 
 /// The TLS settings a Service adds to the node's defaults. Services with equal settings share a pool:
 /// [`UpstreamTls::key`] digests them.
@@ -92,7 +92,7 @@ impl UpstreamTls {
 
     /// The rustls client configuration: these settings on top of the node's `default_roots`, verifying
     /// the upstream unless `verify` is false (then with `no_verification`).
-    pub(super) fn client_config(
+    pub(crate) fn client_config(
         &self,
         default_roots: &Arc<RootCertStore>,
         verify: bool,

@@ -4,7 +4,7 @@ use shared::{ConfigState, Entity, ParseCtx};
 use uuid::Uuid;
 
 use super::*;
-use crate::dns::{DnsCache, Recorded};
+use crate::runtime::dns_cache::{DnsCache, Recorded};
 
 fn ctx(id: u128, state: &ConfigState) -> ParseCtx<'_> {
     ParseCtx {

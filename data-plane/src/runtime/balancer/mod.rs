@@ -6,7 +6,6 @@
 mod health;
 mod peers;
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,9 +14,9 @@ use shared::upstream::{Algorithm, HashOn, TargetAddr, Upstream};
 use shared::ConfigState;
 
 pub use health::{HealthRegistry, InFlight, Outcome, PeerHealth, PeerKey, PeerReport};
-pub use peers::{Peer, PeerSet, TargetSpec};
+pub use peers::{hash_key, Peer, PeerSet, TargetSpec};
 
-use crate::dns::DnsCache;
+use crate::runtime::dns_cache::DnsCache;
 
 /// An Upstream ready to pick peers.
 pub struct Balancer {
@@ -26,13 +25,6 @@ pub struct Balancer {
     targets: Vec<TargetSpec>,
     set: ArcSwap<PeerSet>,
     next: AtomicUsize,
-}
-
-/// The 64-bit hash consistent hashing uses (the same on every node running this build).
-pub fn hash_key(key: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
 }
 
 impl Balancer {

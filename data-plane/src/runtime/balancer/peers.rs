@@ -4,14 +4,21 @@
 //! per snapshot and again whenever a Target's name resolves to other addresses; requests hold the set
 //! they picked from.
 
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use shared::upstream::Upstream;
 
-use super::hash_key;
 use super::health::{HealthRegistry, PeerHealth, PeerKey};
-use crate::dns::DnsCache;
+use crate::runtime::dns_cache::DnsCache;
+
+/// The 64-bit hash consistent hashing uses (the same on every node running this build).
+pub fn hash_key(key: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
 
 /// A Target of weight above 0, as the balancer keeps it between peer sets.
 #[derive(Debug, Clone)]

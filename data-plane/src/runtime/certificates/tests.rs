@@ -17,7 +17,7 @@ fn pem(name: &str, alg: &'static rcgen::SignatureAlgorithm) -> (String, String) 
 fn add_certificate(state: &mut ConfigState, n: u128, body: serde_json::Value, snis: &[&str]) {
     let ctx = ParseCtx {
         id: Uuid::from_u128(n),
-        now: shared::unix_now(),
+        now: platform::unix_now(),
         created_at: None,
         resolver: &ConfigState::default(),
     };

@@ -1,5 +1,7 @@
-//! Per-node discovery and JWKS cache for OpenID Connect issuers. An unknown `kid` triggers one
-//! rediscovery, rate-limited per issuer; keys are kept when rediscovery fails.
+//! OpenID Connect discovery and the cache of its results, for both planes: an issuer's discovery document
+//! and JWKS, fetched once for all concurrent callers; a failed first discovery answered from memory for
+//! [`DISCOVERY_FAILURE_BACKOFF`]; an unknown `kid` triggers one rediscovery, rate-limited per issuer, and
+//! the keys are kept when rediscovery fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use tracing::{info, warn};
 const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a failed first discovery is answered from memory before the issuer is asked again. Requests
 /// that queued behind the failed attempt get its answer at once instead of one timeout each.
-const DISCOVERY_FAILURE_BACKOFF: Duration = Duration::from_secs(2);
+pub const DISCOVERY_FAILURE_BACKOFF: Duration = Duration::from_secs(2);
 
 /// An issuer's discovery document and keys.
 pub struct IssuerDoc {
@@ -59,7 +61,7 @@ struct Entry {
     last_failure: Option<(Instant, DiscoveryError)>,
 }
 
-/// The cache of every issuer this node talks to; survives snapshots.
+/// The cache of every issuer a plane talks to (on a node it survives snapshots).
 #[derive(Default)]
 pub struct Issuers {
     entries: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Entry>>>>,
@@ -222,7 +224,12 @@ impl Issuers {
         self.entries.lock().expect("issuers lock").clear();
     }
 
-    /// What is cached, for the status listener.
+    /// Forgets `issuer`, so the next use discovers it again.
+    pub fn forget(&self, issuer: &str) {
+        self.entries.lock().expect("issuers lock").remove(issuer);
+    }
+
+    /// What is cached, for the node's status listener.
     pub fn view(&self) -> Value {
         let entries: Vec<(String, Arc<tokio::sync::Mutex<Entry>>)> = self
             .entries

@@ -1,5 +1,6 @@
-//! Owner-only files and directories: the node's data dir holds its private key and snapshots with plugin
-//! secrets, so nothing in it is readable by other users.
+//! Owner-only files and directories: a node's data dir holds its private key and snapshots with plugin
+//! secrets, a control plane's its store and the cluster CA's key, so nothing in them is readable by other
+//! users.
 
 use std::fs;
 use std::io::{self, Write};
