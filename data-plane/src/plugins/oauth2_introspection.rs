@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::claims::{claim_header, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerField, ConsumerIndex};
-use super::credentials::{self, Source};
+use super::credentials::{self, Source, Token};
 use super::exchange::Exchange;
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
@@ -154,7 +154,7 @@ impl Introspection {
 
     /// Introspects through the caches. Concurrent misses for one token make one call.
     /// The cache entry of an active token (a fresh one, not kept, when the answer was not cached).
-    async fn introspect(&self, token: &str, ex: &Exchange) -> Result<Cached, Failure> {
+    async fn introspect(&self, token: &Token, ex: &Exchange) -> Result<Cached, Failure> {
         let token_bytes: &[&[u8]] = &[token.as_bytes()];
         let key = if self.config.introspect_request {
             self.idp.key(
@@ -173,7 +173,7 @@ impl Introspection {
             return Ok(hit);
         }
         // The miss path's future is large (the identity-provider call): kept off the hit path's.
-        let claims = Box::pin(self.introspect_miss(token, ex, key)).await?;
+        let claims = Box::pin(self.introspect_miss(token.as_str(), ex, key)).await?;
         Ok(Cached::new(claims, Duration::ZERO))
     }
 
@@ -279,10 +279,13 @@ impl Plugin for Introspection {
             return Ok(());
         }
         ex.strip_identity_headers();
-        let mut found = credentials::query_param(ex, "access_token").map(|t| (t, Source::Query));
+        let mut found = credentials::query_param(ex, "access_token")
+            .map(|t| (Token::Decoded(t), Source::Query));
         if found.is_none() && ex.parts.headers.contains_key(http::header::CONTENT_TYPE) {
             // Boxed: reading a body makes a large future that requests without one need not carry.
-            found = Box::pin(credentials::body_param(ex, "access_token")).await?;
+            found = Box::pin(credentials::body_param(ex, "access_token"))
+                .await?
+                .map(|(t, source)| (Token::Decoded(t), source));
         }
         if found.is_none() {
             found = credentials::bearer_header(ex).map(|t| (t, Source::Header));
@@ -292,7 +295,7 @@ impl Plugin for Introspection {
         };
         match self.introspect(&token, ex).await {
             Ok(entry) => {
-                debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&token), "token active");
+                debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(token.as_str()), "token active");
                 if let Some(c) = self.map_consumer(&entry.claims) {
                     ex.set_consumer(&c, false);
                 }

@@ -3,6 +3,7 @@
 //! which the fuzz targets drive directly.
 
 pub mod parse;
+mod token;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -10,6 +11,7 @@ use http::StatusCode;
 use super::exchange::Exchange;
 use super::refusal::Refusal;
 pub use parse::Source;
+pub use token::Token;
 
 fn header(ex: &Exchange, name: http::header::HeaderName) -> Option<&str> {
     ex.parts.headers.get(name)?.to_str().ok()
@@ -41,9 +43,15 @@ pub async fn body_param(
     })
 }
 
-/// The token of an `Authorization: Bearer <t>` (or `Token <t>`) header, scheme case-insensitive.
-pub fn bearer_header(ex: &Exchange) -> Option<String> {
-    parse::bearer_token(header(ex, http::header::AUTHORIZATION)?)
+/// The token of an `Authorization: Bearer <t>` (or `Token <t>`) header, scheme case-insensitive, left in
+/// the field's value.
+pub fn bearer_header(ex: &Exchange) -> Option<Token> {
+    let value = ex.parts.headers.get(http::header::AUTHORIZATION)?;
+    let at = parse::bearer_range(value.to_str().ok()?)?;
+    Some(Token::Field {
+        value: value.clone(),
+        at,
+    })
 }
 
 /// User and password of an `Authorization: Basic` header.

@@ -120,13 +120,22 @@ pub fn body_without(
 
 /// The token of an `Authorization: Bearer <t>` (or `Token <t>`) value, scheme case-insensitive.
 pub fn bearer_token(authorization: &str) -> Option<String> {
+    bearer_range(authorization).map(|at| authorization[at].to_string())
+}
+
+/// Where the token of an `Authorization: Bearer <t>` (or `Token <t>`) value is.
+pub fn bearer_range(authorization: &str) -> Option<std::ops::Range<usize>> {
+    let lead = authorization.len() - authorization.trim_start().len();
     let (scheme, rest) = authorization.trim().split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
-        let t = rest.trim();
-        (!t.is_empty()).then(|| t.to_string())
-    } else {
-        None
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token")) {
+        return None;
     }
+    let t = rest.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let start = lead + scheme.len() + 1 + (rest.len() - rest.trim_start().len());
+    Some(start..start + t.len())
 }
 
 /// User and password of an `Authorization: Basic` value.
@@ -249,6 +258,9 @@ mod header_tests {
         assert_eq!(bearer_token("bearer  abc ").as_deref(), Some("abc"));
         assert_eq!(bearer_token("Token x").as_deref(), Some("x"));
         assert_eq!(bearer_token("Bearer "), None);
+        let v = " Bearer \t tok.en  ";
+        assert_eq!(&v[bearer_range(v).unwrap()], "tok.en");
+        assert_eq!(bearer_range("Basic abc"), None);
         assert_eq!(
             basic_credentials("Basic YTpi"),
             Some(("a".into(), "b".into()))

@@ -50,7 +50,7 @@ impl OpenIdConnect {
             let t = &self.config.bearer_token_param_type;
             if types(t, ParamType::Header) {
                 if let Some(tok) = credentials::bearer_header(ex) {
-                    return Ok(Some(Credential::Bearer(tok, Source::Header)));
+                    return Ok(Some(Credential::Bearer(tok.into_string(), Source::Header)));
                 }
             }
             if types(t, ParamType::Query) {
