@@ -50,7 +50,7 @@ pub fn json_response_fields(
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     for (name, value) in fields {
-        h.insert(name.clone(), value.clone());
+        h.append(name.clone(), value.clone());
     }
     resp
 }

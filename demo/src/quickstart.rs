@@ -142,8 +142,9 @@ where
     Ok(())
 }
 
-/// The declarative configuration of the demo: one route per plugin, as Kong's how-tos set them up.
-pub fn demo_config(idp: &str, upstream: &str) -> Value {
+/// The declarative configuration of the demo: one route per plugin, as Kong's how-tos set them up, and
+/// a route that signs people in through the browser (`/web`), its sessions sealed with `session_secret`.
+pub fn demo_config(idp: &str, upstream: &str, session_secret: &str) -> Value {
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("kong:kong-secret");
     json!({
@@ -171,6 +172,22 @@ pub fn demo_config(idp: &str, upstream: &str) -> Value {
                     "client_auth": ["client_secret_post"],
                     "auth_methods": ["introspection", "password"],
                     "bearer_token_param_type": ["header"]
+                }}]
+            },
+            {
+                "name": "sign-in-demo",
+                "url": format!("{upstream}/anything"),
+                "routes": [{"name": "sign-in-route", "paths": ["/web"]}],
+                "plugins": [{"name": "openid-connect", "config": {
+                    "issuer": idp,
+                    "client_id": ["app"],
+                    "client_secret": ["app-secret"],
+                    "auth_methods": ["authorization_code", "session"],
+                    "session_secret": session_secret,
+                    "logout_uri_suffix": "/logout",
+                    "logout_methods": ["GET", "POST"],
+                    "upstream_headers_claims": ["preferred_username"],
+                    "upstream_headers_names": ["x-user"]
                 }}]
             }
         ],
@@ -288,7 +305,11 @@ pub async fn start(opts: &Options) -> Result<Running> {
     // Configure through the Admin API: one declarative document, applied atomically (idempotent on reruns).
     let r = c
         .post(format!("{admin_url}/config"))
-        .json(&demo_config(&idp.issuer, &upstream.url))
+        .json(&demo_config(
+            &idp.issuer,
+            &upstream.url,
+            &hex::encode(rand::random::<[u8; 32]>()),
+        ))
         .send()
         .await?;
     if !r.status().is_success() {
@@ -386,6 +407,16 @@ pub async fn start(opts: &Options) -> Result<Running> {
             saves_token: false,
         },
         Step {
+            title: "The sign-in route asked by a script, not a browser (a browser is sent to sign in): 401".into(),
+            method: "GET",
+            url: format!("{}/web", proxy_urls[1]),
+            auth: Auth::None,
+            form: vec![],
+            expect: 401,
+            expect_body: Some("Unauthorized".into()),
+            saves_token: false,
+        },
+        Step {
             title: "The data planes as the control plane sees them".into(),
             method: "GET",
             url: format!("{admin_url}/clustering/data-planes"),
@@ -442,6 +473,10 @@ impl Running {
         for (i, s) in self.steps.iter().enumerate() {
             out.push_str(&format!("\n# {}. {}\n{}\n", i + 1, s.title, s.curl()));
         }
+        out.push_str(&format!(
+            "\n# Sign in through a browser: open {}/web and sign in as alex / doe (the echo shows x-user);\n# {}/web/logout signs out.\n",
+            self.proxy_urls[0], self.proxy_urls[0]
+        ));
         out.push_str("\nCtrl-C stops everything; run again to resume from the stored state, or with --fresh to start over.\n");
         out
     }

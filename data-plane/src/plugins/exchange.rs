@@ -83,6 +83,11 @@ pub struct Exchange {
     pub request_id: RequestId,
     /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).
     pub added: SmallVec<[Arc<HeaderBlock>; 1]>,
+    /// Whether the request came over TLS (the listener's scheme).
+    pub tls: bool,
+    /// Fields a plugin adds to the client's answer (a renewed session cookie), appended to the
+    /// upstream's response head.
+    pub answer_fields: SmallVec<[(HeaderName, HeaderValue); 1]>,
 }
 
 impl Exchange {

@@ -7,6 +7,7 @@
 
 mod claims;
 mod consumers;
+mod cookies;
 pub mod credentials;
 mod exchange;
 pub mod idp;
@@ -18,6 +19,7 @@ pub mod openid_connect;
 mod plugin;
 mod refusal;
 mod registry;
+mod sealed;
 
 pub use claims::{claim_header, claim_header_value, token_fingerprint};
 pub use consumers::{anonymous_consumer, find_consumer, ConsumerField, ConsumerIndex};

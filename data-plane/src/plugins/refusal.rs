@@ -1,6 +1,7 @@
-//! A plugin's answer instead of the upstream's: its status, Kong's JSON body, the fields it is sent with
-//! (`WWW-Authenticate`, `Retry-After`) and the reason it is counted under. The proxy turns it into a
-//! response like every other error it answers itself (`ProxyError::Plugin`).
+//! A plugin's answer instead of the upstream's: its status, Kong's JSON body (none for a redirect), the
+//! fields it is sent with (`WWW-Authenticate`, `Retry-After`, `Location`, `Set-Cookie`) and the reason it
+//! is counted under. The proxy turns it into a response like every other error it answers itself
+//! (`ProxyError::Plugin`).
 
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
@@ -12,8 +13,8 @@ use crate::body::{json_response_fields, ProxyBody};
 #[derive(Debug, Clone)]
 pub struct Refusal {
     status: StatusCode,
-    body: Value,
-    fields: SmallVec<[(HeaderName, HeaderValue); 1]>,
+    body: Option<Value>,
+    fields: SmallVec<[(HeaderName, HeaderValue); 2]>,
     reason: &'static str,
 }
 
@@ -22,8 +23,18 @@ impl Refusal {
     pub fn new(status: StatusCode, body: Value, reason: &'static str) -> Refusal {
         Refusal {
             status,
-            body,
+            body: Some(body),
             fields: SmallVec::new(),
+            reason,
+        }
+    }
+
+    /// A `302 Found` to `location`, without a body.
+    pub fn redirect(location: HeaderValue, reason: &'static str) -> Refusal {
+        Refusal {
+            status: StatusCode::FOUND,
+            body: None,
+            fields: SmallVec::from_iter([(http::header::LOCATION, location)]),
             reason,
         }
     }
@@ -47,7 +58,7 @@ impl Refusal {
         .with_field(http::header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
-    /// The refusal with field `name` set to `value` on the answer.
+    /// The refusal with field `name` set to `value` on the answer (added to any earlier one of that name).
     pub fn with_field(mut self, name: HeaderName, value: HeaderValue) -> Refusal {
         self.fields.push((name, value));
         self
@@ -71,14 +82,24 @@ impl Refusal {
         self.reason
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> &Value {
-        &self.body
+    /// The JSON body, if it has one.
+    pub fn body(&self) -> Option<&Value> {
+        self.body.as_ref()
     }
 
     /// The answer the client gets.
     pub fn response(&self) -> Response<ProxyBody> {
-        json_response_fields(self.status, &self.body, &self.fields)
+        match &self.body {
+            Some(body) => json_response_fields(self.status, body, &self.fields),
+            None => {
+                let mut resp = Response::new(crate::body::full(bytes::Bytes::new()));
+                *resp.status_mut() = self.status;
+                for (name, value) in &self.fields {
+                    resp.headers_mut().append(name.clone(), value.clone());
+                }
+                resp
+            }
+        }
     }
 }
 
@@ -101,7 +122,7 @@ mod tests {
             "application/json; charset=utf-8"
         );
         assert_eq!(
-            r.body()["message"],
+            r.body().unwrap()["message"],
             "The identity provider is unavailable: introspection timed out"
         );
     }
@@ -119,5 +140,20 @@ mod tests {
         let resp = broken.response();
         assert!(resp.headers().get("www-authenticate").is_none());
         assert!(resp.headers().get("set-cookie").is_none());
+    }
+
+    #[test]
+    fn a_redirect_has_no_body_and_keeps_every_cookie() {
+        let r = Refusal::redirect(
+            HeaderValue::from_static("https://idp/authorize?x=1"),
+            "login",
+        )
+        .with_field(http::header::SET_COOKIE, HeaderValue::from_static("a=1"))
+        .with_field(http::header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        let resp = r.response();
+        assert_eq!(resp.status(), StatusCode::FOUND);
+        assert_eq!(resp.headers()["location"], "https://idp/authorize?x=1");
+        assert_eq!(resp.headers().get_all("set-cookie").iter().count(), 2);
+        assert!(r.body().is_none());
     }
 }

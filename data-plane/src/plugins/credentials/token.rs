@@ -10,7 +10,10 @@ use http::HeaderValue;
 #[derive(Debug, Clone)]
 pub enum Token {
     /// Part of a field value that was visible ASCII when it was found.
-    Field { value: HeaderValue, at: Range<usize> },
+    Field {
+        value: HeaderValue,
+        at: Range<usize>,
+    },
     /// Decoded from a query string or a body.
     Decoded(String),
 }

@@ -129,6 +129,30 @@ impl OpenIdConnect {
                     introspection,
                 })
             }
+            Credential::Session(session) => {
+                if session
+                    .expires_at
+                    .is_some_and(|at| at + self.config.leeway as i64 <= unix_now())
+                {
+                    return Err(Denial::Invalid(
+                        "the session's access token has expired".into(),
+                    ));
+                }
+                let token = &session.access_token;
+                // A JWT access token is verified like a bearer token (cached per node); an opaque one is
+                // introspected when introspection is on, else the ID token's claims stand for it.
+                let (claims, introspection) =
+                    if looks_like_jwt(token) || self.allows(AuthMethod::Introspection) {
+                        self.validate_token(token, ex, &doc, true).await?
+                    } else {
+                        (Arc::new(session.claims.clone()), None)
+                    };
+                Ok(Authenticated {
+                    access_token: token.clone(),
+                    claims,
+                    introspection,
+                })
+            }
             Credential::Password(user, pass, _) | Credential::Client(user, pass, _) => {
                 let grant = if matches!(cred, Credential::Password(..)) {
                     AuthMethod::Password

@@ -76,7 +76,21 @@ impl OpenIdConnect {
         }
     }
 
+    /// Refuses the request for `denial`, or lets it through as the anonymous Consumer when one is
+    /// configured and the denial is about the credential.
     pub(super) fn deny(&self, ex: &mut Exchange, denial: Denial) -> Result<(), Refusal> {
+        if matches!(denial, Denial::NoCredential | Denial::Invalid(_)) {
+            if let Some(anon) = &self.anonymous {
+                ex.set_consumer(anon, true);
+                return Ok(());
+            }
+        }
+        Err(self.answer(ex, denial))
+    }
+
+    /// The answer to `denial`: 401, 403 or 503 with Kong's message (and the reason with
+    /// `display_errors`), or a redirect to `unauthorized_redirect_uri`/`forbidden_redirect_uri`.
+    pub(super) fn answer(&self, ex: &Exchange, denial: Denial) -> Refusal {
         let detail = |base: &str, reason: &str| {
             if self.config.display_errors {
                 format!("{base} ({reason})")
@@ -84,14 +98,23 @@ impl OpenIdConnect {
                 base.to_string()
             }
         };
+        let redirect = |uris: &[String], reason: &'static str| {
+            uris.first()
+                .and_then(|u| http::HeaderValue::from_str(u).ok())
+                .map(|location| Refusal::redirect(location, reason))
+        };
         match denial {
             Denial::Unavailable(reason) => {
                 warn!(plugin = NAME, request_id = %ex.request_id, issuer = %self.config.issuer, failure = %reason, "identity provider unavailable");
-                Err(Refusal::idp_unavailable(&reason))
+                Refusal::idp_unavailable(&reason)
             }
             Denial::Forbidden(reason) => {
                 info!(plugin = NAME, request_id = %ex.request_id, %reason, "request forbidden");
-                Err(Refusal::message(
+                if let Some(r) = redirect(&self.config.browser.forbidden_redirect_uri, "forbidden")
+                {
+                    return r;
+                }
+                Refusal::message(
                     StatusCode::FORBIDDEN,
                     detail(&self.config.forbidden_error_message, &reason),
                     "forbidden",
@@ -99,13 +122,9 @@ impl OpenIdConnect {
                 .challenge(&format!(
                     "Bearer realm=\"{}\", error=\"insufficient_scope\"",
                     self.realm
-                )))
+                ))
             }
             Denial::NoCredential | Denial::Invalid(_) => {
-                if let Some(anon) = &self.anonymous {
-                    ex.set_consumer(anon, true);
-                    return Ok(());
-                }
                 let (reason, www) = match &denial {
                     Denial::Invalid(r) => (
                         r.clone(),
@@ -117,12 +136,18 @@ impl OpenIdConnect {
                     ),
                 };
                 info!(plugin = NAME, request_id = %ex.request_id, %reason, "request refused");
-                Err(Refusal::message(
+                if let Some(r) = redirect(
+                    &self.config.browser.unauthorized_redirect_uri,
+                    "unauthorized",
+                ) {
+                    return r;
+                }
+                Refusal::message(
                     StatusCode::UNAUTHORIZED,
                     detail(&self.config.unauthorized_error_message, &reason),
                     "unauthorized",
                 )
-                .challenge(&www))
+                .challenge(&www)
             }
         }
     }
@@ -144,7 +169,14 @@ impl OpenIdConnect {
                 Credential::Client(_, _, src) => {
                     credentials::remove(ex, *src, &["client_id", "client_secret"]).await
                 }
+                // The session cookie is sealed: it reveals nothing upstream.
+                Credential::Session(_) => {}
             }
+        }
+        if let (Credential::Session(session), Some(h)) =
+            (cred, &self.config.browser.upstream_id_token_header)
+        {
+            ex.set_upstream_header(h, &session.id_token);
         }
         if let Some(spec) = &self.config.upstream_access_token_header {
             let (name, scheme) = spec.split_once(':').unwrap_or((spec.as_str(), ""));

@@ -7,10 +7,14 @@ mod decision;
 mod endpoints;
 mod jwk;
 mod jws;
+mod login;
+mod logout;
+mod session;
 mod verify;
 
 use jwk::signing_key;
 use jws::looks_like_jwt;
+use session::{Cookies, Session};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +50,8 @@ pub struct OpenIdConnect {
     anonymous: Option<Arc<Consumer>>,
     realm: String,
     ttl: TtlRule,
+    /// The session and authorization cookies, when browsers sign in (`authorization_code`, `session`).
+    cookies: Option<Cookies>,
 }
 
 /// Builds an instance from its plugin entity.
@@ -77,7 +83,13 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         min: config.cache_ttl_min,
         max: config.cache_ttl_max,
     };
+    let browser = config
+        .auth_methods
+        .iter()
+        .any(|m| matches!(m, AuthMethod::AuthorizationCode | AuthMethod::Session));
+    let cookies = browser.then(|| Cookies::new(&config.browser));
     Ok(Arc::new(OpenIdConnect {
+        cookies,
         config,
         idp,
         consumers: ctx.consumers.clone(),
@@ -105,6 +117,8 @@ enum Credential {
     Bearer(String, Source),
     Password(String, String, Source),
     Client(String, String, Source),
+    /// A browser's session cookie.
+    Session(Box<Session>),
 }
 
 /// A client identity used to authenticate to the identity provider.
@@ -146,12 +160,24 @@ impl Plugin for OpenIdConnect {
             return Ok(());
         }
         ex.strip_identity_headers();
-        let Some(cred) = self.find_credential(ex).await? else {
-            return self.deny(ex, Denial::NoCredential);
+        let mut cred = None;
+        if let Some(cookies) = &self.cookies {
+            match self.browser(ex, cookies).await {
+                Browsing::Answer(answer) => return Err(*answer),
+                Browsing::Session(session) => cred = Some(Credential::Session(session)),
+                Browsing::Continue => {}
+            }
+        }
+        let cred = match cred {
+            Some(c) => c,
+            None => match self.find_credential(ex).await? {
+                Some(c) => c,
+                None => return self.unauthenticated(ex).await,
+            },
         };
         let auth = match self.authenticate(ex, &cred).await {
             Ok(a) => a,
-            Err(d) => return self.deny(ex, d),
+            Err(d) => return self.refuse(ex, &cred, d).await,
         };
         if let Err(d) = self.authorize(&auth.claims) {
             return self.deny(ex, d);
@@ -164,6 +190,108 @@ impl Plugin for OpenIdConnect {
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
+    }
+}
+
+/// What the browser methods make of a request.
+enum Browsing {
+    /// The plugin answers: a callback completed or refused, a logout.
+    Answer(Box<Refusal>),
+    /// A valid session to authenticate with.
+    Session(Box<Session>),
+    /// Nothing for them: look for other credentials.
+    Continue,
+}
+
+impl OpenIdConnect {
+    /// Logout, the callback of a sign-in, or a session cookie, in that order. A session that does not
+    /// open or has expired has its cookies cleared on the request's answer.
+    async fn browser(&self, ex: &mut Exchange, cookies: &Cookies) -> Browsing {
+        if self.is_logout(ex) {
+            return Browsing::Answer(Box::new(self.logout(ex, cookies).await));
+        }
+        if self.allows(AuthMethod::AuthorizationCode) && self.is_callback(ex, cookies) {
+            let outcome = match self.doc().await {
+                Ok(doc) => self.callback(ex, &doc, cookies).await,
+                Err(d) => Err(d),
+            };
+            return Browsing::Answer(Box::new(outcome.unwrap_or_else(|d| {
+                self.answer(ex, d)
+                    .with_field(http::header::SET_COOKIE, cookies.clear_pending(ex.tls))
+            })));
+        }
+        if !self.allows(AuthMethod::Session) {
+            return Browsing::Continue;
+        }
+        let now = unix_now();
+        match cookies.session(&ex.parts.headers, now) {
+            Ok(Some((mut session, chunks, due))) => {
+                if due {
+                    if let Some(set) = cookies.store(&mut session, now, ex.tls, chunks) {
+                        for c in set {
+                            ex.answer_fields.push((http::header::SET_COOKIE, c));
+                        }
+                    }
+                }
+                Browsing::Session(Box::new(session))
+            }
+            Ok(None) => Browsing::Continue,
+            Err((why, chunks)) => {
+                debug!(plugin = NAME, request_id = %ex.request_id, reason = why.as_str(), "session refused");
+                for c in cookies.clear(ex.tls, chunks) {
+                    ex.answer_fields.push((http::header::SET_COOKIE, c));
+                }
+                Browsing::Continue
+            }
+        }
+    }
+
+    /// No credential at all: a browser is sent to sign in (when `authorization_code` is on), anything
+    /// else refused.
+    async fn unauthenticated(&self, ex: &mut Exchange) -> Result<(), Refusal> {
+        if let Some(cookies) = &self.cookies {
+            if self.allows(AuthMethod::AuthorizationCode) && login::follows_redirects(ex) {
+                let started = match self.doc().await {
+                    Ok(doc) => self.start_sign_in(ex, &doc, cookies),
+                    Err(d) => Err(d),
+                };
+                return Err(self.with_cleared(ex, started.unwrap_or_else(|d| self.answer(ex, d))));
+            }
+        }
+        let refused = self.deny(ex, Denial::NoCredential);
+        refused.map_err(|r| self.with_cleared(ex, r))
+    }
+
+    /// A credential that did not authenticate; a browser whose session ended signs in again.
+    async fn refuse(
+        &self,
+        ex: &mut Exchange,
+        cred: &Credential,
+        denial: Denial,
+    ) -> Result<(), Refusal> {
+        if let (Credential::Session(_), Denial::Invalid(why), Some(cookies)) =
+            (cred, &denial, &self.cookies)
+        {
+            debug!(plugin = NAME, request_id = %ex.request_id, reason = %why, "session ended");
+            let (_, chunks) = crate::plugins::cookies::get_chunked(
+                &ex.parts.headers,
+                &self.config.browser.session_cookie_name,
+            );
+            ex.answer_fields.clear();
+            for c in cookies.clear(ex.tls, chunks) {
+                ex.answer_fields.push((http::header::SET_COOKIE, c));
+            }
+            return self.unauthenticated(ex).await;
+        }
+        self.deny(ex, denial)
+    }
+
+    /// `answer` with the cookies the request's answer was to clear.
+    fn with_cleared(&self, ex: &mut Exchange, mut answer: Refusal) -> Refusal {
+        for (name, value) in ex.answer_fields.drain(..) {
+            answer = answer.with_field(name, value);
+        }
+        answer
     }
 }
 

@@ -50,6 +50,9 @@ pub fn headers(
             upgrade::tunnel(client, upstream, timeouts, cx.node.metrics.clone());
         }
     }
+    for (name, value) in &ex.answer_fields {
+        parts.headers.append(name.clone(), value.clone());
+    }
     for p in ran {
         p.header_filter(ex, &mut parts);
     }

@@ -12,6 +12,7 @@ use crate::body::RequestBody;
 use crate::plugins::Exchange;
 use crate::proxy::error::ProxyError;
 use crate::proxy::upgrade;
+use crate::runtime::Scheme;
 
 /// A protocol upgrade the client asked for (WebSocket over HTTP/1.1 or HTTP/2's extended CONNECT).
 #[derive(Default)]
@@ -54,6 +55,8 @@ pub fn rewrite(
         consumer: None,
         request_id: cx.rid.clone(),
         added: SmallVec::new(),
+        tls: cx.conn.scheme == Scheme::Https,
+        answer_fields: SmallVec::new(),
     };
     Ok((
         ex,

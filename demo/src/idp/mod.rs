@@ -1,4 +1,5 @@
-//! A development OAuth 2.0 / OpenID Connect identity provider: password and client-credentials grants,
+//! A development OAuth 2.0 / OpenID Connect identity provider: the authorization code flow with a login
+//! form, PKCE and RP-initiated logout (`authorize.rs`), password and client-credentials grants,
 //! RFC 7662 introspection (plain JSON or RFC 9701 signed JWT), revocation, discovery and a rotatable
 //! JWKS. It verifies every client authentication method it receives (basic, post, client_secret_jwt,
 //! private_key_jwt, none).
@@ -20,6 +21,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use platform::unix_now;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+
+mod authorize;
+
+pub use authorize::half_hash;
 
 /// Lifetime of issued access tokens, in seconds.
 pub const TOKEN_LIFETIME: i64 = 300;
@@ -60,6 +65,9 @@ pub struct Stats {
     pub discovery_calls: AtomicU64,
     pub jwks_calls: AtomicU64,
     pub last_client_auth: Mutex<Option<String>>,
+    pub end_session_calls: AtomicU64,
+    /// The `id_token_hint` of the last end-session request.
+    pub last_id_token_hint: Mutex<Option<String>>,
 }
 
 struct Inner {
@@ -75,6 +83,12 @@ struct Inner {
     forge_introspection: Mutex<bool>,
     /// Claims written over the RFC 9701 envelope's own (`null` removes one), for tests of bad envelopes.
     envelope_overrides: Mutex<Value>,
+    /// Codes of the authorization code flow not yet exchanged.
+    codes: Mutex<HashMap<String, authorize::Grant>>,
+    /// Sign-ins through the login form.
+    sessions: AtomicU64,
+    /// Claims written over the ID tokens of the authorization code flow (for tests of bad ID tokens).
+    id_token_overrides: Mutex<Value>,
     stats: Stats,
 }
 
@@ -163,6 +177,9 @@ impl DemoIdp {
             down: Mutex::new(false),
             forge_introspection: Mutex::new(false),
             envelope_overrides: Mutex::new(json!({})),
+            codes: Mutex::default(),
+            sessions: AtomicU64::new(0),
+            id_token_overrides: Mutex::new(json!({})),
             stats: Stats::default(),
         });
         let app = Router::new()
@@ -171,6 +188,8 @@ impl DemoIdp {
             .route("/token", post(token))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
+            .route("/authorize", get(authorize::form).post(authorize::submit))
+            .route("/logout", get(authorize::end_session))
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         DemoIdp { issuer, inner }
@@ -207,6 +226,17 @@ impl DemoIdp {
     /// as a misbehaving provider would; `{}` restores well-formed envelopes.
     pub fn set_introspection_envelope_overrides(&self, claims: Value) {
         *self.inner.envelope_overrides.lock().unwrap() = claims;
+    }
+
+    /// Writes `claims` over the ID tokens the authorization code flow issues (`{}` restores them), as a
+    /// misbehaving provider would.
+    pub fn set_id_token_overrides(&self, claims: Value) {
+        *self.inner.id_token_overrides.lock().unwrap() = claims;
+    }
+
+    /// Sign-ins through the login form so far.
+    pub fn sign_ins(&self) -> u64 {
+        self.inner.sessions.load(Ordering::SeqCst)
     }
 
     /// Registers or replaces a client.
@@ -299,10 +329,14 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "introspection_endpoint": format!("{i}/introspect"),
         "revocation_endpoint": format!("{i}/revoke"),
         "jwks_uri": format!("{i}/jwks"),
-        "grant_types_supported": ["password", "client_credentials"],
+        "authorization_endpoint": format!("{i}/authorize"),
+        "end_session_endpoint": format!("{i}/logout"),
+        "grant_types_supported": ["authorization_code", "password", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "response_modes_supported": ["query", "form_post"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "response_types_supported": ["token"],
+        "response_types_supported": ["code", "token"],
         "subject_types_supported": ["public"],
     }))
     .into_response()
@@ -464,6 +498,7 @@ async fn token(
             }
             u.clone()
         }
+        Some("authorization_code") => return authorize::exchange(&inner, &client_id, &form),
         Some("client_credentials") => {
             if inner
                 .clients

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod browser;
+
+pub use browser::{Browser, LoginAction, LoginToken, LogoutMethod, ResponseMode, SameSite};
+
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
 use crate::http_syntax;
@@ -20,6 +24,7 @@ pub const SECRET_FIELDS: &[&str] = &[
     "client_secret",
     "client_jwk",
     "introspection_headers_values",
+    "session_secret",
 ];
 
 crate::keywords! {
@@ -30,8 +35,19 @@ crate::keywords! {
         Introspection = "introspection",
         Password = "password",
         ClientCredentials = "client_credentials",
+        AuthorizationCode = "authorization_code",
+        Session = "session",
     }
 }
+
+/// The methods on when `auth_methods` is not given: the ones of machine clients. A browser's
+/// (`authorization_code`, `session`) need a `session_secret`, so they are listed explicitly.
+pub const DEFAULT_AUTH_METHODS: &[AuthMethod] = &[
+    AuthMethod::Bearer,
+    AuthMethod::Introspection,
+    AuthMethod::Password,
+    AuthMethod::ClientCredentials,
+];
 
 crate::keywords! {
     /// How the gateway authenticates itself to the identity provider.
@@ -113,6 +129,20 @@ pub struct Config {
     pub run_on_preflight: bool,
     pub unauthorized_error_message: String,
     pub forbidden_error_message: String,
+    /// Signing a person in through a browser.
+    #[serde(flatten)]
+    pub browser: Browser,
+}
+
+/// An array of URLs (a single URL in a form body), each checked.
+fn url_list(f: &mut Fields<'_>, name: &str) -> Vec<String> {
+    let urls = f.strings(name);
+    for (i, u) in urls.iter().enumerate() {
+        if !http_syntax::is_url(u) {
+            f.error(&format!("{name}.{}", i + 1), http_syntax::INVALID_URL);
+        }
+    }
+    urls
 }
 
 fn list_or(f: &mut Fields<'_>, name: &str, default: &[&str]) -> Vec<String> {
@@ -129,7 +159,7 @@ impl Config {
     pub fn parse(v: &Value, resolver: &dyn Resolver) -> Result<Config, FieldErrors> {
         let mut f = Fields::new(v, "")?;
         let issuer = url_field(&mut f, "issuer", true).unwrap_or_default();
-        let auth_methods = keywords_or(&mut f, "auth_methods", AuthMethod::ALL);
+        let auth_methods = keywords_or(&mut f, "auth_methods", DEFAULT_AUTH_METHODS);
         let bearer_token_param_type =
             keywords_or(&mut f, "bearer_token_param_type", ParamType::ALL);
         let password_param_type = keywords_or(&mut f, "password_param_type", ParamType::ALL);
@@ -291,14 +321,24 @@ impl Config {
             .opt_string("forbidden_error_message")
             .unwrap_or_else(|| "Forbidden".into());
 
+        let browser = Browser::parse(
+            &mut f,
+            auth_methods
+                .iter()
+                .any(|m| matches!(m, AuthMethod::AuthorizationCode | AuthMethod::Session)),
+        );
+
         // Cross-field rules.
-        let needs_client = auth_methods
-            .iter()
-            .any(|m| matches!(m, AuthMethod::Password | AuthMethod::Introspection));
+        let needs_client = auth_methods.iter().any(|m| {
+            matches!(
+                m,
+                AuthMethod::Password | AuthMethod::Introspection | AuthMethod::AuthorizationCode
+            )
+        });
         if needs_client && client_id.is_empty() {
             f.error(
                 "client_id",
-                "required when auth_methods include 'password' or 'introspection'",
+                "required when auth_methods include 'password', 'introspection' or 'authorization_code'",
             );
         }
         let auths: Vec<ClientAuth> = client_auth
@@ -384,6 +424,7 @@ impl Config {
             run_on_preflight,
             unauthorized_error_message,
             forbidden_error_message,
+            browser,
         })
     }
 }
@@ -426,12 +467,53 @@ mod tests {
     #[test]
     fn cross_field_rules() {
         let e = Config::parse(
-            &json!({"issuer": "https://idp", "auth_methods": ["password", "session"], "client_auth": ["private_key_jwt"]}),
+            &json!({"issuer": "https://idp", "auth_methods": ["password", "userinfo"], "client_auth": ["private_key_jwt"]}),
             &NoRefs,
         )
         .unwrap_err();
         assert!(e.contains("client_id"), "{e:?}");
         assert!(e.contains("client_jwk"), "{e:?}");
         assert!(e.contains("auth_methods.2"), "{e:?}");
+    }
+
+    #[test]
+    fn browser_sign_in_needs_a_long_enough_secret_and_sane_cookies() {
+        let base = json!({"issuer": "https://idp", "client_id": ["web"], "client_secret": ["s"],
+            "auth_methods": ["authorization_code", "session"]});
+        let e = Config::parse(&base, &NoRefs).unwrap_err();
+        assert!(e.contains("session_secret"), "{e:?}");
+        let mut v = base.clone();
+        v["session_secret"] = json!("short");
+        v["session_cookie_name"] = json!("bad name");
+        v["session_cookie_same_site"] = json!("None");
+        v["session_cookie_secure"] = json!(false);
+        v["login_action"] = json!("redirect");
+        let e = Config::parse(&v, &NoRefs).unwrap_err();
+        for field in [
+            "session_secret",
+            "session_cookie_name",
+            "session_cookie_secure",
+            "login_redirect_uri",
+        ] {
+            assert!(e.contains(field), "{field}: {e:?}");
+        }
+        let mut v = base;
+        v["session_secret"] = json!(["k".repeat(32), "o".repeat(40)]);
+        let c = Config::parse(&v, &NoRefs).unwrap();
+        assert_eq!(c.browser.session_secret.len(), 2);
+        assert_eq!(c.browser.session_cookie_name, "session");
+        assert_eq!(c.browser.session_cookie_same_site, SameSite::Lax);
+        assert_eq!(c.browser.login_action, LoginAction::Upstream);
+        assert_eq!(
+            c.browser.logout_methods,
+            [LogoutMethod::Post, LogoutMethod::Delete]
+        );
+        // Machine clients keep their methods without a secret.
+        let c = Config::parse(
+            &json!({"issuer": "https://idp", "client_id": ["m"], "client_secret": ["s"]}),
+            &NoRefs,
+        )
+        .unwrap();
+        assert_eq!(c.auth_methods, DEFAULT_AUTH_METHODS);
     }
 }

@@ -1,0 +1,71 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): a request on the logout path or with the
+//! logout argument, by one of `logout_methods`, ends the session (its cookies cleared) and goes to the
+//! identity provider's `end_session_endpoint` with `id_token_hint` and `post_logout_redirect_uri`, or to
+//! `logout_redirect_uri` when the provider has none.
+
+use http::header::{HeaderValue, SET_COOKIE};
+
+use super::*;
+
+impl OpenIdConnect {
+    /// Whether the request asks to log out.
+    pub(super) fn is_logout(&self, ex: &Exchange) -> bool {
+        let b = &self.config.browser;
+        let method = ex.parts.method.as_str();
+        if !b.logout_methods.iter().any(|m| m.as_str() == method) {
+            return false;
+        }
+        let by_path = b
+            .logout_uri_suffix
+            .as_deref()
+            .is_some_and(|s| ex.parts.uri.path().ends_with(s));
+        let by_arg = b.logout_query_arg.as_deref().is_some_and(|arg| {
+            url::form_urlencoded::parse(ex.parts.uri.query().unwrap_or_default().as_bytes())
+                .any(|(k, _)| k == arg)
+        });
+        by_path || by_arg
+    }
+
+    /// Ends the session of the request and answers where the person goes next.
+    pub(super) async fn logout(&self, ex: &Exchange, cookies: &Cookies) -> Refusal {
+        let headers = &ex.parts.headers;
+        let (_, chunks) =
+            crate::plugins::cookies::get_chunked(headers, &self.config.browser.session_cookie_name);
+        let id_token = cookies
+            .session(headers, unix_now())
+            .ok()
+            .flatten()
+            .map(|(s, _, _)| s.id_token);
+        let after = self.config.browser.logout_redirect_uri.first().cloned();
+        // The provider's end-session endpoint, when discovery has it (a provider that cannot be reached
+        // does not stop the local logout).
+        let end_session = match self.doc().await {
+            Ok(doc) => doc.endpoint("end_session_endpoint"),
+            Err(_) => None,
+        };
+        let target = match end_session.and_then(|e| url::Url::parse(&e).ok()) {
+            Some(mut url) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(t) = &id_token {
+                        q.append_pair("id_token_hint", t);
+                    }
+                    if let Some(a) = &after {
+                        q.append_pair("post_logout_redirect_uri", a);
+                    }
+                }
+                Some(url.to_string())
+            }
+            None => after,
+        };
+        info!(plugin = NAME, request_id = %ex.request_id, had_session = id_token.is_some(), "logged out");
+        let mut answer = match target.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            Some(location) => Refusal::redirect(location, "logged_out"),
+            None => Refusal::message(StatusCode::OK, "Logged out", "logged_out"),
+        };
+        for c in cookies.clear(ex.tls, chunks) {
+            answer = answer.with_field(SET_COOKIE, c);
+        }
+        answer
+    }
+}
