@@ -2,6 +2,10 @@
 
 Starts on 127.0.0.1 with an ephemeral port, creates a user and clients, and prints one JSON line with the
 port and the credentials on stdout before serving. Development use only.
+
+With --web-redirect-uri URL it also registers a confidential client `web-client` for the authorization
+code flow (PKCE allowed, consent skipped) whose callback is URL, serves a login page at /accounts/login/,
+and ends the provider's session at /o/logout/ (OpenID Connect RP-initiated logout).
 """
 import json
 import logging
@@ -19,7 +23,15 @@ signing_key = jwk.JWK.generate(kty="RSA", size=2048)
 rsa_key = signing_key.export_to_pem(private_key=True, password=None).decode()
 # With --jwt-access-tokens, access tokens are RS256 JWTs signed with the OIDC key published in the JWKS.
 JWT_ACCESS_TOKENS = "--jwt-access-tokens" in sys.argv
+WEB_REDIRECT_URI = sys.argv[sys.argv.index("--web-redirect-uri") + 1] if "--web-redirect-uri" in sys.argv else None
 ISSUER = {}
+LOGIN_PAGE = """<!doctype html><html><head><title>Sign in</title></head><body><h1>Sign in</h1>
+{% if form.errors %}<p id="error" role="alert">Wrong username or password.</p>{% endif %}
+<form method="post">{% csrf_token %}
+<label>Username <input id="username" name="username" autocomplete="username"></label>
+<label>Password <input id="password" name="password" type="password" autocomplete="current-password"></label>
+<input type="hidden" name="next" value="{{ next }}">
+<button id="sign-in" type="submit">Sign in</button></form></body></html>"""
 
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -32,9 +44,25 @@ settings.configure(
     INSTALLED_APPS=[
         "django.contrib.auth",
         "django.contrib.contenttypes",
+        "django.contrib.sessions",
         "oauth2_provider",
     ],
-    MIDDLEWARE=[],
+    MIDDLEWARE=[
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
+    TEMPLATES=[{
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "OPTIONS": {
+            "context_processors": ["django.template.context_processors.request"],
+            "loaders": [
+                ("django.template.loaders.locmem.Loader", {"registration/login.html": LOGIN_PAGE}),
+                "django.template.loaders.app_directories.Loader",
+            ],
+        },
+    }],
+    LOGIN_URL="/accounts/login/",
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(workdir, "db.sqlite3")}},
     USE_TZ=True,
     OAUTH2_PROVIDER={
@@ -46,6 +74,8 @@ settings.configure(
         "PKCE_REQUIRED": False,
         **({"ACCESS_TOKEN_GENERATOR": "__main__.jwt_access_token"} if JWT_ACCESS_TOKENS else {}),
         "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+        "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+        "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
     },
     LOGGING_CONFIG=None,
 )
@@ -55,7 +85,12 @@ django.setup()
 
 from django.urls import include, path  # noqa: E402
 
-urlpatterns = [path("o/", include("oauth2_provider.urls", namespace="oauth2_provider"))]
+from django.contrib.auth import views as auth_views  # noqa: E402
+
+urlpatterns = [
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("accounts/login/", auth_views.LoginView.as_view()),
+]
 
 
 def jwt_access_token(request, refresh_token=False):
@@ -100,6 +135,20 @@ def main():
             algorithm=Application.RS256_ALGORITHM,
         )
         creds[name] = {"client_id": f"{name}-client", "client_secret": secret}
+    if WEB_REDIRECT_URI:
+        secret = "web-secret-0123456789"
+        Application.objects.create(
+            name="web",
+            client_id="web-client",
+            client_secret=secret,
+            client_type=Application.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+            redirect_uris=WEB_REDIRECT_URI,
+            post_logout_redirect_uris=WEB_REDIRECT_URI,
+            skip_authorization=True,
+            algorithm=Application.RS256_ALGORITHM,
+        )
+        creds["web"] = {"client_id": "web-client", "client_secret": secret}
 
     class Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, in-process end-to-end tests, process-level tests with
 # the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
-# into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl
-# and PostgreSQL's server binaries (Debian's postgresql package) when they are missing.
+# into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl,
+# PostgreSQL's server binaries (Debian's postgresql package) and Chromium with chromedriver when they are
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,13 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null; then
   echo "== installing PostgreSQL (server binaries for the PostgreSQL tests)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null
+fi
+
+# The sign-in test drives a real headless browser: Debian's Chromium and its WebDriver.
+if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing Chromium and chromedriver (the real-browser sign-in test)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null ||
+    echo "could not install chromium; the real-browser test will print SKIPPED"
 fi
 
 echo "== formatting"

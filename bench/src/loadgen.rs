@@ -22,6 +22,8 @@ pub enum Tokens {
     Unique,
     /// Cycle through this many distinct tokens.
     Cycle(u64),
+    /// The same `Cookie` value every time (a browser's session).
+    Cookie(String),
 }
 
 impl std::str::FromStr for Tokens {
@@ -33,8 +35,9 @@ impl std::str::FromStr for Tokens {
             Some(("fixed", t)) => Ok(Tokens::Fixed(t.to_string())),
             Some(("auth", v)) => Ok(Tokens::Auth(v.to_string())),
             Some(("cycle", n)) => n.parse().map(Tokens::Cycle).map_err(|e| e.to_string()),
+            Some(("cookie", v)) => Ok(Tokens::Cookie(v.to_string())),
             _ => Err(format!(
-                "bad token mode '{s}': none, unique, fixed:<token>, auth:<value> or cycle:<n>"
+                "bad token mode '{s}': none, unique, fixed:<token>, auth:<value>, cycle:<n> or cookie:<value>"
             )),
         }
     }
@@ -49,13 +52,16 @@ pub struct Load {
     pub tokens: Tokens,
 }
 
-fn token_for(tokens: &Tokens, seq: u64, run: &str) -> Option<String> {
+/// The credential field of request `seq`: its name and value.
+fn token_for(tokens: &Tokens, seq: u64, run: &str) -> Option<(&'static str, String)> {
+    let bearer = |t: String| Some(("authorization", t));
     match tokens {
         Tokens::None => None,
-        Tokens::Fixed(t) => Some(format!("Bearer {t}")),
-        Tokens::Auth(v) => Some(v.clone()),
-        Tokens::Unique => Some(format!("Bearer bench-{run}-{seq}")),
-        Tokens::Cycle(n) => Some(format!("Bearer bench-cycle-{}", seq % n.max(&1))),
+        Tokens::Fixed(t) => bearer(format!("Bearer {t}")),
+        Tokens::Auth(v) => bearer(v.clone()),
+        Tokens::Unique => bearer(format!("Bearer bench-{run}-{seq}")),
+        Tokens::Cycle(n) => bearer(format!("Bearer bench-cycle-{}", seq % n.max(&1))),
+        Tokens::Cookie(v) => Some(("cookie", v.clone())),
     }
 }
 
@@ -118,8 +124,10 @@ pub async fn run(load: Load) -> anyhow::Result<Value> {
                 let mut req = http::Request::builder()
                     .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
                     .header("host", &authority);
-                if let Some(t) = token_for(&tokens, k * connections as u64 + i as u64, &run_id) {
-                    req = req.header("authorization", t);
+                if let Some((name, value)) =
+                    token_for(&tokens, k * connections as u64 + i as u64, &run_id)
+                {
+                    req = req.header(name, value);
                 }
                 let req = req.body(Empty::new()).expect("request");
                 match s.send_request(req).await {

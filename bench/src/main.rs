@@ -42,7 +42,7 @@ enum Cmd {
         seconds: u64,
         #[arg(long, default_value_t = 32)]
         connections: usize,
-        /// none, unique, fixed:<token>, auth:<Authorization value> or cycle:<n>
+        /// none, unique, fixed:<token>, auth:<Authorization value>, cycle:<n> or cookie:<Cookie value>
         #[arg(long, default_value = "none")]
         tokens: loadgen::Tokens,
     },

@@ -51,9 +51,24 @@ impl Dot {
     /// Starts the server; with `jwt_access_tokens` it issues RS256 JWT access tokens signed with the key
     /// it publishes in its JWKS.
     pub fn start_with(jwt_access_tokens: bool) -> Dot {
+        Self::launch(
+            jwt_access_tokens
+                .then_some("--jwt-access-tokens")
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// Starts the server with a client `web` for the authorization code flow whose callback is
+    /// `redirect_uri`, a login page and RP-initiated logout.
+    pub fn start_for_browsers(redirect_uri: &str) -> Dot {
+        Self::launch(vec!["--web-redirect-uri", redirect_uri])
+    }
+
+    fn launch(args: Vec<&str>) -> Dot {
         let mut child = Command::new(interop_python())
             .arg(interop_script("dot_server.py"))
-            .args(jwt_access_tokens.then_some("--jwt-access-tokens"))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -7,7 +7,7 @@
 
 mod claims;
 mod consumers;
-mod cookies;
+pub mod cookies;
 pub mod credentials;
 mod exchange;
 pub mod idp;
@@ -19,7 +19,7 @@ pub mod openid_connect;
 mod plugin;
 mod refusal;
 mod registry;
-mod sealed;
+pub mod sealed;
 
 pub use claims::{claim_header, claim_header_value, token_fingerprint};
 pub use consumers::{anonymous_consumer, find_consumer, ConsumerField, ConsumerIndex};

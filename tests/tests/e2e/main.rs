@@ -32,6 +32,7 @@ mod process;
 mod proxy;
 mod proxy_tls;
 mod quickstart;
+mod real_browser;
 mod upstream_h1;
 mod upstream_mtls;
 mod upstream_tls;

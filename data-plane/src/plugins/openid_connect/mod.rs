@@ -9,7 +9,7 @@ mod jwk;
 mod jws;
 mod login;
 mod logout;
-mod session;
+pub mod session;
 mod verify;
 
 use jwk::signing_key;
