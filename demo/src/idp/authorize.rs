@@ -32,6 +32,31 @@ pub(super) struct Grant {
     expires_at: i64,
 }
 
+/// What a refresh token renews.
+pub(super) struct Renewable {
+    client_id: String,
+    sub: String,
+    scope: String,
+}
+
+/// A new refresh token for `sub`'s grant to `client_id`.
+fn new_refresh_token(inner: &Inner, client_id: &str, sub: &str, scope: &str) -> String {
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    inner.refresh.lock().unwrap().insert(
+        token.clone(),
+        Renewable {
+            client_id: client_id.into(),
+            sub: sub.into(),
+            scope: scope.into(),
+        },
+    );
+    token
+}
+
+fn expires_in(inner: &Inner) -> i64 {
+    inner.expires_in.lock().unwrap().unwrap_or(TOKEN_LIFETIME)
+}
+
 /// Escapes text for an HTML attribute or element.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -232,9 +257,39 @@ pub(super) fn exchange(inner: &Inner, client_id: &str, form: &HashMap<String, St
             id_claims[k] = v.clone();
         }
     }
+    let refresh_token = new_refresh_token(inner, client_id, &grant.sub, &grant.scope);
     axum::Json(json!({
-        "access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
+        "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in(inner),
         "scope": grant.scope, "id_token": inner.sign(&id_claims, None, false),
+        "refresh_token": refresh_token,
+    }))
+    .into_response()
+}
+
+/// The token endpoint's `refresh_token` grant: a new access token and a new refresh token (the used one
+/// is spent, RFC 9700 rotation).
+pub(super) fn refresh(inner: &Inner, client_id: &str, form: &HashMap<String, String>) -> Response {
+    let given = form.get("refresh_token").cloned().unwrap_or_default();
+    let Some(grant) = inner.refresh.lock().unwrap().remove(&given) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown or used refresh token",
+        );
+    };
+    if grant.client_id != client_id {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token of another client",
+        );
+    }
+    inner.stats.refresh_calls.fetch_add(1, Ordering::SeqCst);
+    let access_token = issue(inner, &grant.sub, client_id, &grant.scope, json!({}));
+    let refresh_token = new_refresh_token(inner, client_id, &grant.sub, &grant.scope);
+    axum::Json(json!({
+        "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in(inner),
+        "scope": grant.scope, "refresh_token": refresh_token,
     }))
     .into_response()
 }

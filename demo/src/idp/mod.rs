@@ -66,6 +66,8 @@ pub struct Stats {
     pub jwks_calls: AtomicU64,
     pub last_client_auth: Mutex<Option<String>>,
     pub end_session_calls: AtomicU64,
+    /// Refresh-token grants answered with new tokens.
+    pub refresh_calls: AtomicU64,
     /// The `id_token_hint` of the last end-session request.
     pub last_id_token_hint: Mutex<Option<String>>,
 }
@@ -89,6 +91,10 @@ struct Inner {
     sessions: AtomicU64,
     /// Claims written over the ID tokens of the authorization code flow (for tests of bad ID tokens).
     id_token_overrides: Mutex<Value>,
+    /// Refresh tokens not yet used: the subject, client and scope they renew.
+    refresh: Mutex<HashMap<String, authorize::Renewable>>,
+    /// The `expires_in` the authorization code and refresh grants report, when set (for tests of expiry).
+    expires_in: Mutex<Option<i64>>,
     stats: Stats,
 }
 
@@ -180,6 +186,8 @@ impl DemoIdp {
             codes: Mutex::default(),
             sessions: AtomicU64::new(0),
             id_token_overrides: Mutex::new(json!({})),
+            refresh: Mutex::default(),
+            expires_in: Mutex::new(None),
             stats: Stats::default(),
         });
         let app = Router::new()
@@ -232,6 +240,17 @@ impl DemoIdp {
     /// misbehaving provider would.
     pub fn set_id_token_overrides(&self, claims: Value) {
         *self.inner.id_token_overrides.lock().unwrap() = claims;
+    }
+
+    /// Reports `expires_in` (seconds) for the tokens of the authorization code and refresh grants
+    /// (`None`: their lifetime), so a client treats them as expired at once with `Some(0)`.
+    pub fn set_expires_in(&self, secs: Option<i64>) {
+        *self.inner.expires_in.lock().unwrap() = secs;
+    }
+
+    /// Forgets every refresh token, as a provider that revoked the grants would.
+    pub fn revoke_refresh_tokens(&self) {
+        self.inner.refresh.lock().unwrap().clear();
     }
 
     /// Sign-ins through the login form so far.
@@ -499,6 +518,7 @@ async fn token(
             u.clone()
         }
         Some("authorization_code") => return authorize::exchange(&inner, &client_id, &form),
+        Some("refresh_token") => return authorize::refresh(&inner, &client_id, &form),
         Some("client_credentials") => {
             if inner
                 .clients

@@ -479,3 +479,74 @@ async fn a_form_post_answer_and_a_token_response_complete_the_sign_in() {
     assert!(done.set_cookies().join(" ").contains("SameSite=Strict"));
     assert_eq!(b.open(&app).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_renewed_once_and_a_refused_renewal_signs_in_again() {
+    let e = env_with(json!({})).await;
+    // Every token the provider issues from now on is reported as expiring at once.
+    e.idp.set_expires_in(Some(0));
+    let app = format!("{}/app", e.dp.proxy_url);
+    let mut b = Browser::new();
+    sign_in(&mut b, &e.idp, &app).await;
+    let cookie = b.cookie_header().unwrap();
+
+    // Eight requests of the session at once: one refresh grant, the same renewed token upstream for
+    // all, and the renewed session cookie on every answer.
+    let before = e.idp.stats().refresh_calls.load(Ordering::SeqCst);
+    let requests = (0..8).map(|_| {
+        b.http
+            .get(&app)
+            .header("accept", "text/html")
+            .header("cookie", cookie.clone())
+            .send()
+    });
+    let mut tokens = std::collections::BTreeSet::new();
+    let mut renewed = None;
+    for r in futures::future::join_all(requests).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        let set: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(set.iter().any(|c| c.starts_with("session=")), "{set:?}");
+        renewed = Some(set);
+        let echo: Value = r.json().await.unwrap();
+        tokens.insert(
+            echo["headers"]["authorization"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        e.idp.stats().refresh_calls.load(Ordering::SeqCst) - before,
+        1
+    );
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+
+    // The renewed cookie holds the renewed tokens (and the rotated refresh token): its next use, expired
+    // again, renews once more.
+    for c in renewed.unwrap() {
+        let (name, value) = c.split(';').next().unwrap().split_once('=').unwrap();
+        b.jar.insert(name.into(), value.into());
+    }
+    assert_eq!(b.open(&app).await.status, 200);
+    assert_eq!(
+        e.idp.stats().refresh_calls.load(Ordering::SeqCst) - before,
+        2
+    );
+
+    // The provider refuses the next renewal: the session ends, the browser signs in again.
+    e.idp.revoke_refresh_tokens();
+    let again = b.open(&app).await;
+    assert_eq!(again.status, 302, "{}", again.body);
+    assert!(again.location().starts_with(&e.idp.issuer));
+    assert!(
+        !b.jar.contains_key("session"),
+        "the ended session's cookie is cleared"
+    );
+    assert_eq!(e.idp.sign_ins(), 1);
+}

@@ -130,14 +130,7 @@ impl OpenIdConnect {
                 })
             }
             Credential::Session(session) => {
-                if session
-                    .expires_at
-                    .is_some_and(|at| at + self.config.leeway as i64 <= unix_now())
-                {
-                    return Err(Denial::Invalid(
-                        "the session's access token has expired".into(),
-                    ));
-                }
+                // An expired access token was renewed, or the session ended, before this point.
                 let token = &session.access_token;
                 // A JWT access token is verified like a bearer token (cached per node); an opaque one is
                 // introspected when introspection is on, else the ID token's claims stand for it.

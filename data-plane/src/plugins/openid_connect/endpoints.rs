@@ -196,6 +196,47 @@ impl OpenIdConnect {
     }
 }
 
+impl OpenIdConnect {
+    /// A grant at the token endpoint as the gateway's client (its configured authentication): the
+    /// answer's JSON, an identity-provider failure (503), or `what` refused with the provider's `error`.
+    pub(super) async fn token_request(
+        &self,
+        ex: &Exchange,
+        doc: &IssuerDoc,
+        mut form: Vec<(String, String)>,
+        what: &str,
+    ) -> Result<Value, Denial> {
+        let endpoint = doc.endpoint("token_endpoint").ok_or_else(|| {
+            Denial::Unavailable("the discovery document has no token_endpoint".into())
+        })?;
+        let creds = self
+            .gateway_client(ex)
+            .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
+        let req = self
+            .idp
+            .client()
+            .post(&endpoint)
+            .header(http::header::ACCEPT, "application/json");
+        let method = self.auth_method(false);
+        let req = self.authenticate_client(req, &mut form, &endpoint, method, &creds)?;
+        let answer = self
+            .idp
+            .send(req.form(&form))
+            .await
+            .map_err(|f| unavailable("token endpoint", f))?;
+        if answer.status >= 500 {
+            let f = self.idp.fault(IdpFailure::Status(answer.status));
+            return Err(unavailable("token endpoint", f));
+        }
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        if !(200..300).contains(&answer.status) || body["access_token"].as_str().is_none() {
+            let err = body["error"].as_str().unwrap_or("no access token");
+            return Err(Denial::Invalid(format!("{what} was not accepted: {err}")));
+        }
+        Ok(body)
+    }
+}
+
 /// An identity-provider failure of `call` as a 503 denial.
 fn unavailable(call: &str, failure: IdpFailure) -> Denial {
     Denial::Unavailable(format!("{call} {failure}"))

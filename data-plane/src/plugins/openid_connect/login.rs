@@ -274,12 +274,6 @@ impl OpenIdConnect {
         code: &str,
         pending: &Pending,
     ) -> Result<Value, Denial> {
-        let endpoint = doc.endpoint("token_endpoint").ok_or_else(|| {
-            Denial::Unavailable("the discovery document has no token_endpoint".into())
-        })?;
-        let creds = self
-            .gateway_client(ex)
-            .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
         let mut form: Vec<(String, String)> = vec![
             ("grant_type".into(), "authorization_code".into()),
             ("code".into(), code.into()),
@@ -288,28 +282,7 @@ impl OpenIdConnect {
         if let Some(v) = &pending.verifier {
             form.push(("code_verifier".into(), v.clone()));
         }
-        let req = self
-            .idp
-            .client()
-            .post(&endpoint)
-            .header(http::header::ACCEPT, "application/json");
-        let req =
-            self.authenticate_client(req, &mut form, &endpoint, self.auth_method(false), &creds)?;
-        let answer = self
-            .idp
-            .send(req.form(&form))
-            .await
-            .map_err(|f| Denial::Unavailable(format!("token endpoint {f}")))?;
-        if answer.status >= 500 {
-            let f = self.idp.fault(IdpFailure::Status(answer.status));
-            return Err(Denial::Unavailable(format!("token endpoint {f}")));
-        }
-        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        if !(200..300).contains(&answer.status) || body["access_token"].as_str().is_none() {
-            let err = body["error"].as_str().unwrap_or("no access token");
-            return Err(Denial::Invalid(format!("the code was not accepted: {err}")));
-        }
-        Ok(body)
+        self.token_request(ex, doc, form, "the code").await
     }
 
     /// Verifies the ID token of a sign-in; returns its claims.

@@ -9,6 +9,7 @@ mod jwk;
 mod jws;
 mod login;
 mod logout;
+mod refresh;
 pub mod session;
 mod verify;
 
@@ -225,7 +226,24 @@ impl OpenIdConnect {
         }
         let now = unix_now();
         match cookies.session(&ex.parts.headers, now) {
-            Ok(Some((mut session, chunks, due))) => {
+            Ok(Some((mut session, chunks, mut due))) => {
+                if self.expired(&session, now) {
+                    match self.refresh_session(ex, &mut session).await {
+                        Ok(()) => due = true,
+                        Err(Denial::Unavailable(why)) => {
+                            return Browsing::Answer(Box::new(
+                                self.answer(ex, Denial::Unavailable(why)),
+                            ))
+                        }
+                        Err(denial) => {
+                            debug!(plugin = NAME, request_id = %ex.request_id, ?denial, "session ended");
+                            for c in cookies.clear(ex.tls, chunks) {
+                                ex.answer_fields.push((http::header::SET_COOKIE, c));
+                            }
+                            return Browsing::Continue;
+                        }
+                    }
+                }
                 if due {
                     if let Some(set) = cookies.store(&mut session, now, ex.tls, chunks) {
                         for c in set {

@@ -67,6 +67,8 @@ pub struct Browser {
     pub authorization_cookie_name: String,
     /// Seconds a pending authorization (state, nonce, verifier) stays valid.
     pub authorization_rolling_timeout: u64,
+    /// Whether a session's expired access token is renewed with its refresh token.
+    pub refresh_tokens: bool,
     pub unauthorized_redirect_uri: Vec<String>,
     pub forbidden_redirect_uri: Vec<String>,
     pub logout_methods: Vec<LogoutMethod>,
@@ -192,6 +194,7 @@ impl Browser {
         }
         let authorization_rolling_timeout =
             f.int_or("authorization_rolling_timeout", 1, 86_400, 600) as u64;
+        let refresh_tokens = f.bool_or("refresh_tokens", true);
         let unauthorized_redirect_uri = url_list(f, "unauthorized_redirect_uri");
         let forbidden_redirect_uri = url_list(f, "forbidden_redirect_uri");
         let logout_methods = f
@@ -231,6 +234,7 @@ impl Browser {
             session_absolute_timeout,
             authorization_cookie_name,
             authorization_rolling_timeout,
+            refresh_tokens,
             unauthorized_redirect_uri,
             forbidden_redirect_uri,
             logout_methods,
