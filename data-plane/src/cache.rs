@@ -104,7 +104,7 @@ where
 
 /// Every cache of a node.
 pub struct Caches {
-    /// The per-thread front of `introspection` (see [`front`]).
+    /// The per-thread front of `introspection` and `oidc_jwt` (see [`front`]).
     front: front::Front,
     /// Positive `oauth2-introspection` results.
     pub introspection: Cache<TokenKey, Cached>,
@@ -152,10 +152,22 @@ impl Caches {
     /// A positive `oauth2-introspection` result for `key`: from this thread's front when it holds one,
     /// else from the cache (and then kept in the front).
     pub async fn introspection_hit(&self, key: &TokenKey) -> Option<Cached> {
+        self.fronted(&self.introspection, key).await
+    }
+
+    /// The claims of a JWT `openid-connect` verified, for `key`: from this thread's front when it holds
+    /// them, else from the cache (and then kept in the front).
+    pub async fn jwt_hit(&self, key: &TokenKey) -> Option<Cached> {
+        self.fronted(&self.oidc_jwt, key).await
+    }
+
+    /// `key` in this thread's front, else in `cache` (then kept in the front). The keys of the two caches
+    /// never meet: each plugin instance hashes its own namespace into them.
+    async fn fronted(&self, cache: &Cache<TokenKey, Cached>, key: &TokenKey) -> Option<Cached> {
         if let Some(hit) = self.front.get(key, Instant::now()) {
             return Some(hit);
         }
-        let hit = self.introspection.get(key).await?;
+        let hit = cache.get(key).await?;
         self.front.put(*key, &hit);
         Some(hit)
     }

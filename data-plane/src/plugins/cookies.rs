@@ -41,19 +41,37 @@ fn chunk_name(name: &str, n: usize) -> String {
     }
 }
 
-/// A value split over `name`, `name_2`, …: the chunks present, joined, and how many there were.
+/// A value split over `name`, `name_2`, …: the chunks present, joined, and how many there were. The
+/// request's `Cookie` fields are read once.
 pub fn get_chunked(headers: &HeaderMap, name: &str) -> (Option<String>, usize) {
-    let mut value = String::new();
-    let mut count = 0;
-    while count < MAX_CHUNKS {
-        match get(headers, &chunk_name(name, count + 1)) {
-            Some(part) => {
-                value.push_str(&part);
-                count += 1;
+    let mut parts: [Option<String>; MAX_CHUNKS] = Default::default();
+    let fields: Vec<&str> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for field in &fields {
+        for c in Cookie::split_parse(*field).filter_map(Result::ok) {
+            let n = match c.name().strip_prefix(name) {
+                Some("") => 1,
+                Some(rest) => match rest.strip_prefix('_').and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if (2..=MAX_CHUNKS).contains(&n) => n,
+                    _ => continue,
+                },
+                None => continue,
+            };
+            // The first of a name counts, as `get` reads it.
+            if parts[n - 1].is_none() {
+                parts[n - 1] = Some(c.value().to_string());
             }
-            None => break,
         }
     }
+    let count = parts.iter().take_while(|p| p.is_some()).count();
+    let value: String = parts[..count]
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     ((count > 0).then_some(value), count)
 }
 

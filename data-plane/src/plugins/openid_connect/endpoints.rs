@@ -124,18 +124,13 @@ impl OpenIdConnect {
                 form.push(("scope".into(), scope.clone()));
             }
             let method = self.auth_method(false);
-            let req = self
-                .idp
-                .client()
-                .post(&endpoint)
-                .header(http::header::ACCEPT, "application/json");
-            let req = if grant == AuthMethod::Password {
+            let (creds, method) = if grant == AuthMethod::Password {
                 form.push(("username".into(), user.into()));
                 form.push(("password".into(), pass.into()));
                 let creds = self
                     .gateway_client(ex)
                     .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
-                self.authenticate_client(req, &mut form, &endpoint, method, &creds)?
+                (creds, method)
             } else {
                 // The caller's own client credentials; the assertion methods need the gateway's keys, so the
                 // caller's secret is sent with basic or post authentication.
@@ -149,27 +144,16 @@ impl OpenIdConnect {
                     secret: Some(pass.to_string()),
                     jwk: None,
                 };
-                self.authenticate_client(req, &mut form, &endpoint, m, &caller)?
+                (caller, m)
             };
-            let answer = self
-                .idp
-                .send(req.form(&form))
-                .await
-                .map_err(|f| unavailable("token endpoint", f))?;
-            if answer.status >= 500 {
-                let f = self.idp.fault(IdpFailure::Status(answer.status));
-                return Err(unavailable("token endpoint", f));
-            }
-            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-            let ok = (200..300).contains(&answer.status);
-            if !ok || body.get("access_token").and_then(Value::as_str).is_none() {
-                let err = body
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no access token");
-                return Err(Denial::Invalid(format!("{grant} grant refused: {err}")));
-            }
-            Ok(body)
+            self.send_grant(
+                &endpoint,
+                form,
+                &creds,
+                method,
+                &format!("the {grant} grant"),
+            )
+            .await
         };
         if !self.config.cache_tokens {
             return fetch.await.map(Arc::new);
@@ -197,13 +181,12 @@ impl OpenIdConnect {
 }
 
 impl OpenIdConnect {
-    /// A grant at the token endpoint as the gateway's client (its configured authentication): the
-    /// answer's JSON, an identity-provider failure (503), or `what` refused with the provider's `error`.
+    /// A grant at the token endpoint as the gateway's client (its configured authentication).
     pub(super) async fn token_request(
         &self,
         ex: &Exchange,
         doc: &IssuerDoc,
-        mut form: Vec<(String, String)>,
+        form: Vec<(String, String)>,
         what: &str,
     ) -> Result<Value, Denial> {
         let endpoint = doc.endpoint("token_endpoint").ok_or_else(|| {
@@ -212,13 +195,26 @@ impl OpenIdConnect {
         let creds = self
             .gateway_client(ex)
             .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
+        self.send_grant(&endpoint, form, &creds, self.auth_method(false), what)
+            .await
+    }
+
+    /// Sends `form` to the token endpoint as `creds` (authenticated with `method`): the answer's JSON, an
+    /// identity-provider failure (503), or `what` refused with the provider's `error`.
+    async fn send_grant(
+        &self,
+        endpoint: &str,
+        mut form: Vec<(String, String)>,
+        creds: &ClientCreds,
+        method: ClientAuth,
+        what: &str,
+    ) -> Result<Value, Denial> {
         let req = self
             .idp
             .client()
-            .post(&endpoint)
+            .post(endpoint)
             .header(http::header::ACCEPT, "application/json");
-        let method = self.auth_method(false);
-        let req = self.authenticate_client(req, &mut form, &endpoint, method, &creds)?;
+        let req = self.authenticate_client(req, &mut form, endpoint, method, creds)?;
         let answer = self
             .idp
             .send(req.form(&form))

@@ -99,7 +99,7 @@ impl OpenIdConnect {
         doc: &Arc<IssuerDoc>,
     ) -> Result<Arc<Value>, Denial> {
         let key = self.idp.key(&[b"jwt"], &[token.as_bytes()]);
-        if let Some(hit) = self.idp.caches().oidc_jwt.get(&key).await {
+        if let Some(hit) = self.idp.caches().jwt_hit(&key).await {
             self.event("jwt_hit");
             return Ok(hit.claims);
         }
