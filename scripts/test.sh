@@ -22,6 +22,12 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null
 fi
 
+# The rate-limiting tests start throwaway Redis servers of their own from Debian's redis-server.
+if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing redis-server (the rate-limiting tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
+fi
+
 # The sign-in test drives a real headless browser: Debian's Chromium and its WebDriver.
 if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
   echo "== installing Chromium and chromedriver (the real-browser sign-in test)"

@@ -90,6 +90,7 @@ pub struct Node {
     metrics: Arc<Metrics>,
     caches: Arc<Caches>,
     clients: Arc<IdpClients>,
+    traffic: Arc<crate::plugins::TrafficStores>,
     /// Every Target's health on this node, kept across snapshots.
     health: Arc<crate::runtime::balancer::HealthRegistry>,
     /// Target host names and what they resolve to.
@@ -176,6 +177,7 @@ impl Node {
             runtime: Arc::new(ArcSwapOption::empty()),
             metrics: Arc::new(Metrics::default()),
             caches: Arc::new(Caches::new(cache_max_entries)),
+            traffic: Arc::new(crate::plugins::TrafficStores::new(idp_ca_pem.clone())),
             clients: Arc::new(IdpClients::new(idp_ca_pem)),
             health: Arc::default(),
             dns,
@@ -504,6 +506,7 @@ impl Node {
             caches: self.caches.clone(),
             metrics: self.metrics.clone(),
             clients: self.clients.clone(),
+            traffic: self.traffic.clone(),
             health: self.health.clone(),
             addresses: self.dns.cache.clone(),
             allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),

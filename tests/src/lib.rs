@@ -14,6 +14,7 @@ pub mod pki;
 pub mod postgres;
 pub mod process;
 pub mod raw;
+pub mod redis;
 pub mod relay;
 pub mod silent;
 pub mod ws;

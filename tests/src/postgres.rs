@@ -300,7 +300,7 @@ impl Drop for Postgres {
 /// A free port below the kernel's ephemeral range. The server is stopped and started again on the same
 /// port in some tests; a port from the ephemeral range could meanwhile become the local end of some
 /// outgoing connection, and the restart would fail to bind.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())

@@ -79,12 +79,19 @@ pub struct Exchange {
     pub service: Option<Arc<Service>>,
     /// The authenticated (or anonymous) Consumer, shared with the snapshot's Consumer index.
     pub consumer: Option<Arc<Consumer>>,
+    /// The credential the request was authenticated with (its access token), for limits per credential.
+    pub credential: Option<super::credentials::token::Token>,
     /// The request's id, for logs.
     pub request_id: RequestId,
     /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).
     pub added: SmallVec<[Arc<HeaderBlock>; 1]>,
     /// Whether the request came over TLS (the listener's scheme).
     pub tls: bool,
+    /// The client's `Origin` field, kept for the response phase: the request's fields are moved into the
+    /// upstream request before it.
+    pub origin: Option<HeaderValue>,
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    pub preflight: bool,
     /// Fields a plugin adds to the client's answer (a renewed session cookie), appended to the
     /// upstream's response head.
     pub answer_fields: SmallVec<[(HeaderName, HeaderValue); 1]>,

@@ -57,4 +57,6 @@ pub struct BuildCtx {
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,
+    /// Rate-limiting counters (this node's, and connections to shared Redis servers).
+    pub traffic: Arc<super::traffic_stores::TrafficStores>,
 }

@@ -8,6 +8,7 @@
 mod claims;
 mod consumers;
 pub mod cookies;
+mod cors;
 pub mod credentials;
 mod exchange;
 pub mod idp;
@@ -17,9 +18,12 @@ pub mod introspection_answer;
 pub mod oauth2_introspection;
 pub mod openid_connect;
 mod plugin;
+pub mod rate_limiting;
+pub mod redis_clients;
 mod refusal;
 mod registry;
 pub mod sealed;
+mod traffic_stores;
 
 pub use claims::{claim_header, claim_header_value, token_fingerprint};
 pub use consumers::{anonymous_consumer, find_consumer, ConsumerField, ConsumerIndex};
@@ -29,3 +33,4 @@ pub use instance::{BuildCtx, Events};
 pub use plugin::Plugin;
 pub use refusal::Refusal;
 pub use registry::{registry, Factory, Registered};
+pub use traffic_stores::TrafficStores;

@@ -300,6 +300,7 @@ impl Plugin for Introspection {
                     ex.set_consumer(&c, false);
                 }
                 self.set_credential_headers(ex, &entry);
+                ex.credential = Some(token.clone());
                 if self.config.hide_credentials {
                     Box::pin(credentials::remove(ex, source, &["access_token"])).await;
                 }

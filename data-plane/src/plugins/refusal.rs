@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::body::{json_response_fields, ProxyBody};
 
-/// Why a plugin answered the request itself.
+/// Why a plugin answered the request itself (or, for a preflight, that it answered it).
 #[derive(Debug, Clone)]
 pub struct Refusal {
     status: StatusCode,
@@ -29,14 +29,19 @@ impl Refusal {
         }
     }
 
-    /// A `302 Found` to `location`, without a body.
-    pub fn redirect(location: HeaderValue, reason: &'static str) -> Refusal {
+    /// An answer with `status` and no body (a preflight's 200).
+    pub fn empty(status: StatusCode, reason: &'static str) -> Refusal {
         Refusal {
-            status: StatusCode::FOUND,
+            status,
             body: None,
-            fields: SmallVec::from_iter([(http::header::LOCATION, location)]),
+            fields: SmallVec::new(),
             reason,
         }
+    }
+
+    /// A `302 Found` to `location`, without a body.
+    pub fn redirect(location: HeaderValue, reason: &'static str) -> Refusal {
+        Refusal::empty(StatusCode::FOUND, reason).with_field(http::header::LOCATION, location)
     }
 
     /// Kong's `{"message": …}` body.

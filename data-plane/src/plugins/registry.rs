@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::instance::BuildCtx;
 use super::plugin::Plugin;
-use super::{oauth2_introspection, openid_connect};
+use super::{cors, oauth2_introspection, openid_connect, rate_limiting};
 
 /// Builds one instance from a plugin entity.
 pub type Factory = fn(&shared::Plugin, &BuildCtx) -> Result<Arc<dyn Plugin>, String>;
@@ -22,6 +22,12 @@ pub struct Registered {
 pub fn registry() -> &'static [Registered] {
     &[
         Registered {
+            name: shared::plugins::cors::NAME,
+            version: shared::plugins::cors::VERSION,
+            priority: 2000,
+            build: cors::build,
+        },
+        Registered {
             name: shared::plugins::oauth2_introspection::NAME,
             version: shared::plugins::oauth2_introspection::VERSION,
             priority: 1700,
@@ -32,6 +38,12 @@ pub fn registry() -> &'static [Registered] {
             version: shared::plugins::openid_connect::VERSION,
             priority: 1050,
             build: openid_connect::build,
+        },
+        Registered {
+            name: shared::plugins::rate_limiting::NAME,
+            version: shared::plugins::rate_limiting::VERSION,
+            priority: 910,
+            build: rate_limiting::build,
         },
     ]
 }

@@ -42,6 +42,8 @@ pub struct Resources {
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,
+    /// Rate-limiting counters and Redis connections, kept across snapshots.
+    pub traffic: Arc<crate::plugins::TrafficStores>,
     /// Every Target's health, kept across snapshots.
     pub health: Arc<HealthRegistry>,
     /// What Target host names resolve to.
@@ -242,6 +244,7 @@ impl RuntimeConfig {
             caches: resources.caches.clone(),
             metrics: resources.metrics.clone(),
             clients: resources.clients.clone(),
+            traffic: resources.traffic.clone(),
         };
         let (mut plugins, mut plugin_scopes, rebuild): (_, _, Vec<Uuid>) =
             if touched.consumers.is_empty() {

@@ -7,6 +7,7 @@ fn resources() -> Resources {
         caches: Arc::new(Caches::new(100)),
         metrics: Arc::new(Metrics::default()),
         clients: Arc::new(IdpClients::new(None)),
+        traffic: Arc::default(),
         health: Arc::default(),
         addresses: Arc::default(),
         allowed: registry().iter().map(|r| r.name).collect(),

@@ -261,7 +261,7 @@ fn read_name(f: &mut Fields<'_>) -> Option<String> {
 
 /// Checks a host name without port: optionally one leading (`*.example.com`) or trailing (`example.*`)
 /// wildcard label.
-pub(crate) fn validate_host_name(name: &str) -> Result<(), &'static str> {
+pub fn validate_host_name(name: &str) -> Result<(), &'static str> {
     let stars = name.matches('*').count();
     if stars > 1 {
         return Err("invalid wildcard: must have at most one wildcard");
@@ -327,6 +327,9 @@ impl Plugin {
         let empty = Value::Object(Map::new());
         let raw_config = f.raw("config").unwrap_or(&empty).clone();
         let mut config = Value::Null;
+        if consumer.is_some() && !plugins::takes_consumer(&name) {
+            f.error("consumer", "value must be null");
+        }
         if !name.is_empty() {
             match plugins::validate_config(&name, &raw_config, ctx.resolver) {
                 Ok(c) => config = c,

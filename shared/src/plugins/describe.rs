@@ -47,6 +47,15 @@ pub fn config_schema(name: &str) -> Option<Value> {
     Some(json!({"type": "record", "required": true, "fields": fields}))
 }
 
+/// What a plugin's rule across fields asks for beyond its required fields: `rate-limiting` needs at
+/// least one limit.
+fn seed(name: &str) -> Map<String, Value> {
+    match name {
+        super::rate_limiting::NAME => Map::from_iter([("second".to_string(), json!(1))]),
+        _ => Map::new(),
+    }
+}
+
 fn is_required(shape: &Value) -> bool {
     shape["required"] == json!(true)
 }
@@ -67,6 +76,7 @@ fn defaults(name: &str, shapes: &[(String, Value)]) -> Option<(Map<String, Value
         .filter(|(_, shape)| is_required(shape))
         .map(|(field, _)| (field.clone(), sample_of(field)))
         .collect();
+    sample.extend(seed(name));
     for _ in 0..3 {
         match validate_config(name, &Value::Object(sample.clone()), &NoEntities) {
             Ok(config) => return Some((sample, config)),

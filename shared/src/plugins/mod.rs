@@ -1,9 +1,12 @@
 //! Plugin config schemas. The control plane validates plugin configs with this code and the data plane
 //! accepts them with the very same code, so both always agree on what a valid config is.
 
+pub mod cors;
 mod describe;
 pub mod oauth2_introspection;
 pub mod openid_connect;
+pub mod rate_limiting;
+pub mod redis;
 
 pub use describe::config_schema;
 
@@ -17,9 +20,17 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Every plugin this release knows, with its version, in execution order (higher priority first).
 pub const SUPPORTED: &[(&str, &str)] = &[
-    (openid_connect::NAME, openid_connect::VERSION),
+    (cors::NAME, cors::VERSION),
     (oauth2_introspection::NAME, oauth2_introspection::VERSION),
+    (openid_connect::NAME, openid_connect::VERSION),
+    (rate_limiting::NAME, rate_limiting::VERSION),
 ];
+
+/// False for plugins that may not be scoped to a Consumer (Kong's `no_consumer`): they run before any
+/// Consumer is known.
+pub fn takes_consumer(name: &str) -> bool {
+    name != cors::NAME
+}
 
 /// True when `name` is a plugin this release knows.
 pub fn is_supported(name: &str) -> bool {
@@ -37,6 +48,10 @@ pub fn validate_config(
             .map(|c| serde_json::to_value(c).expect("config serialises")),
         openid_connect::NAME => openid_connect::Config::parse(config, resolver)
             .map(|c| serde_json::to_value(c).expect("config serialises")),
+        rate_limiting::NAME => rate_limiting::Config::parse(config, resolver)
+            .map(|c| serde_json::to_value(c).expect("config serialises")),
+        cors::NAME => cors::Config::parse(config, resolver)
+            .map(|c| serde_json::to_value(c).expect("config serialises")),
         other => {
             let mut e = FieldErrors::new();
             let known: Vec<&str> = SUPPORTED.iter().map(|(n, _)| *n).collect();
@@ -53,22 +68,31 @@ pub fn validate_config(
     }
 }
 
-/// The config fields of plugin `name` that hold secrets.
+/// The config fields of plugin `name` that hold secrets, as dotted paths (`redis.password`).
 pub fn secret_fields(name: &str) -> &'static [&'static str] {
     match name {
         oauth2_introspection::NAME => oauth2_introspection::SECRET_FIELDS,
         openid_connect::NAME => openid_connect::SECRET_FIELDS,
+        rate_limiting::NAME => rate_limiting::SECRET_FIELDS,
+        cors::NAME => cors::SECRET_FIELDS,
         _ => &[],
     }
 }
 
+/// The value at dotted `path` inside `config`.
+fn at_path<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(config, |v, key| v.get(key))
+}
+
+fn at_path_mut<'a>(config: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    path.split('.').try_fold(config, |v, key| v.get_mut(key))
+}
+
 /// Replaces the secret fields of a validated config with [`REDACTED`].
 pub fn redact(name: &str, config: &mut Value) {
-    if let Value::Object(map) = config {
-        for field in secret_fields(name) {
-            if let Some(v) = map.get_mut(*field) {
-                redact_value(v);
-            }
+    for field in secret_fields(name) {
+        if let Some(v) = at_path_mut(config, field) {
+            redact_value(v);
         }
     }
 }
@@ -107,7 +131,7 @@ pub fn restore_redacted(new: &mut Value, old: &Value) {
 pub fn redacted_fields(name: &str, config: &Value) -> Vec<String> {
     secret_fields(name)
         .iter()
-        .filter(|f| config.get(**f).is_some_and(holds_redacted))
+        .filter(|f| at_path(config, f).is_some_and(holds_redacted))
         .map(|f| f.to_string())
         .collect()
 }
@@ -163,6 +187,20 @@ mod tests {
         redact(openid_connect::NAME, &mut shown);
         assert_eq!(shown["client_secret"], json!([REDACTED, REDACTED]));
         assert_eq!(shown["client_id"], json!(["a"]));
+        restore_redacted(&mut shown, &old);
+        assert_eq!(shown, old);
+    }
+
+    #[test]
+    fn a_secret_inside_a_record_is_redacted_alone() {
+        let old = json!({"minute": 5, "redis": {"host": "r", "password": "pw"}});
+        let mut shown = old.clone();
+        redact(rate_limiting::NAME, &mut shown);
+        assert_eq!(shown["redis"], json!({"host": "r", "password": REDACTED}));
+        assert_eq!(
+            redacted_fields(rate_limiting::NAME, &shown),
+            ["redis.password"]
+        );
         restore_redacted(&mut shown, &old);
         assert_eq!(shown, old);
     }

@@ -392,11 +392,7 @@ async fn bad_input_is_rejected_with_field_errors() {
     assert_eq!(cfg["ttl"], "expected an integer");
     assert_eq!(cfg["bogus"], "unknown field");
     let (st, body) = cp
-        .call(
-            Method::POST,
-            "/plugins",
-            Some(json!({"name": "rate-limiting"})),
-        )
+        .call(Method::POST, "/plugins", Some(json!({"name": "key-auth"})))
         .await
         .unwrap();
     assert_eq!(st, 400);

@@ -3,7 +3,7 @@
 //! which the fuzz targets drive directly.
 
 pub mod parse;
-mod token;
+pub mod token;
 
 use bytes::Bytes;
 use http::StatusCode;

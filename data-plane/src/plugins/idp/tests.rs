@@ -18,6 +18,7 @@ fn idp(timeout_ms: u64) -> (Idp, Arc<Metrics>) {
         caches: Arc::new(Caches::new(100)),
         metrics: metrics.clone(),
         clients: Arc::new(IdpClients::new(None)),
+        traffic: Arc::default(),
     };
     let settings = IdpSettings {
         timeout_ms,

@@ -189,6 +189,9 @@ impl Plugin for OpenIdConnect {
             Err(d) => return self.deny(ex, d),
         }
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
+        ex.credential = Some(super::credentials::Token::Decoded(
+            auth.access_token.clone(),
+        ));
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
     }

@@ -46,6 +46,16 @@ pub fn rewrite(
         .as_ref()
         .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
     let (parts, body) = req.into_parts();
+    let origin = parts
+        .headers
+        .get(http::header::ORIGIN)
+        .filter(|o| !o.is_empty())
+        .cloned();
+    let preflight = parts.method == http::Method::OPTIONS
+        && origin.is_some()
+        && parts
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
     let ex = Exchange {
         parts,
         body,
@@ -53,9 +63,12 @@ pub fn rewrite(
         route: routed.entry.route.clone(),
         service: Some(routed.service.service.clone()),
         consumer: None,
+        credential: None,
         request_id: cx.rid.clone(),
         added: SmallVec::new(),
         tls: cx.conn.scheme == Scheme::Https,
+        origin,
+        preflight,
         answer_fields: SmallVec::new(),
     };
     Ok((
