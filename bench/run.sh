@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command: installs nginx, HAProxy, Apache httpd with mod_oauth2 and wrk (Debian
+# The benchmark suite in one command: installs nginx, HAProxy, Apache httpd with mod_oauth2, Redis and wrk (Debian
 # packages) when missing, builds release binaries, runs the router micro-benchmark (criterion) and every hot-path, cold-path, propagation and
 # snapshot measurement, and writes BENCHMARKS.md. Ratios compare columns measured in the same run.
 #   SECONDS_PER_RUN=20 RUNS=3 bench/run.sh
@@ -11,6 +11,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v apache2 >/dev/null || need+=(apache2)
 [ -e /usr/lib/apache2/modules/mod_oauth2.so ] || need+=(libapache2-mod-oauth2)
 if [ ${#need[@]} -gt 0 ]; then
