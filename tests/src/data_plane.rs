@@ -45,6 +45,8 @@ pub struct DpOptions {
     pub tls_default: Option<(PathBuf, PathBuf)>,
     /// `--dns-resolver`.
     pub dns_resolver: Option<SocketAddr>,
+    /// `--idp-ca-file` (also trusted for Redis servers with `ssl_verify`).
+    pub idp_ca_file: Option<PathBuf>,
 }
 
 impl DataPlane {
@@ -120,7 +122,7 @@ impl DataPlane {
             heartbeat_timeout_ms: 1500,
             max_config_bytes: opts.max_config_bytes.unwrap_or(256 * 1024 * 1024),
             cache_max_entries: 10_000,
-            idp_ca_file: None,
+            idp_ca_file: opts.idp_ca_file.clone(),
             upstream_ca_file: opts.upstream_ca_file.clone(),
             drain_timeout_ms: 5_000,
             workers: opts.workers,

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 /// A running (or stopped) test server.
 pub struct Redis {
+    /// The plain port (the test's own commands go there).
     pub port: u16,
+    /// The TLS port, when started with a certificate.
+    pub tls_port: Option<u16>,
+    tls: Option<Tls>,
     password: Option<String>,
     child: Option<Child>,
     dir: tempfile::TempDir,
@@ -23,8 +27,19 @@ impl Redis {
 
     /// Starts a server that asks for `password` (`requirepass`).
     pub fn start_with(password: Option<&str>) -> Redis {
+        Redis::start_full(password, None)
+    }
+
+    /// Starts a server that also serves TLS with `tls`'s certificate, on [`Redis::tls_port`].
+    pub fn start_tls(tls: Tls) -> Redis {
+        Redis::start_full(None, Some(tls))
+    }
+
+    fn start_full(password: Option<&str>, tls: Option<Tls>) -> Redis {
         let mut r = Redis {
             port: crate::postgres::free_port(),
+            tls_port: tls.as_ref().map(|_| crate::postgres::free_port()),
+            tls,
             password: password.map(str::to_string),
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -47,6 +62,13 @@ impl Redis {
             .stderr(Stdio::null());
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let (Some(tls), Some(port)) = (&self.tls, self.tls_port) {
+            cmd.args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key);
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
@@ -113,6 +135,12 @@ impl Redis {
             other => Err(std::io::Error::other(format!("PING answered {other}"))),
         }
     }
+}
+
+/// The certificate and key files a TLS server presents.
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// `args` as a RESP array of bulk strings.

@@ -52,6 +52,11 @@ impl RedisClients {
 
     /// The server of `config` (made once per distinct setting; nothing is connected yet).
     pub fn get(&self, config: &Redis) -> Result<Arc<RedisServer>, String> {
+        // Key prefixes are the caller's business: one connection serves them all.
+        let config = &Redis {
+            prefix: None,
+            ..config.clone()
+        };
         let mut servers = self.servers.lock().expect("redis clients lock");
         if let Some(s) = servers.get(config) {
             return Ok(s.clone());
@@ -123,22 +128,29 @@ impl RedisServer {
         &self.label
     }
 
-    /// Runs `pipe` and returns its answers, within the configured timeout.
+    /// Runs `pipe` and returns its answers, within the configured timeout. A connection found broken (the
+    /// server restarted since its last use) is made again and the pipeline sent once more at once.
     pub async fn query<T: redis::FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, RedisFailure> {
         self.backoff()?;
         let mut conn = self.connection().await?;
-        match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.failed(e.to_string())),
-            Err(_) => {
-                self.mark_failed();
-                Err(RedisFailure::Timeout {
-                    server: self.label.clone(),
-                    timeout_ms: self.timeout.as_millis() as u64,
-                })
+        let mut retried = false;
+        loop {
+            match tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut conn)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if !retried && (e.is_connection_dropped() || e.is_io_error()) => {
+                    retried = true;
+                }
+                Ok(Err(e)) => return Err(self.failed(e.to_string())),
+                Err(_) => {
+                    self.mark_failed();
+                    return Err(RedisFailure::Timeout {
+                        server: self.label.clone(),
+                        timeout_ms: self.timeout.as_millis() as u64,
+                    });
+                }
             }
         }
     }

@@ -461,3 +461,61 @@ async fn invalid_configs_are_refused_field_by_field() {
         assert!(found, "{config}: {field} not named in {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_reach_redis_over_tls_verified_against_the_node_s_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tests::pki::TestCa::new("redis test CA");
+    let (cert, key) = ca.issue(&["localhost"]).write_to(dir.path(), "redis");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let redis = Redis::start_tls(tests::redis::Tls { cert, key });
+    let tls_port = redis.tls_port.unwrap();
+
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let trusting = DataPlane::start_with(tests::DpOptions {
+        pairing_token: Some(cp.pairing_token().await),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        idp_ca_file: Some(ca_file),
+        ..Default::default()
+    })
+    .await;
+    let untrusting = DataPlane::start(&cp).await;
+    cp.post("/services", json!({"name": "echo", "url": up.url}))
+        .await;
+    cp.post("/services/echo/routes", json!({"paths": ["/echo"]}))
+        .await;
+    cp.post(
+        "/services/echo/plugins",
+        json!({"name": "rate-limiting", "config": {
+            "minute": 2, "limit_by": "service", "policy": "redis", "fault_tolerant": false,
+            "redis": {"host": "localhost", "port": tls_port, "ssl": true, "ssl_verify": true, "timeout": 1000},
+        }}),
+    )
+    .await;
+    let version = cp.version().await;
+    trusting.wait_version(version).await;
+    untrusting.wait_version(version).await;
+    clear_of_minute_end(Duration::from_secs(10)).await;
+
+    // The node that trusts the server's CA counts there.
+    assert_eq!(get(&trusting, "/echo", &[]).await.status, 200);
+    assert_eq!(get(&trusting, "/echo", &[]).await.status, 200);
+    assert_eq!(get(&trusting, "/echo", &[]).await.status, 429);
+    // The one that does not refuses the server's certificate: not fault tolerant, 503.
+    let a = get(&untrusting, "/echo", &[]).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+
+    // Without verification the certificate is not checked (Kong's default for ssl_verify).
+    let id = first_plugin(&cp).await;
+    patch_plugin(
+        &cp,
+        &[&trusting, &untrusting],
+        &id,
+        json!({"redis": {"ssl_verify": false}}),
+    )
+    .await;
+    let a = get(&untrusting, "/echo", &[]).await;
+    assert_eq!(a.status, 429, "counted on the same server: {}", a.body);
+}
