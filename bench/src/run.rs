@@ -255,13 +255,13 @@ fn session_config(issuer: &str) -> Value {
 
 /// A browser's session cookie for the session column, sealed now as the node seals them, holding `jwt`
 /// as its access token and ID token.
-fn session_cookie(issuer: &str, jwt: &str) -> Result<String> {
+async fn session_cookie(issuer: &str, jwt: &str) -> Result<String> {
     let config = shared::plugins::openid_connect::Config::parse(
         &session_config(issuer),
         &shared::ConfigState::default(),
     )
     .map_err(|e| anyhow::anyhow!("session column config: {}", e.summary()))?;
-    let cookies = data_plane::plugins::openid_connect::session::Cookies::new(&config.browser);
+    let cookies = data_plane::plugins::openid_connect::session::Cookies::new(&config.browser, None);
     let now = data_plane::unix_now();
     let mut session = data_plane::plugins::openid_connect::session::Session {
         access_token: jwt.to_string(),
@@ -271,10 +271,12 @@ fn session_cookie(issuer: &str, jwt: &str) -> Result<String> {
         claims: json!({"sub": "bench"}),
         created_at: now,
         sealed_at: now,
+        id: None,
     };
     let set = cookies
         .store(&mut session, now, false, 0)
-        .ok_or_else(|| anyhow::anyhow!("cannot seal the bench session"))?;
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot seal the bench session: {e}"))?;
     Ok(set
         .iter()
         .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
@@ -744,7 +746,7 @@ pub async fn run(s: Settings) -> Result<()> {
         // A session is sealed again once it is a minute old, as a browser would be sent: the session
         // column's cookie is made just before its runs (they last less than a minute).
         let header = match i {
-            9 => Some(format!("Cookie: {}", session_cookie(&issuer, &jwt)?)),
+            9 => Some(format!("Cookie: {}", session_cookie(&issuer, &jwt).await?)),
             _ => header.clone(),
         };
         let script = cold.then_some(cold_script.as_path());
@@ -813,11 +815,6 @@ pub async fn run(s: Settings) -> Result<()> {
         4 => format!("fixed:{jwt}"),
         5 => "auth:Basic YWxleDpkb2U=".to_string(),
         6 => "unique".to_string(),
-        // Sealed again for the latency runs: a session is renewed once a minute, as a browser would see.
-        9 => format!(
-            "cookie:{}",
-            session_cookie(&issuer, &jwt).unwrap_or_default()
-        ),
         _ => "none".to_string(),
     };
     for (i, (name, url, _, _)) in columns.iter().enumerate() {
@@ -828,10 +825,13 @@ pub async fn run(s: Settings) -> Result<()> {
             11 => (rps[11].1 * 0.5).round().min(rate),
             _ => rate,
         };
-        lat.push((
-            name.to_string(),
-            latency(url, r, s.seconds, &tokens_for(i))?,
-        ));
+        // Sealed again for the session's latency run: a session is renewed once a minute, as a browser
+        // would see.
+        let tokens = match i {
+            9 => format!("cookie:{}", session_cookie(&issuer, &jwt).await?),
+            _ => tokens_for(i),
+        };
+        lat.push((name.to_string(), latency(url, r, s.seconds, &tokens)?));
     }
 
     // Cold path.

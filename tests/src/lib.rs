@@ -1,6 +1,7 @@
 //! Test harness: starts the real control plane and data planes in-process on port 0, plus a test identity
 //! provider and a recording echo upstream. Every wait has a timeout; [`eventually`] replaces sleeps.
 
+pub mod browser;
 pub mod chrome;
 mod control_plane;
 mod data_plane;

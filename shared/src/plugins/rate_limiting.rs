@@ -106,7 +106,7 @@ impl Config {
             || serde_json::json!({"type": "string", "default": "local", "one_of": ["local", "redis"]}),
         );
         let fault_tolerant = f.bool_or("fault_tolerant", true);
-        let redis = redis::read(&mut f);
+        let redis = redis::read(&mut f, redis::COUNTERS);
         let hide_client_headers = f.bool_or("hide_client_headers", false);
         let error_code = f.int_or("error_code", 100, 599, 429) as u16;
         let error_message = f

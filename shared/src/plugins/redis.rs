@@ -1,6 +1,7 @@
 //! The `redis` config group of plugins that keep state on a Redis server (Kong's `redis` record:
-//! host, port, timeout, username, password, database, ssl, ssl_verify, server_name), read from the
-//! record or from Kong's older flat spellings (`redis_host`, `redis_port`, …), which fill the record.
+//! host, port, timeout, username, password, database, ssl, ssl_verify, server_name, and `prefix` for
+//! session storage), read from the record or from Kong's older flat spellings (`redis_host`,
+//! `session_redis_host`, …), which fill the record.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -31,24 +32,48 @@ pub struct Redis {
     pub ssl_verify: bool,
     /// The name sent in SNI and checked in the certificate: the host (a different name is refused).
     pub server_name: Option<String>,
+    /// What keys start with (session storage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
-/// The flat spellings Kong still accepts, each naming a field of the record.
-const SHORTHANDS: [(&str, &str); 9] = [
-    ("redis_host", "host"),
-    ("redis_port", "port"),
-    ("redis_timeout", "timeout"),
-    ("redis_username", "username"),
-    ("redis_password", "password"),
-    ("redis_database", "database"),
-    ("redis_ssl", "ssl"),
-    ("redis_ssl_verify", "ssl_verify"),
-    ("redis_server_name", "server_name"),
+/// How a plugin spells its `redis` record: the prefix of its flat shorthands (`redis_`, `session_redis_`)
+/// and whether the record takes a key `prefix`.
+#[derive(Debug, Clone, Copy)]
+pub struct Spelling {
+    pub shorthand: &'static str,
+    pub prefix: bool,
+}
+
+/// `rate-limiting`'s spelling.
+pub const COUNTERS: Spelling = Spelling {
+    shorthand: "redis_",
+    prefix: false,
+};
+
+/// `openid-connect`'s spelling (session storage).
+pub const SESSIONS: Spelling = Spelling {
+    shorthand: "session_redis_",
+    prefix: true,
+};
+
+/// The record's fields Kong still accepts flat, after the plugin's shorthand prefix.
+const SHORTHANDS: [&str; 10] = [
+    "host",
+    "port",
+    "timeout",
+    "username",
+    "password",
+    "database",
+    "ssl",
+    "ssl_verify",
+    "server_name",
+    "prefix",
 ];
 
 /// Reads the `redis` record of the config `f` reads, with the flat shorthands merged into it (a field of
 /// the record wins over its shorthand).
-pub fn read(f: &mut Fields<'_>) -> Redis {
+pub fn read(f: &mut Fields<'_>, spelling: Spelling) -> Redis {
     let mut record = match f.raw("redis") {
         Some(Value::Object(m)) => m.clone(),
         Some(_) => {
@@ -57,12 +82,15 @@ pub fn read(f: &mut Fields<'_>) -> Redis {
         }
         None => Map::new(),
     };
-    for (flat, field) in SHORTHANDS {
-        if let Some(v) = f.raw(flat) {
+    for field in SHORTHANDS {
+        if field == "prefix" && !spelling.prefix {
+            continue;
+        }
+        if let Some(v) = f.raw(&format!("{}{field}", spelling.shorthand)) {
             record.entry(field).or_insert_with(|| v.clone());
         }
     }
-    f.shape("redis", record_shape);
+    f.shape("redis", || record_shape(spelling));
     let record = Value::Object(record);
     let mut inner = match Fields::new(&record, &f.path("redis")) {
         Ok(inner) => inner,
@@ -71,7 +99,10 @@ pub fn read(f: &mut Fields<'_>) -> Redis {
             return Redis::default();
         }
     };
-    let redis = read_fields(&mut inner);
+    let mut redis = read_fields(&mut inner);
+    if spelling.prefix {
+        redis.prefix = inner.opt_string("prefix").filter(|p| !p.is_empty());
+    }
     let errors: FieldErrors = inner.finish();
     f.errors.merge_under("", errors);
     redis
@@ -113,6 +144,7 @@ fn read_fields(f: &mut Fields<'_>) -> Redis {
         ssl,
         ssl_verify,
         server_name,
+        prefix: None,
     }
 }
 
@@ -128,13 +160,14 @@ impl Default for Redis {
             ssl: false,
             ssl_verify: false,
             server_name: None,
+            prefix: None,
         }
     }
 }
 
 /// Kong's description of the record, for `/schemas/plugins/{name}`.
-fn record_shape() -> Value {
-    json!({
+fn record_shape(spelling: Spelling) -> Value {
+    let mut shape = json!({
         "type": "record",
         "fields": [
             {"host": {"type": "string"}},
@@ -147,7 +180,13 @@ fn record_shape() -> Value {
             {"ssl_verify": {"type": "boolean", "default": false}},
             {"server_name": {"type": "string"}},
         ]
-    })
+    });
+    if spelling.prefix {
+        if let Some(fields) = shape["fields"].as_array_mut() {
+            fields.push(json!({"prefix": {"type": "string", "default": "sessions"}}));
+        }
+    }
+    shape
 }
 
 #[cfg(test)]
@@ -156,7 +195,7 @@ mod tests {
 
     fn parse(v: Value) -> (Redis, FieldErrors) {
         let mut f = Fields::new(&v, "").unwrap();
-        let r = read(&mut f);
+        let r = read(&mut f, COUNTERS);
         (r, f.finish())
     }
 
@@ -179,6 +218,23 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("a.internal"));
         assert_eq!(r.port, 7001);
         assert_eq!(r.password.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn session_storage_spells_its_shorthands_apart_and_takes_a_prefix() {
+        let v = json!({"session_redis_host": "s.internal", "redis": {"prefix": "gw"}});
+        let mut f = Fields::new(&v, "").unwrap();
+        let r = read(&mut f, SESSIONS);
+        assert!(f.finish().is_empty());
+        assert_eq!(
+            (r.host.as_deref(), r.prefix.as_deref()),
+            (Some("s.internal"), Some("gw"))
+        );
+        let (_, e) = parse(json!({"redis": {"prefix": "gw"}}));
+        assert!(
+            e.contains("redis.prefix"),
+            "rate-limiting keys take no prefix: {e:?}"
+        );
     }
 
     #[test]

@@ -2,150 +2,15 @@
 //! cookies, logout), driven over HTTP the way a browser does it: redirects followed by hand, cookies kept
 //! in a jar, the identity provider's login form filled in and posted.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
 use demo::idp::{DemoIdp, IdpSetup};
+use tests::browser::{hidden_fields, query, sign_in, Browser};
 use tests::{ControlPlane, DataPlane, EchoUpstream};
 
 const SECRET: &str = "a-session-secret-of-at-least-32-characters";
-
-/// A browser: cookies by name, requests that ask for HTML and never follow redirects themselves.
-struct Browser {
-    http: reqwest::Client,
-    jar: BTreeMap<String, String>,
-}
-
-/// One answer, as the browser saw it.
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> String {
-        self.headers["location"].to_str().unwrap().to_string()
-    }
-
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> Option<HeaderValue> {
-        (!self.jar.is_empty()).then(|| {
-            let pairs: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            HeaderValue::from_str(&pairs.join("; ")).unwrap()
-        })
-    }
-
-    /// Keeps the cookies an answer sets (a `Max-Age=0` or empty one removes the cookie).
-    fn keep(&mut self, page: &Page) {
-        for c in page.set_cookies() {
-            let pair = c.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() || c.contains("Max-Age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let req = match self.cookie_header() {
-            Some(c) => req.header("cookie", c),
-            None => req,
-        };
-        let r = req.send().await.unwrap();
-        let page = Page {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.text().await.unwrap(),
-        };
-        self.keep(&page);
-        page
-    }
-
-    /// A top-level navigation to `url`.
-    async fn open(&mut self, url: &str) -> Page {
-        let req = self
-            .http
-            .get(url)
-            .header("accept", "text/html,application/xhtml+xml")
-            .header("sec-fetch-mode", "navigate");
-        self.send(req).await
-    }
-
-    /// A script's `fetch()` of `url`.
-    async fn fetch(&mut self, url: &str) -> Page {
-        let req = self
-            .http
-            .get(url)
-            .header("accept", "*/*")
-            .header("sec-fetch-mode", "cors");
-        self.send(req).await
-    }
-
-    /// Fills in the login form of `page` (the identity provider's) and posts it to `action`.
-    async fn sign_in_form(&mut self, page: &Page, action: &str, user: &str, pass: &str) -> Page {
-        let mut form: Vec<(String, String)> = hidden_fields(&page.body);
-        form.push(("username".into(), user.into()));
-        form.push(("password".into(), pass.into()));
-        let req = self.http.post(action).form(&form);
-        self.send(req).await
-    }
-}
-
-/// The hidden inputs of an HTML form (the login page's, or a form-post answer's).
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" ")
-        .skip(1)
-        .filter_map(|rest| {
-            let name = rest.split("name=\"").nth(1)?.split('"').next()?;
-            let value = rest.split("value=\"").nth(1)?.split('"').next()?;
-            let value = value
-                .replace("&quot;", "\"")
-                .replace("&#39;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            Some((name.to_string(), value))
-        })
-        .collect()
-}
-
-fn query(url: &str) -> BTreeMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
 
 struct Env {
     cp: ControlPlane,
@@ -191,30 +56,6 @@ async fn env_with(config: Value) -> Env {
         idp,
         _up: up,
     }
-}
-
-/// Follows a sign-in from `url` to the callback's answer: the page the gateway sends after it.
-async fn sign_in(b: &mut Browser, idp: &DemoIdp, url: &str) -> (Page, String) {
-    let start = b.open(url).await;
-    assert_eq!(start.status, 302, "{}", start.body);
-    let authorize = start.location();
-    assert!(
-        authorize.starts_with(&format!("{}/authorize?", idp.issuer)),
-        "{authorize}"
-    );
-    let form = b.open(&authorize).await;
-    assert_eq!(form.status, 200);
-    assert!(form.body.contains("id=\"sign-in\""), "{}", form.body);
-    let answer = b
-        .sign_in_form(&form, &format!("{}/authorize", idp.issuer), "alex", "doe")
-        .await;
-    assert_eq!(
-        answer.status, 303,
-        "the provider sends the browser back: {}",
-        answer.body
-    );
-    let callback = answer.location();
-    (b.open(&callback).await, authorize)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

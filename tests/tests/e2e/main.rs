@@ -7,6 +7,7 @@ mod admin_kong;
 mod admin_kong_errors;
 mod admin_kong_schemas;
 mod balancing;
+mod browser_sessions_redis;
 mod browser_sign_in;
 mod cluster;
 mod conformance;

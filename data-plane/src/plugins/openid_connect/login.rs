@@ -215,6 +215,7 @@ impl OpenIdConnect {
             claims,
             created_at: now,
             sealed_at: now,
+            id: None,
         };
         let (_, previous) = crate::plugins::cookies::get_chunked(
             &ex.parts.headers,
@@ -222,9 +223,8 @@ impl OpenIdConnect {
         );
         let set = cookies
             .store(&mut session, now, ex.tls, previous)
-            .ok_or_else(|| {
-                Denial::Unavailable("the session is too large for its cookies".into())
-            })?;
+            .await
+            .map_err(Denial::Unavailable)?;
         info!(plugin = NAME, request_id = %ex.request_id, sub = %session.claims["sub"], "signed in");
         let b = &self.config.browser;
         let mut answer = match b.login_action {

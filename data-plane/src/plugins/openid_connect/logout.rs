@@ -31,11 +31,19 @@ impl OpenIdConnect {
         let headers = &ex.parts.headers;
         let (_, chunks) =
             crate::plugins::cookies::get_chunked(headers, &self.config.browser.session_cookie_name);
-        let id_token = cookies
-            .session(headers, unix_now())
-            .ok()
-            .flatten()
-            .map(|(s, _, _)| s.id_token);
+        // A session kept on a server must be deleted there: if the server cannot be reached, the person
+        // is told to try again rather than left signed in elsewhere.
+        let session = match cookies.session(headers, unix_now()).await {
+            Ok(found) => found,
+            Err((Invalid::Unavailable, _)) => return self.store_unavailable(ex),
+            Err(_) => None,
+        };
+        if let Some((s, _, _)) = &session {
+            if cookies.forget(s).await.is_err() {
+                return self.store_unavailable(ex);
+            }
+        }
+        let id_token = session.map(|(s, _, _)| s.id_token);
         let after = self.config.browser.logout_redirect_uri.first().cloned();
         // The provider's end-session endpoint, when discovery has it (a provider that cannot be reached
         // does not stop the local logout).
@@ -67,5 +75,13 @@ impl OpenIdConnect {
             answer = answer.with_field(SET_COOKIE, c);
         }
         answer
+    }
+
+    /// The answer to a logout whose session store cannot be reached.
+    fn store_unavailable(&self, ex: &Exchange) -> Refusal {
+        self.answer(
+            ex,
+            Denial::Unavailable(Invalid::Unavailable.as_str().into()),
+        )
     }
 }

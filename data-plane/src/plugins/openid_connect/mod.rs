@@ -11,11 +11,13 @@ mod login;
 mod logout;
 mod refresh;
 pub mod session;
+mod session_store;
 mod verify;
 
 use jwk::signing_key;
 use jws::looks_like_jwt;
-use session::{Cookies, Session};
+use session::{Cookies, Invalid, Session};
+use session_store::RedisSessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use shared::jwt::{self, ClaimRules};
 use shared::keyword::Keyword;
-use shared::plugins::openid_connect::{AuthMethod, ClientAuth, Config, ParamType, NAME};
+use shared::plugins::openid_connect::{
+    AuthMethod, ClientAuth, Config, ParamType, SessionStorage, NAME,
+};
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
@@ -88,7 +92,18 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         .auth_methods
         .iter()
         .any(|m| matches!(m, AuthMethod::AuthorizationCode | AuthMethod::Session));
-    let cookies = browser.then(|| Cookies::new(&config.browser));
+    let cookies = match browser {
+        false => None,
+        true => {
+            let redis = match config.browser.session_storage {
+                SessionStorage::Cookie => None,
+                SessionStorage::Redis => {
+                    Some(RedisSessions::new(&config.browser, &ctx.traffic.redis)?)
+                }
+            };
+            Some(Cookies::new(&config.browser, redis))
+        }
+    };
     Ok(Arc::new(OpenIdConnect {
         cookies,
         config,
@@ -228,7 +243,7 @@ impl OpenIdConnect {
             return Browsing::Continue;
         }
         let now = unix_now();
-        match cookies.session(&ex.parts.headers, now) {
+        match cookies.session(&ex.parts.headers, now).await {
             Ok(Some((mut session, chunks, mut due))) => {
                 if self.expired(&session, now) {
                     match self.refresh_session(ex, &mut session).await {
@@ -240,6 +255,7 @@ impl OpenIdConnect {
                         }
                         Err(denial) => {
                             debug!(plugin = NAME, request_id = %ex.request_id, ?denial, "session ended");
+                            let _ = cookies.forget(&session).await;
                             for c in cookies.clear(ex.tls, chunks) {
                                 ex.answer_fields.push((http::header::SET_COOKIE, c));
                             }
@@ -248,15 +264,26 @@ impl OpenIdConnect {
                     }
                 }
                 if due {
-                    if let Some(set) = cookies.store(&mut session, now, ex.tls, chunks) {
-                        for c in set {
-                            ex.answer_fields.push((http::header::SET_COOKIE, c));
+                    match cookies.store(&mut session, now, ex.tls, chunks).await {
+                        Ok(set) => {
+                            for c in set {
+                                ex.answer_fields.push((http::header::SET_COOKIE, c));
+                            }
+                        }
+                        Err(why) => {
+                            return Browsing::Answer(Box::new(
+                                self.answer(ex, Denial::Unavailable(why)),
+                            ))
                         }
                     }
                 }
                 Browsing::Session(Box::new(session))
             }
             Ok(None) => Browsing::Continue,
+            Err((Invalid::Unavailable, _)) => Browsing::Answer(Box::new(self.answer(
+                ex,
+                Denial::Unavailable(Invalid::Unavailable.as_str().into()),
+            ))),
             Err((why, chunks)) => {
                 debug!(plugin = NAME, request_id = %ex.request_id, reason = why.as_str(), "session refused");
                 for c in cookies.clear(ex.tls, chunks) {
@@ -290,10 +317,11 @@ impl OpenIdConnect {
         cred: &Credential,
         denial: Denial,
     ) -> Result<(), Refusal> {
-        if let (Credential::Session(_), Denial::Invalid(why), Some(cookies)) =
+        if let (Credential::Session(session), Denial::Invalid(why), Some(cookies)) =
             (cred, &denial, &self.cookies)
         {
             debug!(plugin = NAME, request_id = %ex.request_id, reason = %why, "session ended");
+            let _ = cookies.forget(session).await;
             let (_, chunks) = crate::plugins::cookies::get_chunked(
                 &ex.parts.headers,
                 &self.config.browser.session_cookie_name,

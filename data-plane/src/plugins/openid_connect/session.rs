@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 use shared::plugins::openid_connect::{Browser, SameSite};
+use tracing::warn;
 
+use super::session_store::{RedisSessions, Reference};
 use crate::plugins::cookies::{self, Attributes};
 use crate::plugins::sealed::Sealer;
 
@@ -30,6 +32,9 @@ pub struct Session {
     pub created_at: i64,
     /// When the session was last sealed (its last use, to a minute).
     pub sealed_at: i64,
+    /// Its id on the Redis server (`session_storage: redis`), which is the key, not part of the value.
+    #[serde(skip)]
+    pub id: Option<String>,
 }
 
 /// A sign-in waiting for the identity provider's answer.
@@ -57,6 +62,10 @@ pub enum Invalid {
     Rolling,
     /// Older than `session_absolute_timeout`.
     Absolute,
+    /// Its id names no session on the Redis server (ended there, or expired).
+    Ended,
+    /// The Redis server holding it cannot be reached: the request is answered 503, the cookie kept.
+    Unavailable,
 }
 
 impl Invalid {
@@ -66,6 +75,8 @@ impl Invalid {
             Invalid::Idle => "session idle for too long",
             Invalid::Rolling => "session not renewed in time",
             Invalid::Absolute => "session older than its absolute lifetime",
+            Invalid::Ended => "session ended on the session store",
+            Invalid::Unavailable => "session store unavailable",
         }
     }
 }
@@ -89,10 +100,13 @@ pub struct Cookies {
     rolling: i64,
     absolute: i64,
     pending_for: i64,
+    /// Where the tokens are when not in the cookie.
+    redis: Option<RedisSessions>,
 }
 
 impl Cookies {
-    pub fn new(b: &Browser) -> Cookies {
+    /// The cookies of `b`, whose sessions live on `redis` when given.
+    pub fn new(b: &Browser, redis: Option<RedisSessions>) -> Cookies {
         Cookies {
             session: Sealer::new(&b.session_secret, "session"),
             authorization: Sealer::new(&b.session_secret, "authorization"),
@@ -115,6 +129,7 @@ impl Cookies {
             rolling: b.session_rolling_timeout as i64,
             absolute: b.session_absolute_timeout as i64,
             pending_for: b.authorization_rolling_timeout as i64,
+            redis,
         }
     }
 
@@ -128,16 +143,39 @@ impl Cookies {
 
     /// The session in the request's cookies at `now`, the number of cookies it took, and whether it is
     /// due to be sealed again; `Ok(None)` when the request has none.
-    pub fn session(&self, headers: &http::HeaderMap, now: i64) -> Result<Option<Found>, Refused> {
+    pub async fn session(
+        &self,
+        headers: &http::HeaderMap,
+        now: i64,
+    ) -> Result<Option<Found>, Refused> {
         let (value, chunks) = cookies::get_chunked(headers, &self.session_name);
         let Some(value) = value else {
             return Ok(None);
         };
-        let s: Session = self
+        let plain = self
             .session
             .open(&value, self.session_name.as_bytes())
-            .and_then(|plain| serde_json::from_slice(&plain).ok())
             .ok_or((Invalid::Unreadable, chunks))?;
+        let s: Session = match &self.redis {
+            None => serde_json::from_slice(&plain).map_err(|_| (Invalid::Unreadable, chunks))?,
+            Some(store) => {
+                let r: Reference =
+                    serde_json::from_slice(&plain).map_err(|_| (Invalid::Unreadable, chunks))?;
+                match store.get(&r.id).await {
+                    Ok(Some(plain)) => {
+                        let mut s: Session = serde_json::from_slice(&plain)
+                            .map_err(|_| (Invalid::Unreadable, chunks))?;
+                        s.id = Some(r.id);
+                        s
+                    }
+                    Ok(None) => return Err((Invalid::Ended, chunks)),
+                    Err(e) => {
+                        warn!(error = %e, "session store unavailable");
+                        return Err((Invalid::Unavailable, chunks));
+                    }
+                }
+            }
+        };
         let age = now - s.sealed_at;
         if self.idling > 0 && age > self.idling {
             return Err((Invalid::Idle, chunks));
@@ -151,18 +189,38 @@ impl Cookies {
         Ok(Some((s, chunks, age >= RESEAL_AFTER)))
     }
 
-    /// The `Set-Cookie` values that store `s` (sealed at `now`), replacing `previous` chunks.
-    pub fn store(
+    /// Stores `s` (sealed at `now`) and returns the `Set-Cookie` values that replace the `previous`
+    /// chunks: the whole session in cookie storage; on Redis, its sealed id the first time and nothing
+    /// after (the entry is renewed in place).
+    pub async fn store(
         &self,
         s: &mut Session,
         now: i64,
         tls: bool,
         previous: usize,
-    ) -> Option<Vec<http::HeaderValue>> {
+    ) -> Result<Vec<http::HeaderValue>, String> {
         s.sealed_at = now;
-        let plain = serde_json::to_vec(s).ok()?;
-        let sealed = self.session.seal(&plain, self.session_name.as_bytes())?;
         let max_age = (self.absolute > 0).then(|| self.absolute - (now - s.created_at));
+        let plain = match &self.redis {
+            None => serde_json::to_vec(s).map_err(|e| e.to_string())?,
+            Some(store) => {
+                let fresh = s.id.is_none();
+                let id = s.id.get_or_insert_with(RedisSessions::new_id).clone();
+                let plain = serde_json::to_vec(s).map_err(|e| e.to_string())?;
+                store
+                    .put(&id, &plain, self.lifetime(s, now))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !fresh {
+                    return Ok(Vec::new());
+                }
+                serde_json::to_vec(&Reference { id }).map_err(|e| e.to_string())?
+            }
+        };
+        let sealed = self
+            .session
+            .seal(&plain, self.session_name.as_bytes())
+            .ok_or("the session could not be sealed")?;
         cookies::set_chunked(
             &self.session_name,
             &sealed,
@@ -170,6 +228,35 @@ impl Cookies {
             max_age,
             previous,
         )
+        .ok_or_else(|| "the session is too large for its cookies".to_string())
+    }
+
+    /// Seconds a stored session may live from `now`: to its absolute end, and no longer than its idle
+    /// or rolling lifetime allows before it must be renewed (the checks on use are exact; this only lets
+    /// the server drop what nobody can use).
+    fn lifetime(&self, s: &Session, now: i64) -> i64 {
+        [
+            (self.absolute > 0).then(|| self.absolute - (now - s.created_at)),
+            (self.idling > 0).then_some(self.idling + RESEAL_AFTER),
+            (self.rolling > 0).then_some(self.rolling + RESEAL_AFTER),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.pending_for.max(86_400))
+        .max(1)
+    }
+
+    /// Deletes a session's entry on the Redis server (nothing to do for a cookie session, whose
+    /// cookies the answer clears).
+    pub async fn forget(&self, s: &Session) -> Result<(), String> {
+        if let (Some(store), Some(id)) = (&self.redis, &s.id) {
+            if let Err(e) = store.delete(id).await {
+                warn!(error = %e, "an ended session could not be deleted from the session store");
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// The `Set-Cookie` values that end the session (`count` cookies).
@@ -247,6 +334,7 @@ mod tests {
             claims: json!({"sub": "alex"}),
             created_at: now,
             sealed_at: now,
+            id: None,
         }
     }
 
@@ -262,34 +350,37 @@ mod tests {
         h
     }
 
-    #[test]
-    fn a_large_session_round_trips_over_chunks_and_is_resealed_after_a_minute() {
-        let c = Cookies::new(&browser());
+    #[tokio::test]
+    async fn a_large_session_round_trips_over_chunks_and_is_resealed_after_a_minute() {
+        let c = Cookies::new(&browser(), None);
         let mut s = session(1000);
-        let set = c.store(&mut s, 1000, true, 0).unwrap();
+        let set = c.store(&mut s, 1000, true, 0).await.unwrap();
         assert!(set.len() >= 2, "6 KB of tokens take more than one cookie");
         assert!(set[0].to_str().unwrap().contains("Secure"));
         let h = request(&set);
-        let (back, chunks, due) = c.session(&h, 1030).unwrap().unwrap();
+        let (back, chunks, due) = c.session(&h, 1030).await.unwrap().unwrap();
         assert_eq!((back, chunks, due), (s.clone(), set.len(), false));
-        assert!(c.session(&h, 1000 + RESEAL_AFTER).unwrap().unwrap().2);
+        assert!(c.session(&h, 1000 + RESEAL_AFTER).await.unwrap().unwrap().2);
     }
 
-    #[test]
-    fn idle_rolling_absolute_and_foreign_sessions_are_refused() {
+    #[tokio::test]
+    async fn idle_rolling_absolute_and_foreign_sessions_are_refused() {
         let b = browser();
-        let c = Cookies::new(&b);
+        let c = Cookies::new(&b, None);
         let mut s = session(1000);
-        let h = request(&c.store(&mut s, 1000, false, 0).unwrap());
-        assert_eq!(c.session(&h, 1000 + 901).unwrap_err().0, Invalid::Idle);
+        let h = request(&c.store(&mut s, 1000, false, 0).await.unwrap());
+        assert_eq!(
+            c.session(&h, 1000 + 901).await.unwrap_err().0,
+            Invalid::Idle
+        );
         // Used every few minutes, renewed each time: alive until the absolute lifetime.
         let mut now = 1000;
         let mut h = h;
         while now < 1000 + 7200 {
             now += 600;
-            match c.session(&h, now) {
+            match c.session(&h, now).await {
                 Ok(Some((mut s, chunks, _))) => {
-                    h = request(&c.store(&mut s, now, false, chunks).unwrap())
+                    h = request(&c.store(&mut s, now, false, chunks).await.unwrap())
                 }
                 Err((why, _)) => {
                     assert_eq!(why, Invalid::Absolute);
@@ -302,18 +393,22 @@ mod tests {
         let mut other = b.clone();
         other.session_secret = vec!["z".repeat(32)];
         assert_eq!(
-            Cookies::new(&other)
-                .session(&request(&c.store(&mut session(5), 5, false, 0).unwrap()), 6)
+            Cookies::new(&other, None)
+                .session(
+                    &request(&c.store(&mut session(5), 5, false, 0).await.unwrap()),
+                    6
+                )
+                .await
                 .unwrap_err()
                 .0,
             Invalid::Unreadable
         );
-        assert_eq!(c.session(&http::HeaderMap::new(), 6), Ok(None));
+        assert_eq!(c.session(&http::HeaderMap::new(), 6).await, Ok(None));
     }
 
-    #[test]
-    fn a_pending_sign_in_opens_once_recent_and_not_as_a_session() {
-        let c = Cookies::new(&browser());
+    #[tokio::test]
+    async fn a_pending_sign_in_opens_once_recent_and_not_as_a_session() {
+        let c = Cookies::new(&browser(), None);
         let p = Pending {
             state: "st".into(),
             nonce: "no".into(),
@@ -333,6 +428,9 @@ mod tests {
             .replace("authorization=", "session=");
         let mut swapped = http::HeaderMap::new();
         swapped.insert(http::header::COOKIE, pair.parse().unwrap());
-        assert_eq!(c.session(&swapped, 200).unwrap_err().0, Invalid::Unreadable);
+        assert_eq!(
+            c.session(&swapped, 200).await.unwrap_err().0,
+            Invalid::Unreadable
+        );
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::url_list;
+use crate::plugins::redis::{self, Redis};
 use crate::schema::Fields;
 
 crate::keywords! {
@@ -29,6 +30,12 @@ crate::keywords! {
 crate::keywords! {
     /// The `SameSite` attribute of the cookies.
     pub enum SameSite { Strict = "Strict", Lax = "Lax", None = "None", Default = "Default" }
+}
+
+crate::keywords! {
+    /// Where a session's tokens are kept: sealed in the cookie, or on a Redis server with only the
+    /// session's id (sealed) in the cookie.
+    pub enum SessionStorage { Cookie = "cookie", Redis = "redis" }
 }
 
 crate::keywords! {
@@ -64,6 +71,9 @@ pub struct Browser {
     pub session_rolling_timeout: u64,
     /// Seconds after sign-in at which a session ends whatever its use (0: never).
     pub session_absolute_timeout: u64,
+    pub session_storage: SessionStorage,
+    /// The Redis server of `session_storage: redis`.
+    pub redis: Redis,
     pub authorization_cookie_name: String,
     /// Seconds a pending authorization (state, nonce, verifier) stays valid.
     pub authorization_rolling_timeout: u64,
@@ -184,6 +194,28 @@ impl Browser {
         let session_idling_timeout = secs(f, "session_idling_timeout", 900);
         let session_rolling_timeout = secs(f, "session_rolling_timeout", 3600);
         let session_absolute_timeout = secs(f, "session_absolute_timeout", 86_400);
+        let session_storage = match f.opt_string("session_storage").as_deref() {
+            None | Some("cookie") => SessionStorage::Cookie,
+            Some("redis") => SessionStorage::Redis,
+            Some("memcache" | "memcached") => {
+                f.error(
+                    "session_storage",
+                    "memcached is not supported: use cookie or redis",
+                );
+                SessionStorage::Cookie
+            }
+            Some(_) => {
+                f.error("session_storage", "expected one of: cookie, redis");
+                SessionStorage::Cookie
+            }
+        };
+        f.shape("session_storage", || {
+            serde_json::json!({"type": "string", "default": "cookie", "one_of": ["cookie", "redis"]})
+        });
+        let redis = redis::read(f, redis::SESSIONS);
+        if session_storage == SessionStorage::Redis && redis.host.is_none() {
+            f.error("redis.host", "required when session_storage is 'redis'");
+        }
         let authorization_cookie_name =
             cookie_name(f, "authorization_cookie_name", "authorization");
         if authorization_cookie_name == session_cookie_name {
@@ -232,6 +264,8 @@ impl Browser {
             session_idling_timeout,
             session_rolling_timeout,
             session_absolute_timeout,
+            session_storage,
+            redis,
             authorization_cookie_name,
             authorization_rolling_timeout,
             refresh_tokens,

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 mod browser;
 
-pub use browser::{Browser, LoginAction, LoginToken, LogoutMethod, ResponseMode, SameSite};
+pub use browser::{
+    Browser, LoginAction, LoginToken, LogoutMethod, ResponseMode, SameSite, SessionStorage,
+};
 
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
@@ -18,13 +20,13 @@ use crate::schema::{FieldErrors, Fields};
 pub const NAME: &str = "openid-connect";
 /// The schema version this release speaks.
 pub const VERSION: &str = "1.0.0";
-/// Fields that hold secrets.
 /// Fields that hold secrets. Header values sent to the identity provider often carry credentials too.
 pub const SECRET_FIELDS: &[&str] = &[
     "client_secret",
     "client_jwk",
     "introspection_headers_values",
     "session_secret",
+    crate::plugins::redis::PASSWORD_PATH,
 ];
 
 crate::keywords! {
