@@ -307,12 +307,51 @@ pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Enti
     Ok(e)
 }
 
-/// Puts back secrets that the client echoed as redacted from the entity's stored config or keys.
-pub fn restore_secrets(body: &mut Value, existing: Option<&Entity>) {
+/// Puts back secrets that the client echoed as redacted from the entity's stored config or keys, and
+/// gives a plugin the secrets the control plane makes for it ([`fill_session_secret`]).
+pub fn complete_secrets(body: &mut Value, existing: Option<&Entity>) {
     if let (Some(Entity::Plugin(old)), Some(cfg)) = (existing, body.get_mut("config")) {
         shared::plugins::restore_redacted(cfg, &old.config);
     }
     restore_keys(body, existing);
+    fill_session_secret(body, existing);
+}
+
+/// An `openid-connect` plugin that signs people in needs a `session_secret`. When the operator gives
+/// none, the plugin keeps the one it has, or gets a new one (256 random bits): it travels to every node
+/// with the configuration, so a session made on one opens on all, and reads back redacted like any
+/// secret.
+fn fill_session_secret(body: &mut Value, existing: Option<&Entity>) {
+    use shared::plugins::openid_connect;
+    if body.get("name").and_then(Value::as_str) != Some(openid_connect::NAME) {
+        return;
+    }
+    let Some(cfg) = body.get_mut("config").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let given = match cfg.get("session_secret") {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    };
+    if given || !openid_connect::signs_people_in(cfg) {
+        return;
+    }
+    let kept = match existing {
+        Some(Entity::Plugin(p)) => p
+            .config
+            .get("session_secret")
+            .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            .cloned(),
+        _ => None,
+    };
+    let secret = kept.unwrap_or_else(|| {
+        use base64::Engine;
+        let made =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        Value::Array(vec![Value::String(made)])
+    });
+    cfg.insert("session_secret".into(), secret);
 }
 
 /// The `snis` shorthand of a Certificate body, taken out of it (other kinds have none).
@@ -367,6 +406,7 @@ async fn create(
             // Each attempt starts from the request as sent.
             let mut body = request.clone();
             scope_to(state, &mut body, parent.as_ref())?;
+            complete_secrets(&mut body, None);
             let snis = certificate_snis(kind, &mut body)?;
             let now = unix_now();
             let pctx = ParseCtx {
@@ -434,7 +474,7 @@ pub(super) async fn upsert(
             if let Some(obj) = body.as_object_mut() {
                 obj.insert("id".into(), Value::String(id.to_string()));
             }
-            restore_secrets(&mut body, existing.as_ref());
+            complete_secrets(&mut body, existing.as_ref());
             let snis = certificate_snis(kind, &mut body)?;
             let now = unix_now();
             let pctx = ParseCtx {
@@ -482,7 +522,7 @@ pub(super) async fn update(
                 }
             }
             merge_json(&mut body, &patch);
-            restore_secrets(&mut body, Some(&existing));
+            complete_secrets(&mut body, Some(&existing));
             let snis = certificate_snis(kind, &mut body)?;
             let now = unix_now();
             let pctx = ParseCtx {

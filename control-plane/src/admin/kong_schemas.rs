@@ -22,7 +22,7 @@ use shared::{Entity, FieldErrors, Kind, ParseCtx, Resolver, Sni, StateError};
 use uuid::Uuid;
 
 use super::certificates::take_snis;
-use super::entities::{body_object, parse_entity};
+use super::entities::{body_object, complete_secrets, parse_entity};
 use super::openapi::schemas::{request, UUID_PATTERN};
 use super::{AdminCtx, ApiError, ApiResult};
 
@@ -94,7 +94,11 @@ fn parse_alone(kind: Kind, body: &Value) -> Result<Entity, StateError> {
         created_at: None,
         resolver: &AnyReference,
     };
-    parse_entity(kind, body, &ctx)
+    // What a write would make for it (a generated session secret) is made here too, so a body that
+    // validates is one a write accepts.
+    let mut body = body.clone();
+    complete_secrets(&mut body, None);
+    parse_entity(kind, &body, &ctx)
 }
 
 async fn validate(Path(name): Path<String>, h: HeaderMap, b: Body) -> ApiResult {

@@ -79,8 +79,9 @@ pub struct Exchange {
     pub service: Option<Arc<Service>>,
     /// The authenticated (or anonymous) Consumer, shared with the snapshot's Consumer index.
     pub consumer: Option<Arc<Consumer>>,
-    /// The credential the request was authenticated with (its access token), for limits per credential.
-    pub credential: Option<super::credentials::token::Token>,
+    /// The credential the request was authenticated with (a digest of its access token), for limits per
+    /// credential.
+    pub credential: Option<super::credentials::token::CredentialId>,
     /// The request's id, for logs.
     pub request_id: RequestId,
     /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).

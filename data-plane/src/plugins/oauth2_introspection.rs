@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::claims::{claim_header, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerField, ConsumerIndex};
-use super::credentials::{self, Source, Token};
+use super::credentials::{self, CredentialId, Source, Token};
 use super::exchange::Exchange;
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
@@ -154,7 +154,11 @@ impl Introspection {
 
     /// Introspects through the caches. Concurrent misses for one token make one call.
     /// The cache entry of an active token (a fresh one, not kept, when the answer was not cached).
-    async fn introspect(&self, token: &Token, ex: &Exchange) -> Result<Cached, Failure> {
+    async fn introspect(
+        &self,
+        token: &Token,
+        ex: &Exchange,
+    ) -> Result<(Cached, CredentialId), Failure> {
         let token_bytes: &[&[u8]] = &[token.as_bytes()];
         let key = if self.config.introspect_request {
             self.idp.key(
@@ -167,14 +171,19 @@ impl Introspection {
         } else {
             self.idp.key(&[], token_bytes)
         };
+        // The cache key holds the token's SHA-256 (its `secret` part), which also names the credential.
+        let credential = match self.config.introspect_request {
+            false => CredentialId::from_sha256(&key.token),
+            true => CredentialId::of(token.as_bytes()),
+        };
         let caches = self.idp.caches();
         if let Some(hit) = caches.introspection_hit(&key).await {
             self.idp.event("hit");
-            return Ok(hit);
+            return Ok((hit, credential));
         }
         // The miss path's future is large (the identity-provider call): kept off the hit path's.
         let claims = Box::pin(self.introspect_miss(token.as_str(), ex, key)).await?;
-        Ok(Cached::new(claims, Duration::ZERO))
+        Ok((Cached::new(claims, Duration::ZERO), credential))
     }
 
     /// The cache miss: the negative cache, then one coalesced call to the identity provider.
@@ -294,13 +303,13 @@ impl Plugin for Introspection {
             return self.unauthorized(ex, None, "no access token");
         };
         match self.introspect(&token, ex).await {
-            Ok(entry) => {
+            Ok((entry, credential)) => {
                 debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(token.as_str()), "token active");
                 if let Some(c) = self.map_consumer(&entry.claims) {
                     ex.set_consumer(&c, false);
                 }
                 self.set_credential_headers(ex, &entry);
-                ex.credential = Some(token.clone());
+                ex.credential = Some(credential);
                 if self.config.hide_credentials {
                     Box::pin(credentials::remove(ex, source, &["access_token"])).await;
                 }

@@ -70,6 +70,8 @@ pub struct Stats {
     pub refresh_calls: AtomicU64,
     /// The `id_token_hint` of the last end-session request.
     pub last_id_token_hint: Mutex<Option<String>>,
+    /// Tokens revoked at the revocation endpoint (RFC 7009).
+    pub revocations: AtomicU64,
 }
 
 struct Inner {
@@ -246,6 +248,11 @@ impl DemoIdp {
     /// (`None`: their lifetime), so a client treats them as expired at once with `Some(0)`.
     pub fn set_expires_in(&self, secs: Option<i64>) {
         *self.inner.expires_in.lock().unwrap() = secs;
+    }
+
+    /// Whether `token` was revoked at the revocation endpoint.
+    pub fn is_revoked(&self, token: &str) -> bool {
+        self.inner.revoked.lock().unwrap().contains(token)
     }
 
     /// Forgets every refresh token, as a provider that revoked the grants would.
@@ -637,6 +644,7 @@ async fn revoke(
     }
     if let Some(t) = form.get("token") {
         inner.revoked.lock().unwrap().insert(t.clone());
+        inner.stats.revocations.fetch_add(1, Ordering::SeqCst);
     }
     StatusCode::OK.into_response()
 }

@@ -97,16 +97,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::Kind;
+    use crate::plugins::describe::NoEntities as Nothing;
     use serde_json::json;
-    use uuid::Uuid;
-
-    struct Nothing;
-    impl Resolver for Nothing {
-        fn resolve(&self, _: Kind, _: &str) -> Option<Uuid> {
-            None
-        }
-    }
 
     #[test]
     fn defaults_allow_every_origin_and_method() {

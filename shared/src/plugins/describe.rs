@@ -9,8 +9,8 @@ use super::{is_supported, secret_fields, validate_config};
 use crate::entity::{Kind, Resolver};
 use crate::schema::describing;
 
-/// Resolves nothing: a described config names no Consumer.
-struct NoEntities;
+/// Resolves nothing: a described config names no Consumer (and tests of configs that name none).
+pub(crate) struct NoEntities;
 
 impl Resolver for NoEntities {
     fn resolve(&self, _: Kind, _: &str) -> Option<Uuid> {

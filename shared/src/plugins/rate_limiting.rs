@@ -187,16 +187,8 @@ fn check_periods_order(f: &mut Fields<'_>, limits: &[Option<u64>; 6]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::Kind;
+    use crate::plugins::describe::NoEntities as Nothing;
     use serde_json::json;
-    use uuid::Uuid;
-
-    struct Nothing;
-    impl Resolver for Nothing {
-        fn resolve(&self, _: Kind, _: &str) -> Option<Uuid> {
-            None
-        }
-    }
 
     #[test]
     fn defaults_are_kong_s() {

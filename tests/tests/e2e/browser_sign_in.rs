@@ -254,14 +254,23 @@ async fn tampered_replayed_and_foreign_sign_ins_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_the_session_here_and_at_the_identity_provider() {
-    let e = env_with(json!({"logout_redirect_uri": ["https://example.com/bye"]})).await;
+    let e = env_with(
+        json!({"logout_redirect_uri": ["https://example.com/bye"], "logout_revoke": true}),
+    )
+    .await;
     let app = format!("{}/app", e.dp.proxy_url);
     let mut b = Browser::new();
     sign_in(&mut b, &e.idp, &app).await;
     assert_eq!(b.open(&app).await.status, 200);
-    let id_token = b.open(&app).await.json()["headers"]["x-id-token"]
+    let echoed = b.open(&app).await.json();
+    let id_token = echoed["headers"]["x-id-token"]
         .as_str()
         .unwrap()
+        .to_string();
+    let access_token = echoed["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
         .to_string();
 
     // GET is not a logout method by default: it is a request like any other.
@@ -278,6 +287,9 @@ async fn logout_ends_the_session_here_and_at_the_identity_provider() {
         !b.jar.contains_key("session"),
         "the session cookie is cleared"
     );
+    // logout_revoke: the session's tokens revoked at the provider (refresh and access token).
+    assert!(e.idp.is_revoked(&access_token));
+    assert_eq!(e.idp.stats().revocations.load(Ordering::SeqCst), 2);
     let bye = b.open(&to).await;
     assert_eq!(bye.location(), "https://example.com/bye");
     assert_eq!(e.idp.stats().end_session_calls.load(Ordering::SeqCst), 1);
@@ -389,5 +401,40 @@ async fn an_expired_access_token_is_renewed_once_and_a_refused_renewal_signs_in_
         !b.jar.contains_key("session"),
         "the ended session's cookie is cleared"
     );
+    assert_eq!(e.idp.sign_ins(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_makes_a_session_secret_when_none_is_given() {
+    let e = env_with(json!({"session_secret": null})).await;
+    let plugin = e.cp.get("/plugins").await.unwrap()["data"][0].clone();
+    assert_eq!(plugin["config"]["session_secret"], json!(["[redacted]"]));
+    let app = format!("{}/app", e.dp.proxy_url);
+    let mut b = Browser::new();
+    let (landed, _) = sign_in(&mut b, &e.idp, &app).await;
+    assert_eq!(landed.status, 302, "{}", landed.body);
+
+    // Another node opens the session with the secret it got in the configuration.
+    let other = DataPlane::start(&e.cp).await;
+    other.wait_version(e.cp.version().await).await;
+    let page = b.open(&format!("{}/app", other.proxy_url)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // Replacing the plugin without a secret keeps the one it has: nobody is signed out.
+    let id = plugin["id"].as_str().unwrap();
+    let mut body = plugin.clone();
+    body["config"]["session_secret"] = json!(null);
+    for field in ["id", "created_at", "updated_at"] {
+        body.as_object_mut().unwrap().remove(field);
+    }
+    let (s, v) =
+        e.cp.call(reqwest::Method::PUT, &format!("/plugins/{id}"), Some(body))
+            .await
+            .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let version = e.cp.version().await;
+    e.dp.wait_version(version).await;
+    other.wait_version(version).await;
+    assert_eq!(b.open(&app).await.status, 200);
     assert_eq!(e.idp.sign_ins(), 1);
 }

@@ -6,7 +6,7 @@ use shared::{ConfigState, Entity, FieldErrors, Kind, ParseCtx, Resolver, StateEr
 use uuid::Uuid;
 
 use super::document::{elements, parse, Document, Sections};
-use crate::admin::entities::{parse_entity, restore_secrets};
+use crate::admin::entities::{complete_secrets, parse_entity};
 use crate::cluster::unix_now;
 
 const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
@@ -285,7 +285,7 @@ impl Builder<'_> {
             obj.insert("id".into(), Value::String(id.to_string()));
         }
         let existing = self.old.get(kind, &id);
-        restore_secrets(&mut body, existing.as_ref());
+        complete_secrets(&mut body, existing.as_ref());
         let ctx = ParseCtx {
             id,
             now: self.now,

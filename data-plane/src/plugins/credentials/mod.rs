@@ -11,7 +11,7 @@ use http::StatusCode;
 use super::exchange::Exchange;
 use super::refusal::Refusal;
 pub use parse::Source;
-pub use token::Token;
+pub use token::{CredentialId, Token};
 
 fn header(ex: &Exchange, name: http::header::HeaderName) -> Option<&str> {
     ex.parts.headers.get(name)?.to_str().ok()

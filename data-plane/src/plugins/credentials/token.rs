@@ -59,3 +59,31 @@ mod tests {
         assert_eq!(Token::Decoded("x".into()).as_str(), "x");
     }
 }
+
+/// Who a credential is, for counting its requests: the first 128 bits of the SHA-256 of its token, never
+/// the token itself. Auth plugins that already hash the token for their caches reuse that digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialId(pub [u8; 16]);
+
+impl CredentialId {
+    /// The id of a token whose SHA-256 is `digest`.
+    pub fn from_sha256(digest: &[u8; 32]) -> CredentialId {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        CredentialId(id)
+    }
+
+    /// The id of `token`.
+    pub fn of(token: &[u8]) -> CredentialId {
+        use sha2::Digest;
+        CredentialId::from_sha256(&sha2::Sha256::digest(token).into())
+    }
+}
+
+impl std::fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut hex = [0u8; 32];
+        hex::encode_to_slice(self.0, &mut hex).map_err(|_| std::fmt::Error)?;
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| std::fmt::Error)?)
+    }
+}

@@ -233,6 +233,39 @@ impl OpenIdConnect {
     }
 }
 
+impl OpenIdConnect {
+    /// Revokes `token` (RFC 7009) at `endpoint` as the gateway's client, with `hint` as its type.
+    pub(super) async fn revoke(
+        &self,
+        ex: &Exchange,
+        endpoint: &str,
+        token: &str,
+        hint: &str,
+    ) -> Result<(), Denial> {
+        let creds = self
+            .gateway_client(ex)
+            .ok_or_else(|| Denial::Unavailable("no client_id configured".into()))?;
+        let mut form = vec![
+            ("token".to_string(), token.to_string()),
+            ("token_type_hint".to_string(), hint.to_string()),
+        ];
+        let req = self.idp.client().post(endpoint);
+        let req =
+            self.authenticate_client(req, &mut form, endpoint, self.auth_method(false), &creds)?;
+        let answer = self
+            .idp
+            .send(req.form(&form))
+            .await
+            .map_err(|f| unavailable("revocation endpoint", f))?;
+        match answer.status {
+            200..=299 => Ok(()),
+            status => Err(Denial::Invalid(format!(
+                "the revocation endpoint answered {status}"
+            ))),
+        }
+    }
+}
+
 /// An identity-provider failure of `call` as a 503 denial.
 fn unavailable(call: &str, failure: IdpFailure) -> Denial {
     Denial::Unavailable(format!("{call} {failure}"))

@@ -43,14 +43,17 @@ impl OpenIdConnect {
                 return self.store_unavailable(ex);
             }
         }
-        let id_token = session.map(|(s, _, _)| s.id_token);
+        let id_token = session.as_ref().map(|(s, _, _)| s.id_token.clone());
         let after = self.config.browser.logout_redirect_uri.first().cloned();
         // The provider's end-session endpoint, when discovery has it (a provider that cannot be reached
         // does not stop the local logout).
-        let end_session = match self.doc().await {
-            Ok(doc) => doc.endpoint("end_session_endpoint"),
-            Err(_) => None,
-        };
+        let doc = self.doc().await.ok();
+        let end_session = doc
+            .as_ref()
+            .and_then(|d| d.endpoint("end_session_endpoint"));
+        if let Some((s, _, _)) = &session {
+            self.revoke_session_tokens(ex, s, doc.as_deref()).await;
+        }
         let target = match end_session.and_then(|e| url::Url::parse(&e).ok()) {
             Some(mut url) => {
                 {
@@ -83,5 +86,42 @@ impl OpenIdConnect {
             ex,
             Denial::Unavailable(Invalid::Unavailable.as_str().into()),
         )
+    }
+
+    /// With `logout_revoke`, the session's refresh and access tokens revoked at the revocation endpoint
+    /// (the configured one, else the discovery document's). A failure is logged: the local logout goes on.
+    async fn revoke_session_tokens(&self, ex: &Exchange, s: &Session, doc: Option<&IssuerDoc>) {
+        let b = &self.config.browser;
+        if !b.logout_revoke {
+            return;
+        }
+        let endpoint = b
+            .revocation_endpoint
+            .clone()
+            .or_else(|| doc.and_then(|d| d.endpoint("revocation_endpoint")));
+        let Some(endpoint) = endpoint else {
+            warn!(plugin = NAME, request_id = %ex.request_id, "logout_revoke: no revocation endpoint is known");
+            return;
+        };
+        let tokens = [
+            (
+                b.logout_revoke_refresh_token,
+                s.refresh_token.as_deref(),
+                "refresh_token",
+            ),
+            (
+                b.logout_revoke_access_token,
+                Some(s.access_token.as_str()),
+                "access_token",
+            ),
+        ];
+        for (wanted, token, hint) in tokens {
+            let Some(token) = token.filter(|t| wanted && !t.is_empty()) else {
+                continue;
+            };
+            if let Err(d) = self.revoke(ex, &endpoint, token, hint).await {
+                warn!(plugin = NAME, request_id = %ex.request_id, denial = ?d, hint, "a token was not revoked at logout");
+            }
+        }
     }
 }

@@ -204,9 +204,7 @@ impl Plugin for OpenIdConnect {
             Err(d) => return self.deny(ex, d),
         }
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
-        ex.credential = Some(super::credentials::Token::Decoded(
-            auth.access_token.clone(),
-        ));
+        ex.credential = Some(credentials::CredentialId::of(auth.access_token.as_bytes()));
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
     }

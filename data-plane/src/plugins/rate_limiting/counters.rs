@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use uuid::Uuid;
 
 use super::windows::Window;
+use crate::plugins::credentials::CredentialId;
 use crate::plugins::redis_clients::{RedisFailure, RedisServer};
 
 /// The counts of one request, one per configured limit, in the limits' order.
@@ -34,7 +35,9 @@ pub enum Identifier {
     Id(Uuid),
     /// The client's address.
     Ip(IpAddr),
-    /// A header value, a path or a credential's digest.
+    /// The credential an auth plugin accepted.
+    Credential(CredentialId),
+    /// A header value or a path.
     Text(Box<str>),
 }
 
@@ -43,6 +46,7 @@ impl std::fmt::Display for Identifier {
         match self {
             Identifier::Id(id) => id.fmt(f),
             Identifier::Ip(ip) => ip.fmt(f),
+            Identifier::Credential(c) => c.fmt(f),
             Identifier::Text(t) => f.write_str(t),
         }
     }

@@ -9,6 +9,24 @@ use smallvec::SmallVec;
 
 use super::windows::Window;
 
+/// One configured limit, with its value as a field value made once.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub period: Period,
+    pub max: u64,
+    pub shown: HeaderValue,
+}
+
+impl Limit {
+    pub fn new(period: Period, max: u64) -> Limit {
+        Limit {
+            period,
+            max,
+            shown: number(max),
+        }
+    }
+}
+
 /// The fields of one answer.
 pub struct Fields {
     pub answer: SmallVec<[(HeaderName, HeaderValue); 8]>,
@@ -42,7 +60,7 @@ fn number(n: u64) -> HeaderValue {
 /// The fields for a request whose counts (this request included) are `counts`; `exceeded` is the first
 /// limit it went over, if any (then it is not counted, and the other windows keep their room).
 pub fn fields(
-    limits: &[(Period, u64)],
+    limits: &[Limit],
     windows: &[(Period, Window)],
     counts: &[u64],
     exceeded: Option<usize>,
@@ -50,15 +68,15 @@ pub fn fields(
 ) -> Fields {
     let mut answer = SmallVec::new();
     // (remaining, window length, limit, reset seconds) of the window closest to its limit.
-    let mut closest: Option<(u64, i64, u64, i64)> = None;
-    for (((period, limit), (_, w)), count) in limits.iter().zip(windows).zip(counts) {
+    let mut closest: Option<(u64, i64, &HeaderValue, i64)> = None;
+    for ((limit, (_, w)), count) in limits.iter().zip(windows).zip(counts) {
         let remaining = match exceeded {
-            None => limit.saturating_sub(*count),
-            Some(_) if count > limit => 0,
-            Some(_) => limit.saturating_sub(count.saturating_sub(1)),
+            None => limit.max.saturating_sub(*count),
+            Some(_) if *count > limit.max => 0,
+            Some(_) => limit.max.saturating_sub(count.saturating_sub(1)),
         };
-        let (limit_name, remaining_name) = window_names(*period);
-        answer.push((limit_name, number(*limit)));
+        let (limit_name, remaining_name) = window_names(limit.period);
+        answer.push((limit_name, limit.shown.clone()));
         answer.push((remaining_name, number(remaining)));
         let length = w.end_ms - w.start_ms;
         let closer = match closest {
@@ -66,12 +84,13 @@ pub fn fields(
             Some((r, len, _, _)) => remaining < r || (remaining == r && length > len),
         };
         if closer {
-            closest = Some((remaining, length, *limit, w.reset_secs(now_ms)));
+            closest = Some((remaining, length, &limit.shown, w.reset_secs(now_ms)));
         }
     }
-    let (remaining, _, limit, reset) = closest.unwrap_or((0, 0, 0, 1));
+    let zero = HeaderValue::from_static("0");
+    let (remaining, _, limit, reset) = closest.unwrap_or((0, 0, &zero, 1));
     let reset = number(reset as u64);
-    answer.push((LIMIT.clone(), number(limit)));
+    answer.push((LIMIT.clone(), limit.clone()));
     answer.push((REMAINING.clone(), number(remaining)));
     answer.push((RESET.clone(), reset.clone()));
     Fields { answer, reset }
@@ -93,7 +112,10 @@ mod tests {
     #[test]
     fn the_window_closest_to_its_limit_is_summarised() {
         let now = 1_700_000_010_500; // 30.5 s into a minute
-        let limits = [(Period::Second, 10), (Period::Minute, 20)];
+        let limits = [
+            Limit::new(Period::Second, 10),
+            Limit::new(Period::Minute, 20),
+        ];
         let windows = [
             (Period::Second, window(Period::Second, now)),
             (Period::Minute, window(Period::Minute, now)),
@@ -109,7 +131,7 @@ mod tests {
     #[test]
     fn a_refused_request_leaves_the_other_windows_their_room() {
         let now = 1_700_000_000_250;
-        let limits = [(Period::Second, 2), (Period::Hour, 100)];
+        let limits = [Limit::new(Period::Second, 2), Limit::new(Period::Hour, 100)];
         let windows = [
             (Period::Second, window(Period::Second, now)),
             (Period::Hour, window(Period::Hour, now)),

@@ -23,12 +23,13 @@ use super::instance::{BuildCtx, Events};
 use super::plugin::Plugin;
 use super::refusal::Refusal;
 use counters::{Counts, Identifier, LocalCounters, RedisCounters, Subject};
+use headers::Limit;
 use windows::{window, Window};
 
 /// One configured instance.
 pub struct RateLimiting {
     config: Config,
-    limits: SmallVec<[(Period, u64); 2]>,
+    limits: SmallVec<[Limit; 2]>,
     /// The plugin's Route and Service (nil when it has none), which every counter key holds.
     scope: (Uuid, Uuid),
     store: Store,
@@ -55,7 +56,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         .map_err(|_| format!("error_code {} is not a status", config.error_code))?;
     let instance = p.id.to_string();
     Ok(Arc::new(RateLimiting {
-        limits: config.limits().collect(),
+        limits: config.limits().map(|(p, n)| Limit::new(p, n)).collect(),
         scope: (
             p.route.map_or(Uuid::nil(), |r| r.id),
             p.service.map_or(Uuid::nil(), |s| s.id),
@@ -81,8 +82,8 @@ impl RateLimiting {
                 .consumer
                 .as_ref()
                 .map(|c| Identifier::Id(c.id))
-                .or_else(|| ex.credential.as_ref().map(credential_digest)),
-            LimitBy::Credential => ex.credential.as_ref().map(credential_digest),
+                .or_else(|| ex.credential.map(Identifier::Credential)),
+            LimitBy::Credential => ex.credential.map(Identifier::Credential),
             LimitBy::Header => self
                 .config
                 .header_name
@@ -137,13 +138,6 @@ impl RateLimiting {
     }
 }
 
-/// A credential's identifier: a digest of it, never the credential itself.
-fn credential_digest(token: &super::credentials::Token) -> Identifier {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(token.as_bytes());
-    Identifier::Text(hex::encode(&digest[..16]).into())
-}
-
 #[async_trait::async_trait]
 impl Plugin for RateLimiting {
     async fn access(&self, ex: &mut Exchange) -> Result<(), Refusal> {
@@ -156,7 +150,7 @@ impl Plugin for RateLimiting {
         let windows: SmallVec<[(Period, Window); 2]> = self
             .limits
             .iter()
-            .map(|(p, _)| (*p, window(*p, now_ms)))
+            .map(|l| (l.period, window(l.period, now_ms)))
             .collect();
         let counts = match self.count(&subject, &windows, 1, now_ms).await {
             Ok(c) => c,
@@ -178,7 +172,7 @@ impl Plugin for RateLimiting {
             .limits
             .iter()
             .zip(&counts)
-            .position(|((_, limit), count)| count > limit);
+            .position(|(limit, count)| *count > limit.max);
         let fields = (!self.config.hide_client_headers)
             .then(|| headers::fields(&self.limits, &windows, &counts, exceeded, now_ms));
         if exceeded.is_none() {

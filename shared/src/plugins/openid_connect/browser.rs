@@ -85,6 +85,12 @@ pub struct Browser {
     pub logout_uri_suffix: Option<String>,
     pub logout_query_arg: Option<String>,
     pub logout_redirect_uri: Vec<String>,
+    /// Revoke the session's tokens at the revocation endpoint (RFC 7009) on logout.
+    pub logout_revoke: bool,
+    pub logout_revoke_access_token: bool,
+    pub logout_revoke_refresh_token: bool,
+    /// The revocation endpoint; `None`: the discovery document's.
+    pub revocation_endpoint: Option<String>,
     pub upstream_id_token_header: Option<String>,
 }
 
@@ -235,6 +241,10 @@ impl Browser {
         let logout_uri_suffix = f.opt_string("logout_uri_suffix").filter(|s| !s.is_empty());
         let logout_query_arg = f.opt_string("logout_query_arg").filter(|s| !s.is_empty());
         let logout_redirect_uri = url_list(f, "logout_redirect_uri");
+        let logout_revoke = f.bool_or("logout_revoke", false);
+        let logout_revoke_access_token = f.bool_or("logout_revoke_access_token", true);
+        let logout_revoke_refresh_token = f.bool_or("logout_revoke_refresh_token", true);
+        let revocation_endpoint = crate::plugins::url_field(f, "revocation_endpoint", false);
         let upstream_id_token_header = f
             .opt_string("upstream_id_token_header")
             .filter(|s| !s.is_empty());
@@ -275,6 +285,10 @@ impl Browser {
             logout_uri_suffix,
             logout_query_arg,
             logout_redirect_uri,
+            logout_revoke,
+            logout_revoke_access_token,
+            logout_revoke_refresh_token,
+            revocation_endpoint,
             upstream_id_token_header,
         }
     }

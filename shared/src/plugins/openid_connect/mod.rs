@@ -156,6 +156,21 @@ fn keywords_or<K: Keyword>(f: &mut Fields<'_>, name: &str, default: &[K]) -> Vec
     f.opt_keywords(name).unwrap_or_else(|| default.to_vec())
 }
 
+/// Whether a raw config signs people in through a browser (its `auth_methods` list `authorization_code`
+/// or `session`): such a config needs a `session_secret`.
+pub fn signs_people_in(config: &serde_json::Map<String, Value>) -> bool {
+    config
+        .get("auth_methods")
+        .and_then(Value::as_array)
+        .is_some_and(|methods| {
+            methods.iter().any(|m| {
+                m.as_str().is_some_and(|m| {
+                    m == AuthMethod::AuthorizationCode.as_str() || m == AuthMethod::Session.as_str()
+                })
+            })
+        })
+}
+
 impl Config {
     /// Validates a raw config, filling in defaults.
     pub fn parse(v: &Value, resolver: &dyn Resolver) -> Result<Config, FieldErrors> {
