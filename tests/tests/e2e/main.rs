@@ -26,6 +26,7 @@ mod interop;
 mod introspection;
 mod kong_client;
 mod openid_connect;
+mod openid_connect_authorization;
 mod operator_ca;
 mod postgres_failover;
 mod postgres_ha;

@@ -10,10 +10,10 @@ use demo::idp::{Client, DemoIdp, IdpSetup};
 use platform::unix_now;
 use tests::{client, eventually, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
 
-struct Env {
-    cp: ControlPlane,
-    dp: DataPlane,
-    idp: DemoIdp,
+pub(crate) struct Env {
+    pub(crate) cp: ControlPlane,
+    pub(crate) dp: DataPlane,
+    pub(crate) idp: DemoIdp,
     _up: EchoUpstream,
 }
 
@@ -25,7 +25,7 @@ async fn idp() -> DemoIdp {
     .await
 }
 
-async fn env_with(config: Value) -> Env {
+pub(crate) async fn env_with(config: Value) -> Env {
     let cp = ControlPlane::start().await;
     let idp = idp().await;
     let up = EchoUpstream::start().await;
@@ -55,7 +55,7 @@ async fn env_with(config: Value) -> Env {
     }
 }
 
-async fn get(
+pub(crate) async fn get(
     dp: &DataPlane,
     req: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> (u16, reqwest::header::HeaderMap, Value) {

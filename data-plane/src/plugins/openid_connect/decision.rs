@@ -53,7 +53,38 @@ impl OpenIdConnect {
         ) {
             return Err(Denial::Forbidden("required audience is missing".into()));
         }
+        if !satisfies(
+            &claim_values(claims, &self.config.groups_claim),
+            &self.config.groups_required,
+        ) {
+            return Err(Denial::Forbidden("required groups are missing".into()));
+        }
+        if !satisfies(
+            &claim_values(claims, &self.config.roles_claim),
+            &self.config.roles_required,
+        ) {
+            return Err(Denial::Forbidden("required roles are missing".into()));
+        }
+        if let Some(c) = self
+            .config
+            .claims_forbidden
+            .iter()
+            .find(|c| claims.get(c.as_str()).is_some_and(|v| !v.is_null()))
+        {
+            return Err(Denial::Forbidden(format!(
+                "the token holds the forbidden claim '{c}'"
+            )));
+        }
         Ok(())
+    }
+
+    /// Who the credential is, for limits per credential: whom the token names (`credential_claim`,
+    /// Kong's rule), else the token itself.
+    pub(super) fn credential_id(&self, auth: &Authenticated) -> credentials::CredentialId {
+        match claim_values(&auth.claims, &self.config.credential_claim).first() {
+            Some(who) => credentials::CredentialId::of(who.as_bytes()),
+            None => credentials::CredentialId::of(auth.access_token.as_bytes()),
+        }
     }
 
     pub(super) fn map_consumer(&self, claims: &Value) -> Result<Option<Arc<Consumer>>, Denial> {

@@ -204,7 +204,7 @@ impl Plugin for OpenIdConnect {
             Err(d) => return self.deny(ex, d),
         }
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
-        ex.credential = Some(credentials::CredentialId::of(auth.access_token.as_bytes()));
+        ex.credential = Some(self.credential_id(&auth));
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
     }

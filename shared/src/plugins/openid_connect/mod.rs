@@ -109,6 +109,14 @@ pub struct Config {
     pub scopes_claim: Vec<String>,
     pub audience_required: Vec<String>,
     pub audience_claim: Vec<String>,
+    /// Groups a token must hold (alternatives of space-separated all-of, as `scopes_required`).
+    pub groups_required: Vec<String>,
+    /// Where the groups are (a claim path: `["realm_access", "groups"]`).
+    pub groups_claim: Vec<String>,
+    pub roles_required: Vec<String>,
+    pub roles_claim: Vec<String>,
+    /// Claims a token must not hold at all.
+    pub claims_forbidden: Vec<String>,
     pub issuers_allowed: Vec<String>,
     pub consumer_claim: Vec<String>,
     pub consumer_by: Vec<ConsumerBy>,
@@ -271,6 +279,11 @@ impl Config {
         let scopes_claim = list_or(&mut f, "scopes_claim", &["scope"]);
         let audience_required = f.strings("audience_required");
         let audience_claim = list_or(&mut f, "audience_claim", &["aud"]);
+        let groups_required = f.strings("groups_required");
+        let groups_claim = list_or(&mut f, "groups_claim", &["groups"]);
+        let roles_required = f.strings("roles_required");
+        let roles_claim = list_or(&mut f, "roles_claim", &["roles"]);
+        let claims_forbidden = f.strings("claims_forbidden");
         let issuers_allowed = f.strings("issuers_allowed");
         let consumer_claim = f.strings("consumer_claim");
         let consumer_by = keywords_or(
@@ -422,6 +435,11 @@ impl Config {
             scopes_claim,
             audience_required,
             audience_claim,
+            groups_required,
+            groups_claim,
+            roles_required,
+            roles_claim,
+            claims_forbidden,
             issuers_allowed,
             consumer_claim,
             consumer_by,
