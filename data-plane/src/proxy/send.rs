@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -96,10 +96,22 @@ impl Body for TakeOnce {
     }
 }
 
-/// A response body that keeps its peer's in-flight count until it is dropped.
+/// A response body that keeps its peer's in-flight count until the upstream has sent all of it (or it is
+/// dropped). The count ends before the body's last bytes are handed on, so a client that sends its next
+/// request as soon as it has a whole answer finds the peer idle again.
 struct Counted {
     inner: ProxyBody,
-    _in_flight: InFlight,
+    in_flight: Option<InFlight>,
+}
+
+impl Counted {
+    fn new(inner: ProxyBody, in_flight: InFlight) -> Counted {
+        let done = inner.is_end_stream();
+        Counted {
+            inner,
+            in_flight: (!done).then_some(in_flight),
+        }
+    }
 }
 
 impl Body for Counted {
@@ -110,7 +122,12 @@ impl Body for Counted {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) || this.inner.is_end_stream() {
+            this.in_flight = None;
+        }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -324,10 +341,7 @@ pub(super) async fn balanced(
             Ok(resp) => {
                 report(balancer, peer, Outcome::Status(resp.status().as_u16()));
                 let (parts, body) = resp.into_parts();
-                let body = Counted {
-                    inner: body,
-                    _in_flight: in_flight,
-                };
+                let body = Counted::new(body, in_flight);
                 return Ok((
                     Response::from_parts(parts, body.boxed_unsync()),
                     started.elapsed(),
@@ -369,5 +383,63 @@ fn report(balancer: &Balancer, peer: &Peer, outcome: Outcome) {
         .report(outcome, (&passive.healthy, &passive.unhealthy))
     {
         tracing::warn!(upstream = %balancer.upstream.name, target = %peer.key.target, address = %peer.key.address, healthy, ?outcome, "passive health check changed a target's health");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::balancer::PeerHealth;
+    use http_body_util::{Full, StreamBody};
+
+    fn in_flight(peer: &Arc<PeerHealth>) -> InFlight {
+        InFlight::start(peer)
+    }
+
+    #[tokio::test]
+    async fn the_in_flight_count_ends_with_the_last_frame_not_with_the_body() {
+        let peer = Arc::new(PeerHealth::default());
+        let whole = Full::new(Bytes::from_static(b"answer"))
+            .map_err(|e| match e {})
+            .boxed_unsync();
+        let mut body = Counted::new(whole, in_flight(&peer));
+        assert_eq!(peer.in_flight(), 1);
+        let frame = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.into_data().unwrap(), "answer");
+        assert_eq!(peer.in_flight(), 0, "the last frame ends the count");
+        assert!(body.frame().await.is_none());
+        drop(body);
+        assert_eq!(
+            peer.in_flight(),
+            0,
+            "and dropping the body does not end it twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_counts_until_its_end_and_an_empty_one_not_at_all() {
+        let peer = Arc::new(PeerHealth::default());
+        let frames = futures::stream::iter(
+            ["a", "b"].map(|s| Ok::<_, BoxError>(Frame::data(Bytes::from_static(s.as_bytes())))),
+        );
+        let mut body = Counted::new(StreamBody::new(frames).boxed_unsync(), in_flight(&peer));
+        body.frame().await.expect("a").expect("data");
+        body.frame().await.expect("b").expect("data");
+        assert_eq!(
+            peer.in_flight(),
+            1,
+            "a stream's end is only known when it is read"
+        );
+        assert!(body.frame().await.is_none());
+        assert_eq!(peer.in_flight(), 0);
+        let empty = Full::new(Bytes::new())
+            .map_err(|e| match e {})
+            .boxed_unsync();
+        let _body = Counted::new(empty, in_flight(&peer));
+        assert_eq!(
+            peer.in_flight(),
+            0,
+            "an answer without a body is done at once"
+        );
     }
 }
