@@ -3,8 +3,8 @@
 Usage: kong_client.py ADMIN_URL ADMIN_TOKEN
 
 Creates Services with nested Routes and plugins through the client's declarative apply, Consumers one by
-one, lists them with the client's paging, updates, deletes, and prints what it saw as one JSON object on
-stdout. Exits non-zero on the first error, with the client's error on stderr.
+one, lists them with the client's paging, applies Consumer ACL groups, updates, deletes, and prints what it
+saw as one JSON object on stdout. Exits non-zero on the first error, with the client's error on stderr.
 """
 
 import asyncio
@@ -70,6 +70,14 @@ async def main(url: str, token: str) -> dict:
         patched = await cli.plugins.update(plugin.id, config={"ttl": 120})
         seen["plugin_ttl"] = patched["config"]["ttl"]
         seen["plugin_secret_shown"] = patched["config"]["authorization_value"]
+
+        # Consumer ACLs the client's way: apply groups, then apply a different set (it adds and deletes).
+        await cli.consumers.apply_json([{"username": "reader", "groups": ["readers", "staff"]}])
+        reader = await cli.consumers.get("reader")
+        seen["acl_groups"] = sorted(a["group"] for a in await reader.acls.get_list())
+        await cli.consumers.apply_json([{"username": "reader", "groups": ["staff", "admins"]}])
+        seen["acl_groups_after"] = sorted(a["group"] for a in await reader.acls.get_list())
+        seen["acls_total"] = len(await cli.acls.get_list())
 
         search = await cli.services.get("search")
         await cli.services.delete(search.id)  # the client deletes the Service's Routes and plugins first

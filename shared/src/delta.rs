@@ -196,7 +196,13 @@ impl ConfigState {
                 .plugins
                 .values()
                 .find(|p| is(&p.consumer))
-                .map(|p| format!("plugin {}", p.id)),
+                .map(|p| format!("plugin {}", p.id))
+                .or_else(|| {
+                    self.acls
+                        .values()
+                        .find(|a| a.consumer.id == *id)
+                        .map(|a| format!("acl {}", a.id))
+                }),
             Kind::Certificate => self
                 .snis
                 .values()
@@ -218,7 +224,7 @@ impl ConfigState {
                 .values()
                 .find(|t| t.upstream.id == *id)
                 .map(|t| format!("target {}", t.id)),
-            Kind::Plugin | Kind::Sni | Kind::Target => None,
+            Kind::Plugin | Kind::Sni | Kind::Target | Kind::Acl => None,
         }
     }
 
@@ -253,6 +259,9 @@ impl ConfigState {
             Entity::Target(t) => {
                 self.targets.insert(t.id, t);
             }
+            Entity::Acl(a) => {
+                self.acls.insert(a.id, a);
+            }
         }
     }
 
@@ -267,6 +276,7 @@ impl ConfigState {
             Kind::CaCertificate => self.ca_certificates.remove(id).map(drop),
             Kind::Upstream => self.upstreams.remove(id).map(drop),
             Kind::Target => self.targets.remove(id).map(drop),
+            Kind::Acl => self.acls.remove(id).map(drop),
         };
     }
 
@@ -302,6 +312,7 @@ impl ConfigState {
             Kind::CaCertificate => self.ca_certificates.keys().copied().collect(),
             Kind::Upstream => self.upstreams.keys().copied().collect(),
             Kind::Target => self.targets.keys().copied().collect(),
+            Kind::Acl => self.acls.keys().copied().collect(),
         }
     }
 }

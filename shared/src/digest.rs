@@ -66,6 +66,9 @@ impl StateDigest {
         for t in state.targets.values() {
             add(Kind::Target, t.id, to_json(t));
         }
+        for a in state.acls.values() {
+            add(Kind::Acl, a.id, to_json(a));
+        }
         d
     }
 
@@ -129,6 +132,7 @@ fn entity_json(e: &Entity) -> Vec<u8> {
         Entity::CaCertificate(c) => to_json(c),
         Entity::Upstream(u) => to_json(u),
         Entity::Target(t) => to_json(t),
+        Entity::Acl(a) => to_json(a),
     }
 }
 

@@ -19,7 +19,7 @@ pub mod tls;
 pub mod upstream;
 
 pub use digest::StateDigest;
-pub use entity::{Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
+pub use entity::{Acl, Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
 pub use error::{ErrorCode, StateError};
 pub use schema::FieldErrors;
 pub use state::{Change, ConfigState, Entity};

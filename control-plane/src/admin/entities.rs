@@ -83,7 +83,8 @@ fn name_field(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Consumer => Some("username"),
         Kind::Plugin => Some("instance_name"),
-        Kind::Certificate | Kind::CaCertificate | Kind::Target => None,
+        // An ACL's group names it only within its Consumer (see `nested.rs`).
+        Kind::Certificate | Kind::CaCertificate | Kind::Target | Kind::Acl => None,
         Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream => Some("name"),
     }
 }
@@ -91,6 +92,37 @@ fn name_field(kind: Kind) -> Option<&'static str> {
 /// Finds an entity by id or by its unique name.
 pub(super) fn find(state: &ConfigState, kind: Kind, key: &str) -> Option<Entity> {
     state.resolve(kind, key).and_then(|id| state.get(kind, &id))
+}
+
+/// Finds an entity by `key` as a path under `parent` names it: as [`find`], except that a Consumer's
+/// ACL is also named by its group (`/consumers/{c}/acls/{group}`, Kong's endpoint key).
+pub(super) fn find_under(
+    state: &ConfigState,
+    kind: Kind,
+    key: &str,
+    parent: Option<&(Kind, String)>,
+) -> Option<Entity> {
+    match (kind, parent) {
+        (Kind::Acl, Some((Kind::Consumer, consumer))) if Uuid::parse_str(key).is_err() => {
+            let consumer = state.resolve(Kind::Consumer, consumer)?;
+            state
+                .acls
+                .values()
+                .find(|a| a.consumer.id == consumer && a.group == key)
+                .cloned()
+                .map(Entity::Acl)
+        }
+        _ => find(state, kind, key),
+    }
+}
+
+/// The field a path names an entity of `kind` by, under `parent`: [`name_field`], and an ACL's group
+/// under its Consumer.
+fn key_field(kind: Kind, parent: Option<&(Kind, String)>) -> Option<&'static str> {
+    match (kind, parent) {
+        (Kind::Acl, Some((Kind::Consumer, _))) => Some("group"),
+        _ => name_field(kind),
+    }
 }
 
 pub(super) fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
@@ -101,6 +133,7 @@ pub(super) fn belongs_to(e: &Entity, parent: Kind, parent_id: Uuid) -> bool {
         (Entity::Plugin(p), Kind::Consumer) => p.consumer,
         (Entity::Sni(s), Kind::Certificate) => Some(s.certificate),
         (Entity::Target(t), Kind::Upstream) => Some(t.upstream),
+        (Entity::Acl(a), Kind::Consumer) => Some(a.consumer),
         _ => None,
     };
     fk.map(|f| f.id) == Some(parent_id)
@@ -445,11 +478,11 @@ pub(super) async fn upsert(
             // Each attempt starts from the request as sent.
             let mut body = request.clone();
             scope_to(state, &mut body, parent.as_ref())?;
-            let existing = find(state, kind, &key);
+            let existing = find_under(state, kind, &key, parent.as_ref());
             // A path that names the entity (not an id) gives it that name, whether the entity exists
             // yet or not, as Kong's PUT by endpoint key does.
             if Uuid::parse_str(&key).is_err() {
-                let Some(name_field) = name_field(kind) else {
+                let Some(name_field) = key_field(kind, parent.as_ref()) else {
                     return Err(StateError::Schema(shared::entity::field_error(
                         "id",
                         "this entity has no name: the path must hold an id",

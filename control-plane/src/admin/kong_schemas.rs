@@ -173,6 +173,7 @@ fn minimal(kind: Kind) -> Option<Value> {
         }}),
         Kind::Upstream => json!({"name": "example.test"}),
         Kind::Target => json!({"target": "192.0.2.1:80", "upstream": {"id": nil}}),
+        Kind::Acl => json!({"group": "sample", "consumer": {"id": nil}}),
         Kind::Sni => json!({"name": "example.test", "certificate": {"id": nil}}),
         Kind::Certificate | Kind::CaCertificate => return None,
     })

@@ -1,7 +1,7 @@
 //! Kong's nested entity endpoints: one entity through its parent (`/services/{s}/routes/{r}`,
 //! `/{services|routes|consumers}/{x}/plugins/{p}`, `/certificates/{c}/snis/{n}`,
-//! `/upstreams/{u}/targets/{t}` — GET, PUT, PATCH, DELETE; 404 when the entity is not the parent's) and a
-//! Route's Service (`/routes/{r}/service`). Each resolves the path to the entity's id and hands over to
+//! `/upstreams/{u}/targets/{t}`, `/consumers/{c}/acls/{id or group}` — GET, PUT, PATCH, DELETE; 404 when
+//! the entity is not the parent's) and a Route's Service (`/routes/{r}/service`). Each resolves the path to the entity's id and hands over to
 //! the plain entity handlers in `entities.rs`.
 
 use std::sync::Arc;
@@ -13,17 +13,18 @@ use axum::routing::get;
 use axum::Router;
 use shared::{Entity, Kind};
 
-use super::entities::{belongs_to, find, read, remove, update, upsert};
+use super::entities::{belongs_to, find, find_under, read, remove, update, upsert};
 use super::{AdminCtx, ApiError, Ctx};
 
 /// Parents and the children Kong nests under them.
-pub const NESTED: [(Kind, Kind); 6] = [
+pub const NESTED: [(Kind, Kind); 7] = [
     (Kind::Service, Kind::Route),
     (Kind::Service, Kind::Plugin),
     (Kind::Route, Kind::Plugin),
     (Kind::Consumer, Kind::Plugin),
     (Kind::Certificate, Kind::Sni),
     (Kind::Upstream, Kind::Target),
+    (Kind::Consumer, Kind::Acl),
 ];
 
 /// The id of `child` `key` when it belongs to `parent` `pkey`.
@@ -36,7 +37,8 @@ fn child_of(
     let current = ctx.core.current();
     let state = &current.state;
     let p = find(state, parent.0, parent.1).ok_or_else(ApiError::not_found)?;
-    let e = find(state, child, key).ok_or_else(ApiError::not_found)?;
+    let e = find_under(state, child, key, Some(&(parent.0, parent.1.to_string())))
+        .ok_or_else(ApiError::not_found)?;
     if !belongs_to(&e, parent.0, p.id()) {
         return Err(ApiError::not_found());
     }

@@ -14,6 +14,7 @@ pub const LISTS: &[&str] = &[
     "services",
     "routes",
     "consumers",
+    "acls",
     "upstreams",
     "targets",
     "plugins",

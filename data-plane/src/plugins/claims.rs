@@ -1,5 +1,5 @@
-//! Claims as request fields: values of a token's claims made into header values, and a token's
-//! fingerprint for logs.
+//! Claims as request fields: the values of a claim at a path, values of a token's claims made into
+//! header values, and a token's fingerprint for logs.
 
 use http::HeaderValue;
 use serde_json::Value;
@@ -40,5 +40,24 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
                 .join(","),
         ),
         Value::Object(_) => Some(v.to_string()),
+    }
+}
+
+/// Values of a claim at a path (`["realm_access", "roles"]`), as strings; strings are split on spaces.
+pub fn claim_values(claims: &Value, path: &[String]) -> Vec<String> {
+    let mut cur = claims;
+    for p in path {
+        match cur.get(p) {
+            Some(v) => cur = v,
+            None => return Vec::new(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
     }
 }

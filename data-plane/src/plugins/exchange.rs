@@ -82,6 +82,8 @@ pub struct Exchange {
     /// The credential the request was authenticated with (a digest of its access token), for limits per
     /// credential.
     pub credential: Option<super::credentials::token::CredentialId>,
+    /// Groups an auth plugin found in the token (`authenticated_groups_claim`), for `acl`.
+    pub authenticated_groups: Option<Arc<super::groups::Groups>>,
     /// The request's id, for logs.
     pub request_id: RequestId,
     /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).

@@ -54,6 +54,8 @@ pub struct BuildCtx {
     pub state: Arc<ConfigState>,
     /// The snapshot's Consumers indexed for lookups on the request path.
     pub consumers: Arc<ConsumerIndex>,
+    /// The snapshot's Consumers' ACL groups.
+    pub groups: Arc<super::groups::ConsumerGroups>,
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,

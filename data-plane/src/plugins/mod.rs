@@ -5,12 +5,14 @@
 //! Adding a plugin: its config schema in `shared::plugins`, its file here implementing the phases it
 //! needs, one entry in [`registry`], its tests.
 
+mod acl;
 mod claims;
 mod consumers;
 pub mod cookies;
 mod cors;
 pub mod credentials;
 mod exchange;
+pub mod groups;
 pub mod idp;
 mod idp_clients;
 mod instance;
@@ -25,7 +27,7 @@ mod registry;
 pub mod sealed;
 mod traffic_stores;
 
-pub use claims::{claim_header, claim_header_value, token_fingerprint};
+pub use claims::{claim_header, claim_header_value, claim_values, token_fingerprint};
 pub use consumers::{anonymous_consumer, find_consumer, ConsumerField, ConsumerIndex};
 pub use exchange::{Exchange, RequestId, BODY_INSPECT_LIMIT};
 pub use idp_clients::IdpClients;

@@ -17,6 +17,7 @@ use super::claims::{claim_header, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerField, ConsumerIndex};
 use super::credentials::{self, CredentialId, Source, Token};
 use super::exchange::Exchange;
+use super::groups::Groups;
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
 use super::introspection_answer::{self, Rejected};
@@ -310,6 +311,8 @@ impl Plugin for Introspection {
                 }
                 self.set_credential_headers(ex, &entry);
                 ex.credential = Some(credential);
+                ex.authenticated_groups =
+                    Groups::from_claim(&entry.claims, &self.config.authenticated_groups_claim);
                 if self.config.hide_credentials {
                     Box::pin(credentials::remove(ex, source, &["access_token"])).await;
                 }

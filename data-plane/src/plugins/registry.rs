@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::instance::BuildCtx;
 use super::plugin::Plugin;
-use super::{cors, oauth2_introspection, openid_connect, rate_limiting};
+use super::{acl, cors, oauth2_introspection, openid_connect, rate_limiting};
 
 /// Builds one instance from a plugin entity.
 pub type Factory = fn(&shared::Plugin, &BuildCtx) -> Result<Arc<dyn Plugin>, String>;
@@ -38,6 +38,12 @@ pub fn registry() -> &'static [Registered] {
             version: shared::plugins::openid_connect::VERSION,
             priority: 1050,
             build: openid_connect::build,
+        },
+        Registered {
+            name: shared::plugins::acl::NAME,
+            version: shared::plugins::acl::VERSION,
+            priority: 950,
+            build: acl::build,
         },
         Registered {
             name: shared::plugins::rate_limiting::NAME,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::cache::Caches;
 use crate::metrics::Metrics;
+use crate::plugins::groups::ConsumerGroups;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::router::Router;
 
@@ -63,6 +64,8 @@ pub struct Touched {
     pub tls: bool,
     /// Whether an Upstream or a Target changed.
     pub upstreams: bool,
+    /// Whether an ACL changed.
+    pub acls: bool,
 }
 
 impl Touched {
@@ -81,6 +84,7 @@ impl Touched {
                 Kind::Plugin => t.plugins.push(id),
                 Kind::Certificate | Kind::Sni | Kind::CaCertificate => t.tls = true,
                 Kind::Upstream | Kind::Target => t.upstreams = true,
+                Kind::Acl => t.acls = true,
             }
         }
         t
@@ -95,6 +99,7 @@ impl Touched {
             plugins: state.plugins.keys().copied().collect(),
             tls: true,
             upstreams: true,
+            acls: true,
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct RuntimeConfig {
     /// One per Service, by Service id.
     pub services: EntityMap<Uuid, Arc<ServiceEntry>>,
     consumers: Arc<ConsumerIndex>,
+    /// The Consumers' ACL groups.
+    groups: Arc<ConsumerGroups>,
     plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
     plugin_scopes: EntityMap<Uuid, ScopeKey>,
@@ -138,8 +145,8 @@ impl RuntimeConfig {
 
     /// The configuration for `state`, which differs from this one's state in the `touched` entities only:
     /// those are rebuilt (router entries of routes, entries of services, the Consumer index entries, the
-    /// plugin instances; every plugin instance when a Consumer changed, since instances resolve their
-    /// Consumers when built) and everything else is shared with this configuration.
+    /// plugin instances; every plugin instance when a Consumer or an ACL changed, since instances resolve
+    /// their Consumers and groups when built) and everything else is shared with this configuration.
     pub fn updated(
         &self,
         version: u64,
@@ -238,16 +245,22 @@ impl RuntimeConfig {
                     .updated(&self.state, &state, &touched.consumers),
             )
         };
+        let groups = if touched.acls {
+            Arc::new(ConsumerGroups::build(&state))
+        } else {
+            self.groups.clone()
+        };
         let ctx = BuildCtx {
             state: state.clone(),
             consumers: consumers.clone(),
+            groups: groups.clone(),
             caches: resources.caches.clone(),
             metrics: resources.metrics.clone(),
             clients: resources.clients.clone(),
             traffic: resources.traffic.clone(),
         };
         let (mut plugins, mut plugin_scopes, rebuild): (_, _, Vec<Uuid>) =
-            if touched.consumers.is_empty() {
+            if touched.consumers.is_empty() && !touched.acls {
                 (
                     self.plugins.clone(),
                     self.plugin_scopes.clone(),
@@ -287,6 +300,7 @@ impl RuntimeConfig {
             routes,
             services,
             consumers,
+            groups,
             plugins,
             plugin_scopes,
             active_plugins,

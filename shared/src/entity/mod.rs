@@ -1,4 +1,5 @@
-//! Kong-compatible entities: Service, Route, Consumer, Plugin (Certificate and SNI are in [`crate::tls`]).
+//! Kong-compatible entities: Service, Route, Consumer, Plugin, ACL (Certificate and SNI are in
+//! [`crate::tls`]).
 //!
 //! Each entity is parsed from JSON through [`crate::schema::Fields`], so validation errors name their field,
 //! defaults are filled in and unknown fields are rejected. PATCH is "merge into the current JSON, then parse
@@ -17,10 +18,12 @@ use crate::plugins;
 use crate::protocol::Protocol;
 use crate::schema::{FieldErrors, Fields};
 
+mod acl;
 mod references;
 mod route;
 mod service;
 
+pub use acl::Acl;
 pub(crate) use references::{finish, parse_id, read_ref, References};
 
 /// The entity collections, by their Admin API names.
@@ -44,6 +47,8 @@ pub enum Kind {
     Upstream,
     /// `/targets`
     Target,
+    /// `/acls`
+    Acl,
 }
 
 impl Kind {
@@ -59,6 +64,7 @@ impl Kind {
             Kind::CaCertificate => "ca_certificates",
             Kind::Upstream => "upstreams",
             Kind::Target => "targets",
+            Kind::Acl => "acls",
         }
     }
 
@@ -74,6 +80,7 @@ impl Kind {
             Kind::CaCertificate => "ca_certificate",
             Kind::Upstream => "upstream",
             Kind::Target => "target",
+            Kind::Acl => "acl",
         }
     }
 
@@ -83,7 +90,7 @@ impl Kind {
     }
 
     /// All kinds in dependency order (referenced entities first).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::CaCertificate,
         Kind::Certificate,
         Kind::Sni,
@@ -91,6 +98,7 @@ impl Kind {
         Kind::Target,
         Kind::Service,
         Kind::Consumer,
+        Kind::Acl,
         Kind::Route,
         Kind::Plugin,
     ];

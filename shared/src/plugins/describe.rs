@@ -48,10 +48,11 @@ pub fn config_schema(name: &str) -> Option<Value> {
 }
 
 /// What a plugin's rule across fields asks for beyond its required fields: `rate-limiting` needs at
-/// least one limit.
+/// least one limit, `acl` one list of groups.
 fn seed(name: &str) -> Map<String, Value> {
     match name {
         super::rate_limiting::NAME => Map::from_iter([("second".to_string(), json!(1))]),
+        super::acl::NAME => Map::from_iter([("allow".to_string(), json!(["group"]))]),
         _ => Map::new(),
     }
 }

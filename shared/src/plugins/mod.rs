@@ -1,6 +1,7 @@
 //! Plugin config schemas. The control plane validates plugin configs with this code and the data plane
 //! accepts them with the very same code, so both always agree on what a valid config is.
 
+pub mod acl;
 pub mod cors;
 mod describe;
 pub mod oauth2_introspection;
@@ -23,13 +24,14 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     (cors::NAME, cors::VERSION),
     (oauth2_introspection::NAME, oauth2_introspection::VERSION),
     (openid_connect::NAME, openid_connect::VERSION),
+    (acl::NAME, acl::VERSION),
     (rate_limiting::NAME, rate_limiting::VERSION),
 ];
 
-/// False for plugins that may not be scoped to a Consumer (Kong's `no_consumer`): they run before any
-/// Consumer is known.
+/// False for plugins that may not be scoped to a Consumer (Kong's `no_consumer`): `cors` runs before any
+/// Consumer is known, and `acl` decides about the Consumer rather than applying to one.
 pub fn takes_consumer(name: &str) -> bool {
-    name != cors::NAME
+    name != cors::NAME && name != acl::NAME
 }
 
 /// True when `name` is a plugin this release knows.
@@ -51,6 +53,8 @@ pub fn validate_config(
         rate_limiting::NAME => rate_limiting::Config::parse(config, resolver)
             .map(|c| serde_json::to_value(c).expect("config serialises")),
         cors::NAME => cors::Config::parse(config, resolver)
+            .map(|c| serde_json::to_value(c).expect("config serialises")),
+        acl::NAME => acl::Config::parse(config, resolver)
             .map(|c| serde_json::to_value(c).expect("config serialises")),
         other => {
             let mut e = FieldErrors::new();
@@ -75,6 +79,7 @@ pub fn secret_fields(name: &str) -> &'static [&'static str] {
         openid_connect::NAME => openid_connect::SECRET_FIELDS,
         rate_limiting::NAME => rate_limiting::SECRET_FIELDS,
         cors::NAME => cors::SECRET_FIELDS,
+        acl::NAME => acl::SECRET_FIELDS,
         _ => &[],
     }
 }

@@ -42,6 +42,10 @@ pub struct Config {
     pub introspect_request: bool,
     pub custom_introspection_headers: BTreeMap<String, String>,
     pub custom_claims_forward: Vec<String>,
+    /// Where the groups the `acl` plugin reads are in the introspection response (a claim path); empty:
+    /// the token sets none.
+    #[serde(default)]
+    pub authenticated_groups_claim: Vec<String>,
     /// `username` or `client_id`.
     pub consumer_by: ConsumerBy,
     pub anonymous: Option<String>,
@@ -86,6 +90,7 @@ impl Config {
             );
         }
         let custom_claims_forward = f.strings("custom_claims_forward");
+        let authenticated_groups_claim = f.strings("authenticated_groups_claim");
         let consumer_by = f.opt_keyword("consumer_by").unwrap_or(ConsumerBy::Username);
         let anonymous = anonymous_field(&mut f, resolver);
         let run_on_preflight = f.bool_or("run_on_preflight", true);
@@ -102,6 +107,7 @@ impl Config {
             introspect_request,
             custom_introspection_headers,
             custom_claims_forward,
+            authenticated_groups_claim,
             consumer_by,
             anonymous,
             run_on_preflight,

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entity::{Consumer, Kind, Plugin, Route, Service};
+use crate::entity::{Acl, Consumer, Kind, Plugin, Route, Service};
 use crate::error::StateError;
 use crate::tls::{CaCertificate, Certificate, Sni};
 use crate::upstream::{Target, Upstream};
@@ -19,6 +19,7 @@ pub enum Entity {
     CaCertificate(CaCertificate),
     Upstream(Upstream),
     Target(Target),
+    Acl(Acl),
 }
 
 /// Collections Kong shows as `null` when they hold nothing.
@@ -37,6 +38,7 @@ impl Entity {
             Entity::CaCertificate(_) => Kind::CaCertificate,
             Entity::Upstream(_) => Kind::Upstream,
             Entity::Target(_) => Kind::Target,
+            Entity::Acl(_) => Kind::Acl,
         }
     }
 
@@ -52,6 +54,7 @@ impl Entity {
             Entity::CaCertificate(e) => e.id,
             Entity::Upstream(e) => e.id,
             Entity::Target(e) => e.id,
+            Entity::Acl(e) => e.id,
         }
     }
 
@@ -67,6 +70,7 @@ impl Entity {
             Entity::CaCertificate(e) => serde_json::to_value(e),
             Entity::Upstream(e) => serde_json::to_value(e),
             Entity::Target(e) => serde_json::to_value(e),
+            Entity::Acl(e) => serde_json::to_value(e),
         }
         .expect("entities serialise")
     }
@@ -116,6 +120,7 @@ impl Entity {
             Entity::CaCertificate(e) => &e.tags,
             Entity::Upstream(e) => &e.tags,
             Entity::Target(e) => &e.tags,
+            Entity::Acl(e) => &e.tags,
         }
     }
 
@@ -131,6 +136,7 @@ impl Entity {
             Entity::CaCertificate(e) => e.created_at,
             Entity::Upstream(e) => e.created_at,
             Entity::Target(e) => e.created_at,
+            Entity::Acl(e) => e.created_at,
         }
     }
 
@@ -146,6 +152,7 @@ impl Entity {
             Kind::CaCertificate => Entity::CaCertificate(CaCertificate::parse(v, ctx)?),
             Kind::Upstream => Entity::Upstream(Upstream::parse(v, ctx)?),
             Kind::Target => Entity::Target(Target::parse(v, ctx)?),
+            Kind::Acl => Entity::Acl(Acl::parse(v, ctx)?),
         })
     }
 
@@ -161,6 +168,7 @@ impl Entity {
             Kind::CaCertificate => Entity::CaCertificate(serde_json::from_value(v)?),
             Kind::Upstream => Entity::Upstream(serde_json::from_value(v)?),
             Kind::Target => Entity::Target(serde_json::from_value(v)?),
+            Kind::Acl => Entity::Acl(serde_json::from_value(v)?),
         })
     }
 }

@@ -15,12 +15,12 @@ use uuid::Uuid;
 pub use any::{Change, Entity};
 
 use crate::digest::StateDigest;
-use crate::entity::{Consumer, Kind, Plugin, Resolver, Route, Service};
+use crate::entity::{Acl, Consumer, Kind, Plugin, Resolver, Route, Service};
 use crate::tls::{CaCertificate, Certificate, Sni};
 use crate::upstream::{Target, Upstream};
 
 /// The whole configuration: every Service, Route, Consumer, Plugin, Certificate, SNI, CA Certificate,
-/// Upstream and Target, keyed by id.
+/// Upstream, Target and ACL, keyed by id.
 ///
 /// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
 /// every untouched entity with the original, so a write on the control plane and a delta on a node never
@@ -41,6 +41,9 @@ pub struct ConfigState {
     pub upstreams: OrdMap<Uuid, Upstream>,
     #[serde(default)]
     pub targets: OrdMap<Uuid, Target>,
+    /// Left out of the encoded state while empty, so a configuration without ACLs encodes as before.
+    #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
+    pub acls: OrdMap<Uuid, Acl>,
 }
 
 impl Resolver for ConfigState {
@@ -90,6 +93,8 @@ impl Resolver for ConfigState {
                         .map(|u| u.id)
                 }),
             Kind::Target => by_id.filter(|id| self.targets.contains_key(id)),
+            // A group names an ACL only within its Consumer (see the Admin API's nested paths).
+            Kind::Acl => by_id.filter(|id| self.acls.contains_key(id)),
             Kind::Sni => by_id.filter(|id| self.snis.contains_key(id)).or_else(|| {
                 self.snis
                     .values()
@@ -117,6 +122,7 @@ impl ConfigState {
                 .map(Entity::CaCertificate),
             Kind::Upstream => self.upstreams.get(id).cloned().map(Entity::Upstream),
             Kind::Target => self.targets.get(id).cloned().map(Entity::Target),
+            Kind::Acl => self.acls.get(id).cloned().map(Entity::Acl),
         }
     }
 
@@ -157,6 +163,7 @@ impl ConfigState {
                 .map(Entity::Upstream)
                 .collect(),
             Kind::Target => self.targets.values().cloned().map(Entity::Target).collect(),
+            Kind::Acl => self.acls.values().cloned().map(Entity::Acl).collect(),
         }
     }
 
@@ -171,6 +178,7 @@ impl ConfigState {
             + self.ca_certificates.len()
             + self.upstreams.len()
             + self.targets.len()
+            + self.acls.len()
     }
 
     /// True when there is no entity at all.

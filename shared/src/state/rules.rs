@@ -44,6 +44,9 @@ impl ConfigState {
             Entity::Target(t) => {
                 self.targets.insert(t.id, t.clone());
             }
+            Entity::Acl(a) => {
+                self.acls.insert(a.id, a.clone());
+            }
         }
         Ok(vec![Change::Put(entity)])
     }
@@ -154,6 +157,18 @@ impl ConfigState {
                     })));
                 }
             }
+            Entity::Acl(a) => {
+                if self
+                    .acls
+                    .values()
+                    .any(|o| o.id != a.id && o.consumer == a.consumer && o.group == a.group)
+                {
+                    return Err(StateError::unique(json!({
+                        "consumer": {"id": a.consumer.id.to_string()},
+                        "group": a.group,
+                    })));
+                }
+            }
             Entity::Certificate(_) => {}
         }
         Ok(())
@@ -176,6 +191,9 @@ impl ConfigState {
             }
             Entity::Target(t) if !self.upstreams.contains_key(&t.upstream.id) => {
                 return missing("upstream", &t.upstream.id, Kind::Upstream);
+            }
+            Entity::Acl(a) if !self.consumers.contains_key(&a.consumer.id) => {
+                return missing("consumer", &a.consumer.id, Kind::Consumer);
             }
             Entity::Service(s) => {
                 if let Some(fk) = &s.client_certificate {
@@ -223,8 +241,8 @@ impl ConfigState {
     }
 
     /// Removes an entity. A Service still used by Routes, or a Consumer used as a plugin's `anonymous`, is
-    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it, and the SNIs of
-    /// a removed Certificate.
+    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it, the ACLs of a
+    /// removed Consumer, the Targets of a removed Upstream and the SNIs of a removed Certificate.
     pub fn delete(&mut self, kind: Kind, id: &Uuid) -> Result<Vec<Change>, StateError> {
         if self.get(kind, id).is_none() {
             return Err(StateError::NotFound);
@@ -263,6 +281,16 @@ impl ConfigState {
                     ));
                 }
                 self.consumers.remove(id);
+                let acls: Vec<Uuid> = self
+                    .acls
+                    .values()
+                    .filter(|a| a.consumer.id == *id)
+                    .map(|a| a.id)
+                    .collect();
+                for aid in acls {
+                    self.acls.remove(&aid);
+                    changes.push(Change::Delete(Kind::Acl, aid));
+                }
             }
             Kind::Plugin => {
                 self.plugins.remove(id);
@@ -312,6 +340,9 @@ impl ConfigState {
             }
             Kind::Target => {
                 self.targets.remove(id);
+            }
+            Kind::Acl => {
+                self.acls.remove(id);
             }
             Kind::CaCertificate => {
                 if let Some(s) = self
@@ -422,6 +453,21 @@ impl ConfigState {
                 problems.push(format!(
                     "target {}: '{}' is in its upstream twice",
                     t.id, t.target
+                ));
+            }
+        }
+        let mut memberships = HashSet::new();
+        for a in self.acls.values() {
+            if !self.consumers.contains_key(&a.consumer.id) {
+                problems.push(format!(
+                    "acl {}: consumer {} does not exist",
+                    a.id, a.consumer.id
+                ));
+            }
+            if !memberships.insert((a.consumer.id, a.group.as_str())) {
+                problems.push(format!(
+                    "acl {}: its consumer holds group '{}' twice",
+                    a.id, a.group
                 ));
             }
         }

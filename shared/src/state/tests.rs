@@ -103,3 +103,55 @@ fn encode_is_deterministic_and_checked() {
         .unwrap_err()
         .contains("does not exist"));
 }
+
+#[test]
+fn a_consumer_holds_a_group_once_and_takes_its_acls_with_it() {
+    let mut s = sample();
+    add(&mut s, Kind::Consumer, json!({"username": "alice"}), 20).unwrap();
+    add(
+        &mut s,
+        Kind::Acl,
+        json!({"consumer": "alice", "group": "admins"}),
+        21,
+    )
+    .unwrap();
+    let e = add(
+        &mut s,
+        Kind::Acl,
+        json!({"consumer": {"username": "alice"}, "group": "admins"}),
+        22,
+    )
+    .unwrap_err();
+    assert!(matches!(e, StateError::Unique { .. }), "{e:?}");
+    add(
+        &mut s,
+        Kind::Acl,
+        json!({"consumer": "anon", "group": "admins"}),
+        23,
+    )
+    .unwrap();
+    let e = add(&mut s, Kind::Acl, json!({"group": "x"}), 24).unwrap_err();
+    assert!(e.to_string().contains("consumer"), "{e}");
+    assert!(s.check().is_ok());
+    let digest = crate::StateDigest::of(&s);
+    let changes = s.delete(Kind::Consumer, &Uuid::from_u128(20)).unwrap();
+    assert_eq!(
+        changes,
+        [
+            Change::Delete(Kind::Consumer, Uuid::from_u128(20)),
+            Change::Delete(Kind::Acl, Uuid::from_u128(21)),
+        ]
+    );
+    assert_eq!(s.acls.len(), 1, "anon's ACL stays");
+    let mut applied = digest;
+    applied.apply(&changes);
+    assert_eq!(applied.hex(), crate::StateDigest::of(&s).hex());
+    // A state whose ACL names a missing Consumer is not consistent.
+    let mut broken = s.clone();
+    broken.consumers.remove(&Uuid::from_u128(3));
+    assert!(broken
+        .check()
+        .unwrap_err()
+        .iter()
+        .any(|p| p.starts_with("acl ")));
+}

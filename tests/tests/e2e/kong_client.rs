@@ -1,6 +1,7 @@
 //! A third-party Kong client library drives the Admin API: aio-kong from PyPI (`interop/kong_client.py`,
 //! in the interop virtualenv) applies Services with nested Routes and plugins, creates and pages through
-//! Consumers, updates, deletes, and meets a unique violation, against a real control plane.
+//! Consumers, applies their ACL groups, updates, deletes, and meets a unique violation, against a real
+//! control plane.
 
 use std::process::Command;
 use std::time::Duration;
@@ -58,6 +59,9 @@ async fn aio_kong_manages_services_routes_plugins_and_consumers() {
     assert_eq!(seen["has_search"], false);
     assert_eq!(seen["routes_left"], json!(["billing-admin", "billing-api"]));
     assert_eq!(seen["has_user_00"], false);
+    assert_eq!(seen["acl_groups"], json!(["readers", "staff"]));
+    assert_eq!(seen["acl_groups_after"], json!(["admins", "staff"]));
+    assert_eq!(seen["acls_total"], 2);
     assert_eq!(seen["duplicate"]["status"], 409);
     // What the client left is what the Admin API holds.
     let plugin = &cp.get("/plugins").await.unwrap()["data"][0];
@@ -67,6 +71,7 @@ async fn aio_kong_manages_services_routes_plugins_and_consumers() {
             .as_array()
             .unwrap()
             .len(),
-        24
+        25,
+        "24 of the bulk Consumers and reader"
     );
 }

@@ -2,6 +2,8 @@
 //! links the workspace once. Each module's own documentation says what it covers. Run one area with a
 //! name filter: `cargo test -p tests --test e2e proxy_tls::`.
 
+mod acl;
+mod admin_acls;
 mod admin_api;
 mod admin_kong;
 mod admin_kong_errors;

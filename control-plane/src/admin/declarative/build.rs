@@ -24,6 +24,7 @@ const TOP_LEVEL: &[&str] = &[
     "ca_certificates",
     "upstreams",
     "targets",
+    "acls",
 ];
 
 /// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
@@ -163,6 +164,7 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
             &mut b.errors,
         );
     }
+    let mut pending_acls: Vec<Pending> = Vec::new();
     for (i, raw) in items(&sections, "consumers", &mut b.errors) {
         let path = format!("consumers.{i}");
         let c = parse(raw);
@@ -178,7 +180,23 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
             &mut pending_plugins,
             &mut b.errors,
         );
+        pend(
+            &c,
+            "acls",
+            &path,
+            ("consumer", &parent),
+            &mut pending_acls,
+            &mut b.errors,
+        );
     }
+    for (i, raw) in items(&sections, "acls", &mut b.errors) {
+        pending_acls.push((format!("acls.{i}"), raw.get().to_string()));
+    }
+    for (path, text) in &pending_acls {
+        let acl = serde_json::from_str(text).unwrap_or(Value::Null);
+        b.add(Kind::Acl, &acl, path);
+    }
+    drop(pending_acls);
     for (i, raw) in items(&sections, "routes", &mut b.errors) {
         pending_routes.push((format!("routes.{i}"), raw.get().to_string()));
     }
@@ -343,6 +361,20 @@ impl Builder<'_> {
             }
             // A Certificate has no natural key: it keeps its id only when the document gives it.
             Kind::Certificate => None,
+            Kind::Acl => {
+                let consumer = body
+                    .get("consumer")
+                    .and_then(|r| r.get("id").or_else(|| r.get("username")).or(Some(r)))
+                    .and_then(Value::as_str)
+                    .and_then(|key| self.new.resolve(Kind::Consumer, key));
+                consumer.zip(s("group")).and_then(|(c, group)| {
+                    self.old
+                        .acls
+                        .values()
+                        .find(|a| a.consumer.id == c && a.group == group)
+                        .map(|a| a.id)
+                })
+            }
             Kind::CaCertificate => {
                 let digest = s("cert")
                     .and_then(|pem| shared::tls::ca_der(pem).ok())

@@ -55,6 +55,7 @@ fn label(e: &Entity) -> String {
         Entity::Sni(n) => Some(n.name.clone()),
         Entity::Upstream(u) => Some(u.name.clone()),
         Entity::Target(t) => Some(t.target.clone()),
+        Entity::Acl(a) => Some(a.group.clone()),
         Entity::Certificate(_) | Entity::CaCertificate(_) => None,
     };
     named.unwrap_or_else(|| e.id().to_string())

@@ -75,6 +75,15 @@ pub fn export_doc(state: &ConfigState) -> Value {
             if !plugins.is_empty() {
                 v["plugins"] = Value::Array(plugins);
             }
+            let acls: Vec<Value> = state
+                .acls
+                .values()
+                .filter(|a| a.consumer.id == c.id)
+                .map(|a| clean(Entity::Acl(a.clone()).to_public_json(), &["consumer"]))
+                .collect();
+            if !acls.is_empty() {
+                v["acls"] = Value::Array(acls);
+            }
             v
         })
         .collect();

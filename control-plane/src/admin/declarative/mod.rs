@@ -26,8 +26,8 @@ pub use flattened::flattened_errors;
 use super::{read_bytes, AdminCtx, ApiError, ApiResult, Ctx};
 
 /// Lists an entity of a declarative document may nest (a Service its `routes` and `plugins`, an
-/// Upstream its `targets`, a Certificate its `snis`, …).
-pub const NESTED_LISTS: &[&str] = &["routes", "plugins", "targets", "snis"];
+/// Upstream its `targets`, a Certificate its `snis`, a Consumer its `acls`, …).
+pub const NESTED_LISTS: &[&str] = &["routes", "plugins", "targets", "snis", "acls"];
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AdminCtx>> {

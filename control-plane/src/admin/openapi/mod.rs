@@ -64,6 +64,7 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::CaCertificate => "CaCertificate",
         Kind::Upstream => "Upstream",
         Kind::Target => "Target",
+        Kind::Acl => "Acl",
     }
 }
 
@@ -108,7 +109,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
         // A key that names nothing becomes the new entity's name (`username` for a Consumer).
         let put_key = match kind {
             Kind::Consumer => string(),
-            Kind::Certificate | Kind::CaCertificate | Kind::Target => {
+            Kind::Certificate | Kind::CaCertificate | Kind::Target | Kind::Acl => {
                 pattern(schemas::UUID_PATTERN)
             }
             Kind::Upstream => pattern(schemas::HOST_PATTERN),

@@ -223,6 +223,11 @@ pub fn request(kind: Kind) -> Value {
             p.insert("upstream".into(), reference());
             schema["required"] = json!(["target"]);
         }
+        Kind::Acl => {
+            p.insert("group".into(), json!({"type": "string", "minLength": 1, "description": "a group the Consumer belongs to, once per Consumer"}));
+            p.insert("consumer".into(), reference());
+            schema["required"] = json!(["group"]);
+        }
         Kind::Sni => {
             p.insert("name".into(), pattern(SNI_PATTERN));
             p.insert("certificate".into(), json!({"description": "the Certificate, by id (given by the path on the nested endpoint)", "anyOf": [
@@ -312,6 +317,7 @@ pub fn response(kind: Kind) -> Value {
             "host_header",
         ],
         Kind::Target => &["target", "weight", "upstream"],
+        Kind::Acl => &["group", "consumer"],
         Kind::Plugin => &[
             "name",
             "instance_name",
@@ -330,9 +336,14 @@ pub fn response(kind: Kind) -> Value {
         nullable(json!({"type": "array", "items": string()})),
     );
     props.insert("created_at".into(), json!({"type": "integer"}));
-    props.insert("updated_at".into(), json!({"type": "integer"}));
+    // An ACL has no `updated_at`, as in Kong.
+    let mut required = vec!["id", "created_at"];
+    if kind != Kind::Acl {
+        props.insert("updated_at".into(), json!({"type": "integer"}));
+        required.push("updated_at");
+    }
     for f in fields {
         props.insert(f.to_string(), json!({}));
     }
-    json!({"type": "object", "properties": props, "required": ["id", "created_at", "updated_at"], "additionalProperties": false})
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }

@@ -15,6 +15,7 @@ fn idp(timeout_ms: u64) -> (Idp, Arc<Metrics>) {
     let ctx = BuildCtx {
         state: Default::default(),
         consumers: Arc::new(ConsumerIndex::default()),
+        groups: Arc::default(),
         caches: Arc::new(Caches::new(100)),
         metrics: metrics.clone(),
         clients: Arc::new(IdpClients::new(None)),

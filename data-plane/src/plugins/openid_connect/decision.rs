@@ -3,25 +3,6 @@
 
 use super::*;
 
-/// Values of a claim at a path (`["realm_access", "roles"]`), as strings; strings are split on spaces.
-pub(super) fn claim_values(claims: &Value, path: &[String]) -> Vec<String> {
-    let mut cur = claims;
-    for p in path {
-        match cur.get(p) {
-            Some(v) => cur = v,
-            None => return Vec::new(),
-        }
-    }
-    match cur {
-        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Kong's rule: entries are alternatives; space-separated words inside one entry are all required.
 pub(super) fn satisfies(have: &[String], required: &[String]) -> bool {
     required.is_empty()

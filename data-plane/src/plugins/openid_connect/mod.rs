@@ -35,10 +35,11 @@ use shared::plugins::openid_connect::{
 use shared::Consumer;
 use tracing::{debug, info, warn};
 
-use super::claims::{claim_header_value, token_fingerprint};
+use super::claims::{claim_header_value, claim_values, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerIndex};
 use super::credentials::{self, Source};
 use super::exchange::Exchange;
+use super::groups::Groups;
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
 use super::introspection_answer::{self, Rejected};
@@ -205,6 +206,8 @@ impl Plugin for OpenIdConnect {
         }
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
         ex.credential = Some(self.credential_id(&auth));
+        ex.authenticated_groups =
+            Groups::from_claim(&auth.claims, &self.config.authenticated_groups_claim);
         self.set_upstream(ex, &auth, &cred).await;
         Ok(())
     }
@@ -344,7 +347,7 @@ impl OpenIdConnect {
 
 #[cfg(test)]
 mod tests {
-    use super::decision::{claim_values, satisfies};
+    use super::decision::satisfies;
     use super::*;
 
     #[test]

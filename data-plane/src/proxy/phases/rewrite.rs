@@ -64,6 +64,7 @@ pub fn rewrite(
         service: Some(routed.service.service.clone()),
         consumer: None,
         credential: None,
+        authenticated_groups: None,
         request_id: cx.rid.clone(),
         added: SmallVec::new(),
         tls: cx.conn.scheme == Scheme::Https,

@@ -117,6 +117,8 @@ pub struct Config {
     pub roles_claim: Vec<String>,
     /// Claims a token must not hold at all.
     pub claims_forbidden: Vec<String>,
+    /// Where the groups the `acl` plugin reads are (a claim path); empty: the token sets none.
+    pub authenticated_groups_claim: Vec<String>,
     pub issuers_allowed: Vec<String>,
     pub consumer_claim: Vec<String>,
     pub consumer_by: Vec<ConsumerBy>,
@@ -284,6 +286,7 @@ impl Config {
         let roles_required = f.strings("roles_required");
         let roles_claim = list_or(&mut f, "roles_claim", &["roles"]);
         let claims_forbidden = f.strings("claims_forbidden");
+        let authenticated_groups_claim = f.strings("authenticated_groups_claim");
         let issuers_allowed = f.strings("issuers_allowed");
         let consumer_claim = f.strings("consumer_claim");
         let consumer_by = keywords_or(
@@ -440,6 +443,7 @@ impl Config {
             roles_required,
             roles_claim,
             claims_forbidden,
+            authenticated_groups_claim,
             issuers_allowed,
             consumer_claim,
             consumer_by,

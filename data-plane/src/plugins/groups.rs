@@ -1,0 +1,149 @@
+//! Group memberships as the `acl` plugin reads them: a Consumer's ACL groups from the snapshot, indexed
+//! once per snapshot, and the groups an auth plugin found in a token (authenticated groups). Each set
+//! carries the field value it is sent upstream with, made once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use shared::ConfigState;
+use uuid::Uuid;
+
+/// A set of group names, in the order they are listed upstream.
+#[derive(Debug)]
+pub struct Groups {
+    names: Box<[String]>,
+    /// The names joined by `", "` (Kong's form); `None` when that is not a valid field value or empty.
+    field: Option<HeaderValue>,
+}
+
+impl Groups {
+    /// The groups `names`, in their order, each once.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Groups {
+        let mut unique: Vec<String> = Vec::new();
+        for name in names {
+            if !unique.contains(&name) {
+                unique.push(name);
+            }
+        }
+        let field = (!unique.is_empty())
+            .then(|| HeaderValue::from_str(&unique.join(", ")).ok())
+            .flatten();
+        Groups {
+            names: unique.into_boxed_slice(),
+            field,
+        }
+    }
+
+    /// The groups a token's claim at `path` lists (an array, or a space-separated string): what an auth
+    /// plugin's `authenticated_groups_claim` gives the request. `None` when no path is configured or the
+    /// token lists no group there.
+    pub fn from_claim(claims: &serde_json::Value, path: &[String]) -> Option<Arc<Groups>> {
+        if path.is_empty() {
+            return None;
+        }
+        let names = super::claims::claim_values(claims, path);
+        (!names.is_empty()).then(|| Arc::new(Groups::new(names)))
+    }
+
+    /// Whether any of `listed` is one of these groups.
+    pub fn any_of(&self, listed: &[String]) -> bool {
+        listed.iter().any(|l| self.names.contains(l))
+    }
+
+    /// The names joined as they are sent upstream.
+    pub fn field(&self) -> Option<&HeaderValue> {
+        self.field.as_ref()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Every Consumer's ACL groups in a snapshot, oldest membership first.
+#[derive(Debug, Default)]
+pub struct ConsumerGroups(HashMap<Uuid, Arc<Groups>>);
+
+impl ConsumerGroups {
+    /// Indexes the ACLs of `state`.
+    pub fn build(state: &ConfigState) -> ConsumerGroups {
+        let mut acls: Vec<&shared::Acl> = state.acls.values().collect();
+        acls.sort_by(|a, b| (a.created_at, &a.group).cmp(&(b.created_at, &b.group)));
+        let mut names: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for acl in acls {
+            names
+                .entry(acl.consumer.id)
+                .or_default()
+                .push(acl.group.clone());
+        }
+        ConsumerGroups(
+            names
+                .into_iter()
+                .map(|(id, names)| (id, Arc::new(Groups::new(names))))
+                .collect(),
+        )
+    }
+
+    /// The groups of Consumer `id`; `None` when it has none.
+    pub fn of(&self, id: &Uuid) -> Option<&Arc<Groups>> {
+        self.0.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::{Acl, Consumer, ForeignKey};
+
+    #[test]
+    fn a_consumer_s_groups_are_indexed_once_in_the_order_they_were_added() {
+        let mut state = ConfigState::default();
+        let consumer = Uuid::from_u128(1);
+        state.consumers.insert(
+            consumer,
+            Consumer {
+                id: consumer,
+                username: Some("alice".into()),
+                custom_id: None,
+                tags: vec![],
+                created_at: 0,
+                updated_at: 0,
+            },
+        );
+        for (i, (group, at)) in [("ops", 20), ("admins", 10), ("dev", 20)]
+            .iter()
+            .enumerate()
+        {
+            let id = Uuid::from_u128(10 + i as u128);
+            state.acls.insert(
+                id,
+                Acl {
+                    id,
+                    consumer: ForeignKey { id: consumer },
+                    group: group.to_string(),
+                    tags: vec![],
+                    created_at: *at,
+                },
+            );
+        }
+        let index = ConsumerGroups::build(&state);
+        let groups = index.of(&consumer).expect("alice has groups");
+        assert_eq!(groups.field().unwrap(), "admins, dev, ops");
+        assert!(groups.any_of(&["x".into(), "dev".into()]));
+        assert!(!groups.any_of(&["x".into()]));
+        assert!(index.of(&Uuid::from_u128(2)).is_none());
+        let token = Groups::new(["a".to_string(), "b".into(), "a".into()]);
+        assert_eq!(token.field().unwrap(), "a, b");
+        assert!(Groups::new([]).field().is_none() && Groups::new([]).is_empty());
+        let claims =
+            serde_json::json!({"realm_access": {"groups": ["x", "y"]}, "grp": "a b", "none": []});
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let nested = Groups::from_claim(&claims, &path(&["realm_access", "groups"])).unwrap();
+        assert_eq!(nested.field().unwrap(), "x, y");
+        let spaced = Groups::from_claim(&claims, &path(&["grp"])).unwrap();
+        assert_eq!(spaced.field().unwrap(), "a, b");
+        assert!(Groups::from_claim(&claims, &path(&["none"])).is_none());
+        assert!(Groups::from_claim(&claims, &[]).is_none());
+    }
+}
