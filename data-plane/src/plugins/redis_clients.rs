@@ -144,13 +144,7 @@ impl RedisServer {
                     retried = true;
                 }
                 Ok(Err(e)) => return Err(self.failed(e.to_string())),
-                Err(_) => {
-                    self.mark_failed();
-                    return Err(RedisFailure::Timeout {
-                        server: self.label.clone(),
-                        timeout_ms: self.timeout.as_millis() as u64,
-                    });
-                }
+                Err(_) => return Err(self.timed_out()),
             }
         }
     }
@@ -182,13 +176,7 @@ impl RedisServer {
                 Ok(c)
             }
             Ok(Err(e)) => Err(self.failed(e.to_string())),
-            Err(_) => {
-                self.mark_failed();
-                Err(RedisFailure::Timeout {
-                    server: self.label.clone(),
-                    timeout_ms: self.timeout.as_millis() as u64,
-                })
-            }
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -213,6 +201,14 @@ impl RedisServer {
         RedisFailure::Failed {
             server: self.label.clone(),
             reason,
+        }
+    }
+
+    fn timed_out(&self) -> RedisFailure {
+        self.mark_failed();
+        RedisFailure::Timeout {
+            server: self.label.clone(),
+            timeout_ms: self.timeout.as_millis() as u64,
         }
     }
 }

@@ -139,6 +139,7 @@ impl LocalCounters {
 /// Counters on a Redis server, under Kong's keys
 /// (`ratelimit:<route>:<service>:<identifier>:<window start ms>:<period>`), each expiring when its window
 /// ends.
+#[derive(Clone)]
 pub struct RedisCounters {
     pub server: Arc<RedisServer>,
 }

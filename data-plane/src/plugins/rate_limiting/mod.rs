@@ -125,9 +125,7 @@ impl RateLimiting {
                 local.add(&subject, &windows, -1, now_ms);
             }
             Store::Redis(redis) => {
-                let counters = RedisCounters {
-                    server: redis.server.clone(),
-                };
+                let counters = redis.clone();
                 tokio::spawn(async move {
                     if let Err(e) = counters.add(&subject, &windows, -1, now_ms).await {
                         warn!(plugin = NAME, error = %e, "a refused request's count was not taken back");
