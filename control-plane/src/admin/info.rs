@@ -62,6 +62,8 @@ async fn root(State(ctx): Ctx) -> Json<Value> {
         "role": "control_plane",
         "node_id": uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()),
         "hostname": hostname(),
+        // One process serves the Admin API and the cluster; it has no worker processes.
+        "pids": { "master": std::process::id(), "workers": [] },
         "configuration": ctx.configuration,
         "plugins": { "available_on_server": available, "enabled_in_cluster": in_use },
     }))

@@ -1,20 +1,29 @@
 //! Kong's nested entity endpoints: one entity through its parent (`/services/{s}/routes/{r}`,
 //! `/{services|routes|consumers}/{x}/plugins/{p}`, `/certificates/{c}/snis/{n}`,
 //! `/upstreams/{u}/targets/{t}`, `/consumers/{c}/acls/{id or group}` — GET, PUT, PATCH, DELETE; 404 when
-//! the entity is not the parent's) and a Route's Service (`/routes/{r}/service`). Each resolves the path to the entity's id and hands over to
-//! the plain entity handlers in `entities.rs`.
+//! the entity is not the parent's) and a Route's Service (`/routes/{r}/service`: PUT on a Route without
+//! one makes the Service and points the Route at it; DELETE is Kong's 405). Each resolves the path to the
+//! entity's id and hands over to the plain entity handlers in `entities.rs`.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::Path;
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
-use shared::{Entity, Kind};
+use axum::{Json, Router};
+use shared::schema::parsing_form;
+use shared::{Entity, ForeignKey, Kind, ParseCtx, StateError};
+use uuid::Uuid;
 
-use super::entities::{belongs_to, find, find_under, read, remove, update, upsert};
-use super::{AdminCtx, ApiError, Ctx};
+use super::certificates::public_json;
+use super::entities::{
+    belongs_to, body_object, complete_secrets, find, find_under, parse_entity, read, remove,
+    update, upsert,
+};
+use super::{AdminCtx, ApiError, ApiResult, Ctx};
+use crate::cluster::unix_now;
 
 /// Parents and the children Kong nests under them.
 pub const NESTED: [(Kind, Kind); 7] = [
@@ -47,14 +56,50 @@ fn child_of(
 
 /// The id of the Service Route `key` points at.
 fn service_of(ctx: &AdminCtx, key: &str) -> Result<String, ApiError> {
+    route_service(ctx, key)?.ok_or_else(ApiError::not_found)
+}
+
+/// The Service Route `key` points at, if any; 404 when there is no such Route.
+fn route_service(ctx: &AdminCtx, key: &str) -> Result<Option<String>, ApiError> {
     let current = ctx.core.current();
     match find(&current.state, Kind::Route, key) {
-        Some(Entity::Route(r)) => r
-            .service
-            .map(|s| s.id.to_string())
-            .ok_or_else(ApiError::not_found),
+        Some(Entity::Route(r)) => Ok(r.service.map(|s| s.id.to_string())),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `PUT /routes/{r}/service`: replaces the Route's Service, or, for a Route without one, makes a
+/// Service from the body and points the Route at it, in one write.
+async fn put_route_service(s: Ctx, key: String, h: HeaderMap, b: Body) -> ApiResult {
+    if let Some(id) = route_service(&s.0, &key)? {
+        return upsert(s, Kind::Service, id, None, h, b).await;
+    }
+    let State(ctx) = s;
+    let (request, form) = body_object(&h, b).await?;
+    let (service, _) = ctx
+        .core
+        .write(|state| {
+            let Some(Entity::Route(mut route)) = find(state, Kind::Route, &key) else {
+                return Err(StateError::NotFound);
+            };
+            let mut body = request.clone();
+            complete_secrets(&mut body, None);
+            let now = unix_now();
+            let pctx = ParseCtx {
+                id: Uuid::new_v4(),
+                now,
+                created_at: None,
+                resolver: state,
+            };
+            let service = parsing_form(form, || parse_entity(Kind::Service, &body, &pctx))?;
+            let mut changes = state.put(service.clone())?;
+            route.service = Some(ForeignKey { id: service.id() });
+            route.updated_at = now;
+            changes.extend(state.put(Entity::Route(route))?);
+            Ok::<_, StateError>((changes, service))
+        })
+        .await?;
+    Ok(Json(public_json(&ctx.core.current().state, &service)).into_response())
 }
 
 /// The routes of this module.
@@ -95,21 +140,20 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
             let id = service_of(&s.0, &k)?;
             read(s, Kind::Service, id).await
         })
-        .put(
-            |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| async move {
-                let id = service_of(&s.0, &k)?;
-                upsert(s, Kind::Service, id, None, h, b).await
-            },
-        )
+        .put(|s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| put_route_service(s, k, h, b))
         .patch(
             |s: Ctx, Path(k): Path<String>, h: HeaderMap, b: Body| async move {
                 let id = service_of(&s.0, &k)?;
                 update(s, Kind::Service, id, h, b).await
             },
         )
+        // A Route's Service is not deleted through the Route (Kong's answer), only looked up.
         .delete(|s: Ctx, Path(k): Path<String>| async move {
-            let id = service_of(&s.0, &k)?;
-            remove(s, Kind::Service, id).await
+            route_service(&s.0, &k)?;
+            Err::<axum::response::Response, _>(ApiError::message(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ))
         }),
     )
 }

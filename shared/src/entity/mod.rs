@@ -338,7 +338,9 @@ impl Plugin {
         if consumer.is_some() && !plugins::takes_consumer(&name) {
             f.error("consumer", "value must be null");
         }
-        if !name.is_empty() {
+        if !name.is_empty() && !plugins::is_supported(&name) {
+            f.error("name", plugins::not_enabled(&name));
+        } else if !name.is_empty() {
             match plugins::validate_config(&name, &raw_config, ctx.resolver) {
                 Ok(c) => config = c,
                 Err(e) => f.errors.merge_under("config", e),

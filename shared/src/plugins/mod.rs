@@ -58,18 +58,15 @@ pub fn validate_config(
             .map(|c| serde_json::to_value(c).expect("config serialises")),
         other => {
             let mut e = FieldErrors::new();
-            let known: Vec<&str> = SUPPORTED.iter().map(|(n, _)| *n).collect();
-            e.add(
-                "name",
-                format!(
-                    "plugin '{other}' is not supported (known plugins: {})",
-                    known.join(", ")
-                ),
-            );
-            // Reported on `name`, not under `config`: the caller merges these under `config`.
+            e.add("name", not_enabled(other));
             Err(e)
         }
     }
+}
+
+/// Kong's answer for a plugin name this release does not run (`/plugins/enabled` lists those it does).
+pub fn not_enabled(name: &str) -> String {
+    format!("plugin '{name}' not enabled; add it to the 'plugins' configuration property")
 }
 
 /// The config fields of plugin `name` that hold secrets, as dotted paths (`redis.password`).

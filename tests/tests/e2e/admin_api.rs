@@ -396,11 +396,10 @@ async fn bad_input_is_rejected_with_field_errors() {
         .await
         .unwrap();
     assert_eq!(st, 400);
-    assert!(
-        body["fields"]["config"]["name"]
-            .as_str()
-            .unwrap()
-            .contains("not supported"),
+    // Kong's words, on the entity's own `name`.
+    assert_eq!(
+        body["fields"]["name"],
+        "plugin 'key-auth' not enabled; add it to the 'plugins' configuration property",
         "{body}"
     );
     // Wrong method and unknown path.
@@ -513,6 +512,7 @@ async fn declarative_config_round_trip_and_kong_how_to() {
     // Export → import is a round trip, secrets included (kept by id).
     let exported = cp.get("/config?format=json").await.unwrap();
     assert_eq!(exported["_format_version"], "3.0");
+    assert_eq!(exported["_transform"], false, "as Kong exports");
     let r = client()
         .post(format!("{}/config", cp.admin_url))
         .json(&exported)

@@ -172,6 +172,56 @@ async fn nested_entities_are_reached_through_their_parent_only() {
         .await
         .unwrap();
     assert_eq!(status, 404, "a Route without a Service");
+    // PUT gives a Route without a Service a new one, in one write; DELETE is not how a Service goes.
+    let orphan_service = format!("/routes/{}/service", orphan["id"].as_str().unwrap());
+    let (status, made) = cp
+        .call(
+            Method::PUT,
+            &orphan_service,
+            Some(json!({"url": "http://konghq.test:8080/v1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &made["host"], &made["port"]),
+        (200, &json!("konghq.test"), &json!(8080)),
+        "{made}"
+    );
+    let route = cp.get("/routes/orphan").await.unwrap();
+    assert_eq!(route["service"]["id"], made["id"]);
+    let (status, again) = cp
+        .call(
+            Method::PUT,
+            &orphan_service,
+            Some(json!({"host": "edited.test"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &again["id"], &again["host"]),
+        (200, &made["id"], &json!("edited.test"))
+    );
+    let (status, body) = cp
+        .call(Method::DELETE, &orphan_service, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body),
+        (405, json!({"message": "Method not allowed"}))
+    );
+    assert_eq!(
+        cp.get(&orphan_service).await.unwrap()["id"],
+        made["id"],
+        "still there"
+    );
+    let missing = format!("/routes/{}/service", uuid::Uuid::new_v4());
+    for method in [Method::DELETE, Method::PUT] {
+        let (status, _) = cp
+            .call(method, &missing, Some(json!({"host": "x.test"})))
+            .await
+            .unwrap();
+        assert_eq!(status, 404);
+    }
     // Plugins under a Route; DELETE through the wrong parent is 404 and leaves it.
     let plugin = cp
         .post(
@@ -229,6 +279,11 @@ async fn the_root_endpoints_describe_the_api_as_kong_tools_read_it() {
     );
     assert_eq!(root["edition"], "community");
     assert!(uuid::Uuid::parse_str(root["node_id"].as_str().unwrap()).is_ok());
+    assert!(
+        root["pids"]["master"].as_u64().is_some_and(|pid| pid > 0),
+        "{root}"
+    );
+    assert!(root["pids"]["workers"].is_array());
     assert!(root["hostname"].is_string());
     assert!(root["plugins"]["available_on_server"]["openid-connect"].is_object());
     assert_eq!(

@@ -116,7 +116,8 @@ pub fn export_doc(state: &ConfigState) -> Value {
             v
         })
         .collect();
-    let mut doc = json!({ "_format_version": "3.0", "services": services, "consumers": consumers, "plugins": plugins });
+    // `_transform: false`, as Kong exports: nothing in the document is to be transformed (hashed) again.
+    let mut doc = json!({ "_format_version": "3.0", "_transform": false, "services": services, "consumers": consumers, "plugins": plugins });
     if !certificates.is_empty() {
         doc["certificates"] = Value::Array(certificates);
     }

@@ -158,9 +158,9 @@ fn entity_paths(paths: &mut Map<String, Value>) {
     paths.insert("/routes/{key}/service".into(), json!({
         "parameters": [path_param("key", string(), "id or name of the Route")],
         "get": op("Read the Route's Service (404 when it has none)", "200", Some(schema_ref("Service")), None),
-        "put": op("Replace the Route's Service", "200", Some(schema_ref("Service")), Some(schema_ref("ServicePut"))),
+        "put": op("Replace the Route's Service (a Route without one gets a new Service)", "200", Some(schema_ref("Service")), Some(schema_ref("ServicePut"))),
         "patch": op("Update the Route's Service", "200", Some(schema_ref("Service")), Some(schema_ref("ServicePatch"))),
-        "delete": op("Delete the Route's Service", "204", None, None),
+        "delete": op("Not allowed, as in Kong (405); a Service is deleted at /services/{key}", "405", None, None),
     }));
 }
 
