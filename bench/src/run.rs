@@ -194,6 +194,39 @@ async fn post(url: &str, body: Value) -> Result<Value> {
     Ok(v)
 }
 
+/// A Service on the echo upstream named `name`, its Route on `/{name}` and `plugins` on the Service.
+async fn protected_service(
+    admin: &str,
+    upstream: &str,
+    name: &str,
+    plugins: &[Value],
+) -> Result<()> {
+    post(
+        &format!("{admin}/services"),
+        json!({"name": name, "url": upstream}),
+    )
+    .await?;
+    post(
+        &format!("{admin}/services/{name}/routes"),
+        json!({"name": name, "paths": [format!("/{name}")]}),
+    )
+    .await?;
+    for plugin in plugins {
+        post(&format!("{admin}/services/{name}/plugins"), plugin.clone()).await?;
+    }
+    Ok(())
+}
+
+/// `oauth2-introspection` at the bench identity provider, results cached for an hour, with `extra`
+/// config fields.
+fn warm_introspection(idp: &str, extra: Value) -> Value {
+    let mut config = json!({"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 3600});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
+    }
+    json!({"name": "oauth2-introspection", "config": config})
+}
+
 async fn get(url: &str) -> Result<Value> {
     Ok(http().get(url).send().await?.json().await?)
 }
@@ -572,49 +605,24 @@ pub async fn run(s: Settings) -> Result<()> {
         json!({"name": "plain", "paths": ["/plain"]}),
     )
     .await?;
-    for (svc, path, plugin) in [
-        (
-            "intro",
-            "/intro",
-            json!({"name": "oauth2-introspection", "config": {"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 3600}}),
-        ),
+    for (svc, plugin) in [
+        ("intro", warm_introspection(&idp, json!({}))),
         (
             "oidc",
-            "/oidc",
             json!({"name": "openid-connect", "config": {"issuer": issuer, "auth_methods": ["bearer"], "client_id": ["kong"], "client_secret": ["kong-secret"]}}),
         ),
         (
             "oidcpw",
-            "/oidcpw",
             json!({"name": "openid-connect", "config": {"issuer": issuer, "auth_methods": ["password"], "client_id": ["kong"], "client_secret": ["kong-secret"], "client_auth": ["client_secret_post"]}}),
         ),
-        (
-            "cold",
-            "/cold",
-            json!({"name": "oauth2-introspection", "config": {"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 3600}}),
-        ),
+        ("cold", warm_introspection(&idp, json!({}))),
         (
             "session",
-            "/session",
             json!({"name": "openid-connect", "config": session_config(&issuer)}),
         ),
-        (
-            "ttl5",
-            "/ttl5",
-            json!({"name": "oauth2-introspection", "config": {"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 5}}),
-        ),
+        ("ttl5", warm_introspection(&idp, json!({"ttl": 5}))),
     ] {
-        post(
-            &format!("{admin}/services"),
-            json!({"name": svc, "url": upstream}),
-        )
-        .await?;
-        post(
-            &format!("{admin}/services/{svc}/routes"),
-            json!({"name": svc, "paths": [path]}),
-        )
-        .await?;
-        post(&format!("{admin}/services/{svc}/plugins"), plugin).await?;
+        protected_service(admin, &upstream, svc, &[plugin]).await?;
     }
     // Rate limits after warm introspection, counted in the node's memory and on a Redis server (on the
     // load core, as the upstream and the identity provider are); limits never reached, so every request
@@ -636,24 +644,16 @@ pub async fn run(s: Settings) -> Result<()> {
             json!({"policy": "redis", "redis": {"host": "127.0.0.1", "port": redis_port}}),
         ),
     ] {
-        post(
-            &format!("{admin}/services"),
-            json!({"name": svc, "url": upstream}),
-        )
-        .await?;
-        post(
-            &format!("{admin}/services/{svc}/routes"),
-            json!({"name": svc, "paths": [format!("/{svc}")]}),
-        )
-        .await?;
-        post(&format!("{admin}/services/{svc}/plugins"), json!({"name": "oauth2-introspection", "config": {"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 3600}})).await?;
         let mut config = json!({"minute": 1_000_000_000_000i64});
         for (k, v) in policy.as_object().into_iter().flatten() {
             config[k] = v.clone();
         }
-        post(
-            &format!("{admin}/services/{svc}/plugins"),
-            json!({"name": "rate-limiting", "config": config}),
+        let limit = json!({"name": "rate-limiting", "config": config});
+        protected_service(
+            admin,
+            &upstream,
+            svc,
+            &[warm_introspection(&idp, json!({})), limit],
         )
         .await?;
     }
@@ -670,22 +670,9 @@ pub async fn run(s: Settings) -> Result<()> {
         json!({"group": "readers"}),
     )
     .await?;
-    post(
-        &format!("{admin}/services"),
-        json!({"name": "introacl", "url": upstream}),
-    )
-    .await?;
-    post(
-        &format!("{admin}/services/introacl/routes"),
-        json!({"name": "introacl", "paths": ["/introacl"]}),
-    )
-    .await?;
-    post(&format!("{admin}/services/introacl/plugins"), json!({"name": "oauth2-introspection", "config": {"introspection_url": format!("{idp}/introspect"), "authorization_value": "Basic YmVuY2g6YmVuY2g=", "ttl": 3600, "consumer_by": "client_id"}})).await?;
-    post(
-        &format!("{admin}/services/introacl/plugins"),
-        json!({"name": "acl", "config": {"allow": ["readers"]}}),
-    )
-    .await?;
+    let by_client = warm_introspection(&idp, json!({"consumer_by": "client_id"}));
+    let acl = json!({"name": "acl", "config": {"allow": ["readers"]}});
+    protected_service(admin, &upstream, "introacl", &[by_client, acl]).await?;
     wait_dp_version(&c.status, admin).await?;
     let dp_pid = c.dp.0.id();
     let dp_rss_idle = rss_kib(dp_pid);
@@ -846,7 +833,7 @@ pub async fn run(s: Settings) -> Result<()> {
     let cold_rate = (rps[6].1 * 0.5).round();
     let mut lat: Vec<(String, Value)> = Vec::new();
     let tokens_for = |i: usize| match i {
-        3 | 8 | 10 | 11 => "fixed:bench-warm-token".to_string(),
+        3 | 8 | 10 | 11 | 12 => "fixed:bench-warm-token".to_string(),
         4 => format!("fixed:{jwt}"),
         5 => "auth:Basic YWxleDpkb2U=".to_string(),
         6 => "unique".to_string(),
