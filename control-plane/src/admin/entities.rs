@@ -340,6 +340,24 @@ pub fn parse_entity(kind: Kind, body: &Value, ctx: &ParseCtx<'_>) -> Result<Enti
     Ok(e)
 }
 
+/// Parses `body` (a form body when `form`) as a new entity of `kind`, written at `now`: a new id unless
+/// the body gives one.
+pub(super) fn parse_new(
+    state: &ConfigState,
+    kind: Kind,
+    body: &Value,
+    form: bool,
+    now: i64,
+) -> Result<Entity, StateError> {
+    let pctx = ParseCtx {
+        id: Uuid::new_v4(),
+        now,
+        created_at: None,
+        resolver: state,
+    };
+    parsing_form(form, || parse_entity(kind, body, &pctx))
+}
+
 /// Puts back secrets that the client echoed as redacted from the entity's stored config or keys, and
 /// gives a plugin the secrets the control plane makes for it ([`fill_session_secret`]).
 pub fn complete_secrets(body: &mut Value, existing: Option<&Entity>) {
@@ -442,13 +460,7 @@ async fn create(
             complete_secrets(&mut body, None);
             let snis = certificate_snis(kind, &mut body)?;
             let now = unix_now();
-            let pctx = ParseCtx {
-                id: Uuid::new_v4(),
-                now,
-                created_at: None,
-                resolver: state,
-            };
-            let e = parsing_form(form, || parse_entity(kind, &body, &pctx))?;
+            let e = parse_new(state, kind, &body, form, now)?;
             if state.get(kind, &e.id()).is_some() {
                 return Err(StateError::PrimaryKey(e.id()));
             }

@@ -13,14 +13,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use shared::schema::parsing_form;
-use shared::{Entity, ForeignKey, Kind, ParseCtx, StateError};
-use uuid::Uuid;
+use shared::{Entity, ForeignKey, Kind, StateError};
 
 use super::certificates::public_json;
 use super::entities::{
-    belongs_to, body_object, complete_secrets, find, find_under, parse_entity, read, remove,
-    update, upsert,
+    belongs_to, body_object, complete_secrets, find, find_under, parse_new, read, remove, update,
+    upsert,
 };
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
 use crate::cluster::unix_now;
@@ -85,13 +83,7 @@ async fn put_route_service(s: Ctx, key: String, h: HeaderMap, b: Body) -> ApiRes
             let mut body = request.clone();
             complete_secrets(&mut body, None);
             let now = unix_now();
-            let pctx = ParseCtx {
-                id: Uuid::new_v4(),
-                now,
-                created_at: None,
-                resolver: state,
-            };
-            let service = parsing_form(form, || parse_entity(Kind::Service, &body, &pctx))?;
+            let service = parse_new(state, Kind::Service, &body, form, now)?;
             let mut changes = state.put(service.clone())?;
             route.service = Some(ForeignKey { id: service.id() });
             route.updated_at = now;
