@@ -104,6 +104,11 @@ impl Kind {
     ];
 }
 
+/// Kong's Route fields this gateway does not match on (sent only empty, read back as `null`).
+pub fn route_unmatched() -> &'static [&'static str] {
+    &route::UNMATCHED
+}
+
 /// Looks up entities by id or by their unique name while parsing references.
 pub trait Resolver {
     /// The id of the entity of `kind` whose id, or name (username for consumers), is `key`.

@@ -17,6 +17,9 @@ use crate::schema::Fields;
 
 const METHOD_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
+/// Kong's Route fields this gateway does not match on; shown as `null` ([`crate::Entity::to_public_json`]).
+pub const UNMATCHED: [&str; 3] = ["snis", "sources", "destinations"];
+
 impl Route {
     /// Parses and validates a Route; `service` may be forced by a nested endpoint.
     pub fn parse(v: &Value, ctx: &ParseCtx<'_>) -> Result<Route, StateError> {
@@ -139,6 +142,18 @@ impl Route {
         }
         let request_buffering = f.bool_or("request_buffering", true);
         let response_buffering = f.bool_or("response_buffering", true);
+        // Kong's routes also match on TLS server names and stream addresses; a Route here matches
+        // neither, so those fields may be sent only empty (as a Route read back shows them).
+        for field in UNMATCHED {
+            match f.raw(field) {
+                None => {}
+                Some(Value::Array(items)) if items.is_empty() => {}
+                Some(_) => f.error(
+                    field,
+                    "not supported: routes do not match on TLS server names or stream addresses",
+                ),
+            }
+        }
         let service = read_ref(&mut f, &mut refs, ctx, "service", Kind::Service);
         if grpc && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
             f.error(

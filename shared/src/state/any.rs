@@ -86,11 +86,16 @@ impl Entity {
             other => other.to_json(),
         };
         if let Value::Object(fields) = &mut v {
-            if let Entity::Service(_) = self {
-                // Kong always shows these; the stored form leaves them out while unset.
-                for name in ["tls_verify_depth", "client_certificate", "ca_certificates"] {
-                    fields.entry(name).or_insert(Value::Null);
+            // Kong always shows these; the stored form leaves them out while unset.
+            let always: &[&str] = match self {
+                Entity::Service(_) => {
+                    &["tls_verify_depth", "client_certificate", "ca_certificates"]
                 }
+                Entity::Route(_) => crate::entity::route_unmatched(),
+                _ => &[],
+            };
+            for name in always {
+                fields.entry(*name).or_insert(Value::Null);
             }
             for name in NULL_WHEN_EMPTY {
                 if let Some(field) = fields.get_mut(*name) {

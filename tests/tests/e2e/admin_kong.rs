@@ -576,4 +576,29 @@ async fn declarative_config_options_answer_as_kong_does() {
         .await
         .unwrap();
     assert_eq!((s, v["fields"]["check_hash"].is_string()), (400, true));
+    // Kong's answers to a document that is not one, and to no document at all.
+    let (s, v) = cp
+        .call(
+            Method::POST,
+            "/config",
+            Some(json!({"config": "bobby tables"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, &v["fields"]),
+        (
+            400,
+            &json!({"error": "failed parsing declarative configuration: expected an object"})
+        ),
+        "{v}"
+    );
+    let (s, v) = cp.call(Method::POST, "/config", None).await.unwrap();
+    assert_eq!(
+        (s, v),
+        (
+            400,
+            json!({"message": "expected a declarative configuration"})
+        )
+    );
 }

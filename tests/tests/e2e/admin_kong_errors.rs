@@ -437,4 +437,32 @@ async fn bodies_form_values_and_unset_collections_read_as_in_kong() {
         (&v["name"], &v["hosts"]),
         (&Value::Null, &json!(["example.test"]))
     );
+    // Kong's route fields for TLS server names and stream addresses read as null, may be sent empty, and
+    // are refused with a reason when they would restrict the route.
+    let id = v["id"].as_str().unwrap().to_string();
+    for field in ["snis", "sources", "destinations"] {
+        assert_eq!(v[field], Value::Null, "{field} in {v}");
+    }
+    let (s, v) = cp
+        .call(
+            Method::PATCH,
+            &format!("/routes/{id}"),
+            Some(json!({"snis": [], "sources": null})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, &v["snis"]), (200, &Value::Null), "{v}");
+    let (s, v) = cp
+        .call(
+            Method::PATCH,
+            &format!("/routes/{id}"),
+            Some(json!({"snis": ["api.example.test"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 400, "{v}");
+    assert!(v["fields"]["snis"]
+        .as_str()
+        .unwrap()
+        .starts_with("not supported"));
 }

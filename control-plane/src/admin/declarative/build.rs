@@ -38,8 +38,12 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
     let mut errors = FieldErrors::new();
     let sections = match doc.sections() {
         Ok(s) => s,
+        // Kong's field for a document that is not an object at all.
         Err(e) => {
-            errors.add("@entity", e);
+            errors.add(
+                "error",
+                format!("failed parsing declarative configuration: {e}"),
+            );
             return Err(errors);
         }
     };

@@ -78,7 +78,7 @@ impl Document {
     pub fn sections(&self) -> Result<Sections<'_>, String> {
         match serde_json::from_str::<Sections<'_>>(&self.text) {
             Ok(s) => Ok(s),
-            Err(e) if e.is_data() => Err("expected a declarative configuration object".into()),
+            Err(e) if e.is_data() => Err("expected an object".into()),
             Err(e) => Err(format!("Cannot parse JSON body: {e}")),
         }
     }

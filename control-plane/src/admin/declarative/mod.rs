@@ -91,9 +91,7 @@ async fn import(
     let mode = ImportMode::from_query(q.as_deref())?;
     let (bytes, format) = read_bytes(&headers, body, ctx.config_body_limit)
         .await?
-        .ok_or_else(|| {
-            ApiError::bad_request("expected a declarative configuration in the request body")
-        })?;
+        .ok_or_else(|| ApiError::bad_request("expected a declarative configuration"))?;
     let doc = Document::from_body(&bytes, format).map_err(ApiError::bad_request)?;
     drop(bytes);
     let current = ctx.core.current();

@@ -109,6 +109,9 @@ pub fn request(kind: Kind) -> Value {
         }
         Kind::Route => {
             p.insert("name".into(), nullable(pattern(NAME_PATTERN)));
+            for field in shared::entity::route_unmatched() {
+                p.insert((*field).into(), json!({"type": ["array", "null"], "maxItems": 0, "description": "Kong's; routes here do not match on it, so only empty"}));
+            }
             p.insert(
                 "protocols".into(),
                 nullable(
@@ -298,6 +301,9 @@ pub fn response(kind: Kind) -> Value {
             "request_buffering",
             "response_buffering",
             "service",
+            "snis",
+            "sources",
+            "destinations",
         ],
         Kind::Consumer => &["username", "custom_id"],
         Kind::Certificate => &["cert", "key", "cert_alt", "key_alt", "snis"],
