@@ -11,7 +11,7 @@ use http::{HeaderName, StatusCode};
 use shared::plugins::acl::{Config, Rule};
 
 use super::exchange::Exchange;
-use super::groups::{ConsumerGroups, Groups};
+use super::groups::{AclMemberships, Groups};
 use super::instance::BuildCtx;
 use super::plugin::Plugin;
 use super::refusal::Refusal;
@@ -25,7 +25,7 @@ pub struct Acl {
     listed: Vec<String>,
     hide_groups_header: bool,
     always_use_authenticated_groups: bool,
-    consumers: Arc<ConsumerGroups>,
+    consumers: Arc<AclMemberships>,
 }
 
 /// Builds an instance from its plugin entity.

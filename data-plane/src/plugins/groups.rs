@@ -18,14 +18,13 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// The groups `names`, in their order, each once.
+    /// The groups `names`, in their order, each once (a token may list hundreds: a set keeps this linear).
     pub fn new(names: impl IntoIterator<Item = String>) -> Groups {
-        let mut unique: Vec<String> = Vec::new();
-        for name in names {
-            if !unique.contains(&name) {
-                unique.push(name);
-            }
-        }
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<String> = names
+            .into_iter()
+            .filter(|name| seen.insert(name.clone()))
+            .collect();
         let field = (!unique.is_empty())
             .then(|| HeaderValue::from_str(&unique.join(", ")).ok())
             .flatten();
@@ -61,13 +60,14 @@ impl Groups {
     }
 }
 
-/// Every Consumer's ACL groups in a snapshot, oldest membership first.
+/// Every Consumer's ACL groups in a snapshot, oldest membership first (Kong's ACL credentials; not its
+/// consumer groups).
 #[derive(Debug, Default)]
-pub struct ConsumerGroups(HashMap<Uuid, Arc<Groups>>);
+pub struct AclMemberships(HashMap<Uuid, Arc<Groups>>);
 
-impl ConsumerGroups {
+impl AclMemberships {
     /// Indexes the ACLs of `state`.
-    pub fn build(state: &ConfigState) -> ConsumerGroups {
+    pub fn build(state: &ConfigState) -> AclMemberships {
         let mut acls: Vec<&shared::Acl> = state.acls.values().collect();
         acls.sort_by(|a, b| (a.created_at, &a.group).cmp(&(b.created_at, &b.group)));
         let mut names: HashMap<Uuid, Vec<String>> = HashMap::new();
@@ -77,7 +77,7 @@ impl ConsumerGroups {
                 .or_default()
                 .push(acl.group.clone());
         }
-        ConsumerGroups(
+        AclMemberships(
             names
                 .into_iter()
                 .map(|(id, names)| (id, Arc::new(Groups::new(names))))
@@ -127,7 +127,7 @@ mod tests {
                 },
             );
         }
-        let index = ConsumerGroups::build(&state);
+        let index = AclMemberships::build(&state);
         let groups = index.of(&consumer).expect("alice has groups");
         assert_eq!(groups.field().unwrap(), "admins, dev, ops");
         assert!(groups.any_of(&["x".into(), "dev".into()]));

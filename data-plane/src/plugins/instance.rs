@@ -55,7 +55,7 @@ pub struct BuildCtx {
     /// The snapshot's Consumers indexed for lookups on the request path.
     pub consumers: Arc<ConsumerIndex>,
     /// The snapshot's Consumers' ACL groups.
-    pub groups: Arc<super::groups::ConsumerGroups>,
+    pub groups: Arc<super::groups::AclMemberships>,
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,

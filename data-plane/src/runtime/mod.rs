@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::cache::Caches;
 use crate::metrics::Metrics;
-use crate::plugins::groups::ConsumerGroups;
+use crate::plugins::groups::AclMemberships;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::router::Router;
 
@@ -119,7 +119,7 @@ pub struct RuntimeConfig {
     pub services: EntityMap<Uuid, Arc<ServiceEntry>>,
     consumers: Arc<ConsumerIndex>,
     /// The Consumers' ACL groups.
-    groups: Arc<ConsumerGroups>,
+    groups: Arc<AclMemberships>,
     plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
     plugin_scopes: EntityMap<Uuid, ScopeKey>,
@@ -246,7 +246,7 @@ impl RuntimeConfig {
             )
         };
         let groups = if touched.acls {
-            Arc::new(ConsumerGroups::build(&state))
+            Arc::new(AclMemberships::build(&state))
         } else {
             self.groups.clone()
         };
