@@ -202,7 +202,8 @@ impl ConfigState {
                         .values()
                         .find(|a| a.consumer.id == *id)
                         .map(|a| format!("acl {}", a.id))
-                }),
+                })
+                .or_else(|| self.member_of(|m| m.consumer.id == *id)),
             Kind::Certificate => self
                 .snis
                 .values()
@@ -224,8 +225,17 @@ impl ConfigState {
                 .values()
                 .find(|t| t.upstream.id == *id)
                 .map(|t| format!("target {}", t.id)),
-            Kind::Plugin | Kind::Sni | Kind::Target | Kind::Acl => None,
+            Kind::ConsumerGroup => self.member_of(|m| m.consumer_group.id == *id),
+            Kind::Plugin | Kind::Sni | Kind::Target | Kind::Acl | Kind::ConsumerGroupMember => None,
         }
+    }
+
+    /// The first membership that `is` picks, named.
+    fn member_of(&self, is: impl Fn(&crate::ConsumerGroupMember) -> bool) -> Option<String> {
+        self.consumer_group_consumers
+            .values()
+            .find(|m| is(m))
+            .map(|m| format!("consumer group membership {}", m.id))
     }
 
     /// Inserts or replaces an entity without any check (for a state already checked, such as one loaded
@@ -262,6 +272,12 @@ impl ConfigState {
             Entity::Acl(a) => {
                 self.acls.insert(a.id, a);
             }
+            Entity::ConsumerGroup(g) => {
+                self.consumer_groups.insert(g.id, g);
+            }
+            Entity::ConsumerGroupMember(m) => {
+                self.consumer_group_consumers.insert(m.id, m);
+            }
         }
     }
 
@@ -277,6 +293,8 @@ impl ConfigState {
             Kind::Upstream => self.upstreams.remove(id).map(drop),
             Kind::Target => self.targets.remove(id).map(drop),
             Kind::Acl => self.acls.remove(id).map(drop),
+            Kind::ConsumerGroup => self.consumer_groups.remove(id).map(drop),
+            Kind::ConsumerGroupMember => self.consumer_group_consumers.remove(id).map(drop),
         };
     }
 
@@ -313,6 +331,8 @@ impl ConfigState {
             Kind::Upstream => self.upstreams.keys().copied().collect(),
             Kind::Target => self.targets.keys().copied().collect(),
             Kind::Acl => self.acls.keys().copied().collect(),
+            Kind::ConsumerGroup => self.consumer_groups.keys().copied().collect(),
+            Kind::ConsumerGroupMember => self.consumer_group_consumers.keys().copied().collect(),
         }
     }
 }

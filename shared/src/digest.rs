@@ -69,6 +69,12 @@ impl StateDigest {
         for a in state.acls.values() {
             add(Kind::Acl, a.id, to_json(a));
         }
+        for g in state.consumer_groups.values() {
+            add(Kind::ConsumerGroup, g.id, to_json(g));
+        }
+        for m in state.consumer_group_consumers.values() {
+            add(Kind::ConsumerGroupMember, m.id, to_json(m));
+        }
         d
     }
 
@@ -133,6 +139,8 @@ fn entity_json(e: &Entity) -> Vec<u8> {
         Entity::Upstream(u) => to_json(u),
         Entity::Target(t) => to_json(t),
         Entity::Acl(a) => to_json(a),
+        Entity::ConsumerGroup(g) => to_json(g),
+        Entity::ConsumerGroupMember(m) => to_json(m),
     }
 }
 

@@ -19,7 +19,10 @@ pub mod tls;
 pub mod upstream;
 
 pub use digest::StateDigest;
-pub use entity::{Acl, Consumer, ForeignKey, Kind, ParseCtx, Plugin, Resolver, Route, Service};
+pub use entity::{
+    Acl, Consumer, ConsumerGroup, ConsumerGroupMember, ForeignKey, Kind, ParseCtx, Plugin,
+    Resolver, Route, Service,
+};
 pub use error::{ErrorCode, StateError};
 pub use schema::FieldErrors;
 pub use state::{Change, ConfigState, Entity};

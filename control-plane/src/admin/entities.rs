@@ -23,7 +23,7 @@ use crate::cluster::unix_now;
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AdminCtx>> {
     let mut r = Router::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| k.has_endpoints()) {
         let coll = format!("/{}", kind.collection());
         r = r
             .route(
@@ -84,8 +84,14 @@ fn name_field(kind: Kind) -> Option<&'static str> {
         Kind::Consumer => Some("username"),
         Kind::Plugin => Some("instance_name"),
         // An ACL's group names it only within its Consumer (see `nested.rs`).
-        Kind::Certificate | Kind::CaCertificate | Kind::Target | Kind::Acl => None,
-        Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream => Some("name"),
+        Kind::Certificate
+        | Kind::CaCertificate
+        | Kind::Target
+        | Kind::Acl
+        | Kind::ConsumerGroupMember => None,
+        Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream | Kind::ConsumerGroup => {
+            Some("name")
+        }
     }
 }
 
@@ -310,6 +316,9 @@ fn decode_offset(s: &str) -> Option<Uuid> {
 pub(super) async fn read(State(ctx): Ctx, kind: Kind, key: String) -> ApiResult {
     let current = ctx.core.current();
     let e = find(&current.state, kind, &key).ok_or_else(ApiError::not_found)?;
+    if kind == Kind::ConsumerGroup {
+        return Ok(Json(super::consumer_groups::group_view(&current.state, &e)).into_response());
+    }
     Ok(Json(public_json(&current.state, &e)).into_response())
 }
 

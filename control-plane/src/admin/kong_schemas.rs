@@ -40,9 +40,11 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
 }
 
 fn kind_named(name: &str) -> Result<Kind, ApiError> {
-    Kind::from_collection(name).ok_or_else(|| {
-        ApiError::message(StatusCode::NOT_FOUND, format!("No entity named '{name}'"))
-    })
+    Kind::from_collection(name)
+        .filter(|k| k.has_endpoints())
+        .ok_or_else(|| {
+            ApiError::message(StatusCode::NOT_FOUND, format!("No entity named '{name}'"))
+        })
 }
 
 async fn entity_schema(Path(name): Path<String>) -> ApiResult {
@@ -137,7 +139,7 @@ fn is_unique(kind: Kind, field: &str) -> bool {
     matches!(
         (kind, field),
         (
-            Kind::Service | Kind::Route | Kind::Upstream | Kind::Sni,
+            Kind::Service | Kind::Route | Kind::Upstream | Kind::Sni | Kind::ConsumerGroup,
             "name"
         ) | (Kind::Consumer, "username" | "custom_id")
             | (Kind::Plugin, "instance_name")
@@ -174,6 +176,10 @@ fn minimal(kind: Kind) -> Option<Value> {
         Kind::Upstream => json!({"name": "example.test"}),
         Kind::Target => json!({"target": "192.0.2.1:80", "upstream": {"id": nil}}),
         Kind::Acl => json!({"group": "sample", "consumer": {"id": nil}}),
+        Kind::ConsumerGroup => json!({"name": "sample"}),
+        Kind::ConsumerGroupMember => {
+            json!({"consumer_group": {"id": nil}, "consumer": {"id": nil}})
+        }
         Kind::Sni => json!({"name": "example.test", "certificate": {"id": nil}}),
         Kind::Certificate | Kind::CaCertificate => return None,
     })

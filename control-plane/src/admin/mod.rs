@@ -2,6 +2,7 @@
 
 mod certificates;
 mod clustering;
+mod consumer_groups;
 pub mod cors;
 pub mod declarative;
 mod entities;
@@ -187,6 +188,7 @@ pub fn router(ctx: Arc<AdminCtx>) -> Router {
         .merge(kong_schemas::routes())
         .merge(entities::routes())
         .merge(nested::routes())
+        .merge(consumer_groups::routes())
         .merge(declarative::routes())
         .merge(clustering::routes())
         .merge(oidc::routes())

@@ -15,6 +15,8 @@ pub const LISTS: &[&str] = &[
     "routes",
     "consumers",
     "acls",
+    "consumer_groups",
+    "consumer_group_consumers",
     "upstreams",
     "targets",
     "plugins",

@@ -1,9 +1,11 @@
 //! `acl`: after authentication (Kong's priority 950), lets a request through only when the groups of
 //! whoever called are allowed. The groups are the authenticated Consumer's ACL groups, or the groups an
 //! auth plugin found in the token (authenticated groups) when no Consumer was authenticated by a
-//! credential (none, or the anonymous one) or when `always_use_authenticated_groups` says so. Nobody
-//! known: 401; a credential without groups, or groups not allowed: 403 `You cannot consume this service`.
-//! The groups go upstream in `X-Consumer-Groups` (a Consumer's) or `X-Authenticated-Groups` (a token's).
+//! credential (none, or the anonymous one) or when `always_use_authenticated_groups` says so. With
+//! `include_consumer_groups`, the request's consumer groups count too: those a token's
+//! `consumer_groups_claim` named, else the Consumer's. Nobody known: 401; a credential without groups, or
+//! groups not allowed: 403 `You cannot consume this service`. The groups go upstream in
+//! `X-Consumer-Groups` (a Consumer's) or `X-Authenticated-Groups` (a token's).
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use http::{HeaderName, StatusCode};
 use shared::plugins::acl::{Config, Rule};
 
 use super::exchange::Exchange;
-use super::groups::{AclMemberships, Groups};
+use super::groups::{Groups, Memberships};
 use super::instance::BuildCtx;
 use super::plugin::Plugin;
 use super::refusal::Refusal;
@@ -25,7 +27,8 @@ pub struct Acl {
     listed: Vec<String>,
     hide_groups_header: bool,
     always_use_authenticated_groups: bool,
-    consumers: Arc<AclMemberships>,
+    include_consumer_groups: bool,
+    memberships: Arc<Memberships>,
 }
 
 /// Builds an instance from its plugin entity.
@@ -38,7 +41,8 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         listed: listed.to_vec(),
         hide_groups_header: config.hide_groups_header,
         always_use_authenticated_groups: config.always_use_authenticated_groups,
-        consumers: ctx.groups.clone(),
+        include_consumer_groups: config.include_consumer_groups,
+        memberships: ctx.groups.clone(),
     }))
 }
 
@@ -53,9 +57,14 @@ impl Acl {
     fn groups(&self, ex: &Exchange) -> Result<Whose, Refusal> {
         let by_credential = ex.credential.is_some();
         let token = ex.authenticated_groups.clone();
+        let consumer_groups = self
+            .include_consumer_groups
+            .then(|| ex.consumer_groups_in(&self.memberships))
+            .flatten();
         let Some(consumer) = &ex.consumer else {
             return token
                 .map(Whose::Token)
+                .or(consumer_groups.map(Whose::Consumer))
                 .ok_or_else(|| refused(by_credential));
         };
         if !by_credential || self.always_use_authenticated_groups {
@@ -63,8 +72,13 @@ impl Acl {
                 return Ok(Whose::Token(groups));
             }
         }
-        match self.consumers.of(&consumer.id) {
-            Some(groups) => Ok(Whose::Consumer(groups.clone())),
+        let acl = self.memberships.acl_of(&consumer.id);
+        let all = match (acl, consumer_groups) {
+            (Some(acl), Some(more)) => Some(Arc::new(acl.with(&more))),
+            (acl, more) => acl.cloned().or(more),
+        };
+        match all {
+            Some(groups) => Ok(Whose::Consumer(groups)),
             // Nobody is in a denied group when there are no groups.
             None if self.rule == Rule::Deny => Ok(Whose::Consumer(Arc::new(Groups::new([])))),
             None => Err(refused(by_credential)),

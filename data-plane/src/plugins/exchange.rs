@@ -84,6 +84,9 @@ pub struct Exchange {
     pub credential: Option<super::credentials::token::CredentialId>,
     /// Groups an auth plugin found in the token (`authenticated_groups_claim`), for `acl`.
     pub authenticated_groups: Option<Arc<super::groups::Groups>>,
+    /// Consumer groups an auth plugin mapped from the token (`consumer_groups_claim`); when unset, the
+    /// request's consumer groups are the authenticated Consumer's.
+    pub consumer_groups: Option<Arc<super::groups::Groups>>,
     /// The request's id, for logs.
     pub request_id: RequestId,
     /// Blocks of fields sent upstream after `parts.headers` (see [`Exchange::add_upstream_block`]).
@@ -176,6 +179,17 @@ impl Exchange {
         for k in spoofable {
             self.parts.headers.remove(k);
         }
+    }
+
+    /// The request's consumer groups: those an auth plugin's claim named, else the Consumer's.
+    pub fn consumer_groups_in(
+        &self,
+        memberships: &super::groups::Memberships,
+    ) -> Option<Arc<super::groups::Groups>> {
+        self.consumer_groups.clone().or_else(|| {
+            let consumer = self.consumer.as_ref()?;
+            memberships.consumer_groups_of(&consumer.id).cloned()
+        })
     }
 
     /// Sets the Consumer and its `X-Consumer-*` headers.

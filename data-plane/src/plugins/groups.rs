@@ -1,6 +1,7 @@
-//! Group memberships as the `acl` plugin reads them: a Consumer's ACL groups from the snapshot, indexed
-//! once per snapshot, and the groups an auth plugin found in a token (authenticated groups). Each set
-//! carries the field value it is sent upstream with, made once.
+//! Group memberships as `acl` and `rate-limiting` read them: a Consumer's ACL groups and consumer groups
+//! from the snapshot, indexed once per snapshot, and the groups an auth plugin found in a token
+//! (authenticated groups, or consumer groups a claim names). Each set carries the field value it is sent
+//! upstream with, made once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +46,16 @@ impl Groups {
         (!names.is_empty()).then(|| Arc::new(Groups::new(names)))
     }
 
+    /// These groups followed by `more`'s, each once.
+    pub fn with(&self, more: &Groups) -> Groups {
+        Groups::new(self.names.iter().chain(more.names.iter()).cloned())
+    }
+
+    /// The first group, in listed order.
+    pub fn first(&self) -> Option<&str> {
+        self.names.first().map(String::as_str)
+    }
+
     /// Whether any of `listed` is one of these groups.
     pub fn any_of(&self, listed: &[String]) -> bool {
         listed.iter().any(|l| self.names.contains(l))
@@ -60,14 +71,23 @@ impl Groups {
     }
 }
 
-/// Every Consumer's ACL groups in a snapshot, oldest membership first (Kong's ACL credentials; not its
-/// consumer groups).
-#[derive(Debug, Default)]
-pub struct AclMemberships(HashMap<Uuid, Arc<Groups>>);
+/// A token whose `consumer_groups_claim` names no consumer group, where one is required.
+#[derive(Debug)]
+pub struct NoConsumerGroup;
 
-impl AclMemberships {
-    /// Indexes the ACLs of `state`.
-    pub fn build(state: &ConfigState) -> AclMemberships {
+/// Who is in which group, indexed once per snapshot (again only when an ACL, a consumer group or a
+/// membership changed): every Consumer's ACL groups (Kong's ACL credentials) and consumer groups, oldest
+/// membership first, and the consumer groups by name.
+#[derive(Debug, Default)]
+pub struct Memberships {
+    acl: HashMap<Uuid, Arc<Groups>>,
+    consumer_groups: HashMap<Uuid, Arc<Groups>>,
+    group_ids: HashMap<String, Uuid>,
+}
+
+impl Memberships {
+    /// Indexes the ACLs, consumer groups and memberships of `state`.
+    pub fn build(state: &ConfigState) -> Memberships {
         let mut acls: Vec<&shared::Acl> = state.acls.values().collect();
         acls.sort_by(|a, b| (a.created_at, &a.group).cmp(&(b.created_at, &b.group)));
         let mut names: HashMap<Uuid, Vec<String>> = HashMap::new();
@@ -77,17 +97,70 @@ impl AclMemberships {
                 .or_default()
                 .push(acl.group.clone());
         }
-        AclMemberships(
-            names
+        let members: std::collections::HashSet<Uuid> = state
+            .consumer_group_consumers
+            .values()
+            .map(|m| m.consumer.id)
+            .collect();
+        Memberships {
+            acl: names
                 .into_iter()
                 .map(|(id, names)| (id, Arc::new(Groups::new(names))))
                 .collect(),
-        )
+            consumer_groups: members
+                .into_iter()
+                .map(|id| (id, Arc::new(Groups::new(state.groups_of(&id)))))
+                .collect(),
+            group_ids: state
+                .consumer_groups
+                .values()
+                .map(|g| (g.name.clone(), g.id))
+                .collect(),
+        }
     }
 
-    /// The groups of Consumer `id`; `None` when it has none.
-    pub fn of(&self, id: &Uuid) -> Option<&Arc<Groups>> {
-        self.0.get(id)
+    /// The ACL groups of Consumer `id`; `None` when it has none.
+    pub fn acl_of(&self, id: &Uuid) -> Option<&Arc<Groups>> {
+        self.acl.get(id)
+    }
+
+    /// The consumer groups Consumer `id` is in; `None` when it is in none.
+    pub fn consumer_groups_of(&self, id: &Uuid) -> Option<&Arc<Groups>> {
+        self.consumer_groups.get(id)
+    }
+
+    /// The consumer groups among `names` (what a token's `consumer_groups_claim` lists); `None` when
+    /// none of them is a consumer group.
+    pub fn consumer_groups_named(&self, names: Vec<String>) -> Option<Arc<Groups>> {
+        let known: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.group_ids.contains_key(n))
+            .collect();
+        (!known.is_empty()).then(|| Arc::new(Groups::new(known)))
+    }
+
+    /// The consumer groups a token's claim at `path` names (an auth plugin's `consumer_groups_claim`):
+    /// `Ok(None)` when no path is configured, or when none is named and that is `optional`; `Err` when
+    /// none is named and it is not.
+    pub fn from_claim(
+        &self,
+        claims: &serde_json::Value,
+        path: &[String],
+        optional: bool,
+    ) -> Result<Option<Arc<Groups>>, NoConsumerGroup> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        match self.consumer_groups_named(super::claims::claim_values(claims, path)) {
+            Some(groups) => Ok(Some(groups)),
+            None if optional => Ok(None),
+            None => Err(NoConsumerGroup),
+        }
+    }
+
+    /// The id of the consumer group named `name`.
+    pub fn consumer_group_id(&self, name: &str) -> Option<Uuid> {
+        self.group_ids.get(name).copied()
     }
 }
 
@@ -127,12 +200,12 @@ mod tests {
                 },
             );
         }
-        let index = AclMemberships::build(&state);
-        let groups = index.of(&consumer).expect("alice has groups");
+        let index = Memberships::build(&state);
+        let groups = index.acl_of(&consumer).expect("alice has groups");
         assert_eq!(groups.field().unwrap(), "admins, dev, ops");
         assert!(groups.any_of(&["x".into(), "dev".into()]));
         assert!(!groups.any_of(&["x".into()]));
-        assert!(index.of(&Uuid::from_u128(2)).is_none());
+        assert!(index.acl_of(&Uuid::from_u128(2)).is_none());
         let token = Groups::new(["a".to_string(), "b".into(), "a".into()]);
         assert_eq!(token.field().unwrap(), "a, b");
         assert!(Groups::new([]).field().is_none() && Groups::new([]).is_empty());

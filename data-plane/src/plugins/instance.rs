@@ -54,8 +54,8 @@ pub struct BuildCtx {
     pub state: Arc<ConfigState>,
     /// The snapshot's Consumers indexed for lookups on the request path.
     pub consumers: Arc<ConsumerIndex>,
-    /// The snapshot's Consumers' ACL groups.
-    pub groups: Arc<super::groups::AclMemberships>,
+    /// The snapshot's Consumers' ACL groups and consumer groups.
+    pub groups: Arc<super::groups::Memberships>,
     pub caches: Arc<Caches>,
     pub metrics: Arc<Metrics>,
     pub clients: Arc<IdpClients>,

@@ -17,7 +17,7 @@ use super::claims::{claim_header, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerField, ConsumerIndex};
 use super::credentials::{self, CredentialId, Source, Token};
 use super::exchange::Exchange;
-use super::groups::Groups;
+use super::groups::{Groups, Memberships, NoConsumerGroup};
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
 use super::introspection_answer::{self, Rejected};
@@ -54,6 +54,7 @@ pub struct Introspection {
     header_rule: u64,
     idp: Idp,
     consumers: Arc<ConsumerIndex>,
+    memberships: Arc<Memberships>,
     anonymous: Option<Arc<Consumer>>,
     ttl: TtlRule,
 }
@@ -102,6 +103,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         header_rule,
         idp,
         consumers: ctx.consumers.clone(),
+        memberships: ctx.groups.clone(),
         anonymous,
         ttl,
     }))
@@ -309,6 +311,14 @@ impl Plugin for Introspection {
                 if let Some(c) = self.map_consumer(&entry.claims) {
                     ex.set_consumer(&c, false);
                 }
+                ex.consumer_groups = match self.memberships.from_claim(
+                    &entry.claims,
+                    &self.config.consumer_groups_claim,
+                    self.config.consumer_groups_optional,
+                ) {
+                    Ok(groups) => groups,
+                    Err(NoConsumerGroup) => return Err(no_consumer_group()),
+                };
                 self.set_credential_headers(ex, &entry);
                 ex.credential = Some(credential);
                 ex.authenticated_groups =
@@ -332,4 +342,18 @@ impl Plugin for Introspection {
             }
         }
     }
+}
+
+/// 403 for an active token whose `consumer_groups_claim` names no consumer group (RFC 6750's
+/// `insufficient_scope`: the token is valid, it just does not reach this API).
+fn no_consumer_group() -> Refusal {
+    let desc = "No consumer group matches the token";
+    Refusal::new(
+        StatusCode::FORBIDDEN,
+        json!({"error": "insufficient_scope", "error_description": desc}),
+        "no_consumer_group",
+    )
+    .challenge(&format!(
+        "Bearer realm=\"service\", error=\"insufficient_scope\", error_description=\"{desc}\""
+    ))
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::cache::Caches;
 use crate::metrics::Metrics;
-use crate::plugins::groups::AclMemberships;
+use crate::plugins::groups::Memberships;
 use crate::plugins::{registry, BuildCtx, ConsumerIndex, IdpClients, Plugin};
 use crate::router::Router;
 
@@ -64,8 +64,8 @@ pub struct Touched {
     pub tls: bool,
     /// Whether an Upstream or a Target changed.
     pub upstreams: bool,
-    /// Whether an ACL changed.
-    pub acls: bool,
+    /// Whether an ACL, a consumer group or a consumer group's membership changed.
+    pub memberships: bool,
 }
 
 impl Touched {
@@ -84,7 +84,7 @@ impl Touched {
                 Kind::Plugin => t.plugins.push(id),
                 Kind::Certificate | Kind::Sni | Kind::CaCertificate => t.tls = true,
                 Kind::Upstream | Kind::Target => t.upstreams = true,
-                Kind::Acl => t.acls = true,
+                Kind::Acl | Kind::ConsumerGroup | Kind::ConsumerGroupMember => t.memberships = true,
             }
         }
         t
@@ -99,7 +99,7 @@ impl Touched {
             plugins: state.plugins.keys().copied().collect(),
             tls: true,
             upstreams: true,
-            acls: true,
+            memberships: true,
         }
     }
 }
@@ -118,8 +118,8 @@ pub struct RuntimeConfig {
     /// One per Service, by Service id.
     pub services: EntityMap<Uuid, Arc<ServiceEntry>>,
     consumers: Arc<ConsumerIndex>,
-    /// The Consumers' ACL groups.
-    groups: Arc<AclMemberships>,
+    /// The Consumers' ACL groups and consumer groups.
+    groups: Arc<Memberships>,
     plugins: EntityMap<ScopeKey, Instance>,
     /// Where each plugin entity's instance is, to take it out when the entity changes.
     plugin_scopes: EntityMap<Uuid, ScopeKey>,
@@ -245,8 +245,8 @@ impl RuntimeConfig {
                     .updated(&self.state, &state, &touched.consumers),
             )
         };
-        let groups = if touched.acls {
-            Arc::new(AclMemberships::build(&state))
+        let groups = if touched.memberships {
+            Arc::new(Memberships::build(&state))
         } else {
             self.groups.clone()
         };
@@ -260,7 +260,7 @@ impl RuntimeConfig {
             traffic: resources.traffic.clone(),
         };
         let (mut plugins, mut plugin_scopes, rebuild): (_, _, Vec<Uuid>) =
-            if touched.consumers.is_empty() && !touched.acls {
+            if touched.consumers.is_empty() && !touched.memberships {
                 (
                     self.plugins.clone(),
                     self.plugin_scopes.clone(),

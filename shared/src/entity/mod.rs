@@ -19,11 +19,13 @@ use crate::protocol::Protocol;
 use crate::schema::{FieldErrors, Fields};
 
 mod acl;
+mod consumer_group;
 mod references;
 mod route;
 mod service;
 
 pub use acl::Acl;
+pub use consumer_group::{ConsumerGroup, ConsumerGroupMember};
 pub(crate) use references::{finish, parse_id, read_ref, References};
 
 /// The entity collections, by their Admin API names.
@@ -49,6 +51,10 @@ pub enum Kind {
     Target,
     /// `/acls`
     Acl,
+    /// `/consumer_groups`
+    ConsumerGroup,
+    /// A Consumer's membership of a consumer group (no endpoint of its own, as in Kong).
+    ConsumerGroupMember,
 }
 
 impl Kind {
@@ -65,6 +71,8 @@ impl Kind {
             Kind::Upstream => "upstreams",
             Kind::Target => "targets",
             Kind::Acl => "acls",
+            Kind::ConsumerGroup => "consumer_groups",
+            Kind::ConsumerGroupMember => "consumer_group_consumers",
         }
     }
 
@@ -81,6 +89,8 @@ impl Kind {
             Kind::Upstream => "upstream",
             Kind::Target => "target",
             Kind::Acl => "acl",
+            Kind::ConsumerGroup => "consumer_group",
+            Kind::ConsumerGroupMember => "consumer_group_consumer",
         }
     }
 
@@ -89,8 +99,13 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.collection() == name)
     }
 
+    /// False for a kind the Admin API reaches only through other entities' paths (memberships).
+    pub fn has_endpoints(self) -> bool {
+        self != Kind::ConsumerGroupMember
+    }
+
     /// All kinds in dependency order (referenced entities first).
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::CaCertificate,
         Kind::Certificate,
         Kind::Sni,
@@ -98,6 +113,8 @@ impl Kind {
         Kind::Target,
         Kind::Service,
         Kind::Consumer,
+        Kind::ConsumerGroup,
+        Kind::ConsumerGroupMember,
         Kind::Acl,
         Kind::Route,
         Kind::Plugin,

@@ -1,6 +1,6 @@
 //! Config schema of `acl` (Kong's field set): the groups allowed, or the groups denied (exactly one of
-//! the two lists), whether the groups are sent upstream, and whether groups an auth plugin found in the
-//! token win over the Consumer's own.
+//! the two lists), whether the groups are sent upstream, whether groups an auth plugin found in the
+//! token win over the Consumer's own, and whether consumer groups count as groups.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,6 +26,9 @@ pub struct Config {
     pub hide_groups_header: bool,
     /// Use the groups an auth plugin set for the request even when a Consumer was authenticated.
     pub always_use_authenticated_groups: bool,
+    /// Count the request's consumer groups (the Consumer's, or those a token's claim named) as groups.
+    #[serde(default)]
+    pub include_consumer_groups: bool,
 }
 
 /// Which way the listed groups decide.
@@ -45,6 +48,7 @@ impl Config {
         let deny = f.opt_strings("deny");
         let hide_groups_header = f.bool_or("hide_groups_header", false);
         let always_use_authenticated_groups = f.bool_or("always_use_authenticated_groups", false);
+        let include_consumer_groups = f.bool_or("include_consumer_groups", false);
         let set = |l: &Option<Vec<String>>| l.as_ref().is_some_and(|l| !l.is_empty());
         match (set(&allow), set(&deny)) {
             (true, true) => f.error(
@@ -62,6 +66,7 @@ impl Config {
             deny,
             hide_groups_header,
             always_use_authenticated_groups,
+            include_consumer_groups,
         })
     }
 

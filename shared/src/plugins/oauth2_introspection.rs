@@ -46,6 +46,12 @@ pub struct Config {
     /// the token sets none.
     #[serde(default)]
     pub authenticated_groups_claim: Vec<String>,
+    /// Where the names of the request's consumer groups are (a claim path); empty: the Consumer's.
+    #[serde(default)]
+    pub consumer_groups_claim: Vec<String>,
+    /// Let the request through when the claim names no consumer group (else 403).
+    #[serde(default)]
+    pub consumer_groups_optional: bool,
     /// `username` or `client_id`.
     pub consumer_by: ConsumerBy,
     pub anonymous: Option<String>,
@@ -91,6 +97,8 @@ impl Config {
         }
         let custom_claims_forward = f.strings("custom_claims_forward");
         let authenticated_groups_claim = f.strings("authenticated_groups_claim");
+        let consumer_groups_claim = f.strings("consumer_groups_claim");
+        let consumer_groups_optional = f.bool_or("consumer_groups_optional", false);
         let consumer_by = f.opt_keyword("consumer_by").unwrap_or(ConsumerBy::Username);
         let anonymous = anonymous_field(&mut f, resolver);
         let run_on_preflight = f.bool_or("run_on_preflight", true);
@@ -108,6 +116,8 @@ impl Config {
             custom_introspection_headers,
             custom_claims_forward,
             authenticated_groups_claim,
+            consumer_groups_claim,
+            consumer_groups_optional,
             consumer_by,
             anonymous,
             run_on_preflight,

@@ -31,6 +31,7 @@ crate::keywords! {
         Service = "service",
         Header = "header",
         Path = "path",
+        ConsumerGroup = "consumer-group",
     }
 }
 

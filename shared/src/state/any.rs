@@ -3,7 +3,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entity::{Acl, Consumer, Kind, Plugin, Route, Service};
+use crate::entity::{
+    Acl, Consumer, ConsumerGroup, ConsumerGroupMember, Kind, Plugin, Route, Service,
+};
 use crate::error::StateError;
 use crate::tls::{CaCertificate, Certificate, Sni};
 use crate::upstream::{Target, Upstream};
@@ -20,6 +22,8 @@ pub enum Entity {
     Upstream(Upstream),
     Target(Target),
     Acl(Acl),
+    ConsumerGroup(ConsumerGroup),
+    ConsumerGroupMember(ConsumerGroupMember),
 }
 
 /// Collections Kong shows as `null` when they hold nothing.
@@ -39,6 +43,8 @@ impl Entity {
             Entity::Upstream(_) => Kind::Upstream,
             Entity::Target(_) => Kind::Target,
             Entity::Acl(_) => Kind::Acl,
+            Entity::ConsumerGroup(_) => Kind::ConsumerGroup,
+            Entity::ConsumerGroupMember(_) => Kind::ConsumerGroupMember,
         }
     }
 
@@ -55,6 +61,8 @@ impl Entity {
             Entity::Upstream(e) => e.id,
             Entity::Target(e) => e.id,
             Entity::Acl(e) => e.id,
+            Entity::ConsumerGroup(e) => e.id,
+            Entity::ConsumerGroupMember(e) => e.id,
         }
     }
 
@@ -71,6 +79,8 @@ impl Entity {
             Entity::Upstream(e) => serde_json::to_value(e),
             Entity::Target(e) => serde_json::to_value(e),
             Entity::Acl(e) => serde_json::to_value(e),
+            Entity::ConsumerGroup(e) => serde_json::to_value(e),
+            Entity::ConsumerGroupMember(e) => serde_json::to_value(e),
         }
         .expect("entities serialise")
     }
@@ -126,6 +136,8 @@ impl Entity {
             Entity::Upstream(e) => &e.tags,
             Entity::Target(e) => &e.tags,
             Entity::Acl(e) => &e.tags,
+            Entity::ConsumerGroup(e) => &e.tags,
+            Entity::ConsumerGroupMember(_) => &[],
         }
     }
 
@@ -142,6 +154,8 @@ impl Entity {
             Entity::Upstream(e) => e.created_at,
             Entity::Target(e) => e.created_at,
             Entity::Acl(e) => e.created_at,
+            Entity::ConsumerGroup(e) => e.created_at,
+            Entity::ConsumerGroupMember(e) => e.created_at,
         }
     }
 
@@ -158,6 +172,10 @@ impl Entity {
             Kind::Upstream => Entity::Upstream(Upstream::parse(v, ctx)?),
             Kind::Target => Entity::Target(Target::parse(v, ctx)?),
             Kind::Acl => Entity::Acl(Acl::parse(v, ctx)?),
+            Kind::ConsumerGroup => Entity::ConsumerGroup(ConsumerGroup::parse(v, ctx)?),
+            Kind::ConsumerGroupMember => {
+                Entity::ConsumerGroupMember(ConsumerGroupMember::parse(v, ctx)?)
+            }
         })
     }
 
@@ -174,6 +192,8 @@ impl Entity {
             Kind::Upstream => Entity::Upstream(serde_json::from_value(v)?),
             Kind::Target => Entity::Target(serde_json::from_value(v)?),
             Kind::Acl => Entity::Acl(serde_json::from_value(v)?),
+            Kind::ConsumerGroup => Entity::ConsumerGroup(serde_json::from_value(v)?),
+            Kind::ConsumerGroupMember => Entity::ConsumerGroupMember(serde_json::from_value(v)?),
         })
     }
 }

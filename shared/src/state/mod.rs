@@ -5,6 +5,7 @@
 //! - [`Entity`] and [`Change`] (`any.rs`); the write rules and the consistency check (`rules.rs`).
 
 mod any;
+mod groups;
 mod rules;
 
 use imbl::OrdMap;
@@ -15,12 +16,14 @@ use uuid::Uuid;
 pub use any::{Change, Entity};
 
 use crate::digest::StateDigest;
-use crate::entity::{Acl, Consumer, Kind, Plugin, Resolver, Route, Service};
+use crate::entity::{
+    Acl, Consumer, ConsumerGroup, ConsumerGroupMember, Kind, Plugin, Resolver, Route, Service,
+};
 use crate::tls::{CaCertificate, Certificate, Sni};
 use crate::upstream::{Target, Upstream};
 
 /// The whole configuration: every Service, Route, Consumer, Plugin, Certificate, SNI, CA Certificate,
-/// Upstream, Target and ACL, keyed by id.
+/// Upstream, Target, ACL, consumer group and consumer-group membership, keyed by id.
 ///
 /// The maps are persistent (structurally shared): cloning a state costs O(1) and a changed copy shares
 /// every untouched entity with the original, so a write on the control plane and a delta on a node never
@@ -44,6 +47,10 @@ pub struct ConfigState {
     /// Left out of the encoded state while empty, so a configuration without ACLs encodes as before.
     #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
     pub acls: OrdMap<Uuid, Acl>,
+    #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
+    pub consumer_groups: OrdMap<Uuid, ConsumerGroup>,
+    #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
+    pub consumer_group_consumers: OrdMap<Uuid, ConsumerGroupMember>,
 }
 
 impl Resolver for ConfigState {
@@ -95,6 +102,17 @@ impl Resolver for ConfigState {
             Kind::Target => by_id.filter(|id| self.targets.contains_key(id)),
             // A group names an ACL only within its Consumer (see the Admin API's nested paths).
             Kind::Acl => by_id.filter(|id| self.acls.contains_key(id)),
+            Kind::ConsumerGroup => by_id
+                .filter(|id| self.consumer_groups.contains_key(id))
+                .or_else(|| {
+                    self.consumer_groups
+                        .values()
+                        .find(|g| g.name == key)
+                        .map(|g| g.id)
+                }),
+            Kind::ConsumerGroupMember => {
+                by_id.filter(|id| self.consumer_group_consumers.contains_key(id))
+            }
             Kind::Sni => by_id.filter(|id| self.snis.contains_key(id)).or_else(|| {
                 self.snis
                     .values()
@@ -123,6 +141,16 @@ impl ConfigState {
             Kind::Upstream => self.upstreams.get(id).cloned().map(Entity::Upstream),
             Kind::Target => self.targets.get(id).cloned().map(Entity::Target),
             Kind::Acl => self.acls.get(id).cloned().map(Entity::Acl),
+            Kind::ConsumerGroup => self
+                .consumer_groups
+                .get(id)
+                .cloned()
+                .map(Entity::ConsumerGroup),
+            Kind::ConsumerGroupMember => self
+                .consumer_group_consumers
+                .get(id)
+                .cloned()
+                .map(Entity::ConsumerGroupMember),
         }
     }
 
@@ -164,6 +192,18 @@ impl ConfigState {
                 .collect(),
             Kind::Target => self.targets.values().cloned().map(Entity::Target).collect(),
             Kind::Acl => self.acls.values().cloned().map(Entity::Acl).collect(),
+            Kind::ConsumerGroup => self
+                .consumer_groups
+                .values()
+                .cloned()
+                .map(Entity::ConsumerGroup)
+                .collect(),
+            Kind::ConsumerGroupMember => self
+                .consumer_group_consumers
+                .values()
+                .cloned()
+                .map(Entity::ConsumerGroupMember)
+                .collect(),
         }
     }
 
@@ -179,6 +219,8 @@ impl ConfigState {
             + self.upstreams.len()
             + self.targets.len()
             + self.acls.len()
+            + self.consumer_groups.len()
+            + self.consumer_group_consumers.len()
     }
 
     /// True when there is no entity at all.

@@ -47,6 +47,12 @@ impl ConfigState {
             Entity::Acl(a) => {
                 self.acls.insert(a.id, a.clone());
             }
+            Entity::ConsumerGroup(g) => {
+                self.consumer_groups.insert(g.id, g.clone());
+            }
+            Entity::ConsumerGroupMember(m) => {
+                self.consumer_group_consumers.insert(m.id, m.clone());
+            }
         }
         Ok(vec![Change::Put(entity)])
     }
@@ -169,6 +175,9 @@ impl ConfigState {
                     })));
                 }
             }
+            Entity::ConsumerGroup(_) | Entity::ConsumerGroupMember(_) => {
+                self.check_group_unique(e)?;
+            }
             Entity::Certificate(_) => {}
         }
         Ok(())
@@ -195,6 +204,7 @@ impl ConfigState {
             Entity::Acl(a) if !self.consumers.contains_key(&a.consumer.id) => {
                 return missing("consumer", &a.consumer.id, Kind::Consumer);
             }
+            Entity::ConsumerGroupMember(m) => self.check_member_refs(m)?,
             Entity::Service(s) => {
                 if let Some(fk) = &s.client_certificate {
                     if !self.certificates.contains_key(&fk.id) {
@@ -241,8 +251,9 @@ impl ConfigState {
     }
 
     /// Removes an entity. A Service still used by Routes, or a Consumer used as a plugin's `anonymous`, is
-    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it, the ACLs of a
-    /// removed Consumer, the Targets of a removed Upstream and the SNIs of a removed Certificate.
+    /// refused; plugins scoped to a removed Service, Route or Consumer are removed with it, the ACLs and
+    /// consumer-group memberships of a removed Consumer, the memberships of a removed consumer group, the
+    /// Targets of a removed Upstream and the SNIs of a removed Certificate.
     pub fn delete(&mut self, kind: Kind, id: &Uuid) -> Result<Vec<Change>, StateError> {
         if self.get(kind, id).is_none() {
             return Err(StateError::NotFound);
@@ -291,6 +302,7 @@ impl ConfigState {
                     self.acls.remove(&aid);
                     changes.push(Change::Delete(Kind::Acl, aid));
                 }
+                changes.extend(self.remove_memberships(|m| m.consumer.id == *id));
             }
             Kind::Plugin => {
                 self.plugins.remove(id);
@@ -343,6 +355,13 @@ impl ConfigState {
             }
             Kind::Acl => {
                 self.acls.remove(id);
+            }
+            Kind::ConsumerGroup => {
+                self.consumer_groups.remove(id);
+                changes.extend(self.remove_memberships(|m| m.consumer_group.id == *id));
+            }
+            Kind::ConsumerGroupMember => {
+                self.consumer_group_consumers.remove(id);
             }
             Kind::CaCertificate => {
                 if let Some(s) = self
@@ -471,6 +490,7 @@ impl ConfigState {
                 ));
             }
         }
+        problems.extend(self.group_problems());
         let mut scopes = HashSet::new();
         for p in self.plugins.values() {
             if !scopes.insert((p.name.clone(), p.service, p.route, p.consumer)) {

@@ -155,3 +155,86 @@ fn a_consumer_holds_a_group_once_and_takes_its_acls_with_it() {
         .iter()
         .any(|p| p.starts_with("acl ")));
 }
+
+#[test]
+fn consumer_groups_hold_a_consumer_once_and_memberships_go_with_either_side() {
+    let mut s = sample();
+    add(&mut s, Kind::Consumer, json!({"username": "alice"}), 20).unwrap();
+    add(&mut s, Kind::ConsumerGroup, json!({"name": "gold"}), 30).unwrap();
+    add(&mut s, Kind::ConsumerGroup, json!({"name": "silver"}), 31).unwrap();
+    let e = add(&mut s, Kind::ConsumerGroup, json!({"name": "gold"}), 32).unwrap_err();
+    assert!(matches!(e, StateError::Unique { .. }), "{e:?}");
+    let member = |g: &str, c: &str| json!({"consumer_group": g, "consumer": {"username": c}});
+    add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        member("gold", "alice"),
+        40,
+    )
+    .unwrap();
+    add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        member("silver", "alice"),
+        41,
+    )
+    .unwrap();
+    add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        member("gold", "anon"),
+        42,
+    )
+    .unwrap();
+    let e = add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        member("gold", "alice"),
+        43,
+    )
+    .unwrap_err();
+    assert!(matches!(e, StateError::Unique { .. }), "{e:?}");
+    let e = add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        json!({"consumer": "alice"}),
+        44,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("consumer_group"), "{e}");
+    assert_eq!(s.groups_of(&Uuid::from_u128(20)), ["gold", "silver"]);
+    assert!(s.check().is_ok());
+
+    let digest = crate::StateDigest::of(&s);
+    let changes = s.delete(Kind::Consumer, &Uuid::from_u128(20)).unwrap();
+    assert_eq!(
+        changes,
+        [
+            Change::Delete(Kind::Consumer, Uuid::from_u128(20)),
+            Change::Delete(Kind::ConsumerGroupMember, Uuid::from_u128(40)),
+            Change::Delete(Kind::ConsumerGroupMember, Uuid::from_u128(41)),
+        ]
+    );
+    let mut applied = digest;
+    applied.apply(&changes);
+    assert_eq!(applied.hex(), crate::StateDigest::of(&s).hex());
+    let changes = s.delete(Kind::ConsumerGroup, &Uuid::from_u128(30)).unwrap();
+    assert_eq!(changes.len(), 2, "gold and anon's membership");
+    assert!(s.consumer_group_consumers.is_empty());
+
+    // A membership whose group is gone is not consistent.
+    add(
+        &mut s,
+        Kind::ConsumerGroupMember,
+        member("silver", "anon"),
+        45,
+    )
+    .unwrap();
+    let mut broken = s.clone();
+    broken.consumer_groups.remove(&Uuid::from_u128(31));
+    assert!(broken
+        .check()
+        .unwrap_err()
+        .iter()
+        .any(|p| p.starts_with("consumer group membership ")));
+}

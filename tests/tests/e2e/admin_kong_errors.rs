@@ -277,6 +277,35 @@ async fn unique_and_primary_key_violations_carry_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declarative_entity_declared_twice_is_named_at_its_position() {
+    let cp = ControlPlane::start().await;
+    let twice = json!({"_format_version": "3.0", "services": [
+        {"name": "foo", "host": "example.com"},
+        {"name": "foo", "host": "example.test"},
+    ]});
+    let (s, v) = call(&cp, Method::POST, "/config", twice).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["fields"]["services"],
+        json!([
+            null,
+            "uniqueness violation: 'services' entity with name set to 'foo' already declared"
+        ])
+    );
+    let id = "0855b320-0dd2-547d-891d-601e9b38647f";
+    let same_id = json!({"_format_version": "3.0", "services": [
+        {"id": id, "host": "example.com"},
+        {"id": id, "host": "example.test"},
+    ]});
+    let (s, v) = call(&cp, Method::POST, "/config", same_id).await;
+    assert_eq!(s, 400, "{v}");
+    let expected = format!(
+        "uniqueness violation: 'services' entity with primary key set to '{id}' already declared"
+    );
+    assert_eq!(v["fields"]["services"], json!([null, expected]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_and_tag_filters_refuse_bad_values_as_kong_does() {
     let cp = ControlPlane::start().await;
     for (i, tags) in [vec!["a"], vec!["b"], vec!["a", "b"]]

@@ -13,6 +13,7 @@ mod browser_sessions_redis;
 mod browser_sign_in;
 mod cluster;
 mod conformance;
+mod consumer_groups;
 mod containers;
 mod cors;
 mod deck_cli;

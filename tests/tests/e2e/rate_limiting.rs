@@ -97,7 +97,7 @@ async fn patch_plugin(cp: &ControlPlane, nodes: &[&DataPlane], id: &str, config:
 
 /// Waits, when the current minute ends within `margin`, for the next one: a test that counts within one
 /// minute window must not straddle two.
-async fn clear_of_minute_end(margin: Duration) {
+pub(crate) async fn clear_of_minute_end(margin: Duration) {
     let ms_into = |now: i64| now.rem_euclid(60_000);
     let now = platform::clock::unix_ms();
     if 60_000 - ms_into(now) < margin.as_millis() as i64 {

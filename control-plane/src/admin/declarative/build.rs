@@ -25,6 +25,8 @@ const TOP_LEVEL: &[&str] = &[
     "upstreams",
     "targets",
     "acls",
+    "consumer_groups",
+    "consumer_group_consumers",
 ];
 
 /// An entity waiting for its turn: its error path, its JSON text (with its parent reference written in),
@@ -201,6 +203,7 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         b.add(Kind::Acl, &acl, path);
     }
     drop(pending_acls);
+    consumer_groups(&sections, &mut b);
     for (i, raw) in items(&sections, "routes", &mut b.errors) {
         pending_routes.push((format!("routes.{i}"), raw.get().to_string()));
     }
@@ -236,6 +239,65 @@ pub fn build_state(doc: &Document, old: &ConfigState) -> Result<ConfigState, Fie
         return Err(errors);
     }
     Ok(b.new)
+}
+
+fn already_declared(kind: Kind, key: &str) -> String {
+    format!(
+        "uniqueness violation: '{}' entity with {key} already declared",
+        kind.collection()
+    )
+}
+
+/// `name set to 'foo'` for the unique fields a conflict names (a reference by its id), joined by `and`.
+fn unique_key(fields: &Value) -> String {
+    let shown = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("null")
+            .to_string(),
+        other => other.to_string(),
+    };
+    fields
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k} set to '{}'", shown(v)))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// `consumer_groups` (each maybe listing its `consumers` by username or id, decK's shape) and
+/// `consumer_group_consumers` (Kong's flat memberships), after the Consumers they name.
+fn consumer_groups(sections: &Sections<'_>, b: &mut Builder<'_>) {
+    let mut members: Vec<(String, Value)> = Vec::new();
+    for (i, raw) in items(sections, "consumer_groups", &mut b.errors) {
+        let path = format!("consumer_groups.{i}");
+        let mut group = parse(raw);
+        let listed = group.as_object_mut().and_then(|o| o.remove("consumers"));
+        let Some(id) = b.add(Kind::ConsumerGroup, &group, &path) else {
+            continue;
+        };
+        match listed {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                for (j, consumer) in list.into_iter().enumerate() {
+                    let member = json!({"consumer_group": {"id": id}, "consumer": consumer});
+                    members.push((format!("{path}.consumers.{}", j + 1), member));
+                }
+            }
+            Some(_) => b
+                .errors
+                .add(format!("{path}.consumers"), "expected an array"),
+        }
+    }
+    for (i, raw) in items(sections, "consumer_group_consumers", &mut b.errors) {
+        members.push((format!("consumer_group_consumers.{i}"), parse(raw)));
+    }
+    for (path, member) in &members {
+        b.add(Kind::ConsumerGroupMember, member, path);
+    }
 }
 
 /// The elements of a top-level section, numbered from 1.
@@ -326,6 +388,17 @@ impl Builder<'_> {
                 self.errors.merge_under(path, f);
                 None
             }
+            // Kong's wording for an entity declared twice, on the entity's own position.
+            Err(StateError::PrimaryKey(id)) => {
+                let key = format!("primary key set to '{id}'");
+                self.errors.add(path, already_declared(kind, &key));
+                None
+            }
+            Err(StateError::Unique { fields, .. }) => {
+                self.errors
+                    .add(path, already_declared(kind, &unique_key(&fields)));
+                None
+            }
             Err(e) => {
                 self.errors.add(format!("{path}.@entity"), e.to_string());
                 None
@@ -344,8 +417,28 @@ impl Builder<'_> {
         }
         let s = |k: &str| body.get(k).and_then(Value::as_str);
         let found = match kind {
-            Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream => {
+            Kind::Service | Kind::Route | Kind::Sni | Kind::Upstream | Kind::ConsumerGroup => {
                 s("name").and_then(|n| self.old.resolve(kind, n))
+            }
+            Kind::ConsumerGroupMember => {
+                let named = |field: &str, kind: Kind| {
+                    let r = body.get(field)?;
+                    let key = ["id", "name", "username"]
+                        .iter()
+                        .find_map(|k| r.get(*k))
+                        .unwrap_or(r)
+                        .as_str()?;
+                    self.new.resolve(kind, key)
+                };
+                let group = named("consumer_group", Kind::ConsumerGroup);
+                let consumer = named("consumer", Kind::Consumer);
+                group.zip(consumer).and_then(|(g, c)| {
+                    self.old
+                        .consumer_group_consumers
+                        .values()
+                        .find(|m| m.consumer_group.id == g && m.consumer.id == c)
+                        .map(|m| m.id)
+                })
             }
             Kind::Target => {
                 let upstream = body

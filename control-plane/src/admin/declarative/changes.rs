@@ -56,6 +56,8 @@ fn label(e: &Entity) -> String {
         Entity::Upstream(u) => Some(u.name.clone()),
         Entity::Target(t) => Some(t.target.clone()),
         Entity::Acl(a) => Some(a.group.clone()),
+        Entity::ConsumerGroup(g) => Some(g.name.clone()),
+        Entity::ConsumerGroupMember(_) => None,
         Entity::Certificate(_) | Entity::CaCertificate(_) => None,
     };
     named.unwrap_or_else(|| e.id().to_string())

@@ -65,6 +65,8 @@ fn schema_name(kind: Kind) -> &'static str {
         Kind::Upstream => "Upstream",
         Kind::Target => "Target",
         Kind::Acl => "Acl",
+        Kind::ConsumerGroup => "ConsumerGroup",
+        Kind::ConsumerGroupMember => "ConsumerGroupMember",
     }
 }
 
@@ -84,7 +86,7 @@ fn list_params() -> Value {
 const TAG_FILTER_PATTERN: &str = r"^[^,/\x00-\x1f\x7f-\x9f]+((,[^,/\x00-\x1f\x7f-\x9f]+){0,4},?|(/[^,/\x00-\x1f\x7f-\x9f]+){0,4}/?)$";
 
 fn entity_paths(paths: &mut Map<String, Value>) {
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| k.has_endpoints()) {
         let n = schema_name(kind);
         let c = kind.collection();
         let page = json!({"type": "object", "properties": {"data": {"type": "array", "items": schema_ref(n)}, "next": {"type": ["string", "null"]}, "offset": {"type": ["string", "null"]}}, "required": ["data", "next"]});
@@ -122,7 +124,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
             "id, or the name the entity gets"
         )]);
         paths.insert(format!("/{c}/{{key}}"), json!({
-            "get": {"parameters": [key], "summary": format!("Read a {n}"), "responses": op("", "200", Some(schema_ref(n)), None)["responses"]},
+            "get": {"parameters": [key], "summary": format!("Read a {n}"), "responses": op("", "200", Some(read_schema(kind)), None)["responses"]},
             "put": put,
             "patch": {"parameters": [key], "summary": format!("Update a {n}"), "responses": op("", "200", Some(schema_ref(n)), None)["responses"], "requestBody": {"content": json_content(schema_ref(&format!("{n}Patch")))}},
             "delete": {"parameters": [key], "summary": format!("Delete a {n} (204 also when it does not exist)"), "responses": op("", "204", None, None)["responses"]},
@@ -155,6 +157,7 @@ fn entity_paths(paths: &mut Map<String, Value>) {
             "delete": op(&format!("Delete a {n} of the {p}"), "204", None, None),
         }));
     }
+    consumer_group_paths(paths);
     paths.insert("/routes/{key}/service".into(), json!({
         "parameters": [path_param("key", string(), "id or name of the Route")],
         "get": op("Read the Route's Service (404 when it has none)", "200", Some(schema_ref("Service")), None),
@@ -233,7 +236,11 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
 /// `/schemas/…` and `/plugins/schema/{name}`: Kong's schemas of entities and plugin configs, and
 /// validation without storing.
 fn schema_paths(paths: &mut Map<String, Value>) {
-    let collections: Vec<&str> = Kind::ALL.iter().map(|k| k.collection()).collect();
+    let collections: Vec<&str> = Kind::ALL
+        .iter()
+        .filter(|k| k.has_endpoints())
+        .map(|k| k.collection())
+        .collect();
     let plugins: Vec<&str> = shared::plugins::SUPPORTED.iter().map(|(n, _)| *n).collect();
     let entity_param = path_param("entity", one_of(&collections), "an entity collection");
     let plugin_param = path_param(
@@ -274,6 +281,59 @@ fn schema_paths(paths: &mut Map<String, Value>) {
 }
 
 /// Builds the document.
+/// What `GET /{collection}/{key}` answers: the entity, or for a consumer group the group with its
+/// Consumers (Kong's shape).
+fn read_schema(kind: Kind) -> Value {
+    match kind {
+        Kind::ConsumerGroup => json!({"type": "object", "properties": {
+            "consumer_group": schema_ref("ConsumerGroup"),
+            "consumers": {"type": "array", "items": schema_ref("Consumer")},
+        }, "required": ["consumer_group"], "additionalProperties": false}),
+        _ => schema_ref(schema_name(kind)),
+    }
+}
+
+/// Consumer-group memberships, from either side.
+fn consumer_group_paths(paths: &mut Map<String, Value>) {
+    let names = |field: &str| {
+        json!({"type": "object", "properties": {field: {"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": string(), "minItems": 1},
+    ]}}, "required": [field]})
+    };
+    let list_of = |field: &str, item: &str| json!({"type": "object", "properties": {field: {"type": "array", "items": schema_ref(item)}}, "required": [field]});
+    let group = path_param("group", string(), "id or name of the consumer group");
+    let consumer = path_param("consumer", string(), "id or username of the Consumer");
+    let added = |one: &str, many: &str, one_item: &str, many_item: &str| {
+        json!({"type": "object", "properties": {
+        one: schema_ref(one_item), many: {"type": "array", "items": schema_ref(many_item)},
+    }, "required": [one, many]})
+    };
+    paths.insert("/consumer_groups/{group}/consumers".into(), json!({
+        "parameters": [group.clone()],
+        "get": op("The group's Consumers, first joined first (by username within a second)", "200", Some(list_of("consumers", "Consumer")), None),
+        "post": op("Consumers join the group (a username or id, or a list; all or none; 409 for a member)", "201", Some(added("consumer_group", "consumers", "ConsumerGroup", "Consumer")), Some(names("consumer"))),
+        "delete": op("Every Consumer leaves the group (404 when it has none)", "204", None, None),
+    }));
+    paths.insert("/consumers/{consumer}/consumer_groups".into(), json!({
+        "parameters": [consumer.clone()],
+        "get": op("The Consumer's groups, first joined first (by name within a second)", "200", Some(list_of("consumer_groups", "ConsumerGroup")), None),
+        "post": op("The Consumer joins groups (a name or id, or a list; all or none; 409 for a member)", "201", Some(added("consumer", "consumer_groups", "Consumer", "ConsumerGroup")), Some(names("group"))),
+        "delete": op("The Consumer leaves every group (404 when it is in none)", "204", None, None),
+    }));
+    let one = |field: &str, item: &str| json!({"type": "object", "properties": {field: schema_ref(item)}, "required": [field]});
+    paths.insert("/consumer_groups/{group}/consumers/{consumer}".into(), json!({
+        "parameters": [group.clone(), consumer.clone()],
+        "get": op("The Consumer, when it is in the group", "200", Some(one("consumer", "Consumer")), None),
+        "delete": op("The Consumer leaves the group", "204", None, None),
+    }));
+    paths.insert("/consumers/{consumer}/consumer_groups/{group}".into(), json!({
+        "parameters": [consumer, group],
+        "get": op("The group, when the Consumer is in it", "200", Some(one("consumer_group", "ConsumerGroup")), None),
+        "delete": op("The Consumer leaves the group", "204", None, None),
+    }));
+}
+
 pub fn build() -> Value {
     let mut paths = Map::new();
     entity_paths(&mut paths);
@@ -363,7 +423,7 @@ pub fn build() -> Value {
     paths.insert("/config".into(), json!({"get": export, "post": import}));
 
     let mut schemas = Map::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| k.has_endpoints()) {
         let n = schema_name(kind);
         schemas.insert(n.into(), schemas::response(kind));
         schemas.insert(format!("{n}Request"), schemas::request(kind));

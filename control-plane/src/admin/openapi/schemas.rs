@@ -226,6 +226,14 @@ pub fn request(kind: Kind) -> Value {
             p.insert("upstream".into(), reference());
             schema["required"] = json!(["target"]);
         }
+        Kind::ConsumerGroup => {
+            p.insert("name".into(), pattern(NAME_PATTERN));
+            schema["required"] = json!(["name"]);
+        }
+        Kind::ConsumerGroupMember => {
+            p.insert("consumer_group".into(), reference());
+            p.insert("consumer".into(), reference());
+        }
         Kind::Acl => {
             p.insert("group".into(), json!({"type": "string", "minLength": 1, "description": "a group the Consumer belongs to, once per Consumer"}));
             p.insert("consumer".into(), reference());
@@ -324,6 +332,8 @@ pub fn response(kind: Kind) -> Value {
         ],
         Kind::Target => &["target", "weight", "upstream"],
         Kind::Acl => &["group", "consumer"],
+        Kind::ConsumerGroup => &["name"],
+        Kind::ConsumerGroupMember => &["consumer_group", "consumer"],
         Kind::Plugin => &[
             "name",
             "instance_name",

@@ -39,7 +39,7 @@ use super::claims::{claim_header_value, claim_values, token_fingerprint};
 use super::consumers::{anonymous_consumer, ConsumerIndex};
 use super::credentials::{self, Source};
 use super::exchange::Exchange;
-use super::groups::Groups;
+use super::groups::{Groups, Memberships, NoConsumerGroup};
 use super::idp::{Idp, IdpFailure, IdpSettings, TtlRule};
 use super::instance::BuildCtx;
 use super::introspection_answer::{self, Rejected};
@@ -53,6 +53,7 @@ pub struct OpenIdConnect {
     config: Config,
     idp: Idp,
     consumers: Arc<ConsumerIndex>,
+    memberships: Arc<Memberships>,
     anonymous: Option<Arc<Consumer>>,
     realm: String,
     ttl: TtlRule,
@@ -110,6 +111,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         config,
         idp,
         consumers: ctx.consumers.clone(),
+        memberships: ctx.groups.clone(),
         anonymous,
         realm,
         ttl,
@@ -203,6 +205,17 @@ impl Plugin for OpenIdConnect {
             Ok(Some(c)) => ex.set_consumer(&c, false),
             Ok(None) => {}
             Err(d) => return self.deny(ex, d),
+        }
+        match self.memberships.from_claim(
+            &auth.claims,
+            &self.config.consumer_groups_claim,
+            self.config.consumer_groups_optional,
+        ) {
+            Ok(groups) => ex.consumer_groups = groups,
+            Err(NoConsumerGroup) => {
+                let no_group = Denial::Forbidden("no consumer group matches the token".into());
+                return self.deny(ex, no_group);
+            }
         }
         debug!(plugin = NAME, request_id = %ex.request_id, token = %token_fingerprint(&auth.access_token), "authenticated");
         ex.credential = Some(self.credential_id(&auth));

@@ -31,7 +31,7 @@ pub struct Subject {
 /// What `limit_by` picked from the request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identifier {
-    /// A Consumer's or Service's id.
+    /// A Consumer's, consumer group's or Service's id.
     Id(Uuid),
     /// The client's address.
     Ip(IpAddr),

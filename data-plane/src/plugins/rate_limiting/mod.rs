@@ -19,6 +19,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::exchange::Exchange;
+use super::groups::Memberships;
 use super::instance::{BuildCtx, Events};
 use super::plugin::Plugin;
 use super::refusal::Refusal;
@@ -35,6 +36,8 @@ pub struct RateLimiting {
     store: Store,
     status: StatusCode,
     events: Events,
+    /// Consumer groups by name, for `limit_by: consumer-group`.
+    memberships: Arc<Memberships>,
 }
 
 enum Store {
@@ -69,6 +72,7 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
             &instance,
             &["admitted", "limited", "store_failed"],
         ),
+        memberships: ctx.groups.clone(),
         config,
     }))
 }
@@ -97,6 +101,14 @@ impl RateLimiting {
                 .as_deref()
                 .filter(|p| *p == ex.parts.uri.path())
                 .map(|p| Identifier::Text(p.into())),
+            // The first of the request's consumer groups (a Consumer in none is counted by address).
+            LimitBy::ConsumerGroup => ex
+                .consumer_groups_in(&self.memberships)
+                .and_then(|g| {
+                    g.first()
+                        .and_then(|n| self.memberships.consumer_group_id(n))
+                })
+                .map(Identifier::Id),
             LimitBy::Ip => None,
         };
         picked.unwrap_or(Identifier::Ip(ex.client_ip))

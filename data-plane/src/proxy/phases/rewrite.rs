@@ -65,6 +65,7 @@ pub fn rewrite(
         consumer: None,
         credential: None,
         authenticated_groups: None,
+        consumer_groups: None,
         request_id: cx.rid.clone(),
         added: SmallVec::new(),
         tls: cx.conn.scheme == Scheme::Https,

@@ -119,6 +119,12 @@ pub struct Config {
     pub claims_forbidden: Vec<String>,
     /// Where the groups the `acl` plugin reads are (a claim path); empty: the token sets none.
     pub authenticated_groups_claim: Vec<String>,
+    /// Where the names of the request's consumer groups are (a claim path); empty: the Consumer's.
+    #[serde(default)]
+    pub consumer_groups_claim: Vec<String>,
+    /// Let the request through when the claim names no consumer group (else 403).
+    #[serde(default)]
+    pub consumer_groups_optional: bool,
     pub issuers_allowed: Vec<String>,
     pub consumer_claim: Vec<String>,
     pub consumer_by: Vec<ConsumerBy>,
@@ -287,6 +293,8 @@ impl Config {
         let roles_claim = list_or(&mut f, "roles_claim", &["roles"]);
         let claims_forbidden = f.strings("claims_forbidden");
         let authenticated_groups_claim = f.strings("authenticated_groups_claim");
+        let consumer_groups_claim = f.strings("consumer_groups_claim");
+        let consumer_groups_optional = f.bool_or("consumer_groups_optional", false);
         let issuers_allowed = f.strings("issuers_allowed");
         let consumer_claim = f.strings("consumer_claim");
         let consumer_by = keywords_or(
@@ -444,6 +452,8 @@ impl Config {
             roles_claim,
             claims_forbidden,
             authenticated_groups_claim,
+            consumer_groups_claim,
+            consumer_groups_optional,
             issuers_allowed,
             consumer_claim,
             consumer_by,
