@@ -24,7 +24,11 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
     Router::new()
         .route(
             "/consumer_groups/{group}/consumers",
-            get(group_members).post(add_consumers).delete(empty_group),
+            get(group_members)
+                .post(|s: Ctx, Path(g): Path<String>, h: HeaderMap, b: Body| {
+                    join(s, Side::Group, g, h, b)
+                })
+                .delete(empty_group),
         )
         .route(
             "/consumer_groups/{group}/consumers/{consumer}",
@@ -36,7 +40,11 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
         )
         .route(
             "/consumers/{consumer}/consumer_groups",
-            get(consumer_groups).post(join_groups).delete(leave_all),
+            get(consumer_groups)
+                .post(|s: Ctx, Path(c): Path<String>, h: HeaderMap, b: Body| {
+                    join(s, Side::Consumer, c, h, b)
+                })
+                .delete(leave_all),
         )
         .route(
             "/consumers/{consumer}/consumer_groups/{group}",
@@ -162,36 +170,6 @@ async fn group_members(State(ctx): Ctx, Path(g): Path<String>) -> ApiResult {
     Ok(Json(json!({ "consumers": consumers })).into_response())
 }
 
-/// `POST /consumer_groups/{g}/consumers` with `consumer` (a username or id, or a list): each joins the
-/// group, all or none.
-async fn add_consumers(State(ctx): Ctx, Path(g): Path<String>, h: HeaderMap, b: Body) -> ApiResult {
-    let (body, _) = body_object(&h, b).await?;
-    let wanted = names(&body, "consumer")?;
-    let (shown, _) = ctx
-        .core
-        .write(|state| {
-            let group = group(state, &g)?;
-            let now = unix_now();
-            let mut changes: Vec<Change> = Vec::new();
-            let mut added = Vec::new();
-            for key in &wanted {
-                let c = consumer(state, key)?;
-                if !memberships(state, Some(group.id()), Some(c.id())).is_empty() {
-                    return Err(ApiError::message(
-                        StatusCode::CONFLICT,
-                        format!("Consumer '{key}' already in group '{}'", group.id()),
-                    ));
-                }
-                changes.extend(state.put(joined(group.id(), c.id(), now))?);
-                added.push(c.to_public_json());
-            }
-            let shown = json!({"consumer_group": group.to_public_json(), "consumers": added});
-            Ok::<_, ApiError>((changes, shown))
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(shown)).into_response())
-}
-
 /// `DELETE /consumer_groups/{g}/consumers`: every Consumer leaves the group.
 async fn empty_group(State(ctx): Ctx, Path(g): Path<String>) -> ApiResult {
     ctx.core
@@ -223,30 +201,64 @@ async fn consumer_groups(State(ctx): Ctx, Path(c): Path<String>) -> ApiResult {
     Ok(Json(json!({ "consumer_groups": groups })).into_response())
 }
 
-/// `POST /consumers/{c}/consumer_groups` with `group` (a name or id, or a list): the Consumer joins
-/// each, all or none.
-async fn join_groups(State(ctx): Ctx, Path(c): Path<String>, h: HeaderMap, b: Body) -> ApiResult {
+/// The side of a membership a path names; the body names the other.
+#[derive(Clone, Copy)]
+enum Side {
+    Group,
+    Consumer,
+}
+
+/// `POST /consumer_groups/{g}/consumers` with `consumer`, or `POST /consumers/{c}/consumer_groups` with
+/// `group` (a name or id, or a list): each pair is made, all or none; a pair that exists is a 409.
+async fn join(State(ctx): Ctx, side: Side, key: String, h: HeaderMap, b: Body) -> ApiResult {
     let (body, _) = body_object(&h, b).await?;
-    let wanted = names(&body, "group")?;
+    let find_side = |state: &ConfigState, side: Side, key: &str| match side {
+        Side::Group => group(state, key),
+        Side::Consumer => consumer(state, key),
+    };
+    let other = match side {
+        Side::Group => Side::Consumer,
+        Side::Consumer => Side::Group,
+    };
+    let wanted = names(
+        &body,
+        match other {
+            Side::Consumer => "consumer",
+            Side::Group => "group",
+        },
+    )?;
     let (shown, _) = ctx
         .core
         .write(|state| {
-            let consumer = consumer(state, &c)?;
+            let named = find_side(state, side, &key)?;
             let now = unix_now();
             let mut changes: Vec<Change> = Vec::new();
             let mut added = Vec::new();
-            for key in &wanted {
-                let g = group(state, key)?;
-                if !memberships(state, Some(g.id()), Some(consumer.id())).is_empty() {
-                    return Err(ApiError::message(
-                        StatusCode::CONFLICT,
-                        format!("Consumer '{c}' already in group '{key}'"),
-                    ));
+            for other_key in &wanted {
+                let listed = find_side(state, other, other_key)?;
+                let (g, c) = match side {
+                    Side::Group => (&named, &listed),
+                    Side::Consumer => (&listed, &named),
+                };
+                if !memberships(state, Some(g.id()), Some(c.id())).is_empty() {
+                    let (who, group) = match side {
+                        Side::Group => (other_key.as_str(), g.id().to_string()),
+                        Side::Consumer => (key.as_str(), other_key.clone()),
+                    };
+                    let message = format!("Consumer '{who}' already in group '{group}'");
+                    return Err(ApiError::message(StatusCode::CONFLICT, message));
                 }
-                changes.extend(state.put(joined(g.id(), consumer.id(), now))?);
-                added.push(g.to_public_json());
+                changes.extend(state.put(joined(g.id(), c.id(), now))?);
+                added.push(listed.to_public_json());
             }
-            let shown = json!({"consumer_groups": added, "consumer": consumer.to_public_json()});
+            let shown = match side {
+                Side::Group => {
+                    json!({"consumer_group": named.to_public_json(), "consumers": added})
+                }
+                Side::Consumer => {
+                    json!({"consumer_groups": added, "consumer": named.to_public_json()})
+                }
+            };
             Ok::<_, ApiError>((changes, shown))
         })
         .await?;

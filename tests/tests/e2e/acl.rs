@@ -183,49 +183,83 @@ async fn groups_from_the_token_decide_unless_a_credential_s_consumer_has_its_own
     );
 }
 
+/// A node whose Service at `/api` is behind `oauth2-introspection` (its config with `extra`) and `acl`
+/// (`acl_config`).
+pub(crate) struct Introspected {
+    pub(crate) idp: TestIdp,
+    pub(crate) dp: DataPlane,
+    pub(crate) cp: ControlPlane,
+    _up: EchoUpstream,
+}
+
+impl Introspected {
+    pub(crate) async fn start(extra: Value, acl_config: Value) -> Introspected {
+        let cp = ControlPlane::start().await;
+        let idp = TestIdp::start().await;
+        let up = EchoUpstream::start().await;
+        let dp = DataPlane::start(&cp).await;
+        cp.post("/services", json!({"name": "svc", "url": up.url}))
+            .await;
+        cp.post("/services/svc/routes", json!({"paths": ["/api"]}))
+            .await;
+        let mut config = json!({
+            "introspection_url": idp.introspection_url(),
+            "authorization_value": idp.authorization,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        cp.post(
+            "/services/svc/plugins",
+            json!({"name": "oauth2-introspection", "config": config}),
+        )
+        .await;
+        if !acl_config.is_null() {
+            cp.post(
+                "/services/svc/plugins",
+                json!({"name": "acl", "config": acl_config}),
+            )
+            .await;
+        }
+        dp.wait_version(cp.version().await).await;
+        Introspected {
+            idp,
+            dp,
+            cp,
+            _up: up,
+        }
+    }
+
+    /// The status, the `WWW-Authenticate` field and the body of a call with `token`.
+    pub(crate) async fn call(&self, token: &str) -> (u16, Option<String>, Value) {
+        let url = format!("{}/api", self.dp.proxy_url);
+        let r = client().get(url).bearer_auth(token).send().await.unwrap();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), challenge, r.json().await.unwrap())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_results_give_their_groups_to_acl() {
-    let cp = ControlPlane::start().await;
-    let idp = TestIdp::start().await;
-    let up = EchoUpstream::start().await;
-    let dp = DataPlane::start(&cp).await;
-    cp.post("/services", json!({"name": "svc", "url": up.url}))
-        .await;
-    cp.post("/services/svc/routes", json!({"paths": ["/api"]}))
-        .await;
-    let config = json!({
-        "introspection_url": idp.introspection_url(),
-        "authorization_value": idp.authorization,
-        "authenticated_groups_claim": ["groups"],
-    });
-    cp.post(
-        "/services/svc/plugins",
-        json!({"name": "oauth2-introspection", "config": config}),
+    let e = Introspected::start(
+        json!({"authenticated_groups_claim": ["groups"]}),
+        json!({"deny": ["suspended"]}),
     )
     .await;
-    cp.post(
-        "/services/svc/plugins",
-        json!({"name": "acl", "config": {"deny": ["suspended"]}}),
-    )
-    .await;
-    dp.wait_version(cp.version().await).await;
     let exp = platform::unix_now() + 600;
-    idp.add_token("ok", json!({"active": true, "exp": exp, "groups": "staff"}));
-    idp.add_token(
+    e.idp
+        .add_token("ok", json!({"active": true, "exp": exp, "groups": "staff"}));
+    e.idp.add_token(
         "no",
         json!({"active": true, "exp": exp, "groups": ["staff", "suspended"]}),
     );
-    let call = |token: &'static str| {
-        let url = format!("{}/api", dp.proxy_url);
-        async move {
-            let r = client().get(url).bearer_auth(token).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    };
-    let (s, body) = call("ok").await;
+    let (s, _, body) = e.call("ok").await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["headers"]["x-authenticated-groups"], "staff");
-    let (s, body) = call("no").await;
+    let (s, _, body) = e.call("no").await;
     assert_eq!((s, body), (403, json!({"message": FORBIDDEN})));
 }
 

@@ -5,8 +5,9 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{client, ControlPlane, DataPlane, EchoUpstream, TestIdp};
+use tests::ControlPlane;
 
+use super::acl::Introspected;
 use super::openid_connect::{env_with, get, Env};
 use super::rate_limiting::clear_of_minute_end;
 
@@ -544,63 +545,30 @@ async fn a_token_s_claim_names_the_request_s_consumer_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_results_name_consumer_groups() {
-    let cp = ControlPlane::start().await;
-    let idp = TestIdp::start().await;
-    let up = EchoUpstream::start().await;
-    let dp = DataPlane::start(&cp).await;
-    cp.post("/services", json!({"name": "svc", "url": up.url}))
-        .await;
-    cp.post("/services/svc/routes", json!({"paths": ["/api"]}))
-        .await;
+    let e = Introspected::start(json!({"consumer_groups_claim": ["groups"]}), Value::Null).await;
+    let cp = &e.cp;
     cp.post("/consumer_groups", json!({"name": "partners"}))
         .await;
-    let config = json!({
-        "introspection_url": idp.introspection_url(),
-        "authorization_value": idp.authorization,
-        "consumer_groups_claim": ["groups"],
-    });
-    cp.post(
-        "/services/svc/plugins",
-        json!({"name": "oauth2-introspection", "config": config}),
-    )
-    .await;
-    cp.post(
-        "/services/svc/plugins",
-        json!({"name": "acl", "config": {"allow": ["partners"], "include_consumer_groups": true}}),
-    )
-    .await;
-    dp.wait_version(cp.version().await).await;
+    let acl =
+        json!({"name": "acl", "config": {"allow": ["partners"], "include_consumer_groups": true}});
+    cp.post("/services/svc/plugins", acl).await;
+    e.dp.wait_version(cp.version().await).await;
     let exp = platform::unix_now() + 600;
-    idp.add_token(
+    e.idp.add_token(
         "in",
         json!({"active": true, "exp": exp, "groups": ["partners"]}),
     );
-    idp.add_token(
+    e.idp.add_token(
         "out",
         json!({"active": true, "exp": exp, "groups": "staff"}),
     );
-    let call = |token: &'static str| {
-        let url = format!("{}/api", dp.proxy_url);
-        async move {
-            let r = client().get(url).bearer_auth(token).send().await.unwrap();
-            let challenge = r
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap().to_string());
-            (
-                r.status().as_u16(),
-                challenge,
-                r.json::<Value>().await.unwrap(),
-            )
-        }
-    };
-    let (s, _, body) = call("in").await;
+    let (s, _, body) = e.call("in").await;
     assert_eq!(
         (s, &body["headers"]["x-consumer-groups"]),
         (200, &json!("partners")),
         "{body}"
     );
-    let (s, challenge, body) = call("out").await;
+    let (s, challenge, body) = e.call("out").await;
     assert_eq!(
         (s, body["error"].as_str()),
         (403, Some("insufficient_scope")),
