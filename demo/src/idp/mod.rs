@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 mod authorize;
+mod userinfo;
 
 pub use authorize::half_hash;
 
@@ -72,6 +73,8 @@ pub struct Stats {
     pub last_id_token_hint: Mutex<Option<String>>,
     /// Tokens revoked at the revocation endpoint (RFC 7009).
     pub revocations: AtomicU64,
+    /// Calls of the UserInfo endpoint.
+    pub userinfo_calls: AtomicU64,
 }
 
 struct Inner {
@@ -80,6 +83,8 @@ struct Inner {
     users: HashMap<String, String>,
     clients: Mutex<HashMap<String, Client>>,
     opaque: Mutex<HashMap<String, Value>>,
+    /// Claims the UserInfo endpoint adds for a subject (by its JSON form), beyond its tokens' claims.
+    userinfo_extra: Mutex<HashMap<String, Value>>,
     revoked: Mutex<HashSet<String>>,
     jwt_access_tokens: Mutex<bool>,
     down: Mutex<bool>,
@@ -180,6 +185,7 @@ impl DemoIdp {
             users: setup.users.into_iter().collect(),
             clients: Mutex::new(setup.clients.into_iter().collect()),
             opaque: Mutex::default(),
+            userinfo_extra: Mutex::default(),
             revoked: Mutex::default(),
             jwt_access_tokens: Mutex::new(true),
             down: Mutex::new(false),
@@ -197,6 +203,7 @@ impl DemoIdp {
             .route("/jwks", get(jwks))
             .route("/token", post(token))
             .route("/introspect", post(introspect))
+            .route("/userinfo", get(userinfo::userinfo))
             .route("/revoke", post(revoke))
             .route("/authorize", get(authorize::form).post(authorize::submit))
             .route("/logout", get(authorize::end_session))
@@ -219,6 +226,17 @@ impl DemoIdp {
     /// Issue opaque (`false`) or JWT (`true`) access tokens.
     pub fn set_jwt_access_tokens(&self, jwt: bool) {
         *self.inner.jwt_access_tokens.lock().unwrap() = jwt;
+    }
+
+    /// Claims the UserInfo endpoint gives about `sub` besides those of its tokens (a profile the
+    /// provider keeps, such as groups).
+    pub fn set_userinfo(&self, sub: &str, claims: Value) {
+        let key = Value::String(sub.to_string()).to_string();
+        self.inner
+            .userinfo_extra
+            .lock()
+            .unwrap()
+            .insert(key, claims);
     }
 
     /// Makes every endpoint answer 503 (`true`) or work again.
@@ -354,6 +372,7 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "token_endpoint": format!("{i}/token"),
         "introspection_endpoint": format!("{i}/introspect"),
         "revocation_endpoint": format!("{i}/revoke"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
         "jwks_uri": format!("{i}/jwks"),
         "authorization_endpoint": format!("{i}/authorize"),
         "end_session_endpoint": format!("{i}/logout"),

@@ -212,6 +212,55 @@ async fn openid_connect_password_grant_and_introspection_with_django_oauth_toolk
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_userinfo_with_django_oauth_toolkit() {
+    let dot = Dot::start();
+    let (_cp, dp, _up) = cluster_with_oidc(
+        &dot,
+        json!({
+            "auth_methods": ["password", "userinfo"],
+            "upstream_headers_claims": ["sub"],
+            "upstream_headers_names": ["x-subject"],
+        }),
+    )
+    .await;
+    // A password grant at the real server gives an opaque token with the `openid` scope.
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .basic_auth("alex", Some("doe"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let token = body["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(token.split('.').count(), 1, "an opaque token");
+    // As a bearer token it is valid because the real server's UserInfo endpoint answers it, and the
+    // subject there is the one sent upstream.
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let subject = body["headers"]["x-subject"].as_str().unwrap_or_default();
+    assert!(!subject.is_empty(), "{body}");
+    let r = client()
+        .get(format!("{}/api", dp.proxy_url))
+        .bearer_auth("opaque-junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_connect_jwt_verification_and_client_credentials_with_django_oauth_toolkit() {
     let dot = Dot::start_with(true);
     let (_cp, dp, _up) = cluster_with_oidc(

@@ -30,6 +30,7 @@ mod introspection;
 mod kong_client;
 mod openid_connect;
 mod openid_connect_authorization;
+mod openid_connect_userinfo;
 mod operator_ca;
 mod postgres_failover;
 mod postgres_ha;

@@ -10,7 +10,8 @@ impl OpenIdConnect {
     }
 
     /// Validates an access token: a JWT is verified (and introspected with `introspect_jwt_tokens`); an
-    /// opaque token, or a JWT that fails verification, is introspected when introspection is enabled.
+    /// opaque token, or a JWT that fails verification, is introspected when introspection is enabled,
+    /// else sent to the UserInfo endpoint when `userinfo` is.
     pub(super) async fn validate_token(
         &self,
         token: &str,
@@ -36,8 +37,11 @@ impl OpenIdConnect {
             let result = self.introspect(token, ex, doc).await?;
             return Ok((result.clone(), Some(result)));
         }
+        if self.allows(AuthMethod::Userinfo) {
+            return Ok((self.userinfo(token, doc).await?, None));
+        }
         Err(Denial::Invalid(
-            "token is not a valid JWT and introspection is not enabled".into(),
+            "token is not a valid JWT and neither introspection nor userinfo is enabled".into(),
         ))
     }
 
@@ -46,7 +50,12 @@ impl OpenIdConnect {
         ex: &mut Exchange,
     ) -> Result<Option<Credential>, Refusal> {
         let types = |list: &[ParamType], t: ParamType| list.contains(&t);
-        if self.allows(AuthMethod::Bearer) || self.allows(AuthMethod::Introspection) {
+        let token_methods = [
+            AuthMethod::Bearer,
+            AuthMethod::Introspection,
+            AuthMethod::Userinfo,
+        ];
+        if token_methods.iter().any(|m| self.allows(*m)) {
             let t = &self.config.bearer_token_param_type;
             if types(t, ParamType::Header) {
                 if let Some(tok) = credentials::bearer_header(ex) {

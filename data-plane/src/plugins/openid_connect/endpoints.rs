@@ -267,6 +267,6 @@ impl OpenIdConnect {
 }
 
 /// An identity-provider failure of `call` as a 503 denial.
-fn unavailable(call: &str, failure: IdpFailure) -> Denial {
+pub(super) fn unavailable(call: &str, failure: IdpFailure) -> Denial {
     Denial::Unavailable(format!("{call} {failure}"))
 }

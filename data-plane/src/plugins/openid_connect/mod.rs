@@ -1,5 +1,6 @@
-//! `openid-connect`: JWT bearer tokens verified against the issuer's JWKS, token introspection, and the
-//! password and client-credentials grants, with Kong's config fields, headers and status codes.
+//! `openid-connect`: JWT bearer tokens verified against the issuer's JWKS, token introspection, the
+//! UserInfo endpoint, the password and client-credentials grants, and browser sign-in, with Kong's config
+//! fields, headers and status codes.
 
 mod authenticate;
 mod client_auth;
@@ -12,6 +13,7 @@ mod logout;
 mod refresh;
 pub mod session;
 mod session_store;
+mod userinfo;
 mod verify;
 
 use jwk::signing_key;
@@ -195,6 +197,10 @@ impl Plugin for OpenIdConnect {
             },
         };
         let auth = match self.authenticate(ex, &cred).await {
+            Ok(a) => a,
+            Err(d) => return self.refuse(ex, &cred, d).await,
+        };
+        let auth = match self.completed_by_userinfo(auth).await {
             Ok(a) => a,
             Err(d) => return self.refuse(ex, &cred, d).await,
         };

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 mod browser;
+mod userinfo;
 
 pub use browser::{
     Browser, LoginAction, LoginToken, LogoutMethod, ResponseMode, SameSite, SessionStorage,
 };
+pub use userinfo::UserInfo;
 
 use super::{anonymous_field, url_field};
 use crate::entity::Resolver;
@@ -39,6 +41,7 @@ crate::keywords! {
         ClientCredentials = "client_credentials",
         AuthorizationCode = "authorization_code",
         Session = "session",
+        Userinfo = "userinfo",
     }
 }
 
@@ -150,6 +153,9 @@ pub struct Config {
     /// Signing a person in through a browser.
     #[serde(flatten)]
     pub browser: Browser,
+    /// The UserInfo endpoint: the `userinfo` method and `search_user_info`.
+    #[serde(flatten)]
+    pub userinfo: UserInfo,
 }
 
 /// An array of URLs (a single URL in a form body), each checked.
@@ -369,6 +375,8 @@ impl Config {
                 .any(|m| matches!(m, AuthMethod::AuthorizationCode | AuthMethod::Session)),
         );
 
+        let userinfo = UserInfo::parse(&mut f);
+
         // Cross-field rules.
         let needs_client = auth_methods.iter().any(|m| {
             matches!(
@@ -474,6 +482,7 @@ impl Config {
             unauthorized_error_message,
             forbidden_error_message,
             browser,
+            userinfo,
         })
     }
 }
@@ -516,7 +525,7 @@ mod tests {
     #[test]
     fn cross_field_rules() {
         let e = Config::parse(
-            &json!({"issuer": "https://idp", "auth_methods": ["password", "userinfo"], "client_auth": ["private_key_jwt"]}),
+            &json!({"issuer": "https://idp", "auth_methods": ["password", "kong_oauth2"], "client_auth": ["private_key_jwt"]}),
             &NoRefs,
         )
         .unwrap_err();
