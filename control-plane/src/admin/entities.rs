@@ -219,6 +219,19 @@ impl TagFilter {
     }
 }
 
+/// Whether a `name` parameter of the raw query `q` decodes to bytes that are not UTF-8 (the parsed
+/// query has them replaced, so this looks at the raw text).
+fn undecodable(q: Option<&str>, name: &str) -> bool {
+    q.into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == name)
+        .any(|(_, v)| {
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(v).collect();
+            std::str::from_utf8(&bytes).is_err()
+        })
+}
+
 pub(super) fn parse_query(q: &Option<String>) -> Result<Vec<(String, String)>, ApiError> {
     match q {
         None => Ok(Vec::new()),
@@ -247,7 +260,12 @@ async fn list(
             ApiError { status: StatusCode::BAD_REQUEST, body: json!({"message": format!("'{o}' is not a valid offset"), "name": "invalid offset", "code": 7}) }
         })?),
     };
+    if undecodable(q.as_deref(), "tags") {
+        return Err(ApiError::invalid_option("tags", "invalid filter syntax"));
+    }
+    // A nested list ignores the filter, as Kong's does (its parent already narrows it).
     let tags = get_param("tags")
+        .filter(|_| parent.is_none())
         .map(|t| TagFilter::parse(&t))
         .transpose()?;
     let current = ctx.core.current();

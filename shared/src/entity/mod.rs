@@ -355,13 +355,20 @@ impl Plugin {
         let route = read_ref(&mut f, &mut refs, ctx, "route", Kind::Route);
         let consumer = read_ref(&mut f, &mut refs, ctx, "consumer", Kind::Consumer);
         let empty = Value::Object(Map::new());
-        let raw_config = f.raw("config").unwrap_or(&empty).clone();
+        let raw_config = f
+            .raw("config")
+            .filter(|v| !v.is_null())
+            .unwrap_or(&empty)
+            .clone();
         let mut config = Value::Null;
         if consumer.is_some() && !plugins::takes_consumer(&name) {
             f.error("consumer", "value must be null");
         }
         if !name.is_empty() && !plugins::is_supported(&name) {
             f.error("name", plugins::not_enabled(&name));
+        } else if !raw_config.is_object() {
+            // Kong's wording, on the field itself.
+            f.error("config", "expected a record");
         } else if !name.is_empty() {
             match plugins::validate_config(&name, &raw_config, ctx.resolver) {
                 Ok(c) => config = c,

@@ -12,7 +12,7 @@ use super::{
 use crate::error::StateError;
 use crate::http_syntax;
 use crate::keyword::Keyword;
-use crate::protocol::{mixes_families, Family, Protocol, MIXED_FAMILIES};
+use crate::protocol::{mixes_families, Protocol, MIXED_FAMILIES};
 use crate::schema::Fields;
 
 const METHOD_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -42,13 +42,6 @@ impl Route {
         }
         // gRPC Routes (Kong's rules): no methods, and the path is never stripped.
         let grpc = typed.iter().any(|p| p.is_grpc());
-        let family = if grpc {
-            "'grpc' or 'grpcs'"
-        } else if typed.iter().any(|p| p.family() == Family::WebSocket) {
-            "'ws' or 'wss'"
-        } else {
-            "'http' or 'https'"
-        };
         let methods = f.strings("methods");
         for (i, m) in methods.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| METHOD_CHARS.contains(c)) {
@@ -155,16 +148,12 @@ impl Route {
             }
         }
         let service = read_ref(&mut f, &mut refs, ctx, "service", Kind::Service);
-        if grpc && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
-            f.error(
-                "@entity",
-                "must set one of 'hosts', 'headers', 'paths' when 'protocols' is 'grpc' or 'grpcs'",
-            );
-        } else if methods.is_empty() && hosts.is_empty() && paths.is_empty() && headers.is_empty() {
-            f.error(
-                "@entity",
-                format!("must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is {family}"),
-            );
+        if hosts.is_empty()
+            && paths.is_empty()
+            && headers.is_empty()
+            && (grpc || methods.is_empty())
+        {
+            f.error("@entity", nothing_to_match(&protocols, grpc));
         }
         let route = Route {
             id,
@@ -221,4 +210,25 @@ fn validate_route_path(p: &str) -> Result<(), String> {
         return Err("must not contain spaces or control characters".into());
     }
     Ok(())
+}
+
+/// Kong's message for a Route that matches on nothing: the fields that would do, for the protocol its
+/// check is about (the secure one when listed, whose list adds `snis`).
+fn nothing_to_match(protocols: &[String], grpc: bool) -> String {
+    let (plain, secure) = match (grpc, protocols.iter().any(|p| p.starts_with("ws"))) {
+        (true, _) => ("grpc", "grpcs"),
+        (false, true) => ("ws", "wss"),
+        (false, false) => ("http", "https"),
+    };
+    let tls = protocols.iter().any(|p| p == secure);
+    let mut fields = if grpc { vec![] } else { vec!["'methods'"] };
+    fields.extend(["'hosts'", "'headers'", "'paths'"]);
+    if tls {
+        fields.push("'snis'");
+    }
+    let protocol = if tls { secure } else { plain };
+    format!(
+        "must set one of {} when 'protocols' is '{protocol}'",
+        fields.join(", ")
+    )
 }

@@ -374,10 +374,34 @@ async fn bad_input_is_rejected_with_field_errors() {
         .await
         .unwrap();
     assert_eq!(st, 400);
-    assert!(body["fields"]["@entity"][0]
-        .as_str()
-        .unwrap()
-        .contains("must set one of"));
+    assert_eq!(
+        body["fields"]["@entity"][0],
+        "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
+    );
+    for (protocols, message) in [
+        (
+            json!(["http"]),
+            "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'",
+        ),
+        (
+            json!(["grpc"]),
+            "must set one of 'hosts', 'headers', 'paths' when 'protocols' is 'grpc'",
+        ),
+        (
+            json!(["grpc", "grpcs"]),
+            "must set one of 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'grpcs'",
+        ),
+    ] {
+        let (st, body) = cp
+            .call(
+                Method::POST,
+                "/routes",
+                Some(json!({ "protocols": protocols })),
+            )
+            .await
+            .unwrap();
+        assert_eq!((st, &body["fields"]["@entity"][0]), (400, &json!(message)));
+    }
     let (st, body) = cp
         .call(
             Method::POST,

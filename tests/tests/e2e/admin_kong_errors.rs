@@ -34,6 +34,18 @@ async fn raw(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_violations_have_kongs_shapes() {
     let cp = ControlPlane::start().await;
+    // A plugin's config that is not an object is named on the field itself.
+    let (s, v) = call(
+        &cp,
+        Method::POST,
+        "/plugins",
+        json!({"name": "acl", "config": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["fields"]),
+        (400, &json!({"config": "expected a record"}))
+    );
     // An element's error is an array entry, and the message names its position.
     let (s, v) = call(
         &cp,
@@ -361,6 +373,8 @@ async fn paging_and_tag_filters_refuse_bad_values_as_kong_does() {
         ("a,b/c", "invalid filter syntax"),
         ("a,,b", "invalid filter syntax"),
         ("a,b,c,d,e,f", "cannot query more than 5 tags"),
+        // Bytes that are not UTF-8.
+        ("%FF", "invalid filter syntax"),
     ] {
         let (s, v) = cp
             .call(Method::GET, &format!("/consumers?tags={filter}"), None)
@@ -380,6 +394,17 @@ async fn paging_and_tag_filters_refuse_bad_values_as_kong_does() {
             "tags={filter}"
         );
     }
+    // A Unicode tag filters; a nested list ignores the filter, as Kong's does.
+    cp.post("/consumers", json!({"username": "gorilla", "tags": ["🦍"]}))
+        .await;
+    assert_eq!(
+        names(&cp.get("/consumers?tags=%F0%9F%A6%8D").await.unwrap()),
+        ["gorilla"]
+    );
+    let plugin = json!({"name": "rate-limiting", "config": {"minute": 1}, "tags": ["a"]});
+    cp.post("/consumers/c0/plugins", plugin).await;
+    let nested = cp.get("/consumers/c0/plugins?tags=b").await.unwrap();
+    assert_eq!(nested["data"].as_array().unwrap().len(), 1, "{nested}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
