@@ -9,6 +9,7 @@ mod entities;
 pub mod form;
 mod info;
 mod kong_schemas;
+mod metrics;
 mod nested;
 mod oidc;
 mod openapi;
@@ -189,6 +190,7 @@ pub fn router(ctx: Arc<AdminCtx>) -> Router {
         .merge(entities::routes())
         .merge(nested::routes())
         .merge(consumer_groups::routes())
+        .merge(metrics::routes())
         .merge(declarative::routes())
         .merge(clustering::routes())
         .merge(oidc::routes())

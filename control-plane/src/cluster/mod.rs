@@ -1,5 +1,6 @@
 //! The cluster side of the control plane: pairing, node certificates, the sync stream, node status.
 
+pub mod counters;
 pub mod nodes;
 pub mod service;
 pub mod snapshots;

@@ -100,6 +100,8 @@ pub struct Nodes {
     /// Nodes whose live part changed since it was last written to a shared store.
     dirty: Mutex<BTreeSet<String>>,
     next_session: std::sync::atomic::AtomicU64,
+    /// What the node streams have done since this control plane started.
+    pub counters: super::counters::SyncCounters,
 }
 
 /// Why a node may not open a session.
@@ -120,6 +122,7 @@ impl Nodes {
             inner: Mutex::new(HashMap::new()),
             dirty: Mutex::new(BTreeSet::new()),
             next_session: 1.into(),
+            counters: Default::default(),
         };
         nodes.reload_all().await?;
         Ok(nodes)
@@ -216,6 +219,9 @@ impl Nodes {
             .next_session
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = watch::channel(false);
+        self.counters
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.inner.lock().expect("nodes lock");
         if let Some(e) = inner.get_mut(id) {
             if let Some(old) = e.kill.take() {

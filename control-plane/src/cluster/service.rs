@@ -343,6 +343,7 @@ impl Session {
                 info!(node_id = %self.node_id, version = ack.version, hash = %ack.hash, kind = %ack.sync_kind, bytes = ack.received_bytes, apply_us = ack.apply_micros, "node applied config");
                 self.answered(ack.version);
                 self.acked = (ack.version, ack.hash.clone());
+                (self.cluster.nodes.counters).acked(&ack.sync_kind, ack.received_bytes);
                 self.cluster.nodes.update(&self.node_id, |live| {
                     live.applied_version = ack.version;
                     live.applied_hash = ack.hash;
@@ -360,6 +361,8 @@ impl Session {
             Some(node_message::Kind::Nack(nack)) => {
                 warn!(node_id = %self.node_id, version = nack.version, reason = %nack.reason, "node rejected config");
                 let refused = self.answered(nack.version);
+                let nacks = &self.cluster.nodes.counters.nacks;
+                nacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The node still runs what it last acknowledged; everything sent after the refused message
                 // was built on it and will be refused too, unless a full snapshot is already on its way.
                 self.base = self.acked.clone();

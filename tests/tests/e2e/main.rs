@@ -16,6 +16,7 @@ mod conformance;
 mod consumer_groups;
 mod containers;
 mod cors;
+mod cp_metrics;
 mod deck_cli;
 mod dns_targets;
 mod downstream_h1;

@@ -343,6 +343,15 @@ pub fn build() -> Value {
         "/".into(),
         json!({"get": op("Node information", "200", Some(object.clone()), None)}),
     );
+    let mut metrics = op(
+        "The control plane and its nodes in Prometheus's text format",
+        "200",
+        None,
+        None,
+    );
+    metrics["responses"]["200"]["content"] = json!({"text/plain": {"schema": string()}});
+    metrics["parameters"] = json!([{"name": "per_node", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}, "description": "false leaves out the series of each node"}]);
+    paths.insert("/metrics".into(), json!({ "get": metrics }));
     paths.insert(
         "/plugins/enabled".into(),
         json!({"get": op("The plugins this control plane accepts", "200", Some(json!({"type": "object", "properties": {"enabled_plugins": {"type": "array", "items": string()}}, "required": ["enabled_plugins"]})), None)}),
