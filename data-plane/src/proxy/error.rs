@@ -154,6 +154,22 @@ impl ProxyError {
         warn!(request_id, upstream, service, error = %detail, retry_safe = self.retry_safe(), "upstream request failed");
     }
 
+    /// The text of a Kong `{"message": …}` answer, when this error has one (a redirect has no body; a
+    /// plugin's refusal may have another).
+    pub fn kong_message(&self) -> Option<&str> {
+        match self {
+            ProxyError::HttpsRedirect { .. } => None,
+            ProxyError::Plugin { refusal, .. } => {
+                let body = refusal.body()?.as_object()?;
+                match (body.len(), body.get("message")) {
+                    (1, Some(serde_json::Value::String(m))) => Some(m),
+                    _ => None,
+                }
+            }
+            _ => Some(self.message()),
+        }
+    }
+
     /// The Kong-style answer (the request id header is added to every response by `handle`).
     pub fn response(&self) -> Response<ProxyBody> {
         match self {

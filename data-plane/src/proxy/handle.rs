@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::ctx::{Connection, ProxyCtx};
 use super::error::ProxyError;
+use super::error_format::ErrorFormat;
 use super::stamp::Stamp;
 use super::{framing, grpc, phases};
 use crate::body::{ProxyBody, RequestBody};
@@ -85,10 +86,17 @@ pub async fn handle(
         );
     };
     let grpc = grpc::is_grpc(req.headers());
+    let accept = req.headers().get(http::header::ACCEPT).cloned();
     let outcome = phases::run(ctx, &rt, req, conn, &rid, started).await;
     let (resp, upstream) = match outcome.result {
         Ok(answered) => answered,
-        Err(e) => (e.response(), None),
+        Err(e) => {
+            let resp = e.response();
+            match e.kong_message() {
+                Some(m) if !grpc => (ErrorFormat::of(accept.as_ref()).rewrite(resp, m), None),
+                _ => (resp, None),
+            }
+        }
     };
     // What Portcullis answered itself (no upstream exchange), a gRPC client gets in gRPC's shape.
     let resp = match (grpc, upstream) {

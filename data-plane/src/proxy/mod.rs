@@ -19,6 +19,7 @@
 mod connector;
 pub mod ctx;
 pub mod error;
+mod error_format;
 pub mod forward;
 pub mod framing;
 pub mod grpc;

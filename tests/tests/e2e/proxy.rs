@@ -266,6 +266,40 @@ async fn kong_style_errors() {
             json!({"message": "no Route matched with those values"})
         )
     );
+    // The same message as a page, XML or text when the client asks for one (Kong's negotiation).
+    for (accept, content_type, text) in [
+        (
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+            "text/html",
+            "<p>no Route matched with those values.</p>",
+        ),
+        (
+            "application/xml",
+            "application/xml",
+            "<message>no Route matched with those values</message>",
+        ),
+        (
+            "text/plain",
+            "text/plain",
+            "no Route matched with those values\n",
+        ),
+        (
+            "application/json;q=0.9, text/plain;q=0.1",
+            "application/json",
+            "{\"message\"",
+        ),
+    ] {
+        let r = client()
+            .get(format!("{}/nowhere", e.dp.proxy_url))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let got = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(got.starts_with(content_type), "{accept}: {got}");
+        assert!(r.text().await.unwrap().contains(text), "{accept}");
+    }
     let (s, _, body) = e.get("/down", &[]).await;
     assert_eq!(
         (s, body),

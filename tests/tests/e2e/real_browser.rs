@@ -122,13 +122,16 @@ async fn a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out() 
     chrome.wait_for_text("id=\"sign-in\"").await;
     assert!(!c.source().await.unwrap().contains("x-user"));
 
-    // With a sign-in pending, an answer whose state is not its own is refused with the reason shown,
-    // not sent round again.
+    // With a sign-in pending, an answer whose state is not its own is refused with the reason shown on
+    // an error page, not sent round again.
     c.goto(&format!("{callback}?code=x&state=forged"))
         .await
         .unwrap();
     let page = chrome.wait_for_text("state does not match").await;
     assert!(page.contains("Unauthorized"), "{page}");
+    // A browser asked for HTML, so the error is a page (Kong's error template), not JSON.
+    assert!(page.contains("<h1>Error</h1>"), "{page}");
+    assert_eq!(c.title().await.unwrap(), "Error");
     chrome.screenshot("4-forged-answer").await;
     chrome.stop().await;
 }
