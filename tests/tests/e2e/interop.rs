@@ -164,11 +164,9 @@ async fn cluster_with_oidc(dot: &Dot, extra: Value) -> (ControlPlane, DataPlane,
     (cp, dp, up)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openid_connect_password_grant_and_introspection_with_django_oauth_toolkit() {
-    let dot = Dot::start();
-    let (_cp, dp, _up) = cluster_with_oidc(&dot, json!({"auth_methods": ["introspection", "password"], "bearer_token_param_type": ["header"], "credential_claim": ["username"]})).await;
-    // curl --user alex:doe: discovery, then the password grant at the real server.
+/// `curl --user alex:doe` through the node: the password grant at the real server. Returns the access
+/// token the upstream received and what the upstream saw.
+async fn password_grant(dp: &DataPlane) -> (String, Value) {
     let r = client()
         .get(format!("{}/api", dp.proxy_url))
         .basic_auth("alex", Some("doe"))
@@ -183,6 +181,15 @@ async fn openid_connect_password_grant_and_introspection_with_django_oauth_toolk
         .strip_prefix("Bearer ")
         .unwrap()
         .to_string();
+    (token, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_connect_password_grant_and_introspection_with_django_oauth_toolkit() {
+    let dot = Dot::start();
+    let (_cp, dp, _up) = cluster_with_oidc(&dot, json!({"auth_methods": ["introspection", "password"], "bearer_token_param_type": ["header"], "credential_claim": ["username"]})).await;
+    // curl --user alex:doe: discovery, then the password grant at the real server.
+    let (token, body) = password_grant(&dp).await;
     assert_eq!(
         body["headers"]["x-credential-identifier"], "alex",
         "the real server's introspection names the user"
@@ -224,20 +231,7 @@ async fn openid_connect_userinfo_with_django_oauth_toolkit() {
     )
     .await;
     // A password grant at the real server gives an opaque token with the `openid` scope.
-    let r = client()
-        .get(format!("{}/api", dp.proxy_url))
-        .basic_auth("alex", Some("doe"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
-    let token = body["headers"]["authorization"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap()
-        .to_string();
+    let (token, _) = password_grant(&dp).await;
     assert_eq!(token.split('.').count(), 1, "an opaque token");
     // As a bearer token it is valid because the real server's UserInfo endpoint answers it, and the
     // subject there is the one sent upstream.

@@ -88,14 +88,32 @@ impl OpenIdConnect {
             introspection_answer::judge(parsed, self.config.introspection_check_active, unix_now())
                 .map_err(|r| self.refused(r))
         };
-        if !self.config.cache_introspection {
+        self.per_token(
+            b"introspection",
+            token,
+            self.config.cache_introspection,
+            fetch,
+        )
+        .await
+    }
+
+    /// The claims `fetch` finds for `token`, kept per token (under `scope`) in the introspection cache
+    /// until the claims' expiry or `cache_ttl` when `cache` is on. Failures are never kept.
+    pub(super) async fn per_token(
+        &self,
+        scope: &[u8],
+        token: &str,
+        cache: bool,
+        fetch: impl std::future::Future<Output = Result<Value, Denial>>,
+    ) -> Result<Arc<Value>, Denial> {
+        if !cache {
             return fetch.await.map(Arc::new);
         }
-        let key = self.idp.key(&[b"introspection"], &[token.as_bytes()]);
-        let cache = &self.idp.caches().oidc_introspection;
+        let key = self.idp.key(&[scope], &[token.as_bytes()]);
+        let entries = &self.idp.caches().oidc_introspection;
         let (out, _) = self
             .idp
-            .cached(cache, key, ("hit", "miss"), async {
+            .cached(entries, key, ("hit", "miss"), async {
                 let claims = fetch.await?;
                 let ttl = self.ttl.lifetime(&claims, unix_now());
                 Ok::<_, Denial>(Cached::new(Arc::new(claims), ttl))

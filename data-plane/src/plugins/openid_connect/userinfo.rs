@@ -51,20 +51,8 @@ impl OpenIdConnect {
                     endpoints::unavailable("userinfo", self.idp.fault(why))
                 })
         };
-        if !self.config.userinfo.cache_user_info {
-            return fetch.await.map(Arc::new);
-        }
-        let key = self.idp.key(&[b"userinfo"], &[token.as_bytes()]);
-        let cache = &self.idp.caches().oidc_introspection;
-        let (out, _) = self
-            .idp
-            .cached(cache, key, ("hit", "miss"), async {
-                let claims = fetch.await?;
-                let ttl = self.ttl.lifetime(&claims, unix_now());
-                Ok::<_, Denial>(Cached::new(Arc::new(claims), ttl))
-            })
-            .await;
-        out
+        let cache = self.config.userinfo.cache_user_info;
+        self.per_token(b"userinfo", token, cache, fetch).await
     }
 
     /// `search_user_info`: the token's claims completed by the endpoint's, the token's winning where both
