@@ -91,18 +91,13 @@ fn memberships(
         .collect()
 }
 
-/// The Consumers in group `id`: those who joined first first, and by username (else id) within a second.
+/// The Consumers in group `id`, in [`ConfigState::members_of`]'s order.
 fn members_of(state: &ConfigState, id: Uuid) -> Vec<Entity> {
-    let mut found: Vec<(i64, String, Entity)> = memberships(state, Some(id), None)
+    state
+        .members_of(&id)
         .into_iter()
-        .filter_map(|m| {
-            let c = state.consumers.get(&m.consumer.id)?;
-            let name = c.username.clone().unwrap_or_else(|| c.id.to_string());
-            Some((m.created_at, name, Entity::Consumer(c.clone())))
-        })
-        .collect();
-    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    found.into_iter().map(|(_, _, e)| e).collect()
+        .map(|c| Entity::Consumer(c.clone()))
+        .collect()
 }
 
 /// The groups Consumer `id` is in, in the order of [`ConfigState::groups_of`].

@@ -97,19 +97,15 @@ impl Memberships {
                 .or_default()
                 .push(acl.group.clone());
         }
-        let members: std::collections::HashSet<Uuid> = state
-            .consumer_group_consumers
-            .values()
-            .map(|m| m.consumer.id)
-            .collect();
         Memberships {
             acl: names
                 .into_iter()
                 .map(|(id, names)| (id, Arc::new(Groups::new(names))))
                 .collect(),
-            consumer_groups: members
+            consumer_groups: state
+                .groups_by_consumer(None)
                 .into_iter()
-                .map(|id| (id, Arc::new(Groups::new(state.groups_of(&id)))))
+                .map(|(id, names)| (id, Arc::new(Groups::new(names))))
                 .collect(),
             group_ids: state
                 .consumer_groups

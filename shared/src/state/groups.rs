@@ -1,13 +1,13 @@
 //! The write rules of consumer groups and their memberships: a group name is used once, a Consumer is in
 //! a group once, and a membership goes with its Consumer or its group.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{Change, ConfigState, Entity};
-use crate::entity::{ConsumerGroupMember, Kind};
+use crate::entity::{Consumer, ConsumerGroupMember, Kind};
 use crate::error::StateError;
 
 impl ConfigState {
@@ -98,22 +98,47 @@ impl ConfigState {
         problems
     }
 
-    /// The names of the consumer groups `consumer` is in: those it joined first first, and by name
-    /// within a second (a membership's time is in seconds).
+    /// The names of the consumer groups `consumer` is in, in [`ConfigState::groups_by_consumer`]'s order.
     pub fn groups_of(&self, consumer: &Uuid) -> Vec<String> {
-        let mut joined: Vec<(i64, &str)> = self
+        self.groups_by_consumer(Some(consumer))
+            .remove(consumer)
+            .unwrap_or_default()
+    }
+
+    /// Every Consumer's consumer-group names (only `only`'s when given), in one pass over the
+    /// memberships: those it joined first first, and by name within a second (a membership's time is in
+    /// seconds).
+    pub fn groups_by_consumer(&self, only: Option<&Uuid>) -> HashMap<Uuid, Vec<String>> {
+        let mut joined: Vec<(Uuid, i64, &str)> = self
             .consumer_group_consumers
             .values()
-            .filter(|m| m.consumer.id == *consumer)
+            .filter(|m| only.is_none_or(|c| m.consumer.id == *c))
             .filter_map(|m| {
                 let group = self.consumer_groups.get(&m.consumer_group.id)?;
-                Some((m.created_at, group.name.as_str()))
+                Some((m.consumer.id, m.created_at, group.name.as_str()))
             })
             .collect();
         joined.sort();
-        joined
-            .into_iter()
-            .map(|(_, name)| name.to_string())
-            .collect()
+        let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for (consumer, _, name) in joined {
+            out.entry(consumer).or_default().push(name.to_string());
+        }
+        out
+    }
+
+    /// The Consumers in `group`: those who joined first first, and by username (else id) within a second.
+    pub fn members_of(&self, group: &Uuid) -> Vec<&Consumer> {
+        let mut found: Vec<(i64, String, &Consumer)> = self
+            .consumer_group_consumers
+            .values()
+            .filter(|m| m.consumer_group.id == *group)
+            .filter_map(|m| {
+                let c = self.consumers.get(&m.consumer.id)?;
+                let name = c.username.clone().unwrap_or_else(|| c.id.to_string());
+                Some((m.created_at, name, c))
+            })
+            .collect();
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        found.into_iter().map(|(_, _, c)| c).collect()
     }
 }

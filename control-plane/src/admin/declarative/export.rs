@@ -151,19 +151,15 @@ pub fn export_doc(state: &ConfigState) -> Value {
         .values()
         .map(|g| {
             let mut v = clean(Entity::ConsumerGroup(g.clone()).to_public_json(), &[]);
-            // First joined first, by username (else id) within a second: the Admin API's order.
-            let mut joined: Vec<(i64, Value)> = state
-                .consumer_group_consumers
-                .values()
-                .filter(|m| m.consumer_group.id == g.id)
-                .filter_map(|m| Some((m.created_at, state.consumers.get(&m.consumer.id)?)))
-                .map(|(at, c)| match &c.username {
-                    Some(name) => (at, json!({ "username": name })),
-                    None => (at, json!({ "id": c.id })),
+            // In the Admin API's order.
+            let members: Vec<Value> = state
+                .members_of(&g.id)
+                .into_iter()
+                .map(|c| match &c.username {
+                    Some(name) => json!({ "username": name }),
+                    None => json!({ "id": c.id }),
                 })
                 .collect();
-            joined.sort_by_key(|(at, v)| (*at, v.to_string()));
-            let members: Vec<Value> = joined.into_iter().map(|(_, v)| v).collect();
             if !members.is_empty() {
                 v["consumers"] = Value::Array(members);
             }
