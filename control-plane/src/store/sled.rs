@@ -283,6 +283,24 @@ mod tests {
     use super::*;
     use shared::{Entity, ParseCtx, Service};
 
+    /// Opens the store at `dir` again in this process. The dropped store's database lock goes with the
+    /// last reference to it, which a blocking-pool thread that ran its commit may still hold for a moment
+    /// after the commit answered: wait for the lock, for at most 10 s.
+    fn reopen(dir: &std::path::Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Ok(store) => return store,
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("reopening the store: {e}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn commit_then_reload() {
         let dir = std::env::temp_dir().join(format!("portcullis-store-{}", Uuid::new_v4()));
@@ -304,7 +322,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = SledStore::open(&dir).unwrap();
+        let store = reopen(&dir);
         let (loaded, version) = store.load().await.unwrap();
         assert_eq!(version, 7);
         assert_eq!(loaded.services[&svc.id], svc);
