@@ -318,6 +318,7 @@ pub async fn run(
         snapshots: published_rx,
         publish_status: status_rx,
         purges: broadcast::channel(1024).0,
+        revocations: broadcast::channel(1024).0,
         shutdown: stop_rx.clone(),
     });
     let ctx = Arc::new(admin::AdminCtx {

@@ -2,7 +2,7 @@
 //!
 //! - [`follow`] reacts to the store's events: a version committed elsewhere is caught up with and
 //!   published to this control plane's nodes, a node record changed elsewhere (a revocation) is re-read
-//!   and the node's session closed here if it is held here, a cache purge reaches the nodes held here.
+//!   and the node's session closed here if it is held here, a cache purge or a session revocation reaches the nodes held here.
 //!   [`Event::Resync`] (periodic, or after the listener reconnected) does all the checks at once.
 //! - [`report`] writes, every heartbeat interval, that this control plane is alive and the live status of
 //!   the nodes it holds that changed, so the node view on any control plane shows every node.
@@ -37,6 +37,10 @@ pub async fn follow(core: Arc<Core>, cluster: Arc<Cluster>, mut stop: watch::Rec
             Ok(Event::NodeChanged(id)) => cluster.nodes.reload(&id).await,
             Ok(Event::Purge { cache, key }) => {
                 let _ = cluster.purges.send(PurgeCommand { cache, key });
+                Ok(())
+            }
+            Ok(Event::SessionRevoked(r)) => {
+                let _ = cluster.revocations.send(r);
                 Ok(())
             }
             Ok(Event::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -322,6 +322,9 @@ pub struct Metrics {
     pub lkg_write_errors: AtomicU64,
     /// Cache purges received from the control plane, by cache.
     pub cache_purges: CounterVec,
+    /// Session revocations applied, by where they came from (`identity_provider`: a logout token this
+    /// node verified; `control_plane`: another node's, or one kept while this node was away).
+    pub session_revocations: CounterVec,
 }
 
 impl Metrics {
@@ -377,6 +380,11 @@ impl Metrics {
         self.cache_purges.render(
             "portcullis_cache_purges_total",
             "Cache purges received from the control plane, by cache.",
+            &mut out,
+        );
+        self.session_revocations.render(
+            "portcullis_session_revocations_total",
+            "Session revocations (back-channel logout) applied, by where they came from.",
             &mut out,
         );
         let gauges = [

@@ -91,6 +91,8 @@ pub struct Node {
     caches: Arc<Caches>,
     clients: Arc<IdpClients>,
     traffic: Arc<crate::plugins::TrafficStores>,
+    /// Sessions identity providers ended, kept across snapshots.
+    revocations: Arc<crate::plugins::SessionRevocations>,
     /// Every Target's health on this node, kept across snapshots.
     health: Arc<crate::runtime::balancer::HealthRegistry>,
     /// Target host names and what they resolve to.
@@ -179,6 +181,7 @@ impl Node {
             caches: Arc::new(Caches::new(cache_max_entries)),
             traffic: Arc::new(crate::plugins::TrafficStores::new(idp_ca_pem.clone())),
             clients: Arc::new(IdpClients::new(idp_ca_pem)),
+            revocations: Arc::default(),
             health: Arc::default(),
             dns,
             lkg: Lkg::open(lkg_dir),
@@ -303,6 +306,21 @@ impl Node {
             self.metrics.cache_purges.add(&[("cache", cache)], 1);
         }
         done
+    }
+
+    /// Sessions identity providers ended (back-channel logout), as this node knows them.
+    pub fn session_revocations(&self) -> &Arc<crate::plugins::SessionRevocations> {
+        &self.revocations
+    }
+
+    /// Applies a session revocation the control plane sent.
+    pub fn learn_revocation(&self, r: proto::SessionRevocation) {
+        let r = crate::plugins::session_revocations::Revocation::from_wire(r);
+        if self.revocations.learn(&r, crate::unix_now()) {
+            self.metrics
+                .session_revocations
+                .add(&[("source", "control_plane")], 1);
+        }
     }
 
     /// Decodes, checks and builds an update, swaps it in, and (when `persist`) stores it as
@@ -507,6 +525,7 @@ impl Node {
             metrics: self.metrics.clone(),
             clients: self.clients.clone(),
             traffic: self.traffic.clone(),
+            revocations: self.revocations.clone(),
             health: self.health.clone(),
             addresses: self.dns.cache.clone(),
             allowed: self.settings.plugins.iter().map(|(n, _)| *n).collect(),

@@ -154,6 +154,9 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
         tokio::time::interval(Duration::from_secs(1).min(settings.heartbeat_interval));
     // Target health last reported on this stream (a new stream reports it again).
     let mut reported_health = None;
+    let revocations = node.session_revocations().clone();
+    let mut revocations_sent = Vec::new();
+    send_revocations(&tx, &revocations, &mut revocations_sent).await?;
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
@@ -170,6 +173,7 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
                     tx.send(NodeMessage { kind: Some(node_message::Kind::CertNotAfter(not_after)) }).await?;
                 }
             }
+            _ = revocations.reported() => send_revocations(&tx, &revocations, &mut revocations_sent).await?,
             _ = tokio::time::sleep_until(deadline) => return Err(anyhow!("no heartbeat from the control plane within {:?}", settings.heartbeat_timeout)),
             msg = inbound.message() => {
                 let Some(msg) = msg.map_err(|s| anyhow!("sync stream closed by the control plane: {}", s.message()))? else { return Ok(()) };
@@ -192,11 +196,30 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
                             warn!(cache = %p.cache, "ignored a malformed purge command");
                         }
                     }
+                    Some(control_message::Kind::SessionRevocation(r)) => node.learn_revocation(r),
                     Some(control_message::Kind::Heartbeat(_)) | None => {}
                 }
             }
         }
     }
+}
+
+/// Sends the session revocations reported here that the control plane has not echoed yet and that
+/// this stream has not carried (`sent`).
+async fn send_revocations(
+    tx: &mpsc::Sender<NodeMessage>,
+    revocations: &crate::plugins::SessionRevocations,
+    sent: &mut Vec<crate::plugins::session_revocations::Revocation>,
+) -> Result<()> {
+    for r in revocations.unsent() {
+        if sent.contains(&r) {
+            continue;
+        }
+        let kind = node_message::Kind::SessionRevocation(r.to_wire());
+        tx.send(NodeMessage { kind: Some(kind) }).await?;
+        sent.push(r);
+    }
+    Ok(())
 }
 
 /// A snapshot or delta as it came off the stream.

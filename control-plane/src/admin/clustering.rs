@@ -1,4 +1,5 @@
-//! Cluster administration: pairing tokens, the node list, revocation, and cache purges sent to every node.
+//! Cluster administration: pairing tokens, the node list, revocation, cache purges sent to every node, and
+//! the session revocations kept for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,6 +49,14 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
             delete(|s: Ctx, Path(k): Path<String>| purge(s, "oauth2-introspection", Some(k))),
         )
         .route("/cache", delete(|s: Ctx| purge(s, "*", None)))
+        .route("/clustering/session-revocations", get(list_revocations))
+}
+
+/// The session revocations kept and sent to every node (who was logged out, not any token).
+async fn list_revocations(State(ctx): Ctx) -> ApiResult {
+    let store = ctx.core.store();
+    let kept = crate::cluster::revocations::current(store.as_ref(), unix_now()).await?;
+    Ok(Json(json!({ "data": kept, "total": kept.len() })).into_response())
 }
 
 async fn create_token(State(ctx): Ctx, headers: HeaderMap, body: Body) -> ApiResult {

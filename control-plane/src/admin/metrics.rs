@@ -156,7 +156,7 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
         );
     }
     let c = cp.counters;
-    let counters: [Counter; 6] = [
+    let counters: [Counter; 7] = [
         (
             "portcullis_cp_sessions_total",
             "Node streams this control plane has opened.",
@@ -192,6 +192,12 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
             "Configurations nodes refused (the reasons are in the node view).",
             &[],
             SyncCounters::get(&c.nacks),
+        ),
+        (
+            "portcullis_cp_session_revocations_total",
+            "Session revocations (back-channel logout) received from nodes.",
+            &[],
+            SyncCounters::get(&c.session_revocations),
         ),
     ];
     for (metric, help, labels, value) in counters {

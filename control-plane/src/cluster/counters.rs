@@ -1,6 +1,6 @@
 //! What the node streams of this control plane have done since it started, for its `/metrics`: sessions
 //! opened, configurations acknowledged (by how they arrived, with the bytes the nodes received) and
-//! refused. Plain atomics, bumped by the stream handlers.
+//! refused, session revocations received. Plain atomics, bumped by the stream handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,6 +13,8 @@ pub struct SyncCounters {
     pub bytes_full: AtomicU64,
     pub bytes_delta: AtomicU64,
     pub nacks: AtomicU64,
+    /// Session revocations (back-channel logout) received from nodes.
+    pub session_revocations: AtomicU64,
 }
 
 impl SyncCounters {

@@ -2,6 +2,7 @@
 
 pub mod counters;
 pub mod nodes;
+pub mod revocations;
 pub mod service;
 pub mod snapshots;
 pub mod token_record;
@@ -54,6 +55,8 @@ pub struct Cluster {
     pub snapshots: watch::Receiver<Option<Arc<Published>>>,
     pub publish_status: watch::Receiver<PublishStatus>,
     pub purges: broadcast::Sender<PurgeCommand>,
+    /// Session revocations to send to every connected node.
+    pub revocations: broadcast::Sender<revocations::SessionRevocation>,
     /// Becomes true when the control plane shuts down; sessions close their streams.
     pub shutdown: watch::Receiver<bool>,
 }

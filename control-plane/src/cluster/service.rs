@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal, TargetHealth};
+use super::revocations::{self, SessionRevocation};
 use super::token_record::{take_one_use, TokenRecord};
 use super::transport::PeerInfo;
 use super::{unix_now, Cluster};
@@ -300,6 +301,11 @@ impl Session {
         let settings = self.cluster.settings.clone();
         let mut snapshots = self.cluster.snapshots.clone();
         let mut purges = self.cluster.purges.subscribe();
+        let mut revocations = self.cluster.revocations.subscribe();
+        if self.send_kept_revocations(&tx).await.is_err() {
+            self.cluster.nodes.disconnect(&self.node_id, self.session);
+            return;
+        }
         let mut shutdown = self.cluster.shutdown.clone();
         let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
         let mut deadline = Instant::now() + settings.heartbeat_timeout;
@@ -318,6 +324,12 @@ impl Session {
                 purge = purges.recv() => {
                     if let Ok(p) = purge {
                         let msg = ControlMessage { kind: Some(control_message::Kind::Purge(proto::Purge { cache: p.cache, key: p.key })) };
+                        if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
+                    }
+                }
+                revoked = revocations.recv() => {
+                    if let Ok(r) = revoked {
+                        let msg = ControlMessage { kind: Some(control_message::Kind::SessionRevocation(r.to_node())) };
                         if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
                     }
                 }
@@ -402,12 +414,60 @@ impl Session {
                     live.last_seen = now;
                 });
             }
+            Some(node_message::Kind::SessionRevocation(m)) => {
+                self.revoked(m, now);
+                self.cluster
+                    .nodes
+                    .update(&self.node_id, |live| live.last_seen = now);
+            }
             Some(node_message::Kind::Heartbeat(_)) | Some(node_message::Kind::Hello(_)) | None => {
                 self.cluster
                     .nodes
                     .update(&self.node_id, |live| live.last_seen = now);
             }
         }
+    }
+
+    /// Keeps a session revocation the node received from an identity provider and sends it to every node
+    /// (the sender too: that tells it the revocation is kept).
+    fn revoked(&self, m: proto::SessionRevocation, now: i64) {
+        let r = match SessionRevocation::from_node(m, now) {
+            Ok(r) => r,
+            Err(why) => {
+                return warn!(node_id = %self.node_id, why, "ignored a malformed session revocation")
+            }
+        };
+        let counters = &self.cluster.nodes.counters;
+        counters
+            .session_revocations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        info!(node_id = %self.node_id, issuer = %r.issuer, by_sid = !r.sid.is_empty(), by_sub = !r.sub.is_empty(), "sessions revoked by the identity provider");
+        let (store, id) = (self.cluster.nodes_store().clone(), self.node_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = revocations::record(store.as_ref(), r).await {
+                // The node sends it again on its next stream, since nothing echoed it.
+                warn!(node_id = %id, error = %e, "cannot keep a session revocation");
+            }
+        });
+    }
+
+    /// Sends the node every session revocation still kept (a node that was away misses none).
+    async fn send_kept_revocations(&self, tx: &Tx) -> Result<(), ()> {
+        let kept = match revocations::current(self.cluster.nodes_store().as_ref(), unix_now()).await
+        {
+            Ok(kept) => kept,
+            Err(e) => {
+                warn!(node_id = %self.node_id, error = %e, "cannot read the kept session revocations; the node gets them on its next stream");
+                return Ok(());
+            }
+        };
+        for r in kept {
+            let msg = ControlMessage {
+                kind: Some(control_message::Kind::SessionRevocation(r.to_node())),
+            };
+            tx.send(Ok(msg)).await.map_err(drop)?;
+        }
+        Ok(())
     }
 
     /// Takes the oldest unanswered message off the list when it is the one `version` answers; its kind.

@@ -59,6 +59,9 @@ pub enum Records {
     NodeStatus,
     /// The control planes sharing the store, each with the time it last said it was alive.
     ControlPlanes,
+    /// Sessions ended by identity providers (back-channel logout), kept until no session they end can
+    /// still be alive (see [`crate::cluster::revocations`]).
+    SessionRevocations,
 }
 
 impl Records {
@@ -69,6 +72,7 @@ impl Records {
             Records::Nodes => "nodes",
             Records::NodeStatus => "node_status",
             Records::ControlPlanes => "control_planes",
+            Records::SessionRevocations => "session_revocations",
         }
     }
 }
@@ -88,6 +92,8 @@ pub enum Event {
         /// Hex SHA-256 of the token, or empty for the whole cache.
         key: String,
     },
+    /// Sessions an identity provider ended, for every node.
+    SessionRevoked(crate::cluster::revocations::SessionRevocation),
     /// Events may have been missed (the listener reconnected, or the periodic check is due): compare the
     /// stored version and re-read the node records.
     Resync,

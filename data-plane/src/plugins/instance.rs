@@ -61,4 +61,6 @@ pub struct BuildCtx {
     pub clients: Arc<IdpClients>,
     /// Rate-limiting counters (this node's, and connections to shared Redis servers).
     pub traffic: Arc<super::traffic_stores::TrafficStores>,
+    /// Sessions identity providers ended (back-channel logout).
+    pub revocations: Arc<super::SessionRevocations>,
 }

@@ -25,6 +25,7 @@ pub mod redis_clients;
 mod refusal;
 mod registry;
 pub mod sealed;
+pub mod session_revocations;
 mod traffic_stores;
 
 pub use claims::{claim_header, claim_header_value, claim_values, token_fingerprint};
@@ -35,4 +36,5 @@ pub use instance::{BuildCtx, Events};
 pub use plugin::Plugin;
 pub use refusal::Refusal;
 pub use registry::{registry, Factory, Registered};
+pub use session_revocations::SessionRevocations;
 pub use traffic_stores::TrafficStores;

@@ -45,6 +45,8 @@ pub struct Resources {
     pub clients: Arc<IdpClients>,
     /// Rate-limiting counters and Redis connections, kept across snapshots.
     pub traffic: Arc<crate::plugins::TrafficStores>,
+    /// Sessions identity providers ended, kept across snapshots.
+    pub revocations: Arc<crate::plugins::SessionRevocations>,
     /// Every Target's health, kept across snapshots.
     pub health: Arc<HealthRegistry>,
     /// What Target host names resolve to.
@@ -258,6 +260,7 @@ impl RuntimeConfig {
             metrics: resources.metrics.clone(),
             clients: resources.clients.clone(),
             traffic: resources.traffic.clone(),
+            revocations: resources.revocations.clone(),
         };
         let (mut plugins, mut plugin_scopes, rebuild): (_, _, Vec<Uuid>) =
             if touched.consumers.is_empty() && !touched.memberships {

@@ -8,6 +8,7 @@ fn resources() -> Resources {
         metrics: Arc::new(Metrics::default()),
         clients: Arc::new(IdpClients::new(None)),
         traffic: Arc::default(),
+        revocations: Arc::default(),
         health: Arc::default(),
         addresses: Arc::default(),
         allowed: registry().iter().map(|r| r.name).collect(),

@@ -20,6 +20,7 @@ fn idp(timeout_ms: u64) -> (Idp, Arc<Metrics>) {
         metrics: metrics.clone(),
         clients: Arc::new(IdpClients::new(None)),
         traffic: Arc::default(),
+        revocations: Arc::default(),
     };
     let settings = IdpSettings {
         timeout_ms,
