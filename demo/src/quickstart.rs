@@ -186,6 +186,7 @@ pub fn demo_config(idp: &str, upstream: &str, session_secret: &str) -> Value {
                     "session_secret": session_secret,
                     "logout_uri_suffix": "/logout",
                     "logout_methods": ["GET", "POST"],
+                    "backchannel_logout_uri_suffix": "/backchannel-logout",
                     "upstream_headers_claims": ["preferred_username"],
                     "upstream_headers_names": ["x-user"]
                 }}]
@@ -301,6 +302,9 @@ pub async fn start(opts: &Options) -> Result<Running> {
             },
         )));
     }
+
+    // The demo provider ends sessions of the sign-in route through the first node.
+    idp.set_backchannel_logout_uri("app", &format!("{}/web/backchannel-logout", proxy_urls[0]));
 
     // Configure through the Admin API: one declarative document, applied atomically (idempotent on reruns).
     let r = c

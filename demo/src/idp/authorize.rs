@@ -257,6 +257,10 @@ pub(super) fn exchange(inner: &Inner, client_id: &str, form: &HashMap<String, St
             id_claims[k] = v.clone();
         }
     }
+    if let Some(sid) = id_claims["sid"].as_str() {
+        let signed_in = (sid.to_string(), grant.sub.clone(), client_id.to_string());
+        inner.signed_in.lock().unwrap().push(signed_in);
+    }
     let refresh_token = new_refresh_token(inner, client_id, &grant.sub, &grant.scope);
     axum::Json(json!({
         "access_token": access_token, "token_type": "Bearer", "expires_in": expires_in(inner),

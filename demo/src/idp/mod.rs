@@ -1,5 +1,5 @@
 //! A development OAuth 2.0 / OpenID Connect identity provider: the authorization code flow with a login
-//! form, PKCE and RP-initiated logout (`authorize.rs`), password and client-credentials grants,
+//! form, PKCE and RP-initiated logout (`authorize.rs`), back-channel logout (`backchannel.rs`), password and client-credentials grants,
 //! RFC 7662 introspection (plain JSON or RFC 9701 signed JWT), revocation, discovery and a rotatable
 //! JWKS. It verifies every client authentication method it receives (basic, post, client_secret_jwt,
 //! private_key_jwt, none).
@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 mod authorize;
+mod backchannel;
 mod userinfo;
 
 pub use authorize::half_hash;
@@ -75,6 +76,8 @@ pub struct Stats {
     pub revocations: AtomicU64,
     /// Calls of the UserInfo endpoint.
     pub userinfo_calls: AtomicU64,
+    /// Logout tokens sent to back-channel logout URIs.
+    pub backchannel_logouts: AtomicU64,
 }
 
 struct Inner {
@@ -102,6 +105,10 @@ struct Inner {
     refresh: Mutex<HashMap<String, authorize::Renewable>>,
     /// The `expires_in` the authorization code and refresh grants report, when set (for tests of expiry).
     expires_in: Mutex<Option<i64>>,
+    /// Back-channel logout URIs by client.
+    backchannel: Mutex<HashMap<String, String>>,
+    /// Sign-ins of the authorization code flow: `sid`, subject, client.
+    signed_in: Mutex<Vec<(String, String, String)>>,
     stats: Stats,
 }
 
@@ -196,6 +203,8 @@ impl DemoIdp {
             id_token_overrides: Mutex::new(json!({})),
             refresh: Mutex::default(),
             expires_in: Mutex::new(None),
+            backchannel: Mutex::default(),
+            signed_in: Mutex::default(),
             stats: Stats::default(),
         });
         let app = Router::new()
@@ -376,6 +385,8 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "jwks_uri": format!("{i}/jwks"),
         "authorization_endpoint": format!("{i}/authorize"),
         "end_session_endpoint": format!("{i}/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "grant_types_supported": ["authorization_code", "password", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "response_modes_supported": ["query", "form_post"],

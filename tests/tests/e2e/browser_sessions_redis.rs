@@ -1,6 +1,7 @@
 //! Browser sessions kept on a Redis server (`session_storage: redis`): the cookie holds only a sealed id,
 //! every node finds the session on the shared server, logout deletes it, a session deleted on the server
-//! ends at once, and a server that cannot be reached answers 503, never another store.
+//! ends at once, a back-channel logout deletes the sessions it names, and a server that cannot be reached
+//! answers 503, never another store.
 
 use serde_json::json;
 
@@ -35,6 +36,7 @@ async fn sessions_on_redis_are_shared_by_nodes_and_end_when_deleted() {
                 "issuer": idp.issuer, "client_id": ["app"], "client_secret": ["app-secret"],
                 "auth_methods": ["authorization_code", "session"], "session_secret": SECRET,
                 "logout_uri_suffix": "/logout", "logout_methods": ["GET"],
+                "backchannel_logout_uri_suffix": "/backchannel-logout",
                 "upstream_headers_claims": ["preferred_username"], "upstream_headers_names": ["x-user"],
                 "session_storage": "redis",
                 "redis": {"host": redis.host(), "port": redis.port, "password": REDIS_PASSWORD, "timeout": 500, "prefix": "gw-sessions"},
@@ -55,9 +57,10 @@ async fn sessions_on_redis_are_shared_by_nodes_and_end_when_deleted() {
     let cookie = b.jar["session"].clone();
     assert!(cookie.len() < 200, "{} bytes", cookie.len());
     assert!(!b.jar.contains_key("session_2"));
-    assert_eq!(redis.command(&["DBSIZE"]).unwrap(), ":1");
+    // The session, and its listing under the provider's sid and sub (for back-channel logout).
+    assert_eq!(redis.command(&["DBSIZE"]).unwrap(), ":3");
     let keys = redis.command(&["KEYS", "gw-sessions:*"]).unwrap();
-    assert_eq!(keys, "*1", "one key under the configured prefix");
+    assert_eq!(keys, "*3", "every key under the configured prefix");
 
     // Both nodes find it on the shared server.
     for node in [&dp, &other] {
@@ -113,4 +116,31 @@ async fn sessions_on_redis_are_shared_by_nodes_and_end_when_deleted() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+
+    // A back-channel logout from the provider deletes the person's sessions from the server.
+    idp.set_backchannel_logout_uri("app", &format!("{}/app/backchannel-logout", dp.proxy_url));
+    let (landed, _) = sign_in(&mut b, &idp, &app).await;
+    assert_eq!(landed.status, 302);
+    assert_eq!(
+        b.open(&format!("{}/app", other.proxy_url)).await.status,
+        200
+    );
+    assert_eq!(redis.command(&["DBSIZE"]).unwrap(), ":3");
+    let answers = idp.end_sessions_of("alex").await;
+    assert!(
+        !answers.is_empty() && answers.iter().all(|s| *s == 200),
+        "{answers:?}"
+    );
+    assert_eq!(redis.command(&["DBSIZE"]).unwrap(), ":0");
+    for node in [&dp, &other] {
+        let r = b
+            .http
+            .get(format!("{}/app", node.proxy_url))
+            .header("accept", "application/json")
+            .header("cookie", b.cookie_header().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
 }

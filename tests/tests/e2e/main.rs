@@ -8,6 +8,7 @@ mod admin_api;
 mod admin_kong;
 mod admin_kong_errors;
 mod admin_kong_schemas;
+mod backchannel_logout;
 mod balancing;
 mod browser_sessions_redis;
 mod browser_sign_in;

@@ -1,11 +1,16 @@
 //! Signing in through a real browser: headless Chromium, driven over WebDriver, signs in through a node
 //! with django-oauth-toolkit's own login page, lands on the original URL with its identity upstream, is
 //! accepted by a second node, is refused to a script without its cookies, and logs out of the gateway and
-//! of the provider. Screenshots of the pages are kept in `target/test-artifacts/real_browser/`.
+//! of the provider; and, with the demo provider, has its expired access token renewed without a new
+//! login and its session ended on both nodes by a back-channel logout. Screenshots of the pages are kept
+//! in `target/test-artifacts/real_browser*/`.
 
-use fantoccini::Locator;
+use std::sync::atomic::Ordering;
+
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
+use demo::idp::{DemoIdp, IdpSetup};
 use tests::chrome::Chrome;
 use tests::dot::Dot;
 use tests::{ControlPlane, DataPlane, EchoUpstream};
@@ -57,24 +62,7 @@ async fn a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out() 
         .as_str()
         .starts_with(&format!("http://127.0.0.1:{}/", dot.info["port"])));
     chrome.screenshot("1-login-page").await;
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("alex")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("doe")
-        .await
-        .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_in_login(c).await;
 
     // Back on the original URL, query included, with the identity upstream.
     let page = chrome.wait_for_text("x-user").await;
@@ -133,5 +121,88 @@ async fn a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out() 
     assert!(page.contains("<h1>Error</h1>"), "{page}");
     assert_eq!(c.title().await.unwrap(), "Error");
     chrome.screenshot("4-forged-answer").await;
+    chrome.stop().await;
+}
+
+/// Types alex's name and password into the provider's login form and submits it.
+async fn fill_in_login(c: &Client) {
+    for (field, value) in [("username", "alex"), ("password", "doe")] {
+        let input = c.find(Locator::Id(field)).await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    let button = c.find(Locator::Id("sign-in")).await.unwrap();
+    button.click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_renewed_without_a_login_and_ended_on_every_node_by_the_provider() {
+    let chrome = match Chrome::start("real_browser_backchannel").await {
+        Ok(c) => c,
+        Err(missing) => {
+            eprintln!("SKIPPED: a_session_is_renewed_without_a_login_and_ended_on_every_node_by_the_provider: {missing} is missing");
+            return;
+        }
+    };
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = DemoIdp::start(listener, IdpSetup::default()).await;
+    let (dp, other) = (DataPlane::start(&cp).await, DataPlane::start(&cp).await);
+    cp.post("/services", json!({"name": "web", "url": up.url}))
+        .await;
+    cp.post("/services/web/routes", json!({"paths": ["/app"]}))
+        .await;
+    cp.post(
+        "/services/web/plugins",
+        json!({"name": "openid-connect", "config": {
+            "issuer": idp.issuer, "client_id": ["app"], "client_secret": ["app-secret"],
+            "auth_methods": ["authorization_code", "session"],
+            "session_secret": "a-session-secret-of-at-least-32-characters",
+            "backchannel_logout_uri_suffix": "/backchannel-logout",
+            "upstream_headers_claims": ["preferred_username"], "upstream_headers_names": ["x-user"],
+        }}),
+    )
+    .await;
+    let version = cp.version().await;
+    dp.wait_version(version).await;
+    other.wait_version(version).await;
+    idp.set_backchannel_logout_uri("app", &format!("{}/app/backchannel-logout", dp.proxy_url));
+    // Every access token is reported as expiring at once: each use of the session renews it.
+    idp.set_expires_in(Some(0));
+    let c = &chrome.client;
+
+    c.goto(&format!("{}/app/orders", dp.proxy_url))
+        .await
+        .unwrap();
+    chrome.wait_for_text("id=\"sign-in\"").await;
+    fill_in_login(c).await;
+    chrome.wait_for_text("x-user").await;
+    let refreshes = || idp.stats().refresh_calls.load(Ordering::SeqCst);
+    let before = refreshes();
+
+    // The other node renews the expired access token with the refresh token: no login page.
+    c.goto(&format!("{}/app/renewed", other.proxy_url))
+        .await
+        .unwrap();
+    let page = chrome.wait_for_text("/renewed").await;
+    assert!(page.contains("alex"), "{page}");
+    assert!(refreshes() > before, "the access token was renewed");
+    assert_eq!(idp.sign_ins(), 1, "no second login");
+    chrome.screenshot("1-renewed").await;
+
+    // The provider ends alex's sessions: the logout token reaches the first node, and the second node
+    // refuses the session too: the browser is sent back to the login page.
+    assert_eq!(idp.end_sessions_of("alex").await, [200]);
+    for node in [&other, &dp] {
+        let url = format!("{}/app/after-logout", node.proxy_url);
+        tests::eventually(tests::PATIENCE, "the session is refused", || async {
+            c.goto(&url).await.unwrap();
+            let page = c.source().await.unwrap();
+            page.contains("id=\"sign-in\"").then_some(())
+        })
+        .await;
+    }
+    chrome.screenshot("2-after-backchannel-logout").await;
+    assert_eq!(idp.sign_ins(), 1);
     chrome.stop().await;
 }

@@ -298,11 +298,7 @@ impl OpenIdConnect {
         let bad = |why: &str| Denial::Invalid(format!("ID token rejected: {why}"));
         let claims = self.verify_jwt(id_token, doc).await?;
         let client = self.gateway_client(ex).map(|c| c.id).unwrap_or_default();
-        let audiences: Vec<&str> = match &claims["aud"] {
-            Value::String(a) => vec![a.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
+        let audiences = super::backchannel::audiences(&claims);
         if !audiences.contains(&client.as_str()) {
             return Err(bad("aud does not name this client"));
         }

@@ -3,6 +3,7 @@
 //! fields, headers and status codes.
 
 mod authenticate;
+mod backchannel;
 mod client_auth;
 mod decision;
 mod endpoints;
@@ -61,6 +62,9 @@ pub struct OpenIdConnect {
     ttl: TtlRule,
     /// The session and authorization cookies, when browsers sign in (`authorization_code`, `session`).
     cookies: Option<Cookies>,
+    /// Sessions identity providers ended, node-wide.
+    revocations: Arc<crate::plugins::SessionRevocations>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Builds an instance from its plugin entity.
@@ -117,6 +121,8 @@ pub fn build(p: &shared::Plugin, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, Stri
         anonymous,
         realm,
         ttl,
+        revocations: ctx.revocations.clone(),
+        metrics: ctx.metrics.clone(),
     }))
 }
 
@@ -246,6 +252,9 @@ impl OpenIdConnect {
     /// Logout, the callback of a sign-in, or a session cookie, in that order. A session that does not
     /// open or has expired has its cookies cleared on the request's answer.
     async fn browser(&self, ex: &mut Exchange, cookies: &Cookies) -> Browsing {
+        if self.is_backchannel_logout(ex) {
+            return Browsing::Answer(Box::new(self.backchannel_logout(ex, cookies).await));
+        }
         if self.is_logout(ex) {
             return Browsing::Answer(Box::new(self.logout(ex, cookies).await));
         }
@@ -264,6 +273,11 @@ impl OpenIdConnect {
         }
         let now = unix_now();
         match cookies.session(&ex.parts.headers, now).await {
+            Ok(Some((session, chunks, _))) if self.revoked(&session) => {
+                debug!(plugin = NAME, request_id = %ex.request_id, "session ended by the identity provider");
+                self.end_session(ex, cookies, &session, chunks).await;
+                Browsing::Continue
+            }
             Ok(Some((mut session, chunks, mut due))) => {
                 if self.expired(&session, now) {
                     match self.refresh_session(ex, &mut session).await {
@@ -275,10 +289,7 @@ impl OpenIdConnect {
                         }
                         Err(denial) => {
                             debug!(plugin = NAME, request_id = %ex.request_id, ?denial, "session ended");
-                            let _ = cookies.forget(&session).await;
-                            for c in cookies.clear(ex.tls, chunks) {
-                                ex.answer_fields.push((http::header::SET_COOKIE, c));
-                            }
+                            self.end_session(ex, cookies, &session, chunks).await;
                             return Browsing::Continue;
                         }
                     }
@@ -314,6 +325,21 @@ impl OpenIdConnect {
         }
     }
 
+    /// Ends a session that may no longer be used: deleted from its store, its `chunks` cookies cleared on
+    /// the request's answer.
+    async fn end_session(
+        &self,
+        ex: &mut Exchange,
+        cookies: &Cookies,
+        session: &Session,
+        chunks: usize,
+    ) {
+        let _ = cookies.forget(session).await;
+        for c in cookies.clear(ex.tls, chunks) {
+            ex.answer_fields.push((http::header::SET_COOKIE, c));
+        }
+    }
+
     /// No credential at all: a browser is sent to sign in (when `authorization_code` is on), anything
     /// else refused.
     async fn unauthenticated(&self, ex: &mut Exchange) -> Result<(), Refusal> {
@@ -341,15 +367,12 @@ impl OpenIdConnect {
             (cred, &denial, &self.cookies)
         {
             debug!(plugin = NAME, request_id = %ex.request_id, reason = %why, "session ended");
-            let _ = cookies.forget(session).await;
             let (_, chunks) = crate::plugins::cookies::get_chunked(
                 &ex.parts.headers,
                 &self.config.browser.session_cookie_name,
             );
             ex.answer_fields.clear();
-            for c in cookies.clear(ex.tls, chunks) {
-                ex.answer_fields.push((http::header::SET_COOKIE, c));
-            }
+            self.end_session(ex, cookies, session, chunks).await;
             return self.unauthenticated(ex).await;
         }
         self.deny(ex, denial)

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::plugins::openid_connect::{Browser, SameSite};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::session_store::{RedisSessions, Reference};
 use crate::plugins::cookies::{self, Attributes};
@@ -15,6 +15,10 @@ use crate::plugins::sealed::Sealer;
 /// A session is sealed again (renewing its idle and rolling times) once it is this old, so a busy
 /// session's cookie is rewritten at most once a minute.
 const RESEAL_AFTER: i64 = 60;
+
+/// How long a Redis session stays listed under its `sid` and `sub` when sessions have no absolute
+/// lifetime: a year.
+const INDEX_WITHOUT_ABSOLUTE: i64 = 366 * 86_400;
 
 /// A signed-in person's session.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +39,14 @@ pub struct Session {
     /// Its id on the Redis server (`session_storage: redis`), which is the key, not part of the value.
     #[serde(skip)]
     pub id: Option<String>,
+}
+
+impl Session {
+    /// The identity provider's names for it: issuer, `sid` (empty when none), `sub`.
+    pub fn identity(&self) -> (&str, &str, &str) {
+        let text = |name: &str| self.claims[name].as_str().unwrap_or_default();
+        (text("iss"), text("sid"), text("sub"))
+    }
 }
 
 /// A sign-in waiting for the identity provider's answer.
@@ -214,6 +226,14 @@ impl Cookies {
                 if !fresh {
                     return Ok(Vec::new());
                 }
+                let indexed_for = match self.absolute {
+                    0 => INDEX_WITHOUT_ABSOLUTE,
+                    absolute => absolute,
+                };
+                store
+                    .index(&id, s.identity(), indexed_for)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 serde_json::to_vec(&Reference { id }).map_err(|e| e.to_string())?
             }
         };
@@ -251,12 +271,30 @@ impl Cookies {
     /// cookies the answer clears).
     pub async fn forget(&self, s: &Session) -> Result<(), String> {
         if let (Some(store), Some(id)) = (&self.redis, &s.id) {
-            if let Err(e) = store.delete(id).await {
+            if let Err(e) = store.delete(id, s.identity()).await {
                 warn!(error = %e, "an ended session could not be deleted from the session store");
                 return Err(e.to_string());
             }
         }
         Ok(())
+    }
+
+    /// Deletes the sessions of `issuer` with `sid` (or, without one, `sub`) from the Redis server (nothing
+    /// to do for cookie sessions, which the revocation list ends).
+    pub async fn forget_matching(&self, issuer: &str, sid: &str, sub: &str) -> Result<(), String> {
+        let Some(store) = &self.redis else {
+            return Ok(());
+        };
+        match store.delete_matching(issuer, sid, sub).await {
+            Ok(n) => {
+                debug!(sessions = n, "sessions deleted from the session store");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(error = %e, "sessions ended by the identity provider could not be deleted");
+                Err(e.to_string())
+            }
+        }
     }
 
     /// The `Set-Cookie` values that end the session (`count` cookies).

@@ -81,10 +81,79 @@ impl RedisSessions {
         self.server.query::<()>(&pipe).await
     }
 
-    /// Deletes the session stored under `id`.
-    pub async fn delete(&self, id: &str) -> Result<(), RedisFailure> {
+    /// The index entries that find sessions by their identity provider's `sid` and `sub` (hashed: the
+    /// Redis server holds no identity in clear).
+    fn index_key(&self, issuer: &str, kind: &str, value: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [issuer, kind, value] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        format!("{}:by-{kind}:{}", self.prefix, hex::encode(h.finalize()))
+    }
+
+    /// Lists the session `id` under its `sid` and `sub` for `ttl` seconds, so a back-channel logout
+    /// finds it.
+    pub async fn index(
+        &self,
+        id: &str,
+        (issuer, sid, sub): (&str, &str, &str),
+        ttl: i64,
+    ) -> Result<(), RedisFailure> {
+        let mut pipe = redis::pipe();
+        for (kind, value) in [("sid", sid), ("sub", sub)] {
+            if !value.is_empty() {
+                let key = self.index_key(issuer, kind, value);
+                pipe.cmd("SADD").arg(&key).arg(id).ignore();
+                pipe.cmd("EXPIRE").arg(&key).arg(ttl.max(1)).ignore();
+            }
+        }
+        self.server.query::<()>(&pipe).await
+    }
+
+    /// Deletes every session listed under `sid` (when given, else `sub`) of `issuer`, and their entries
+    /// in the other listing when both are given; how many.
+    pub async fn delete_matching(
+        &self,
+        issuer: &str,
+        sid: &str,
+        sub: &str,
+    ) -> Result<usize, RedisFailure> {
+        let index = match sid.is_empty() {
+            false => self.index_key(issuer, "sid", sid),
+            true => self.index_key(issuer, "sub", sub),
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("SMEMBERS").arg(&index);
+        let (ids,): (Vec<String>,) = self.server.query(&pipe).await?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&index).ignore();
+        for id in &ids {
+            pipe.cmd("DEL").arg(self.key(id)).ignore();
+        }
+        if !sid.is_empty() && !sub.is_empty() && !ids.is_empty() {
+            let by_sub = self.index_key(issuer, "sub", sub);
+            pipe.cmd("SREM").arg(by_sub).arg(&ids).ignore();
+        }
+        self.server.query::<()>(&pipe).await?;
+        Ok(ids.len())
+    }
+
+    /// Deletes the session stored under `id` and its index entries.
+    pub async fn delete(
+        &self,
+        id: &str,
+        (issuer, sid, sub): (&str, &str, &str),
+    ) -> Result<(), RedisFailure> {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(self.key(id)).ignore();
+        for (kind, value) in [("sid", sid), ("sub", sub)] {
+            if !value.is_empty() {
+                let index = self.index_key(issuer, kind, value);
+                pipe.cmd("SREM").arg(index).arg(id).ignore();
+            }
+        }
         self.server.query::<()>(&pipe).await
     }
 }

@@ -91,6 +91,9 @@ pub struct Browser {
     pub logout_revoke_refresh_token: bool,
     /// The revocation endpoint; `None`: the discovery document's.
     pub revocation_endpoint: Option<String>,
+    /// Requests whose path ends with it (POST) are OpenID Connect Back-Channel Logout requests; `None`:
+    /// back-channel logout is off.
+    pub backchannel_logout_uri_suffix: Option<String>,
     pub upstream_id_token_header: Option<String>,
 }
 
@@ -245,6 +248,23 @@ impl Browser {
         let logout_revoke_access_token = f.bool_or("logout_revoke_access_token", true);
         let logout_revoke_refresh_token = f.bool_or("logout_revoke_refresh_token", true);
         let revocation_endpoint = crate::plugins::url_field(f, "revocation_endpoint", false);
+        let backchannel_logout_uri_suffix = f
+            .opt_string("backchannel_logout_uri_suffix")
+            .filter(|s| !s.is_empty());
+        if let Some(suffix) = &backchannel_logout_uri_suffix {
+            if !is_cookie_path(suffix) {
+                f.error(
+                    "backchannel_logout_uri_suffix",
+                    "must be a path starting with '/'",
+                );
+            }
+            if logout_uri_suffix.as_ref() == Some(suffix) {
+                f.error(
+                    "backchannel_logout_uri_suffix",
+                    "must differ from logout_uri_suffix",
+                );
+            }
+        }
         let upstream_id_token_header = f
             .opt_string("upstream_id_token_header")
             .filter(|s| !s.is_empty());
@@ -289,6 +309,7 @@ impl Browser {
             logout_revoke_access_token,
             logout_revoke_refresh_token,
             revocation_endpoint,
+            backchannel_logout_uri_suffix,
             upstream_id_token_header,
         }
     }
