@@ -66,6 +66,25 @@ impl Default for CpOptions {
 }
 
 impl ControlPlane {
+    /// Two control planes sharing the PostgreSQL database `url`, started at the same time (both apply
+    /// the schema's migrations), the cluster CA sealed under a key written in `key_dir`.
+    pub async fn pair_on_postgres(
+        url: &str,
+        key_dir: &std::path::Path,
+    ) -> (ControlPlane, ControlPlane) {
+        let key_file = key_dir.join("ca-key");
+        std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).unwrap();
+        let opts = CpOptions {
+            database_url: Some(url.to_string()),
+            ca_encryption_key_file: Some(key_file),
+            ..Default::default()
+        };
+        tokio::join!(
+            ControlPlane::start_with(opts.clone()),
+            ControlPlane::start_with(opts)
+        )
+    }
+
     /// Starts a control plane with default test options.
     pub async fn start() -> ControlPlane {
         Self::start_with(CpOptions::default()).await

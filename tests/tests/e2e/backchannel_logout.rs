@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 use demo::idp::{DemoIdp, IdpSetup};
 use tests::browser::{sign_in, Browser};
 use tests::postgres::Postgres;
-use tests::{
-    client, eventually, metric, ControlPlane, CpOptions, DataPlane, EchoUpstream, PATIENCE,
-};
+use tests::{client, eventually, metric, ControlPlane, DataPlane, EchoUpstream, PATIENCE};
 
 const SECRET: &str = "a-session-secret-of-at-least-32-characters";
 const SUFFIX: &str = "/backchannel-logout";
@@ -282,17 +280,7 @@ async fn a_revocation_reaches_nodes_of_another_control_plane_on_postgres() {
     let pg = Postgres::start();
     let url = pg.database("shared");
     let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("ca-key");
-    std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).unwrap();
-    let opts = CpOptions {
-        database_url: Some(url.clone()),
-        ca_encryption_key_file: Some(key_file),
-        ..Default::default()
-    };
-    let (a, b) = tokio::join!(
-        ControlPlane::start_with(opts.clone()),
-        ControlPlane::start_with(opts)
-    );
+    let (a, b) = ControlPlane::pair_on_postgres(&url, keys.path()).await;
     let idp = idp().await;
     let up = EchoUpstream::start().await;
     let (on_a, on_b) = (DataPlane::start(&a).await, DataPlane::start(&b).await);

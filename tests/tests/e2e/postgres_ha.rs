@@ -13,24 +13,6 @@ use tests::{
     PATIENCE,
 };
 
-/// Two control planes on `url`, started at the same time (both apply the schema's migrations).
-async fn pair_of_control_planes(
-    url: &str,
-    key_dir: &tempfile::TempDir,
-) -> (ControlPlane, ControlPlane) {
-    let key_file = key_dir.path().join("ca-key");
-    std::fs::write(&key_file, format!("{}\n", "5a".repeat(32))).unwrap();
-    let opts = CpOptions {
-        database_url: Some(url.to_string()),
-        ca_encryption_key_file: Some(key_file),
-        ..Default::default()
-    };
-    tokio::join!(
-        ControlPlane::start_with(opts.clone()),
-        ControlPlane::start_with(opts)
-    )
-}
-
 async fn root(cp: &ControlPlane) -> Value {
     cp.get("/").await.expect("GET /")
 }
@@ -46,7 +28,7 @@ async fn control_planes_on_postgres_share_configuration_nodes_and_the_cluster_ca
     let pg = Postgres::start();
     let url = pg.database("shared");
     let keys = tempfile::tempdir().unwrap();
-    let (a, b) = pair_of_control_planes(&url, &keys).await;
+    let (a, b) = ControlPlane::pair_on_postgres(&url, keys.path()).await;
 
     // One CA, kept in the database; the database password shows nowhere.
     let (ra, rb) = (root(&a).await, root(&b).await);
@@ -139,7 +121,7 @@ async fn tokens_revocations_and_purges_span_control_planes() {
     let pg = Postgres::start();
     let url = pg.database("spanning");
     let keys = tempfile::tempdir().unwrap();
-    let (a, b) = pair_of_control_planes(&url, &keys).await;
+    let (a, b) = ControlPlane::pair_on_postgres(&url, keys.path()).await;
 
     // One use, two nodes racing through different control planes: exactly one pairs.
     let token = a
@@ -217,7 +199,7 @@ async fn a_database_outage_refuses_writes_keeps_nodes_serving_and_recovers() {
     let pg = Postgres::start();
     let url = pg.database("outage");
     let keys = tempfile::tempdir().unwrap();
-    let (a, b) = pair_of_control_planes(&url, &keys).await;
+    let (a, b) = ControlPlane::pair_on_postgres(&url, keys.path()).await;
     let up = EchoUpstream::start().await;
     a.post("/services", json!({"name": "echo", "url": up.url}))
         .await;

@@ -5,24 +5,14 @@
 use serde_json::json;
 use tests::pki::TestCa;
 use tests::postgres::Postgres;
-use tests::{eventually, ControlPlane, CpOptions, DataPlane, DpOptions, EchoUpstream, PATIENCE};
+use tests::{eventually, ControlPlane, DataPlane, DpOptions, EchoUpstream, PATIENCE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_are_sealed_in_the_database_and_served_through_another_control_plane() {
     let pg = Postgres::start();
     let url = pg.database("secrets");
     let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("secrets-key");
-    std::fs::write(&key_file, "3c".repeat(32)).unwrap();
-    let opts = CpOptions {
-        database_url: Some(url.clone()),
-        ca_encryption_key_file: Some(key_file),
-        ..Default::default()
-    };
-    let (a, b) = tokio::join!(
-        ControlPlane::start_with(opts.clone()),
-        ControlPlane::start_with(opts)
-    );
+    let (a, b) = ControlPlane::pair_on_postgres(&url, keys.path()).await;
 
     let ca = TestCa::new("test CA");
     let leaf = ca.issue(&["a.example.test"]);
