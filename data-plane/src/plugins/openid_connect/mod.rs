@@ -13,6 +13,7 @@ mod login;
 mod logout;
 mod refresh;
 pub mod session;
+mod session_front;
 mod session_store;
 mod userinfo;
 mod verify;

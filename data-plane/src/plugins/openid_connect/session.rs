@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use shared::plugins::openid_connect::{Browser, SameSite};
 use tracing::{debug, warn};
 
+use super::session_front::SessionFront;
 use super::session_store::{RedisSessions, Reference};
 use crate::plugins::cookies::{self, Attributes};
 use crate::plugins::sealed::Sealer;
@@ -114,6 +115,8 @@ pub struct Cookies {
     pending_for: i64,
     /// Where the tokens are when not in the cookie.
     redis: Option<RedisSessions>,
+    /// Cookie sessions opened recently.
+    front: SessionFront,
 }
 
 impl Cookies {
@@ -142,6 +145,7 @@ impl Cookies {
             absolute: b.session_absolute_timeout as i64,
             pending_for: b.authorization_rolling_timeout as i64,
             redis,
+            front: SessionFront::default(),
         }
     }
 
@@ -164,12 +168,22 @@ impl Cookies {
         let Some(value) = value else {
             return Ok(None);
         };
+        if self.redis.is_none() {
+            if let Some(kept) = self.front.get(&value) {
+                return self.check(Session::clone(&kept), chunks, now);
+            }
+        }
         let plain = self
             .session
             .open(&value, self.session_name.as_bytes())
             .ok_or((Invalid::Unreadable, chunks))?;
         let s: Session = match &self.redis {
-            None => serde_json::from_slice(&plain).map_err(|_| (Invalid::Unreadable, chunks))?,
+            None => {
+                let s: Session =
+                    serde_json::from_slice(&plain).map_err(|_| (Invalid::Unreadable, chunks))?;
+                self.front.put(&value, std::sync::Arc::new(s.clone()));
+                s
+            }
             Some(store) => {
                 let r: Reference =
                     serde_json::from_slice(&plain).map_err(|_| (Invalid::Unreadable, chunks))?;
@@ -188,6 +202,12 @@ impl Cookies {
                 }
             }
         };
+        self.check(s, chunks, now)
+    }
+
+    /// `s` (read from `chunks` cookies) if its lifetimes allow its use at `now`, and whether it is due to
+    /// be sealed again.
+    fn check(&self, s: Session, chunks: usize, now: i64) -> Result<Option<Found>, Refused> {
         let age = now - s.sealed_at;
         if self.idling > 0 && age > self.idling {
             return Err((Invalid::Idle, chunks));
