@@ -1,6 +1,7 @@
 //! `openid-connect` and the UserInfo endpoint: the `userinfo` auth method for opaque access tokens
 //! (cached per token, refused tokens 401, a provider that is down 503), and `search_user_info` completing
-//! a verified JWT's claims for consumer mapping and groups; the same method against
+//! a verified JWT's claims for consumer mapping and groups, signed answers (`userinfo_accept:
+//! application/jwt`) verified against the issuer's keys; the same method against
 //! django-oauth-toolkit's own endpoint is in `interop.rs`.
 
 use std::sync::atomic::Ordering;
@@ -113,4 +114,35 @@ async fn search_user_info_completes_a_token_s_claims() {
     );
     let mallory = e.idp.issue("mallory", "app", "openid", json!({}));
     assert_eq!(get(&e.dp, |r| r.bearer_auth(&mallory)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_userinfo_answers_are_verified_against_the_issuers_keys() {
+    let e = env_with(json!({
+        "auth_methods": ["userinfo"], "userinfo_accept": "application/jwt",
+        "upstream_headers_claims": ["email"], "upstream_headers_names": ["x-email"],
+    }))
+    .await;
+    e.idp.set_jwt_access_tokens(false);
+    e.idp
+        .set_userinfo("alice", json!({"email": "alice@example.test"}));
+    // Issued to this plugin's client: the signed answer's aud names it.
+    let token = e.idp.issue("alice", "kong", "openid", json!({}));
+    let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&token)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["headers"]["x-email"], "alice@example.test");
+
+    // A signed answer for another client is not this plugin's: the provider's failure, 503.
+    let foreign = e.idp.issue("bob", "app", "openid", json!({}));
+    let (s, _, body) = get(&e.dp, |r| r.bearer_auth(&foreign)).await;
+    assert_eq!(s, 503, "{body}");
+
+    // The provider signs with a new key: the node fetches it on the unknown kid.
+    e.idp.rotate_key("key-2");
+    let fresh = e.idp.issue("alice", "kong", "openid", json!({}));
+    assert_eq!(
+        get(&e.dp, |r| r.bearer_auth(&fresh)).await.0,
+        200,
+        "the new key is fetched"
+    );
 }

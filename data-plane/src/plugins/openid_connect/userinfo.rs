@@ -1,6 +1,9 @@
 //! The UserInfo endpoint (OpenID Connect Core 5.3): the `userinfo` auth method (an access token the
 //! endpoint answers is valid, and its answer is the claims) and `search_user_info` (the answer completes
 //! a token's claims). Answers are cached per token with `cache_user_info`, like introspection results.
+//! With `userinfo_accept: application/jwt` the answer is a signed JWT (Core 5.3.2), verified against the
+//! issuer's JWKS with its `iss` and `aud`; an answer that fails is the provider's failure (503), never a
+//! judgement of the token.
 
 use super::*;
 
@@ -43,16 +46,50 @@ impl OpenIdConnect {
                     return Err(endpoints::unavailable("userinfo", failure));
                 }
             }
-            serde_json::from_slice::<Value>(&answer.body)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or_else(|| {
-                    let why = IdpFailure::Answer("the answer is not a JSON object".into());
-                    endpoints::unavailable("userinfo", self.idp.fault(why))
-                })
+            let signed = answer.content_type.as_deref() == Some("application/jwt")
+                || self.config.userinfo.userinfo_accept == "application/jwt";
+            let claims = match signed {
+                true => self.signed_userinfo(&answer.body, doc).await,
+                false => serde_json::from_slice::<Value>(&answer.body)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| "the answer is not a JSON object".to_string()),
+            };
+            claims.map_err(|why| {
+                endpoints::unavailable("userinfo", self.idp.fault(IdpFailure::Answer(why)))
+            })
         };
         let cache = self.config.userinfo.cache_user_info;
         self.per_token(b"userinfo", token, cache, fetch).await
+    }
+
+    /// The claims of a signed UserInfo answer: signed by a key of the issuer's JWKS, `iss` the issuer,
+    /// `aud` naming a client of this plugin, and `exp`/`nbf` valid when present.
+    async fn signed_userinfo(&self, body: &[u8], doc: &Arc<IssuerDoc>) -> Result<Value, String> {
+        let jws = std::str::from_utf8(body).map_err(|_| "the signed answer is not text")?;
+        let claims = match self.signed_claims(jws.trim(), doc).await {
+            Ok(c) if c.is_object() => c,
+            Ok(_) => return Err("the signed answer is not a JSON object".into()),
+            Err(d) => return Err(format!("the signed answer is not valid: {d:?}")),
+        };
+        let issuer = doc.issuer().unwrap_or_else(|| self.config.issuer.clone());
+        let rules = ClaimRules {
+            issuer: Some(&issuer),
+            leeway: self.config.leeway,
+            ..ClaimRules::default()
+        };
+        jwt::check_claims(&claims, &rules, unix_now())
+            .map_err(|e| format!("the signed answer is not valid: {e}"))?;
+        let audiences = super::backchannel::audiences(&claims);
+        if !self
+            .config
+            .client_id
+            .iter()
+            .any(|c| audiences.contains(&c.as_str()))
+        {
+            return Err("the signed answer's aud does not name this client".into());
+        }
+        Ok(claims)
     }
 
     /// `search_user_info`: the token's claims completed by the endpoint's, the token's winning where both

@@ -13,6 +13,26 @@ impl OpenIdConnect {
         token: &str,
         doc: &Arc<IssuerDoc>,
     ) -> Result<Value, Denial> {
+        let claims = self.signed_claims(token, doc).await?;
+        let issuer = doc.issuer().unwrap_or_else(|| self.config.issuer.clone());
+        let rules = ClaimRules {
+            issuer: Some(&issuer),
+            require_exp: true,
+            leeway: self.config.leeway,
+            ..ClaimRules::default()
+        };
+        jwt::check_claims(&claims, &rules, unix_now())
+            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))?;
+        Ok(claims)
+    }
+
+    /// The claims of a compact JWS with a strict JOSE header, an accepted algorithm and a signature by a
+    /// key of the issuer's JWKS (rediscovering once on an unknown `kid`); its claims are not checked.
+    pub(super) async fn signed_claims(
+        &self,
+        token: &str,
+        doc: &Arc<IssuerDoc>,
+    ) -> Result<Value, Denial> {
         let header = jwt::parse_header(token).map_err(|e| Denial::Invalid(e.to_string()))?;
         let alg = accepted_algorithm(&header.alg).ok_or_else(|| {
             Denial::Invalid(format!("JWT algorithm {:?} is not accepted", header.alg))
@@ -34,18 +54,7 @@ impl OpenIdConnect {
                 "no key with kid {kid:?} in the issuer's JWKS"
             )));
         };
-        let claims = verify_signature(token, key, alg)
-            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))?;
-        let issuer = doc.issuer().unwrap_or_else(|| self.config.issuer.clone());
-        let rules = ClaimRules {
-            issuer: Some(&issuer),
-            require_exp: true,
-            leeway: self.config.leeway,
-            ..ClaimRules::default()
-        };
-        jwt::check_claims(&claims, &rules, unix_now())
-            .map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))?;
-        Ok(claims)
+        verify_signature(token, key, alg).map_err(|e| Denial::Invalid(format!("JWT rejected: {e}")))
     }
 
     /// Verifies an RFC 9701 introspection response: typed `token-introspection+jwt`, signed with a key of

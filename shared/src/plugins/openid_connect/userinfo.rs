@@ -36,7 +36,7 @@ impl UserInfo {
     pub(super) fn parse(f: &mut Fields<'_>) -> UserInfo {
         let userinfo_endpoint = url_field(f, "userinfo_endpoint", false);
         let userinfo_accept = f
-            .opt_one_of("userinfo_accept", &["application/json"])
+            .opt_one_of("userinfo_accept", &["application/json", "application/jwt"])
             .unwrap_or_else(json_media_type);
         UserInfo {
             userinfo_endpoint,
