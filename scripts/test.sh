@@ -55,9 +55,9 @@ scripts/fuzz.sh 8
 # The fuzz build (about 2 GB) is not used again by the suite: its space is freed before the tests build.
 rm -rf fuzz/target
 
-# Tests that need something a machine may lack (a Docker engine, permission to mount a tmpfs) run in a
+# Tests that need something a machine may lack (a Docker engine, permission to mount a tmpfs, Chromium) run in a
 # step of their own with their output shown, so their SKIPPED lines and figures are seen.
-can_skip=(a_node_on_a_ the_compose_cluster)
+can_skip=(a_node_on_a_ the_compose_cluster real_browser::)
 
 echo "== tests"
 PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4 \

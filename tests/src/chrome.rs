@@ -29,6 +29,17 @@ fn find(names: &[&str]) -> Option<PathBuf> {
 }
 
 impl Chrome {
+    /// [`Chrome::start`] for the test `test`, or `None` after a loud SKIPPED line naming what is missing.
+    pub async fn start_or_skip(test: &str) -> Option<Chrome> {
+        match Chrome::start(test).await {
+            Ok(c) => Some(c),
+            Err(missing) => {
+                eprintln!("SKIPPED: {test}: {missing} is missing");
+                None
+            }
+        }
+    }
+
     /// Starts chromedriver on a free port and a headless Chromium session with a profile of its own;
     /// `Err` names what is missing.
     pub async fn start(test: &str) -> Result<Chrome, String> {

@@ -17,12 +17,8 @@ use tests::{ControlPlane, DataPlane, EchoUpstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out() {
-    let chrome = match Chrome::start("real_browser").await {
-        Ok(c) => c,
-        Err(missing) => {
-            eprintln!("SKIPPED: a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out: {missing} is missing");
-            return;
-        }
+    let Some(chrome) = Chrome::start_or_skip("real_browser").await else {
+        return;
     };
     let cp = ControlPlane::start().await;
     let up = EchoUpstream::start().await;
@@ -136,12 +132,8 @@ async fn fill_in_login(c: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_renewed_without_a_login_and_ended_on_every_node_by_the_provider() {
-    let chrome = match Chrome::start("real_browser_backchannel").await {
-        Ok(c) => c,
-        Err(missing) => {
-            eprintln!("SKIPPED: a_session_is_renewed_without_a_login_and_ended_on_every_node_by_the_provider: {missing} is missing");
-            return;
-        }
+    let Some(chrome) = Chrome::start_or_skip("real_browser_backchannel").await else {
+        return;
     };
     let cp = ControlPlane::start().await;
     let up = EchoUpstream::start().await;
