@@ -62,5 +62,5 @@ pub struct BuildCtx {
     /// Rate-limiting counters (this node's, and connections to shared Redis servers).
     pub traffic: Arc<super::traffic_stores::TrafficStores>,
     /// Sessions identity providers ended (back-channel logout).
-    pub revocations: Arc<super::SessionRevocations>,
+    pub revocations: Arc<super::session_revocations::SessionRevocations>,
 }

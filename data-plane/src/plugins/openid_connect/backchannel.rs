@@ -5,7 +5,7 @@
 //! `iss` the issuer, `aud` naming a client of this plugin, `exp` and `iat` present and current, the
 //! back-channel logout event in `events`, a `sid` and/or a `sub`, no `nonce`, and a `jti` not accepted
 //! before on this node. Then every session it names ends on every node of the cluster: on this one at
-//! once, on the others through the control plane ([`SessionRevocations`]); sessions kept on a Redis
+//! once, on the others through the control plane (`plugins::session_revocations`); sessions kept on a Redis
 //! server are deleted there too. Answers (§2.8): 200 with `Cache-Control: no-store`, or 400 with
 //! `error` and `error_description`; 503 when the issuer's keys cannot be fetched to judge the token.
 

@@ -64,7 +64,7 @@ pub struct OpenIdConnect {
     /// The session and authorization cookies, when browsers sign in (`authorization_code`, `session`).
     cookies: Option<Cookies>,
     /// Sessions identity providers ended, node-wide.
-    revocations: Arc<crate::plugins::SessionRevocations>,
+    revocations: Arc<crate::plugins::session_revocations::SessionRevocations>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 

@@ -116,7 +116,7 @@ pub struct Cookies {
     /// Where the tokens are when not in the cookie.
     redis: Option<RedisSessions>,
     /// Cookie sessions opened recently.
-    front: SessionFront,
+    front: SessionFront<Session>,
 }
 
 impl Cookies {

@@ -11,21 +11,19 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use super::session::Session;
-
 /// Slots per plugin instance.
 const SLOTS: usize = 512;
 /// Bytes of the cookie's end hashed to pick a slot.
 const HASHED_TAIL: usize = 32;
 
-type Slot = Mutex<Option<(Box<str>, Arc<Session>)>>;
+type Slot<T> = Mutex<Option<(Box<str>, Arc<T>)>>;
 
-/// One plugin instance's recently opened sessions.
-pub struct SessionFront {
-    slots: Box<[Slot]>,
+/// One plugin instance's recently opened sessions (`T`: what a cookie opens to).
+pub struct SessionFront<T> {
+    slots: Box<[Slot<T>]>,
 }
 
-impl Default for SessionFront {
+impl<T> Default for SessionFront<T> {
     fn default() -> Self {
         SessionFront {
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
@@ -33,8 +31,8 @@ impl Default for SessionFront {
     }
 }
 
-impl SessionFront {
-    fn slot(&self, cookie: &str) -> &Slot {
+impl<T> SessionFront<T> {
+    fn slot(&self, cookie: &str) -> &Slot<T> {
         let tail = &cookie.as_bytes()[cookie.len().saturating_sub(HASHED_TAIL)..];
         let mut h = std::collections::hash_map::DefaultHasher::new();
         tail.hash(&mut h);
@@ -42,14 +40,14 @@ impl SessionFront {
     }
 
     /// The session `cookie` opened to, if it was kept.
-    pub fn get(&self, cookie: &str) -> Option<Arc<Session>> {
+    pub fn get(&self, cookie: &str) -> Option<Arc<T>> {
         let slot = self.slot(cookie).lock().ok()?;
         let (value, session) = slot.as_ref()?;
         (**value == *cookie).then(|| session.clone())
     }
 
     /// Keeps what `cookie` opened to.
-    pub fn put(&self, cookie: &str, session: Arc<Session>) {
+    pub fn put(&self, cookie: &str, session: Arc<T>) {
         if let Ok(mut slot) = self.slot(cookie).lock() {
             *slot = Some((cookie.into(), session));
         }
@@ -60,30 +58,17 @@ impl SessionFront {
 mod tests {
     use super::*;
 
-    fn session(sub: &str) -> Arc<Session> {
-        Arc::new(Session {
-            access_token: "at".into(),
-            id_token: "it".into(),
-            refresh_token: None,
-            expires_at: None,
-            claims: serde_json::json!({"sub": sub}),
-            created_at: 1,
-            sealed_at: 1,
-            id: None,
-        })
-    }
-
     #[test]
     fn only_the_exact_cookie_finds_its_session() {
-        let front = SessionFront::default();
+        let front = SessionFront::<&str>::default();
         let cookie = format!("{}TAG-OF-THE-COOKIE-0123456789abcdef", "x".repeat(100));
         assert!(front.get(&cookie).is_none());
-        front.put(&cookie, session("alex"));
-        assert_eq!(front.get(&cookie).unwrap().claims["sub"], "alex");
+        front.put(&cookie, Arc::new("alex"));
+        assert_eq!(*front.get(&cookie).unwrap(), "alex");
         // Same tail (same slot), another body: not the kept session.
         let forged = format!("{}TAG-OF-THE-COOKIE-0123456789abcdef", "y".repeat(100));
         assert!(front.get(&forged).is_none());
-        front.put(&forged, session("kim"));
+        front.put(&forged, Arc::new("kim"));
         assert!(front.get(&cookie).is_none(), "replaced in its slot");
         assert!(front.get("").is_none());
     }
