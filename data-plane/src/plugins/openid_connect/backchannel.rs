@@ -18,8 +18,6 @@ use crate::plugins::session_revocations::Revocation;
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Oldest `iat` accepted, in seconds before now (plus `leeway`).
 const MAX_TOKEN_AGE: i64 = 600;
-/// How long a revocation is kept when sessions have no absolute lifetime: a year.
-const KEEP_WITHOUT_ABSOLUTE: i64 = 366 * 86_400;
 
 impl OpenIdConnect {
     /// Whether the request is a back-channel logout request.
@@ -127,7 +125,7 @@ impl OpenIdConnect {
         let keep_for = if absolute > 0 {
             absolute
         } else {
-            KEEP_WITHOUT_ABSOLUTE
+            session::LIFETIME_WITHOUT_ABSOLUTE
         };
         Ok(Revocation {
             issuer,

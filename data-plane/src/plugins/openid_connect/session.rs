@@ -17,9 +17,9 @@ use crate::plugins::sealed::Sealer;
 /// session's cookie is rewritten at most once a minute.
 const RESEAL_AFTER: i64 = 60;
 
-/// How long a Redis session stays listed under its `sid` and `sub` when sessions have no absolute
-/// lifetime: a year.
-const INDEX_WITHOUT_ABSOLUTE: i64 = 366 * 86_400;
+/// How long a session is taken to be able to live when sessions have no absolute lifetime: a year (how
+/// long a Redis session stays listed under its `sid` and `sub`, and a revocation is kept).
+pub const LIFETIME_WITHOUT_ABSOLUTE: i64 = 366 * 86_400;
 
 /// A signed-in person's session.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -247,7 +247,7 @@ impl Cookies {
                     return Ok(Vec::new());
                 }
                 let indexed_for = match self.absolute {
-                    0 => INDEX_WITHOUT_ABSOLUTE,
+                    0 => LIFETIME_WITHOUT_ABSOLUTE,
                     absolute => absolute,
                 };
                 store
