@@ -57,7 +57,7 @@ rm -rf fuzz/target
 
 # Tests that need something a machine may lack (a Docker engine, permission to mount a tmpfs, Chromium) run in a
 # step of their own with their output shown, so their SKIPPED lines and figures are seen.
-can_skip=(a_node_on_a_ the_compose_cluster real_browser::)
+can_skip=(a_node_on_a_ the_compose_cluster real_browser:: console_browser::)
 
 echo "== tests"
 PORTCULLIS_INTEROP_PYTHON="$PWD/target/interop-venv/bin/python" cargo test --workspace -- --test-threads=4 \

@@ -80,7 +80,11 @@ pub(crate) async fn start_cp_with(
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(control_plane::run(
         config,
-        control_plane::Listeners { admin, cluster },
+        control_plane::Listeners {
+            admin,
+            cluster,
+            manager: None,
+        },
         async move {
             let _ = rx.await;
         },

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod ca_seal;
 pub mod changelog;
 pub mod cluster;
+pub mod console;
 pub mod core;
 pub mod database;
 pub mod deck;
@@ -45,6 +46,14 @@ pub struct Config {
         default_value = "127.0.0.1:8001"
     )]
     pub admin_listen: SocketAddr,
+    /// Operator console address (Kong Manager's port), or `off`; without an admin token only a loopback
+    /// address is allowed.
+    #[arg(
+        long,
+        env = "PORTCULLIS_MANAGER_LISTEN",
+        default_value = "127.0.0.1:8002"
+    )]
+    pub manager_listen: console::ManagerListen,
     /// Cluster (gRPC, mTLS) address that data planes dial.
     #[arg(
         long,
@@ -154,6 +163,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// Cluster gRPC.
     pub cluster: TcpListener,
+    /// The operator console, when it is served.
+    pub manager: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -167,7 +178,19 @@ impl Listeners {
             .with_context(|| {
                 format!("cannot listen on cluster address {}", config.cluster_listen)
             })?;
-        Ok(Listeners { admin, cluster })
+        let manager = match config.manager_listen {
+            console::ManagerListen::Off => None,
+            console::ManagerListen::At(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on console address {addr}"))?,
+            ),
+        };
+        Ok(Listeners {
+            admin,
+            cluster,
+            manager,
+        })
     }
 }
 
@@ -247,6 +270,16 @@ pub async fn run(
     let admin_token = read_admin_token(&config)?;
     if admin_token.is_none() && !admin_addr.ip().is_loopback() {
         bail!("the admin API listens on {admin_addr}, which is not a loopback address: set --admin-token-file");
+    }
+    let manager_addr = listeners
+        .manager
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    if let (None, Some(addr)) = (&admin_token, manager_addr) {
+        if !addr.ip().is_loopback() {
+            bail!("the console listens on {addr}, which is not a loopback address: set --admin-token-file");
+        }
     }
     platform::files::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
@@ -329,6 +362,7 @@ pub async fn run(
         server_stats: Default::default(),
         configuration: json!({
             "admin_listen": admin_addr.to_string(),
+            "manager_listen": manager_addr.map(|a| a.to_string()),
             "cluster_listen": cluster_addr.to_string(),
             "cluster_hostnames": config.cluster_hostnames,
             "cluster_ca": ca_kind,
@@ -372,6 +406,15 @@ pub async fn run(
         let _ = rx.wait_for(|v| *v).await;
     };
 
+    let console_server = listeners.manager.map(|listener| {
+        let console = Arc::new(console::ConsoleCtx {
+            admin: console::AdminClient::new(admin::router(ctx.clone()), ctx.admin_token.clone()),
+            admin_token: ctx.admin_token.clone(),
+            sessions: Default::default(),
+        });
+        axum::serve(listener, console::router(console))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+    });
     let admin_listener =
         admin::server_stats::CountingListener::new(listeners.admin, ctx.server_stats.clone());
     let admin_server = axum::serve(admin_listener, admin::router(ctx))
@@ -388,10 +431,19 @@ pub async fn run(
             cluster::transport::incoming(listeners.cluster, tls),
             stopped(stop_rx.clone()),
         );
+    if let Some(addr) = manager_addr {
+        info!(console = %format!("http://{addr}/"), "operator console listening");
+    }
     info!(admin = %admin_addr, cluster = %cluster_addr, version = core.current().version, ca_fingerprint = %cluster.pki.ca_fingerprint, "control plane started");
 
-    let (a, g) = tokio::join!(
+    let (a, m, g) = tokio::join!(
         async { admin_server.await.context("admin API server failed") },
+        async {
+            match console_server {
+                Some(server) => server.await.context("console server failed"),
+                None => Ok(()),
+            }
+        },
         async {
             // Long-lived sync streams end when the sessions see the shutdown; once shutdown has begun, bound
             // the wait for them (and only then: the server itself runs for as long as the process).
@@ -425,5 +477,5 @@ pub async fn run(
         tracing::warn!("the store was still in use 10 s after the shutdown began");
     }
     info!("control plane stopped");
-    a.and(g)
+    a.and(m).and(g)
 }

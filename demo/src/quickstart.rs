@@ -29,6 +29,9 @@ pub struct Options {
     /// Admin API port.
     #[arg(long, default_value_t = 8001)]
     pub admin_port: u16,
+    /// Operator console port.
+    #[arg(long, default_value_t = 8002)]
+    pub console_port: u16,
     /// Cluster port.
     #[arg(long, default_value_t = 8005)]
     pub cluster_port: u16,
@@ -54,6 +57,8 @@ pub enum Auth {
     Token,
     /// `--user name:password`.
     Basic(String, String),
+    /// The Admin API's token, as `Kong-Admin-Token`.
+    Admin(String),
 }
 
 /// One thing to try, printed as a curl command and executable by tests.
@@ -84,6 +89,7 @@ impl Step {
             Auth::None => {}
             Auth::Token => cmd.push_str(" -H \"Authorization: Bearer $TOKEN\""),
             Auth::Basic(u, p) => cmd.push_str(&format!(" --user {u}:{p}")),
+            Auth::Admin(t) => cmd.push_str(&format!(" -H \"Kong-Admin-Token: {t}\"")),
         }
         for (k, v) in &self.form {
             cmd.push_str(&format!(" -d {k}={}", v.replace(' ', "%20")));
@@ -104,6 +110,9 @@ impl Step {
 /// A running quickstart.
 pub struct Running {
     pub admin_url: String,
+    /// The token of the Admin API and of the console's sign-in.
+    pub admin_token: String,
+    pub console_url: String,
     pub cluster_addr: SocketAddr,
     pub proxy_urls: Vec<String>,
     pub status_urls: Vec<String>,
@@ -120,11 +129,26 @@ async fn bind(port: u16) -> Result<TcpListener> {
     })
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+/// The Admin API's token, made on the first run and kept in the data dir.
+fn admin_token(data_dir: &std::path::Path) -> Result<(PathBuf, String)> {
+    let path = data_dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok((path, t.trim().to_string()));
+    }
+    let token = hex::encode(rand::random::<[u8; 16]>());
+    platform::files::write_private(&path, &token)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((path, token))
+}
+
+/// A client of the Admin API that presents its token.
+fn admin_client(token: &str) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("kong-admin-token", token.parse()?);
+    Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+        .default_headers(headers)
+        .build()?)
 }
 
 async fn wait_for<F, Fut>(what: &str, mut check: F) -> Result<()>
@@ -214,14 +238,17 @@ pub async fn start(opts: &Options) -> Result<Running> {
 
     let admin = bind(opts.admin_port).await?;
     let cluster = bind(opts.cluster_port).await?;
+    let manager = bind(opts.console_port).await?;
     let admin_url = format!("http://{}", admin.local_addr()?);
+    let console_url = format!("http://{}", manager.local_addr()?);
     let cluster_addr = cluster.local_addr()?;
+    let (token_file, token) = admin_token(&opts.data_dir)?;
     let cp_config = control_plane::Config {
         data_dir: opts.data_dir.join("control-plane"),
         admin_listen: admin.local_addr()?,
         cluster_listen: cluster_addr,
         cluster_hostnames: vec![],
-        admin_token_file: None,
+        admin_token_file: Some(token_file),
         log_format: control_plane::LogFormat::Text,
         heartbeat_interval_ms: 1000,
         heartbeat_timeout_ms: 3000,
@@ -232,12 +259,16 @@ pub async fn start(opts: &Options) -> Result<Running> {
     stops.push(stop);
     tasks.push(tokio::spawn(control_plane::run(
         cp_config,
-        control_plane::Listeners { admin, cluster },
+        control_plane::Listeners {
+            admin,
+            cluster,
+            manager: Some(manager),
+        },
         async move {
             let _ = stopped.await;
         },
     )));
-    let c = http();
+    let c = admin_client(&token)?;
     wait_for("the control plane", || async {
         c.get(format!("{admin_url}/status")).send().await.is_ok()
     })
@@ -424,7 +455,7 @@ pub async fn start(opts: &Options) -> Result<Running> {
             title: "The data planes as the control plane sees them".into(),
             method: "GET",
             url: format!("{admin_url}/clustering/data-planes"),
-            auth: Auth::None,
+            auth: Auth::Admin(token.clone()),
             form: vec![],
             expect: 200,
             expect_body: Some("in_sync".into()),
@@ -433,6 +464,8 @@ pub async fn start(opts: &Options) -> Result<Running> {
     ];
     Ok(Running {
         admin_url,
+        admin_token: token,
+        console_url,
         cluster_addr,
         proxy_urls,
         status_urls,
@@ -465,6 +498,10 @@ impl Running {
         out.push_str(&format!(
             "  control plane   admin API {}  cluster (mTLS gRPC) {}\n",
             self.admin_url, self.cluster_addr
+        ));
+        out.push_str(&format!(
+            "  console         {}  (sign in with the admin token {})\n",
+            self.console_url, self.admin_token
         ));
         for (i, (p, s)) in self.proxy_urls.iter().zip(&self.status_urls).enumerate() {
             out.push_str(&format!(

@@ -13,6 +13,8 @@ use crate::{client, eventually, init_logging, InProcess, PATIENCE};
 /// A control plane running in-process.
 pub struct ControlPlane {
     pub admin_url: String,
+    /// The operator console.
+    pub console_url: String,
     pub cluster_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub admin_token: Option<String>,
@@ -105,6 +107,10 @@ impl ControlPlane {
         let cluster = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind cluster");
+        let manager = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind console");
+        let console_url = format!("http://{}", manager.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let cluster_addr = cluster.local_addr().unwrap();
         let token_file = opts.admin_token.as_ref().map(|t| {
@@ -152,13 +158,18 @@ impl ControlPlane {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(control_plane::run(
             config,
-            control_plane::Listeners { admin, cluster },
+            control_plane::Listeners {
+                admin,
+                cluster,
+                manager: Some(manager),
+            },
             async move {
                 let _ = stopped.await;
             },
         ));
         let cp = ControlPlane {
             admin_url,
+            console_url,
             cluster_addr,
             data_dir,
             admin_token: opts.admin_token.clone(),

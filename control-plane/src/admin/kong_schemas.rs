@@ -223,6 +223,10 @@ pub fn describe(kind: Kind) -> Value {
         if is_unique(kind, name) {
             field["unique"] = json!(true);
         }
+        // Kong's mark of a write-only field: private keys read back redacted.
+        if kind == Kind::Certificate && matches!(name.as_str(), "key" | "key_alt") {
+            field["encrypted"] = json!(true);
+        }
         let given = sample.as_ref().is_some_and(|b| b.get(name).is_some());
         // An unset collection reads back as null (`to_public_json`), so it has no default either.
         let default = defaults.get(name).filter(|d| {

@@ -213,7 +213,8 @@ async fn method_not_allowed(response: Response) -> Response {
     ApiError::message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").into_response()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two byte strings are equal, in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -14,6 +14,8 @@ mod browser_sessions_redis;
 mod browser_sign_in;
 mod cluster;
 mod conformance;
+mod console;
+mod console_browser;
 mod consumer_groups;
 mod containers;
 mod cors;

@@ -106,7 +106,11 @@ async fn a_ca_that_does_not_fit_is_refused_at_start() {
         };
         let outcome = control_plane::run(
             config,
-            control_plane::Listeners { admin, cluster },
+            control_plane::Listeners {
+                admin,
+                cluster,
+                manager: None,
+            },
             std::future::ready(()),
         )
         .await;

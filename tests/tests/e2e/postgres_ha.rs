@@ -362,6 +362,7 @@ async fn the_database_can_be_reached_over_verified_tls_only() {
         let listeners = control_plane::Listeners {
             admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             cluster: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            manager: None,
         };
         control_plane::run(config, listeners, std::future::pending()).await
     };

@@ -9,6 +9,7 @@ fn options(dir: &std::path::Path, fresh: bool) -> Options {
         data_dir: dir.to_path_buf(),
         fresh,
         admin_port: 0,
+        console_port: 0,
         cluster_port: 0,
         proxy_ports: vec![0, 0],
         status_ports: vec![0, 0],
@@ -31,6 +32,7 @@ async fn run_steps(running: &Running) {
             Auth::None => req,
             Auth::Token => req.bearer_auth(&token),
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Admin(t) => req.header("kong-admin-token", t),
         };
         if !step.form.is_empty() {
             req = req.form(&step.form);
@@ -67,12 +69,41 @@ async fn quickstart_steps_work_and_a_second_run_resumes() {
     let banner = running.banner();
     assert!(banner.contains("--user alex:doe"), "{banner}");
     assert!(banner.contains("/clustering/data-planes"));
+    assert!(banner.contains(&running.console_url) && banner.contains(&running.admin_token));
     run_steps(&running).await;
+    let first_token = running.admin_token.clone();
     running.stop().await.unwrap();
     // Second run: the nodes come back from their stored identity (no pairing token is created).
     let running = start(&options(dir.path(), false)).await.unwrap();
-    let tokens = tests::get_json(&format!("{}/clustering/pairing-tokens", running.admin_url)).await;
-    let nodes = tests::get_json(&format!("{}/clustering/data-planes", running.admin_url)).await;
+    assert_eq!(running.admin_token, first_token, "the admin token is kept");
+    let admin = |path: &str| {
+        let url = format!("{}{path}", running.admin_url);
+        let token = running.admin_token.clone();
+        async move {
+            let r = tests::client()
+                .get(url)
+                .header("kong-admin-token", token)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let unauthorized = tests::client()
+        .get(format!("{}/clustering/data-planes", running.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    // The console the banner names answers with its sign-in page.
+    let login = tests::client()
+        .get(format!("{}/login", running.console_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.text().await.unwrap().contains("Admin token"));
+    let tokens = admin("/clustering/pairing-tokens").await;
+    let nodes = admin("/clustering/data-planes").await;
     assert_eq!(
         nodes["data"].as_array().unwrap().len(),
         2,
@@ -108,6 +139,8 @@ async fn the_demo_binary_prints_commands_that_work_in_a_shell() {
         .arg(dir.path())
         .args([
             "--admin-port",
+            "0",
+            "--console-port",
             "0",
             "--cluster-port",
             "0",

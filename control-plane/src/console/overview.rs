@@ -1,0 +1,150 @@
+//! The cluster at a glance: the configuration this control plane publishes and every node, on every
+//! control plane sharing the store, with its sync status. The node table refreshes itself from
+//! `GET /live/nodes` when scripts run.
+
+use std::sync::Arc;
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Extension, Router};
+use maud::{html, Markup};
+use serde_json::Value;
+
+use super::layout::{self, ago, timestamp};
+use super::sessions::Session;
+use super::{Console, ConsoleCtx};
+
+/// The routes of this page.
+pub fn routes() -> Router<Arc<ConsoleCtx>> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/live/nodes", get(live_nodes))
+}
+
+async fn overview(state: Console, Extension(session): Extension<Session>) -> Html<String> {
+    let status = state.admin.get("/status").await;
+    let nodes = state.admin.get("/clustering/data-planes").await;
+    let s = &status.body;
+    let body = html! {
+        @if !status.ok() { (layout::notice(false, &status.message())) }
+        section aria-labelledby="config-heading" {
+            h2 #config-heading { "Configuration" }
+            dl.entity {
+                dt { "Version" } dd { (s["config_version"]) }
+                dt { "Published hash" } dd { code { (text(&s["configuration_hash"])) } }
+                dt { "Database reachable" } dd { (text(&s["database"]["reachable"])) }
+                dt { "Entities" } dd {
+                    (s["entities"]["services"]) " services, " (s["entities"]["routes"]) " routes, "
+                    (s["entities"]["consumers"]) " consumers, " (s["entities"]["plugins"]) " plugins"
+                }
+                @if let Some(e) = s["publish_error"].as_object() {
+                    dt { "Not published" } dd.status-rejected {
+                        "version " (text(&e["version"])) ": " (text(&e["reason"]))
+                    }
+                }
+            }
+        }
+        section aria-labelledby="nodes-heading" {
+            h2 #nodes-heading { "Data planes" }
+            div.scroll data-live="/live/nodes" data-every="2000" aria-live="polite" {
+                (node_table(&session, &nodes.body))
+            }
+        }
+    };
+    Html(layout::page(Some(&session), "/", "Cluster", body).into_string())
+}
+
+async fn live_nodes(state: Console, Extension(session): Extension<Session>) -> Html<String> {
+    let nodes = state.admin.get("/clustering/data-planes").await;
+    Html(node_table(&session, &nodes.body).into_string())
+}
+
+/// A JSON value as plain text (strings without quotes, null as a dash).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// What a person reads for a node's sync status.
+fn sync_label(sync: &str) -> &str {
+    match sync {
+        "in_sync" => "in sync",
+        "behind" => "applying",
+        "rejected" => "NACK",
+        "applied_not_persisted" => "applied, not persisted",
+        "incompatible" => "incompatible plugins",
+        other => other,
+    }
+}
+
+fn node_table(session: &Session, answer: &Value) -> Markup {
+    let nodes = answer["data"].as_array().cloned().unwrap_or_default();
+    let now = layout::now();
+    html! {
+        @if nodes.is_empty() {
+            p { "No data plane has paired yet. Create an enrollment token under " a href="/operations" { "Operations" } "." }
+        } @else {
+            table #nodes {
+                caption.hint { (nodes.len()) " nodes; latest configuration version " (text(&answer["latest_config"]["version"])) }
+                thead { tr {
+                    th scope="col" { "Hostname" } th scope="col" { "Status" } th scope="col" { "Sync" }
+                    th scope="col" { "Config version" } th.wide-only scope="col" { "Hash" }
+                    th scope="col" { "Last seen" } th.wide-only scope="col" { "Version" }
+                    th.wide-only scope="col" { "Labels" } th.wide-only scope="col" { "Control plane" }
+                    th.wide-only scope="col" { "Certificate expires" } th scope="col" { span.skip { "Actions" } }
+                } }
+                tbody {
+                    @for n in &nodes { (node_row(session, n, now)) }
+                }
+            }
+        }
+    }
+}
+
+fn node_row(session: &Session, n: &Value, now: i64) -> Markup {
+    let id = n["id"].as_str().unwrap_or_default();
+    let status = n["status"].as_str().unwrap_or("unknown");
+    let sync = n["sync_status"].as_str().unwrap_or("unknown");
+    let labels = n["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let hash = n["config_hash"]
+        .as_str()
+        .map(|h| &h[..h.len().min(12)])
+        .unwrap_or("—");
+    html! {
+        tr data-node=(id) {
+            td { (text(&n["hostname"])) br; span.hint { code { (id) } } }
+            td { span class={ "status-" (status) } { (status.replace('_', " ")) } }
+            td {
+                @if status == "disconnected" {
+                    span.hint { "last known: " (sync_label(sync)) }
+                } @else {
+                    span class={ "status-" (sync) } { (sync_label(sync)) }
+                }
+                @if let Some(reason) = n["sync_status_reason"].as_str() { br; span.hint { (reason) } }
+            }
+            td { (text(&n["config_version"])) }
+            td.wide-only { code { (hash) } }
+            td { @if let Some(t) = n["last_seen"].as_i64() { (ago(t, now)) } @else { "never" } }
+            td.wide-only { (text(&n["version"])) }
+            td.wide-only { (labels) }
+            td.wide-only { (text(&n["control_plane"])) }
+            td.wide-only { @if let Some(t) = n["cert_expiry"].as_i64() { (timestamp(t)) } }
+            td { @if status != "revoked" {
+                (layout::post_button(session, &format!("/nodes/{id}/revoke"), "Revoke",
+                    &format!("Revoke node {}? It is refused from now on and must pair again.", text(&n["hostname"]))))
+            } }
+        }
+    }
+}
