@@ -42,13 +42,15 @@ ENV PORTCULLIS_DATA_DIR=/var/lib/portcullis \
     PORTCULLIS_LOG_FORMAT=json \
     PORTCULLIS_LOG_OUTPUT=stdout \
     PORTCULLIS_ADMIN_LISTEN=0.0.0.0:8001 \
+    PORTCULLIS_MANAGER_LISTEN=off \
     PORTCULLIS_CLUSTER_LISTEN=0.0.0.0:8005 \
     PORTCULLIS_PROXY_LISTEN=0.0.0.0:8000 \
     PORTCULLIS_PROXY_LISTEN_TLS=0.0.0.0:8443 \
     PORTCULLIS_STATUS_LISTEN=0.0.0.0:8100
 USER 65532:65532
 VOLUME ["/var/lib/portcullis"]
-EXPOSE 8000 8001 8005 8100 8443
+# 8002: the operator console, served only when PORTCULLIS_MANAGER_LISTEN is set (e.g. 0.0.0.0:8002).
+EXPOSE 8000 8001 8002 8005 8100 8443
 # Asks the container's main process on its own status (data plane: ready to serve) or admin address.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 CMD ["portcullis-probe"]
 CMD ["data-plane"]

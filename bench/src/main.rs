@@ -1,6 +1,7 @@
 //! Portcullis benchmarks. `portcullis-bench run` measures everything in one run and writes BENCHMARKS.md;
 //! the other subcommands are the roles it starts as separate, CPU-pinned processes.
 
+mod console;
 mod ha;
 mod idp;
 mod loadgen;
@@ -54,6 +55,8 @@ enum Cmd {
     Streams(streams::Settings),
     /// Writes/s and write → all-ACKed on sled and on two control planes sharing PostgreSQL; a table.
     Ha(ha::Settings),
+    /// Time to render console pages (the list of 1,000 routes), in-process; a table.
+    Console(console::Settings),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,5 +108,6 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(ha::run(settings))
         }
+        Cmd::Console(settings) => rt.block_on(console::run(settings)),
     }
 }

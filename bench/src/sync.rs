@@ -52,6 +52,8 @@ pub(crate) async fn post(url: &str, body: Value) -> Result<Value> {
 
 pub(crate) struct Cp {
     pub(crate) admin: String,
+    /// The operator console.
+    pub(crate) console: String,
     pub(crate) cluster: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -67,6 +69,8 @@ pub(crate) async fn start_cp_with(
 ) -> Result<Cp> {
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let cluster = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let manager = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let console = format!("http://{}", manager.local_addr()?);
     let (admin_url, cluster_addr) = (
         format!("http://{}", admin.local_addr()?),
         cluster.local_addr()?.to_string(),
@@ -83,7 +87,7 @@ pub(crate) async fn start_cp_with(
         control_plane::Listeners {
             admin,
             cluster,
-            manager: None,
+            manager: Some(manager),
         },
         async move {
             let _ = rx.await;
@@ -93,6 +97,7 @@ pub(crate) async fn start_cp_with(
         if get(&format!("{admin_url}/status")).await.is_ok() {
             return Ok(Cp {
                 admin: admin_url,
+                console,
                 cluster: cluster_addr,
                 _stop: tx,
             });
