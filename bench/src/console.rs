@@ -25,13 +25,15 @@ pub async fn run(s: Settings) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = start_cp_with(dir.path(), |c| c).await?;
     let services: Vec<_> = (0..s.routes.div_ceil(10))
-        .map(|i| json!({"name": format!("svc-{i}"), "url": format!("http://backend-{i}.test:8080"),
+        .map(|i| {
+            json!({"name": format!("svc-{i}"), "url": format!("http://backend-{i}.test:8080"),
             "routes": (0..10).filter(|j| i * 10 + j < s.routes).map(|j| json!({
                 "name": format!("route-{}", i * 10 + j),
                 "paths": [format!("/api/{i}/{j}")],
                 "methods": ["GET", "POST"],
                 "tags": ["bench"],
-            })).collect::<Vec<_>>()}))
+            })).collect::<Vec<_>>()})
+        })
         .collect();
     post(
         &format!("{}/config", cp.admin),
@@ -59,9 +61,15 @@ pub async fn run(s: Settings) -> Result<()> {
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, path) in [
         ("Route list, all routes", "/entities/routes".to_string()),
-        ("Route list, filtered by tag", "/entities/routes?tags=bench".to_string()),
+        (
+            "Route list, filtered by tag",
+            "/entities/routes?tags=bench".to_string(),
+        ),
         ("Cluster overview", "/".to_string()),
-        ("Route edit form", "/entities/routes/route-7/edit".to_string()),
+        (
+            "Route edit form",
+            "/entities/routes/route-7/edit".to_string(),
+        ),
     ] {
         let url = format!("{}{path}", cp.console);
         let mut times = Vec::with_capacity(s.requests);

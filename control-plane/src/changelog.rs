@@ -99,6 +99,11 @@ impl ChangeLog {
         dropped.then(|| self.entries.front().expect("the newest is kept").version)
     }
 
+    /// The newest `n` versions kept, newest first.
+    pub fn newest(&self, n: usize) -> Vec<Arc<LogEntry>> {
+        self.entries.iter().rev().take(n).cloned().collect()
+    }
+
     /// The oldest and newest versions kept.
     pub fn span(&self) -> Option<(u64, u64)> {
         Some((self.entries.front()?.version, self.entries.back()?.version))

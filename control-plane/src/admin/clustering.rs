@@ -50,6 +50,41 @@ pub fn routes() -> Router<Arc<AdminCtx>> {
         )
         .route("/cache", delete(|s: Ctx| purge(s, "*", None)))
         .route("/clustering/session-revocations", get(list_revocations))
+        .route("/clustering/config-versions", get(config_versions))
+}
+
+/// Most versions `GET /clustering/config-versions` lists.
+const VERSIONS_LISTED: usize = 50;
+
+/// The newest configuration versions the change log keeps: each one's hash and what it changed.
+async fn config_versions(State(ctx): Ctx) -> ApiResult {
+    let newest = ctx
+        .core
+        .log()
+        .lock()
+        .expect("change log lock")
+        .newest(VERSIONS_LISTED);
+    let data: Vec<Value> = newest
+        .iter()
+        .map(|e| {
+            let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+            for change in &e.changes {
+                let (kind, put) = match change {
+                    shared::Change::Put(entity) => (entity.kind(), true),
+                    shared::Change::Delete(kind, _) => (*kind, false),
+                };
+                let c = counts.entry(kind.collection().to_string()).or_default();
+                if put { c.0 += 1 } else { c.1 += 1 }
+            }
+            let entities: Value = counts
+                .into_iter()
+                .map(|(k, (put, deleted))| (k, json!({"put": put, "deleted": deleted})))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            json!({"version": e.version, "hash": e.hash, "changes": e.changes.len(), "entities": entities})
+        })
+        .collect();
+    Ok(Json(json!({ "data": data, "next": null })).into_response())
 }
 
 /// The session revocations kept and sent to every node (who was logged out, not any token).

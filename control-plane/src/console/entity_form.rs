@@ -315,25 +315,38 @@ pub async fn submit<F: Fn(&Value) -> String>(
     )
 }
 
+/// The collection, the stored entity and its form's fields, for an edit.
+async fn editing(
+    state: &ConsoleCtx,
+    name: &str,
+    id: &str,
+) -> Result<(&'static Collection, Value, Vec<FieldSpec>), Response> {
+    let c = collection(name)?;
+    let current = state.admin.get(&format!("/{}/{}", c.name, enc(id))).await;
+    if !current.ok() {
+        return Err(errors::page(
+            current.status,
+            "Cannot edit",
+            &current.message(),
+        ));
+    }
+    let plugin = current.body["name"]
+        .as_str()
+        .filter(|_| c.name == "plugins");
+    let fields = fields_of(state, c.name, plugin, &[])
+        .await
+        .map_err(|a| errors::page(a.status, "No form", &a.message()))?;
+    Ok((c, current.body, fields))
+}
+
 async fn edit(
     state: Console,
     Extension(session): Extension<Session>,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    let c = match collection(&name) {
-        Ok(c) => c,
+    let (c, current, fields) = match editing(&state, &name, &id).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let current = state.admin.get(&format!("/{}/{}", c.name, enc(&id))).await;
-    if !current.ok() {
-        return errors::page(current.status, "Cannot edit", &current.message());
-    }
-    let plugin = current.body["name"]
-        .as_str()
-        .filter(|_| c.name == "plugins");
-    let fields = match fields_of(&state, c.name, plugin, &[]).await {
-        Ok(f) => f,
-        Err(a) => return errors::page(a.status, "No form", &a.message()),
     };
     let refs = references(&state, &fields).await;
     page(
@@ -344,7 +357,7 @@ async fn edit(
             session: &session,
             action: format!("/entities/{}/{}/edit", c.name, enc(&id)),
             fields: &fields,
-            values: &current.body,
+            values: &current,
             errors: &Errors::new(),
             refs: &refs,
             message: None,
@@ -360,20 +373,9 @@ async fn update(
     Path((name, id)): Path<(String, String)>,
     submitted: SessionForm,
 ) -> Response {
-    let c = match collection(&name) {
-        Ok(c) => c,
+    let (c, _, fields) = match editing(&state, &name, &id).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let current = state.admin.get(&format!("/{}/{}", c.name, enc(&id))).await;
-    if !current.ok() {
-        return errors::page(current.status, "Cannot edit", &current.message());
-    }
-    let plugin = current.body["name"]
-        .as_str()
-        .filter(|_| c.name == "plugins");
-    let fields = match fields_of(&state, c.name, plugin, &[]).await {
-        Ok(f) => f,
-        Err(a) => return errors::page(a.status, "No form", &a.message()),
     };
     let (body, local) = schema_form::body(&fields, &submitted.form, Purpose::Edit);
     let path = format!("/{}/{}", c.name, enc(&id));

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<ConsoleCtx>> {
 async fn overview(state: Console, Extension(session): Extension<Session>) -> Html<String> {
     let status = state.admin.get("/status").await;
     let nodes = state.admin.get("/clustering/data-planes").await;
+    let versions = state.admin.get("/clustering/config-versions").await;
     let s = &status.body;
     let body = html! {
         @if !status.ok() { (layout::notice(false, &status.message())) }
@@ -50,6 +51,10 @@ async fn overview(state: Console, Extension(session): Extension<Session>) -> Htm
                 (node_table(&session, &nodes.body))
             }
         }
+        section aria-labelledby="versions-heading" {
+            h2 #versions-heading { "Recent configuration versions" }
+            (version_table(&versions.body))
+        }
     };
     Html(layout::page(Some(&session), "/", "Cluster", body).into_string())
 }
@@ -67,6 +72,46 @@ pub fn text(v: &Value) -> String {
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
+}
+
+fn version_table(answer: &Value) -> Markup {
+    let versions = answer["data"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if versions.is_empty() {
+            p { "No version is kept yet." }
+        } @else {
+            div.scroll { table #versions {
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Hash" } th scope="col" { "Changes" } } }
+                tbody { @for v in &versions {
+                    tr {
+                        td { (text(&v["version"])) }
+                        td { code { (v["hash"].as_str().map(|h| &h[..h.len().min(12)]).unwrap_or("—")) } }
+                        td { (changes_text(&v["entities"])) }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// `services: 2 put, 1 deleted; routes: 1 put`.
+fn changes_text(entities: &Value) -> String {
+    entities
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, c)| {
+            let mut parts = Vec::new();
+            if c["put"].as_u64().unwrap_or(0) > 0 {
+                parts.push(format!("{} put", c["put"]));
+            }
+            if c["deleted"].as_u64().unwrap_or(0) > 0 {
+                parts.push(format!("{} deleted", c["deleted"]));
+            }
+            format!("{kind}: {}", parts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a person reads for a node's sync status.

@@ -38,14 +38,7 @@ async fn sign_in(c: &Client, url: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let page = c
-        .get(format!("{url}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(c, &format!("{url}/")).await;
     csrf_of(&page)
 }
 
@@ -55,6 +48,10 @@ fn csrf_of(page: &str) -> String {
         .expect("a form with a CSRF token")
         + 19;
     page[at..at + 64].to_string()
+}
+
+async fn fetch(c: &Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 async fn post(
@@ -134,14 +131,7 @@ async fn the_console_signs_in_with_the_admin_token_and_guards_every_change() {
         "{cookie}"
     );
     assert!(!cookie.contains(TOKEN));
-    let page = c
-        .get(format!("{url}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(&c, &format!("{url}/")).await;
     assert!(page.contains("Data planes") && !page.contains(TOKEN));
     let csrf = csrf_of(&page);
 
@@ -247,16 +237,11 @@ async fn forms_follow_the_schemas_place_errors_by_field_and_never_show_a_secret(
         .to_string();
 
     // A plugin's form follows its own schema: its secret is a password input, never filled.
-    let form = c
-        .get(format!(
-            "{url}/entities/plugins/new?name=oauth2-introspection"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = fetch(
+        &c,
+        &format!("{url}/entities/plugins/new?name=oauth2-introspection"),
+    )
+    .await;
     assert!(
         form.contains(r#"name="config.introspection_url""#),
         "{form}"
@@ -325,14 +310,7 @@ async fn forms_follow_the_schemas_place_errors_by_field_and_never_show_a_secret(
         "/config/export",
         "/operations",
     ] {
-        let html = c
-            .get(format!("{url}{page}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = fetch(&c, &format!("{url}{page}")).await;
         assert!(
             !html.contains("c2VjcmV0LW5ldmVyLXNob3du"),
             "the secret is in {page}"
@@ -345,14 +323,7 @@ async fn forms_follow_the_schemas_place_errors_by_field_and_never_show_a_secret(
         serde_json::json!({"name": "tagged", "host": "t.test", "tags": ["team-a"]}),
     )
     .await;
-    let list = c
-        .get(format!("{url}/entities/services?tags=team-a"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = fetch(&c, &format!("{url}/entities/services?tags=team-a")).await;
     assert!(
         list.contains(">tagged<") && !list.contains(">orders<"),
         "{list}"
@@ -394,6 +365,17 @@ async fn a_declarative_document_is_diffed_then_applied() {
         cp.get("/routes/yaml-route").await.unwrap()["paths"][0],
         "/yaml"
     );
+    // The version it made heads the history, on the Admin API and on the overview.
+    let versions = cp.get("/clustering/config-versions").await.unwrap();
+    let newest = &versions["data"][0];
+    assert_eq!(newest["version"], cp.version().await);
+    assert_eq!(newest["entities"]["services"]["put"], 1, "{versions}");
+    assert_eq!(newest["entities"]["routes"]["put"], 1);
+    let overview = fetch(&c, &format!("{url}/")).await;
+    assert!(
+        overview.contains("routes: 1 put; services: 1 put"),
+        "{overview}"
+    );
     // A broken document is refused with the API's reason, and the text is kept for correction.
     let broken = "_format_version: '3.0'\nservices:\n- name: broken\n  port: 99999\n";
     let (status, _, page) = post(
@@ -407,14 +389,7 @@ async fn a_declarative_document_is_diffed_then_applied() {
     assert!(page.contains("declarative config is invalid"), "{page}");
     assert!(page.contains("port: 99999"));
     // The export is YAML that the diff reads as no change.
-    let exported = c
-        .get(format!("{url}/config/export"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = fetch(&c, &format!("{url}/config/export")).await;
     let (_, _, page) = post(
         &c,
         url,
@@ -457,14 +432,7 @@ async fn enrollment_tokens_are_shown_once_and_pair_a_node() {
         .unwrap()
         .to_string();
     assert!(token.len() > 40);
-    let ops = c
-        .get(format!("{url}/operations"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ops = fetch(&c, &format!("{url}/operations")).await;
     assert!(!ops.contains(&token), "the token is shown once");
     assert!(ops.contains("0 of 2") && ops.contains("region=eu"), "{ops}");
     let dp = tests::DataPlane::start_with(tests::DpOptions {

@@ -54,6 +54,12 @@ async fn fill(c: &Client, id: &str, value: &str) {
     input.send_keys(value).await.unwrap();
 }
 
+/// Picks the option labelled `label` of the select `id`.
+async fn choose(c: &Client, id: &str, label: &str) {
+    let select = c.find(Locator::Id(id)).await.unwrap();
+    select.select_by_label(label).await.unwrap();
+}
+
 /// The page's HTML once `check` holds for it.
 async fn wait_until(c: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
     tests::eventually(PATIENCE, what, || async {
@@ -215,12 +221,7 @@ async fn an_operator_protects_a_route_through_the_forms() {
     c.goto(&format!("{console}/entities/routes/new"))
         .await
         .unwrap();
-    c.find(Locator::Id("f-service"))
-        .await
-        .unwrap()
-        .select_by_label("shop")
-        .await
-        .unwrap();
+    choose(&c, "f-service", "shop").await;
     fill(&c, "f-paths", "/shop").await;
     submit(&c).await;
     chrome.wait_for_text("Saved.").await;
@@ -237,12 +238,7 @@ async fn an_operator_protects_a_route_through_the_forms() {
         .unwrap();
     chrome.wait_for_text("config.introspection_url").await;
     let secret = "Basic c2VjcmV0LWluLWEtYnJvd3Nlcg==";
-    c.find(Locator::Id("f-service"))
-        .await
-        .unwrap()
-        .select_by_label("shop")
-        .await
-        .unwrap();
+    choose(&c, "f-service", "shop").await;
     fill(
         &c,
         "f-config-introspection_url",

@@ -215,6 +215,7 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
     );
     paths.insert("/cache/introspection/{key}".into(), json!({"parameters": [token_hash], "delete": op("Purge one token from every node's introspection cache", "200", Some(object.clone()), None)}));
     paths.insert("/cache".into(), json!({"delete": op("Purge every plugin cache on every node", "200", Some(object.clone()), None)}));
+    paths.insert("/clustering/config-versions".into(), json!({"get": op("List the newest configuration versions the change log keeps, with what each changed", "200", Some(list.clone()), None)}));
     paths.insert("/clustering/session-revocations".into(), json!({"get": op("List the session revocations (back-channel logout) kept and sent to every node", "200", Some(list.clone()), None)}));
     paths.insert("/openid-connect/issuers".into(), json!({
         "get": {"summary": "Discovery documents and keys of every configured issuer", "parameters": [
