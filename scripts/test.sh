@@ -3,7 +3,7 @@
 # the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
 # into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl,
 # PostgreSQL's server binaries (Debian's postgresql package) and Chromium with chromedriver when they are
-# missing.
+# missing, and promtool (Debian's prometheus package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,13 @@ fi
 if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null; then
   echo "== installing redis-server (the rate-limiting tests)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
+fi
+
+# The control plane's /metrics is checked with promtool (Debian's prometheus package; its server is not started).
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing prometheus (promtool, for the metrics test)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null ||
+    echo "could not install prometheus; the metrics test will print SKIPPED for promtool"
 fi
 
 # The sign-in test drives a real headless browser: Debian's Chromium and its WebDriver.

@@ -207,6 +207,7 @@ async fn revoke_node(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
     if !ctx.cluster.nodes.revoke(&id).await? {
         return Err(ApiError::not_found());
     }
+    crate::cluster::counters::SyncCounters::bump(&ctx.cluster.nodes.counters.revocations);
     tracing::info!(node_id = %id, "node revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -45,6 +45,11 @@ async fn metrics(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
         config_version: ctx.core.current().version,
         connected: ctx.cluster.nodes.connected(),
         counters: &ctx.cluster.nodes.counters,
+        change_log: {
+            let log = ctx.core.log().lock().expect("change log lock");
+            let versions = log.span().map(|(a, b)| b - a + 1).unwrap_or(0);
+            (versions, log.bytes())
+        },
     };
     let text = render(&here, &nodes, per_node);
     Ok((
@@ -60,6 +65,8 @@ struct ControlPlane<'a> {
     config_version: u64,
     connected: usize,
     counters: &'a SyncCounters,
+    /// Versions and bytes the change log keeps.
+    change_log: (u64, usize),
 }
 
 /// One metric family being written: its help and type once, then its samples.
@@ -156,7 +163,7 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
         );
     }
     let c = cp.counters;
-    let counters: [Counter; 7] = [
+    let counters: [Counter; 10] = [
         (
             "portcullis_cp_sessions_total",
             "Node streams this control plane has opened.",
@@ -199,6 +206,24 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
             &[],
             SyncCounters::get(&c.session_revocations),
         ),
+        (
+            "portcullis_cp_enrollments_total",
+            "Pairings with an enrollment token, by outcome.",
+            &[("outcome", "paired")],
+            SyncCounters::get(&c.enrollments),
+        ),
+        (
+            "portcullis_cp_enrollments_total",
+            "",
+            &[("outcome", "refused")],
+            SyncCounters::get(&c.enrollments_refused),
+        ),
+        (
+            "portcullis_cp_node_revocations_total",
+            "Nodes revoked through the Admin API on this control plane.",
+            &[],
+            SyncCounters::get(&c.revocations),
+        ),
     ];
     for (metric, help, labels, value) in counters {
         if !help.is_empty() {
@@ -208,10 +233,60 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
         all.extend_from_slice(labels);
         out.sample(metric, &all, value);
     }
+    ack_histogram(&mut out, name, &c.ack_latency);
+    {
+        let log = cp.change_log;
+        out.family(
+            "portcullis_cp_change_log_versions",
+            "gauge",
+            "Versions the change log keeps for incremental sync.",
+        );
+        out.sample(
+            "portcullis_cp_change_log_versions",
+            &[("control_plane", name)],
+            log.0,
+        );
+        out.family(
+            "portcullis_cp_change_log_bytes",
+            "gauge",
+            "Bytes of encoded changes the change log keeps.",
+        );
+        out.sample(
+            "portcullis_cp_change_log_bytes",
+            &[("control_plane", name)],
+            log.1,
+        );
+    }
     if per_node {
         node_series(&mut out, nodes);
     }
     out.text
+}
+
+/// The time from sending a configuration on a stream to its ACK, as a Prometheus histogram.
+fn ack_histogram(out: &mut Out, name: &str, h: &crate::cluster::counters::Histogram) {
+    let metric = "portcullis_cp_config_ack_seconds";
+    out.family(
+        metric,
+        "histogram",
+        "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
+    );
+    let (buckets, count, sum) = h.read();
+    let bucket = format!("{metric}_bucket");
+    for (le, n) in crate::cluster::counters::ACK_BUCKETS.iter().zip(&buckets) {
+        out.sample(
+            &bucket,
+            &[("control_plane", name), ("le", &le.to_string())],
+            n,
+        );
+    }
+    out.sample(&bucket, &[("control_plane", name), ("le", "+Inf")], count);
+    out.sample(&format!("{metric}_sum"), &[("control_plane", name)], sum);
+    out.sample(
+        &format!("{metric}_count"),
+        &[("control_plane", name)],
+        count,
+    );
 }
 
 /// The series of each node.

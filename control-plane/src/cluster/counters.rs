@@ -1,8 +1,52 @@
 //! What the node streams of this control plane have done since it started, for its `/metrics`: sessions
-//! opened, configurations acknowledged (by how they arrived, with the bytes the nodes received) and
-//! refused, session revocations received. Plain atomics, bumped by the stream handlers.
+//! opened, configurations acknowledged (by how they arrived, with the bytes the nodes received, and how
+//! long each took from being sent to being acknowledged) and refused, enrollments made and refused, nodes
+//! revoked, session revocations received. Plain atomics, bumped by the stream handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the buckets of the time from sending a configuration to its ACK.
+pub const ACK_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A Prometheus histogram with the [`ACK_BUCKETS`] bounds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations at most each bound (not cumulative; summed when read).
+    buckets: [AtomicU64; ACK_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Counts one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = ACK_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The cumulative count of each bucket, the count of all observations and their sum in seconds.
+    pub fn read(&self) -> (Vec<u64>, u64, f64) {
+        let mut running = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                running += b.load(Ordering::Relaxed);
+                running
+            })
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, self.count.load(Ordering::Relaxed), sum)
+    }
+}
 
 /// Counters of the node streams.
 #[derive(Debug, Default)]
@@ -15,6 +59,13 @@ pub struct SyncCounters {
     pub nacks: AtomicU64,
     /// Session revocations (back-channel logout) received from nodes.
     pub session_revocations: AtomicU64,
+    /// Nodes paired with an enrollment token, and pairings refused.
+    pub enrollments: AtomicU64,
+    pub enrollments_refused: AtomicU64,
+    /// Nodes revoked through the Admin API.
+    pub revocations: AtomicU64,
+    /// From sending a configuration on a stream to the node's ACK of it.
+    pub ack_latency: Histogram,
 }
 
 impl SyncCounters {
@@ -28,8 +79,33 @@ impl SyncCounters {
         sent.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reads one counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_counts_into_cumulative_buckets() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(70));
+        h.observe(Duration::from_secs(60));
+        let (buckets, count, sum) = h.read();
+        assert_eq!(buckets[0], 1, "≤ 5 ms");
+        assert_eq!(buckets[3], 1, "≤ 50 ms");
+        assert_eq!(buckets[4], 2, "≤ 100 ms");
+        assert_eq!(*buckets.last().unwrap(), 2, "the minute is only in +Inf");
+        assert_eq!(count, 3);
+        assert!((sum - 60.073).abs() < 1e-6);
     }
 }

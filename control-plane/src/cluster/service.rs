@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use super::counters::SyncCounters;
 use super::nodes::{missing_plugins, LastSync, NodeRecord, Refusal, TargetHealth};
 use super::revocations::{self, SessionRevocation};
 use super::token_record::{take_one_use, TokenRecord};
@@ -52,22 +53,10 @@ impl ClusterService {
             ))),
         }
     }
-}
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    warn!(error = %e, "cluster request failed");
-    Status::internal("the control plane could not complete the request; see its logs")
-}
-
-type SyncStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl proto::cluster_server::Cluster for ClusterService {
-    async fn pair(
+    /// Pairs a node with an enrollment token: checks and takes one use of the token, signs the node's
+    /// CSR and stores its record.
+    async fn enroll(
         &self,
         req: Request<proto::PairRequest>,
     ) -> Result<Response<proto::PairResponse>, Status> {
@@ -151,7 +140,33 @@ impl proto::cluster_server::Cluster for ClusterService {
             not_after: issued.not_after,
         }))
     }
+}
 
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    warn!(error = %e, "cluster request failed");
+    Status::internal("the control plane could not complete the request; see its logs")
+}
+
+type SyncStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::cluster_server::Cluster for ClusterService {
+    async fn pair(
+        &self,
+        req: Request<proto::PairRequest>,
+    ) -> Result<Response<proto::PairResponse>, Status> {
+        let outcome = self.enroll(req).await;
+        let counters = &self.cluster.nodes.counters;
+        SyncCounters::bump(match outcome {
+            Ok(_) => &counters.enrollments,
+            Err(_) => &counters.enrollments_refused,
+        });
+        outcome
+    }
     async fn renew(
         &self,
         req: Request<proto::RenewRequest>,
@@ -277,8 +292,9 @@ struct Session {
     base: (u64, String),
     /// The last version sent on this stream.
     sent_version: u64,
-    /// Versions and kinds sent and not yet answered, oldest first (the node answers in order).
-    in_flight: VecDeque<(u64, SyncKind)>,
+    /// Versions and kinds sent and not yet answered, with when they were sent, oldest first (the node
+    /// answers in order).
+    in_flight: VecDeque<(u64, SyncKind, Instant)>,
     /// The next version goes as a full snapshot (the node refused a delta).
     full_next: bool,
 }
@@ -353,7 +369,11 @@ impl Session {
         match m.kind {
             Some(node_message::Kind::Ack(ack)) => {
                 info!(node_id = %self.node_id, version = ack.version, hash = %ack.hash, kind = %ack.sync_kind, bytes = ack.received_bytes, apply_us = ack.apply_micros, "node applied config");
-                self.answered(ack.version);
+                if let Some((_, sent)) = self.answered(ack.version) {
+                    (self.cluster.nodes.counters)
+                        .ack_latency
+                        .observe(sent.elapsed());
+                }
                 self.acked = (ack.version, ack.hash.clone());
                 (self.cluster.nodes.counters).acked(&ack.sync_kind, ack.received_bytes);
                 self.cluster.nodes.update(&self.node_id, |live| {
@@ -372,13 +392,13 @@ impl Session {
             }
             Some(node_message::Kind::Nack(nack)) => {
                 warn!(node_id = %self.node_id, version = nack.version, reason = %nack.reason, "node rejected config");
-                let refused = self.answered(nack.version);
+                let refused = self.answered(nack.version).map(|(kind, _)| kind);
                 let nacks = &self.cluster.nodes.counters.nacks;
                 nacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The node still runs what it last acknowledged; everything sent after the refused message
                 // was built on it and will be refused too, unless a full snapshot is already on its way.
                 self.base = self.acked.clone();
-                let full_pending = self.in_flight.iter().any(|(_, k)| *k == SyncKind::Full);
+                let full_pending = self.in_flight.iter().any(|(_, k, _)| *k == SyncKind::Full);
                 if refused == Some(SyncKind::Delta) && !full_pending {
                     self.full_next = true;
                     self.sent_version = 0;
@@ -471,9 +491,12 @@ impl Session {
     }
 
     /// Takes the oldest unanswered message off the list when it is the one `version` answers; its kind.
-    fn answered(&mut self, version: u64) -> Option<SyncKind> {
+    fn answered(&mut self, version: u64) -> Option<(SyncKind, Instant)> {
         match self.in_flight.front() {
-            Some((v, _)) if *v == version => self.in_flight.pop_front().map(|(_, k)| k),
+            Some((v, _, _)) if *v == version => {
+                let (_, kind, sent) = self.in_flight.pop_front()?;
+                Some((kind, sent))
+            }
             _ => None,
         }
     }
@@ -532,7 +555,8 @@ impl Session {
         self.sent_version = latest.version;
         self.base = (latest.version, latest.hash.clone());
         self.full_next = false;
-        self.in_flight.push_back((latest.version, kind));
+        self.in_flight
+            .push_back((latest.version, kind, Instant::now()));
         tx.send(Ok(ControlMessage { kind: Some(msg) }))
             .await
             .map_err(|_| ())

@@ -1,5 +1,7 @@
-//! The control plane's `/metrics`: totals and per-node series move as nodes connect, acknowledge,
-//! refuse a configuration and go away; the admin token guards it; `per_node=false` leaves the nodes out.
+//! The control plane's `/metrics`: totals and per-node series move as nodes enroll, connect,
+//! acknowledge (the ACK-latency histogram with them), refuse a configuration, go away and are revoked;
+//! the admin token guards it; `per_node=false` leaves the nodes out; `promtool check metrics` accepts the
+//! text (Debian's `prometheus` package, installed by the test command; SKIPPED where it is missing).
 
 use reqwest::Method;
 use serde_json::json;
@@ -24,7 +26,7 @@ async fn control_plane_metrics_follow_the_nodes() {
     let mut steady = DataPlane::start(&cp).await;
     let token = cp.pairing_token().await;
     let small = DataPlane::start_with(DpOptions {
-        pairing_token: Some(token),
+        pairing_token: Some(token.clone()),
         control_plane: Some(cp.cluster_addr.to_string()),
         max_config_bytes: Some(4096),
         sync_features: Some(vec!["none".into()]),
@@ -74,6 +76,43 @@ async fn control_plane_metrics_follow_the_nodes() {
     assert!(acks >= 2.0, "{text}");
     assert!(metric(&text, "portcullis_cp_config_received_bytes_total", &[]) > 0.0);
     assert!(metric(&text, "portcullis_cp_sessions_total", &[]) >= 2.0);
+    let paired = [("outcome", "paired")];
+    assert_eq!(
+        metric(&text, "portcullis_cp_enrollments_total", &paired),
+        2.0
+    );
+    // Every ACK of a configuration sent on a stream is timed.
+    let timed = metric(&text, "portcullis_cp_config_ack_seconds_count", &[]);
+    assert!(timed >= 2.0, "{text}");
+    let all = [("le", "+Inf")];
+    assert_eq!(
+        metric(&text, "portcullis_cp_config_ack_seconds_bucket", &all),
+        timed
+    );
+    assert!(
+        metric(
+            &text,
+            "portcullis_cp_config_ack_seconds_bucket",
+            &[("le", "30")]
+        ) <= timed
+    );
+    assert!(metric(&text, "portcullis_cp_change_log_versions", &[]) >= 1.0);
+    promtool_check(&text).await;
+
+    // A used-up token is refused and counted.
+    let refused = DataPlane::spawn(DpOptions {
+        pairing_token: Some(token),
+        control_plane: Some(cp.cluster_addr.to_string()),
+        ..Default::default()
+    })
+    .await;
+    eventually(PATIENCE, "the refused enrollment counted", || async {
+        let text = scrape(&cp, "").await;
+        let refused = [("outcome", "refused")];
+        (metric(&text, "portcullis_cp_enrollments_total", &refused) >= 1.0).then_some(())
+    })
+    .await;
+    drop(refused);
 
     // The small node refuses a configuration past its limit: a NACK, and its status says so.
     for i in 0..40 {
@@ -110,6 +149,22 @@ async fn control_plane_metrics_follow_the_nodes() {
         ) > 0.0
     );
 
+    // A revoked node is counted.
+    let (s, _) = cp
+        .call(
+            Method::DELETE,
+            &format!("/clustering/data-planes/{a}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 204);
+    let text = scrape(&cp, "").await;
+    assert_eq!(
+        metric(&text, "portcullis_cp_node_revocations_total", &[]),
+        1.0
+    );
+
     // Without per-node series; and not without the admin token.
     let totals = scrape(&cp, "?per_node=false").await;
     assert!(!totals.contains("portcullis_cp_data_plane_"), "{totals}");
@@ -122,4 +177,36 @@ async fn control_plane_metrics_follow_the_nodes() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+/// `promtool check metrics` on the text, where Debian's `prometheus` package provides it.
+async fn promtool_check(text: &str) {
+    let Ok(mut child) = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!(
+            "SKIPPED: promtool check metrics: promtool (Debian package prometheus) is missing"
+        );
+        return;
+    };
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tests::within(PATIENCE, "promtool", child.wait_with_output())
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
 }

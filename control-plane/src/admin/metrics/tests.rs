@@ -6,8 +6,9 @@ use serde_json::json;
 use super::*;
 
 /// Checks `text` against the text format (0.0.4) and Prometheus's naming rules: every sample's family
-/// has one HELP and one TYPE line before its samples, whose lines are together; names and label names
-/// are valid, counters end in `_total`, label values are quoted with their escapes, values are numbers.
+/// has one HELP and one TYPE line before its samples, whose lines are together (a histogram's `_bucket`,
+/// `_sum` and `_count` samples under its family); names and label names are valid, counters end in
+/// `_total`, label values are quoted with their escapes, values are numbers.
 /// Returns each series (name and labels) with its value.
 fn parse(text: &str) -> HashMap<String, f64> {
     let is_name = |s: &str| {
@@ -31,7 +32,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("type");
-            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
             assert!(
                 kind != "counter" || name.ends_with("_total"),
                 "a counter's name ends in _total: {line}"
@@ -43,10 +44,19 @@ fn parse(text: &str) -> HashMap<String, f64> {
             Some(i) => (&line[..i], &line[i..]),
             None => line.split_at(line.find(' ').expect("a value")),
         };
-        assert!(types.contains_key(name) && helped.contains(name), "{line}");
-        if name != current {
-            assert!(!finished.contains(name), "samples apart: {line}");
-            finished.insert(std::mem::replace(&mut current, name.to_string()));
+        // A histogram's samples are its family's name with `_bucket`, `_sum` or `_count`.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family) && helped.contains(family),
+            "{line}"
+        );
+        if family != current {
+            assert!(!finished.contains(family), "samples apart: {line}");
+            finished.insert(std::mem::replace(&mut current, family.to_string()));
         }
         let (labels, value) = rest.rsplit_once(' ').expect("a value");
         let value: f64 = value.parse().expect("a number");
@@ -100,11 +110,15 @@ fn the_text_follows_the_format_and_names_every_node() {
     counters.acked("delta", 300);
     counters.acked("full", 1000);
     counters.nacks.fetch_add(2, Ordering::Relaxed);
+    counters
+        .ack_latency
+        .observe(std::time::Duration::from_millis(20));
     let cp = ControlPlane {
         name: "cp-1".into(),
         config_version: 9,
         connected: 1,
         counters: &counters,
+        change_log: (3, 1200),
     };
     let nodes = [
         node("a", "edge-1", "connected", "in_sync"),
@@ -133,6 +147,22 @@ fn the_text_follows_the_format_and_names_every_node() {
     assert_eq!(
         get("portcullis_cp_config_nacks_total{control_plane=\"cp-1\"}"),
         2.0
+    );
+    assert_eq!(
+        get("portcullis_cp_config_ack_seconds_bucket{control_plane=\"cp-1\",le=\"0.01\"}"),
+        0.0
+    );
+    assert_eq!(
+        get("portcullis_cp_config_ack_seconds_bucket{control_plane=\"cp-1\",le=\"0.025\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("portcullis_cp_config_ack_seconds_count{control_plane=\"cp-1\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("portcullis_cp_change_log_bytes{control_plane=\"cp-1\"}"),
+        1200.0
     );
     assert_eq!(
         get("portcullis_cp_data_plane_sync_status{node=\"a\",hostname=\"edge-1\",sync_status=\"in_sync\"}"),
