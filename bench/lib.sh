@@ -12,7 +12,7 @@ wait_http() { for _ in $(seq 400); do curl -skf -o /dev/null "$1" && return; sle
 start_control_plane() {
   local admin; admin=$(free_port); cluster=$(free_port)
   taskset -c 0 target/release/control-plane --data-dir "$dir/cp" --admin-listen "127.0.0.1:$admin" \
-    --cluster-listen "127.0.0.1:$cluster" 2>"$dir/cp.log" & pids+=($!)
+    --cluster-listen "127.0.0.1:$cluster" --manager-listen off 2>"$dir/cp.log" & pids+=($!)
   A="http://127.0.0.1:$admin"
   wait_http "$A/status"
 }

@@ -13,7 +13,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 admin=$(free_port); cluster=$(free_port); proxy=$(free_port); status=$(free_port)
 target/release/control-plane --data-dir "$dir/cp" --admin-listen "127.0.0.1:$admin" \
-  --cluster-listen "127.0.0.1:$cluster" 2>"$dir/cp.log" & cp=$!
+  --cluster-listen "127.0.0.1:$cluster" --manager-listen off 2>"$dir/cp.log" & cp=$!
 A="http://127.0.0.1:$admin"
 for _ in $(seq 200); do curl -sf "$A/status" >/dev/null && break; sleep 0.05; done
 token=$(curl -sf -X POST "$A/clustering/pairing-tokens" -H 'content-type: application/json' -d '{"ttl":600}' |

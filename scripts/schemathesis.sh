@@ -20,7 +20,7 @@ work=$(mktemp -d)
 token="schemathesis-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$token" > "$work/admin-token"
 chmod 600 "$work/admin-token"
-target/debug/control-plane --data-dir "$work/cp" --admin-listen 127.0.0.1:0 --cluster-listen 127.0.0.1:0 \
+target/debug/control-plane --data-dir "$work/cp" --admin-listen 127.0.0.1:0 --cluster-listen 127.0.0.1:0 --manager-listen off \
   --admin-token-file "$work/admin-token" --log-format json 2> "$work/cp.log" &
 cp_pid=$!
 trap 'kill "$cp_pid" 2>/dev/null; wait "$cp_pid" 2>/dev/null; rm -rf "$work"' EXIT

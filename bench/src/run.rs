@@ -419,6 +419,8 @@ async fn start_cluster(dir: &Path) -> Result<Cluster> {
         "127.0.0.1:0",
         "--cluster-listen",
         "127.0.0.1:0",
+        "--manager-listen",
+        "off",
     ]);
     let (cp, started) = spawn_logged(cmd, &cp_log, "control plane started").await?;
     let admin = format!("http://{}", started["admin"].as_str().unwrap_or_default());

@@ -155,6 +155,9 @@ pub async fn start_cp_with(dir: &Path, cluster_listen: &str, log: &str, extra: &
         "200",
         "--heartbeat-timeout-ms",
         "1500",
+        // The console's default port is one for the whole machine; these tests run side by side.
+        "--manager-listen",
+        "off",
     ];
     args.extend_from_slice(extra);
     let proc = Proc::spawn("control-plane", &args, &dir.join(log));
