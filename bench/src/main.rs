@@ -4,7 +4,9 @@
 mod console;
 mod ha;
 mod idp;
+mod large;
 mod loadgen;
+mod nodes;
 mod run;
 mod streams;
 mod sync;
@@ -57,6 +59,11 @@ enum Cmd {
     Ha(ha::Settings),
     /// Time to render console pages (the list of 1,000 routes), in-process; a table.
     Console(console::Settings),
+    /// Simulated nodes: real enrollment, mTLS streams, heartbeats, hash-checked ACKs; no proxy.
+    Nodes(nodes::Settings),
+    /// One control plane and many simulated nodes: enrollment, memory, idle CPU, writes, a reconnect
+    /// storm; a table.
+    Large(large::Settings),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,5 +116,13 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(ha::run(settings))
         }
         Cmd::Console(settings) => rt.block_on(console::run(settings)),
+        Cmd::Nodes(settings) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(nodes::run(settings))
+        }
+        Cmd::Large(settings) => rt.block_on(large::run(settings)),
     }
 }
