@@ -241,6 +241,7 @@ pub async fn run(s: Settings) -> Result<()> {
     println!("| control plane RSS, no node | {:.1} MiB |", idle_rss.0);
     let started = Instant::now();
     let mut checkpoints = vec![1000.min(s.nodes), s.nodes / 2, s.nodes];
+    checkpoints.sort_unstable();
     checkpoints.dedup();
     for n in checkpoints {
         let patience = Duration::from_secs_f64(n as f64 / s.ramp * 4.0 + 120.0);
@@ -253,6 +254,27 @@ pub async fn run(s: Settings) -> Result<()> {
             (rss - idle_rss.0) / n as f64 * 1000.0
         );
     }
+    // The node view, a page of 1,000 at a time.
+    let mut pages = Vec::new();
+    for offset in (0..s.nodes).step_by(1000) {
+        let t = Instant::now();
+        let page = get(&format!(
+            "{}/clustering/data-planes?size=1000&offset={offset}",
+            cp.admin
+        ))
+        .await?;
+        pages.push(t.elapsed());
+        if page["data"].as_array().map(Vec::len) != Some(1000.min(s.nodes - offset)) {
+            bail!("page at {offset} is not full");
+        }
+    }
+    pages.sort();
+    println!(
+        "| node view, pages of 1,000 ({} pages) | median {:.1} ms, slowest {:.1} ms |",
+        pages.len(),
+        pages[pages.len() / 2].as_secs_f64() * 1000.0,
+        pages[pages.len() - 1].as_secs_f64() * 1000.0
+    );
     // Idle: only heartbeats (and the node-status bookkeeping).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (cpu0, t0) = (cpu_seconds(cp.pid()), Instant::now());

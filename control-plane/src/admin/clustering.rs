@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
@@ -166,13 +166,20 @@ async fn delete_token(State(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_nodes(State(ctx): Ctx) -> ApiResult {
+/// Every node, or a page of them with `size` (and `offset`).
+async fn list_nodes(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
+    let page = super::paging::IndexPage::from_query(q.as_deref(), usize::MAX)?;
     let latest = ctx.cluster.latest();
     let remote = remote_status(&ctx).await;
-    let data = ctx.cluster.nodes.view(None, latest.as_deref(), &remote);
+    let (data, total) = ctx
+        .cluster
+        .nodes
+        .page(page.offset, page.size, latest.as_deref(), &remote);
+    let next = page.next("/clustering/data-planes", data.len(), total);
     Ok(Json(json!({
         "data": data,
-        "next": null,
+        "next": next,
+        "total": total,
         "latest_config": latest.map(|s| json!({"version": s.version, "hash": s.hash})),
     }))
     .into_response())

@@ -13,6 +13,7 @@ mod metrics;
 mod nested;
 mod oidc;
 mod openapi;
+mod paging;
 pub mod server_stats;
 pub mod targets;
 mod upstream_health;

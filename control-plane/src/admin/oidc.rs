@@ -19,7 +19,7 @@ use crate::store::Event;
 pub use platform::oidc_discovery::Issuers;
 
 /// Largest `offset` of the issuer list (a page index, not a cursor).
-pub const MAX_OFFSET: usize = 1_000_000;
+pub const MAX_OFFSET: usize = super::paging::MAX_OFFSET;
 /// Bound on each request of a discovery (the document, then the keys).
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -87,26 +87,8 @@ async fn entry(ctx: &AdminCtx, issuer: &str) -> Value {
 }
 
 async fn list(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
-    let params: Vec<(String, String)> = q
-        .as_deref()
-        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
-        .unwrap_or_default();
-    let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let size = match param("size").map(|s| s.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) if (1..=1000).contains(&n) => n,
-        _ => {
-            return Err(ApiError::schema(shared::entity::field_error(
-                "size",
-                "must be a number between 1 and 1000",
-            )))
-        }
-    };
-    let offset = match param("offset").map(|s| s.parse::<usize>()) {
-        None => 0,
-        Some(Ok(n)) if n <= MAX_OFFSET => n,
-        _ => return Err(ApiError::bad_request("invalid offset")),
-    };
+    let page = super::paging::IndexPage::from_query(q.as_deref(), 100)?;
+    let (size, offset) = (page.size, page.offset);
     let issuers = configured(&ctx);
     // Issuers are fetched side by side: a page costs one discovery timeout at most, not one per issuer.
     let data: Vec<Value> = futures::future::join_all(
@@ -117,9 +99,7 @@ async fn list(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
             .map(|issuer| entry(&ctx, issuer)),
     )
     .await;
-    let next_offset = offset + data.len();
-    let next = (next_offset < issuers.len())
-        .then(|| format!("/openid-connect/issuers?size={size}&offset={next_offset}"));
+    let next = page.next("/openid-connect/issuers", data.len(), issuers.len());
     Ok(Json(json!({"data": data, "next": next})).into_response())
 }
 

@@ -350,22 +350,64 @@ impl Nodes {
         latest: Option<&Published>,
         remote: &HashMap<String, Remote>,
     ) -> Vec<Value> {
+        match id {
+            Some(id) => self.view_where(|e| e.record.id == id, latest, remote),
+            None => self.page(0, usize::MAX, latest, remote).0,
+        }
+    }
+
+    /// `size` nodes from position `offset` in the order of their ids, and how many nodes there are: only
+    /// the nodes of the page are rendered.
+    pub fn page(
+        &self,
+        offset: usize,
+        size: usize,
+        latest: Option<&Published>,
+        remote: &HashMap<String, Remote>,
+    ) -> (Vec<Value>, usize) {
         let inner = self.inner.lock().expect("nodes lock");
-        let mut out: Vec<Value> = inner
-            .values()
-            .filter(|e| id.is_none_or(|id| e.record.id == id))
-            .map(|e| match remote.get(&e.record.id) {
-                Some(r) if !e.live.connected && r.control_plane != self.name => {
-                    render(&e.record, &r.live, Some(&r.control_plane), latest)
-                }
-                _ => {
-                    let here = e.live.connected.then_some(self.name.as_str());
-                    render(&e.record, &e.live, here, latest)
-                }
-            })
+        let mut ids: Vec<&String> = inner.keys().collect();
+        ids.sort_unstable();
+        let total = ids.len();
+        let out = ids
+            .into_iter()
+            .skip(offset)
+            .take(size)
+            .filter_map(|id| inner.get(id))
+            .map(|e| self.render_entry(e, latest, remote))
             .collect();
-        out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        out
+        (out, total)
+    }
+
+    fn view_where(
+        &self,
+        keep: impl Fn(&Entry) -> bool,
+        latest: Option<&Published>,
+        remote: &HashMap<String, Remote>,
+    ) -> Vec<Value> {
+        let inner = self.inner.lock().expect("nodes lock");
+        inner
+            .values()
+            .filter(|e| keep(e))
+            .map(|e| self.render_entry(e, latest, remote))
+            .collect()
+    }
+
+    fn render_entry(
+        &self,
+        e: &Entry,
+        latest: Option<&Published>,
+        remote: &HashMap<String, Remote>,
+    ) -> Value {
+        match remote.get(&e.record.id) {
+            Some(r) if !e.live.connected && r.control_plane != self.name => {
+                render(&e.record, &r.live, Some(&r.control_plane), latest)
+            }
+            _ => {
+                let here = e.live.connected.then_some(self.name.as_str());
+                render(&e.record, &e.live, here, latest)
+            }
+        }
     }
 }
 

@@ -73,6 +73,30 @@ async fn writes_reach_three_nodes_which_ack_version_and_hash() {
             200
         );
     }
+    // The node view in pages, in the order of the ids.
+    let mut sorted = ids.clone();
+    sorted.sort();
+    let first = cp.get("/clustering/data-planes?size=2").await.unwrap();
+    assert_eq!(first["total"], 3);
+    let listed: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [sorted[0].as_str(), sorted[1].as_str()]);
+    assert_eq!(first["next"], "/clustering/data-planes?size=2&offset=2");
+    let second = cp
+        .get("/clustering/data-planes?size=2&offset=2")
+        .await
+        .unwrap();
+    assert_eq!(second["data"][0]["id"], sorted[2].as_str());
+    assert_eq!(second["next"], Value::Null);
+    let (s, _) = cp
+        .call(Method::GET, "/clustering/data-planes?size=0", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

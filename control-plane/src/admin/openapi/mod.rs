@@ -186,7 +186,13 @@ fn cluster_paths(paths: &mut Map<String, Value>) {
         "/clustering/pairing-tokens/{id}".into(),
         json!({"parameters": [id], "delete": op("Revoke a pairing token", "204", None, None)}),
     );
-    paths.insert("/clustering/data-planes".into(), json!({"get": op("List data planes and their sync status", "200", Some(list.clone()), None)}));
+    paths.insert("/clustering/data-planes".into(), json!({"get": {
+        "summary": "List data planes and their sync status: every one, or a page with size (and offset)",
+        "parameters": [
+            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": super::paging::MAX_OFFSET}}
+        ],
+        "responses": op("", "200", Some(list.clone()), None)["responses"]}}));
     let health = json!({"type": "object", "properties": {
         "total": {"type": "integer"},
         "data": {"type": "array", "items": {"type": "object", "properties": {
