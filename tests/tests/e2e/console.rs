@@ -28,6 +28,14 @@ fn browser() -> Client {
         .unwrap()
 }
 
+/// A console, a browser signed in to it, and the session's CSRF token.
+async fn signed_in() -> (ControlPlane, Client, String) {
+    let cp = console().await;
+    let c = browser();
+    let csrf = sign_in(&c, &cp.console_url).await;
+    (cp, c, csrf)
+}
+
 /// Signs in; answers the CSRF token of the session.
 async fn sign_in(c: &Client, url: &str) -> String {
     let r = c
@@ -192,10 +200,8 @@ async fn the_console_signs_in_with_the_admin_token_and_guards_every_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_follow_the_schemas_place_errors_by_field_and_never_show_a_secret() {
-    let cp = console().await;
+    let (cp, c, csrf) = signed_in().await;
     let url = &cp.console_url;
-    let c = browser();
-    let csrf = sign_in(&c, url).await;
 
     // The API's message about a field is shown beside that field, and what was typed is kept.
     let (status, _, page) = post(
@@ -332,10 +338,8 @@ async fn forms_follow_the_schemas_place_errors_by_field_and_never_show_a_secret(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declarative_document_is_diffed_then_applied() {
-    let cp = console().await;
+    let (cp, c, csrf) = signed_in().await;
     let url = &cp.console_url;
-    let c = browser();
-    let csrf = sign_in(&c, url).await;
     let doc = "_format_version: '3.0'\nservices:\n- name: from-yaml\n  url: http://yaml.test:8080\n  routes:\n  - name: yaml-route\n    paths: [/yaml]\n";
     let (status, _, page) = post(
         &c,
@@ -403,10 +407,8 @@ async fn a_declarative_document_is_diffed_then_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrollment_tokens_are_shown_once_and_pair_a_node() {
-    let cp = console().await;
+    let (cp, c, csrf) = signed_in().await;
     let url = &cp.console_url;
-    let c = browser();
-    let csrf = sign_in(&c, url).await;
     let (status, _, page) = post(
         &c,
         url,
