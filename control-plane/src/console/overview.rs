@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -21,9 +22,29 @@ pub fn routes() -> Router<Arc<ConsoleCtx>> {
         .route("/live/nodes", get(live_nodes))
 }
 
-async fn overview(state: Console, Extension(session): Extension<Session>) -> Html<String> {
+/// Nodes shown per page of the node table.
+const NODES_PER_PAGE: usize = 100;
+
+/// The position of the node table's first row.
+#[derive(serde::Deserialize, Default)]
+pub struct Offset {
+    #[serde(default)]
+    offset: usize,
+}
+
+/// A page of the node view, from the Admin API.
+async fn nodes_page(state: &ConsoleCtx, offset: usize) -> Value {
+    let path = format!("/clustering/data-planes?size={NODES_PER_PAGE}&offset={offset}");
+    state.admin.get(&path).await.body
+}
+
+async fn overview(
+    state: Console,
+    Extension(session): Extension<Session>,
+    Query(at): Query<Offset>,
+) -> Html<String> {
     let status = state.admin.get("/status").await;
-    let nodes = state.admin.get("/clustering/data-planes").await;
+    let nodes = nodes_page(&state, at.offset).await;
     let versions = state.admin.get("/clustering/config-versions").await;
     let s = &status.body;
     let body = html! {
@@ -47,8 +68,8 @@ async fn overview(state: Console, Extension(session): Extension<Session>) -> Htm
         }
         section aria-labelledby="nodes-heading" {
             h2 #nodes-heading { "Data planes" }
-            div.scroll data-live="/live/nodes" data-every="2000" aria-live="polite" {
-                (node_table(&session, &nodes.body))
+            div.scroll data-live={ "/live/nodes?offset=" (at.offset) } data-every="2000" aria-live="polite" {
+                (node_table(&session, &nodes, at.offset))
             }
         }
         section aria-labelledby="versions-heading" {
@@ -59,9 +80,13 @@ async fn overview(state: Console, Extension(session): Extension<Session>) -> Htm
     Html(layout::page(Some(&session), "/", "Cluster", body).into_string())
 }
 
-async fn live_nodes(state: Console, Extension(session): Extension<Session>) -> Html<String> {
-    let nodes = state.admin.get("/clustering/data-planes").await;
-    Html(node_table(&session, &nodes.body).into_string())
+async fn live_nodes(
+    state: Console,
+    Extension(session): Extension<Session>,
+    Query(at): Query<Offset>,
+) -> Html<String> {
+    let nodes = nodes_page(&state, at.offset).await;
+    Html(node_table(&session, &nodes, at.offset).into_string())
 }
 
 /// A JSON value as plain text (strings without quotes, null as a dash).
@@ -126,15 +151,27 @@ fn sync_label(sync: &str) -> &str {
     }
 }
 
-fn node_table(session: &Session, answer: &Value) -> Markup {
+fn node_table(session: &Session, answer: &Value, offset: usize) -> Markup {
     let nodes = answer["data"].as_array().cloned().unwrap_or_default();
+    let total = answer["total"].as_u64().unwrap_or(nodes.len() as u64) as usize;
     let now = layout::now();
     html! {
-        @if nodes.is_empty() {
+        @if total > NODES_PER_PAGE || offset > 0 {
+            nav.actions aria-label="Pages of nodes" {
+                @if offset > 0 {
+                    a href={ "/?offset=" (offset.saturating_sub(NODES_PER_PAGE)) } { "Previous " (NODES_PER_PAGE) }
+                }
+                span.hint { "Nodes " (offset + 1) "–" (offset + nodes.len()) " of " (total) }
+                @if offset + nodes.len() < total {
+                    a href={ "/?offset=" (offset + NODES_PER_PAGE) } { "Next " (NODES_PER_PAGE) }
+                }
+            }
+        }
+        @if total == 0 {
             p { "No data plane has paired yet. Create an enrollment token under " a href="/operations" { "Operations" } "." }
         } @else {
             table #nodes {
-                caption.hint { (nodes.len()) " nodes; latest configuration version " (text(&answer["latest_config"]["version"])) }
+                caption.hint { (total) " nodes; latest configuration version " (text(&answer["latest_config"]["version"])) }
                 thead { tr {
                     th scope="col" { "Hostname" } th scope="col" { "Status" } th scope="col" { "Sync" }
                     th scope="col" { "Config version" } th.wide-only scope="col" { "Hash" }

@@ -456,6 +456,14 @@ async fn enrollment_tokens_are_shown_once_and_pair_a_node() {
         (page.contains(&id) && page.contains("status-in_sync")).then_some(())
     })
     .await;
+    // The node table in pages of 100: past the last node, an empty page that links back.
+    let beyond = fetch(&c, &format!("{url}/?offset=100")).await;
+    assert!(
+        beyond.contains("Previous 100") && beyond.contains("Nodes 101–100 of 1"),
+        "{beyond}"
+    );
+    assert!(!beyond.contains(&format!("data-node=\"{id}\"")));
+    assert!(beyond.contains(r#"data-live="/live/nodes?offset=100""#));
     // Revoked from the console: listed as revoked.
     let (status, location, _) =
         post(&c, url, &format!("/nodes/{id}/revoke"), &[("csrf", &csrf)]).await;
