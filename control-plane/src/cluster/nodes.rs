@@ -351,7 +351,14 @@ impl Nodes {
         remote: &HashMap<String, Remote>,
     ) -> Vec<Value> {
         match id {
-            Some(id) => self.view_where(|e| e.record.id == id, latest, remote),
+            Some(id) => {
+                let inner = self.inner.lock().expect("nodes lock");
+                let entry = inner.get(id);
+                entry
+                    .map(|e| self.render_entry(e, latest, remote))
+                    .into_iter()
+                    .collect()
+            }
             None => self.page(0, usize::MAX, latest, remote).0,
         }
     }
@@ -377,20 +384,6 @@ impl Nodes {
             .map(|e| self.render_entry(e, latest, remote))
             .collect();
         (out, total)
-    }
-
-    fn view_where(
-        &self,
-        keep: impl Fn(&Entry) -> bool,
-        latest: Option<&Published>,
-        remote: &HashMap<String, Remote>,
-    ) -> Vec<Value> {
-        let inner = self.inner.lock().expect("nodes lock");
-        inner
-            .values()
-            .filter(|e| keep(e))
-            .map(|e| self.render_entry(e, latest, remote))
-            .collect()
     }
 
     fn render_entry(

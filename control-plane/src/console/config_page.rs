@@ -12,8 +12,7 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::form::SessionForm;
-use super::layout::{self, csrf_field};
-use super::overview::text;
+use super::layout::{self, csrf_field, text};
 use super::sessions::Session;
 use super::{Console, ConsoleCtx};
 

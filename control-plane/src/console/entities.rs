@@ -15,8 +15,7 @@ use serde_json::Value;
 
 use super::collections::{self, cell, label, Collection};
 use super::form::SessionForm;
-use super::layout;
-use super::overview::text;
+use super::layout::{self, text};
 use super::sessions::Session;
 use super::{errors, upstreams, Console, ConsoleCtx};
 

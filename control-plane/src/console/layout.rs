@@ -2,6 +2,7 @@
 //! notices, times).
 
 use maud::{html, Markup, DOCTYPE};
+use serde_json::Value;
 
 use super::sessions::Session;
 
@@ -88,6 +89,16 @@ pub fn post_button(session: &Session, action: &str, label: &str, confirm: &str) 
             (csrf_field(session))
             button.danger type="submit" { (label) }
         }
+    }
+}
+
+/// A JSON value as plain text (strings without quotes, null as a dash).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
     }
 }
 

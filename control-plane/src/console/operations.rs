@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 
 use super::entities::enc;
 use super::form::SessionForm;
-use super::layout::{self, csrf_field, timestamp};
-use super::overview::text;
+use super::layout::{self, csrf_field, text, timestamp};
 use super::sessions::Session;
 use super::{errors, Console, ConsoleCtx};
 

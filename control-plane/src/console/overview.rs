@@ -11,7 +11,7 @@ use axum::{Extension, Router};
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::layout::{self, ago, timestamp};
+use super::layout::{self, ago, text, timestamp};
 use super::sessions::Session;
 use super::{Console, ConsoleCtx};
 
@@ -87,16 +87,6 @@ async fn live_nodes(
 ) -> Html<String> {
     let nodes = nodes_page(&state, at.offset).await;
     Html(node_table(&session, &nodes, at.offset).into_string())
-}
-
-/// A JSON value as plain text (strings without quotes, null as a dash).
-pub fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "—".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
 }
 
 fn version_table(answer: &Value) -> Markup {
