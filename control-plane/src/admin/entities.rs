@@ -584,7 +584,7 @@ pub(super) async fn update(
                     )));
                 }
             }
-            let mut body = existing.to_json();
+            let mut body = existing.to_patch_base();
             if kind == Kind::Service && patch.get("url").is_some() {
                 // The URL shorthand replaces all four parts, including a path it does not mention.
                 if let Some(obj) = body.as_object_mut() {

@@ -5,7 +5,7 @@
 //! defaults are filled in and unknown fields are rejected. PATCH is "merge into the current JSON, then parse
 //! the whole", so every stored entity passed the same checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -201,6 +201,39 @@ pub struct Route {
     pub tags: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The list fields given as an empty array: Kong shows them as `[]`, and the unset ones as `null`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub given_empty: BTreeSet<RouteList>,
+}
+
+/// A Route's list field that is `null` while unset and `[]` once given empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteList {
+    Methods,
+    Hosts,
+    Paths,
+    Tags,
+}
+
+impl RouteList {
+    /// Every list field.
+    pub const ALL: [RouteList; 4] = [
+        RouteList::Methods,
+        RouteList::Hosts,
+        RouteList::Paths,
+        RouteList::Tags,
+    ];
+
+    /// The field's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteList::Methods => "methods",
+            RouteList::Hosts => "hosts",
+            RouteList::Paths => "paths",
+            RouteList::Tags => "tags",
+        }
+    }
 }
 
 /// A user or application of the APIs.

@@ -1,13 +1,14 @@
 //! Route parsing: matching fields (methods, hosts with a wildcard label and a port, paths as prefixes or
 //! regular expressions, headers), Kong's defaults and the Service reference.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 use serde_json::Value;
 
 use super::{
-    finish, read_common, read_name, read_ref, validate_host_name, Kind, ParseCtx, References, Route,
+    finish, read_common, read_name, read_ref, validate_host_name, Kind, ParseCtx, References,
+    Route, RouteList,
 };
 use crate::error::StateError;
 use crate::http_syntax;
@@ -174,9 +175,22 @@ impl Route {
             tags,
             created_at,
             updated_at: ctx.now,
+            given_empty: given_empty(v),
         };
         finish(f, refs, route)
     }
+}
+
+/// The list fields `v` gives as an empty array (or Kong's `{}`, which Lua's JSON cannot tell from one).
+fn given_empty(v: &Value) -> BTreeSet<RouteList> {
+    RouteList::ALL
+        .into_iter()
+        .filter(|l| match v.get(l.name()) {
+            Some(Value::Array(items)) => items.is_empty(),
+            Some(Value::Object(map)) => map.is_empty(),
+            _ => false,
+        })
+        .collect()
 }
 
 /// Checks a route host: a hostname, optionally with one leading or trailing `*` label and a port.

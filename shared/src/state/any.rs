@@ -1,6 +1,6 @@
 //! `Entity`, one entity of any kind, and `Change`, one change to persist or send.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::entity::{
@@ -107,20 +107,44 @@ impl Entity {
             for name in always {
                 fields.entry(*name).or_insert(Value::Null);
             }
-            for name in NULL_WHEN_EMPTY {
-                if let Some(field) = fields.get_mut(*name) {
-                    let empty = match field {
-                        Value::Array(items) => items.is_empty(),
-                        Value::Object(map) => map.is_empty(),
-                        _ => false,
-                    };
-                    if empty {
-                        *field = Value::Null;
-                    }
+            self.unset_collections_as_null(fields);
+        }
+        v
+    }
+
+    /// The entity as stored (secrets included) with its unset collections as `null`: what a PATCH merges
+    /// into, so that parsing the merge again keeps an unset field unset and an empty one empty.
+    pub fn to_patch_base(&self) -> Value {
+        let mut v = self.to_json();
+        if let Value::Object(fields) = &mut v {
+            self.unset_collections_as_null(fields);
+        }
+        v
+    }
+
+    /// Writes `null` for each empty collection that was not given empty, and drops the record of which
+    /// were (`Route::given_empty`), which is not a field of the entity.
+    fn unset_collections_as_null(&self, fields: &mut Map<String, Value>) {
+        let given_empty = match self {
+            Entity::Route(r) => r.given_empty.iter().map(|l| l.name()).collect(),
+            _ => Vec::new(),
+        };
+        fields.remove("given_empty");
+        for name in NULL_WHEN_EMPTY {
+            if given_empty.contains(name) {
+                continue;
+            }
+            if let Some(field) = fields.get_mut(*name) {
+                let empty = match field {
+                    Value::Array(items) => items.is_empty(),
+                    Value::Object(map) => map.is_empty(),
+                    _ => false,
+                };
+                if empty {
+                    *field = Value::Null;
                 }
             }
         }
-        v
     }
 
     /// The entity's tags.

@@ -520,3 +520,62 @@ async fn bodies_form_values_and_unset_collections_read_as_in_kong() {
         .unwrap()
         .starts_with("not supported"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_lists_given_empty_read_back_empty_and_unset_ones_null() {
+    let cp = ControlPlane::start().await;
+    let route = cp
+        .post(
+            "/routes",
+            json!({"name": "r", "paths": ["/r"], "methods": ["GET"]}),
+        )
+        .await;
+    let path = format!("/routes/{}", route["id"].as_str().unwrap());
+    // Kong's spec: a PATCH with empty arrays stores them empty (`{}` is Lua's spelling of one).
+    let (s, v) = call(
+        &cp,
+        Method::PATCH,
+        &path,
+        json!({"methods": [], "paths": {}, "hosts": ["my-updated.tld"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["methods"], &v["paths"], &v["hosts"], &v["tags"]),
+        (
+            &json!([]),
+            &json!([]),
+            &json!(["my-updated.tld"]),
+            &Value::Null
+        ),
+        "{v}"
+    );
+    assert!(v.get("given_empty").is_none(), "{v}");
+    // Empty stays empty through a read and a PATCH of another field.
+    assert_eq!(cp.get(&path).await.unwrap()["methods"], json!([]));
+    let (_, v) = call(&cp, Method::PATCH, &path, json!({"tags": []})).await;
+    assert_eq!(
+        (&v["methods"], &v["paths"], &v["tags"]),
+        (&json!([]), &json!([]), &json!([])),
+        "{v}"
+    );
+    // Given a value again, then unset with null: null.
+    let (_, v) = call(&cp, Method::PATCH, &path, json!({"methods": ["POST"]})).await;
+    assert_eq!(v["methods"], json!(["POST"]), "{v}");
+    let (_, v) = call(&cp, Method::PATCH, &path, json!({"methods": null})).await;
+    assert_eq!(v["methods"], Value::Null, "{v}");
+    // A PUT replaces the record with what it gives.
+    let (s, v) = call(&cp, Method::PUT, &path, json!({"hosts": ["a.test"]})).await;
+    assert_eq!(s, 200, "{v}");
+    for field in ["methods", "paths", "tags"] {
+        assert_eq!(v[field], Value::Null, "{field}: {v}");
+    }
+    // The declarative export keeps the difference.
+    let (_, v) = call(&cp, Method::PATCH, &path, json!({"paths": []})).await;
+    assert_eq!(v["paths"], json!([]), "{v}");
+    let config = cp.get("/config?format=json").await.unwrap();
+    assert_eq!(config["routes"][0]["paths"], json!([]), "{config}");
+    assert!(config["routes"][0].get("methods").is_none(), "{config}");
+    let text = config.to_string();
+    assert!(!text.contains("given_empty"), "{text}");
+}

@@ -304,3 +304,31 @@ async fn a_revocation_reaches_nodes_of_another_control_plane_on_postgres() {
         assert_eq!(kept["total"], 1, "{kept}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_never_reached_makes_logout_tokens_wait_with_503() {
+    let cp = ControlPlane::start().await;
+    let idp = idp().await;
+    let up = EchoUpstream::start().await;
+    let version = protect(&cp, &idp, &up.url).await;
+    // The node starts after the provider went down: it never saw the discovery document or the keys.
+    idp.set_down(true);
+    let dp = DataPlane::start(&cp).await;
+    dp.wait_version(version).await;
+    let url = format!("{}/app{SUFFIX}", dp.proxy_url);
+    let token = idp.sign_logout_token(&idp.logout_claims("app", Some("sid-1"), Some("alex")));
+    let (code, body) = post_logout(&url, Some(&token)).await;
+    assert_eq!(
+        code, 503,
+        "a token that cannot be judged is neither accepted nor refused: {body}"
+    );
+    let kept = cp.get("/clustering/session-revocations").await.unwrap();
+    assert_eq!(kept["total"], 0, "{kept}");
+
+    // Once the provider answers, the same token is judged and accepted.
+    idp.set_down(false);
+    eventually(PATIENCE, "the logout token is accepted", || async {
+        (post_logout(&url, Some(&token)).await == (200, json!({}))).then_some(())
+    })
+    .await;
+}
