@@ -107,7 +107,9 @@ pub struct Config {
         default_value = "stderr"
     )]
     pub log_output: LogOutput,
-    /// Milliseconds between heartbeats on each sync stream.
+    /// The nodes' heartbeat interval, in milliseconds: how often this control plane shares the live status
+    /// of its nodes through a shared store, and (three times it) how long one silent is still taken for
+    /// alive. A node's heartbeat is answered at once, whatever this says.
     #[arg(long, env = "PORTCULLIS_HEARTBEAT_INTERVAL_MS", default_value_t = 2000)]
     pub heartbeat_interval_ms: u64,
     /// Milliseconds of silence after which a data plane is considered disconnected.

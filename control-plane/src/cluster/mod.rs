@@ -20,7 +20,8 @@ use snapshots::{PublishStatus, Published};
 /// Timing of the cluster protocol.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
-    /// How often each side sends a heartbeat.
+    /// How often nodes send a heartbeat (each is answered by one); the control plane shares node status
+    /// through a shared store this often.
     pub heartbeat_interval: Duration,
     /// Silence after which a peer is considered dead and its stream closed.
     pub heartbeat_timeout: Duration,

@@ -323,7 +323,6 @@ impl Session {
             return;
         }
         let mut shutdown = self.cluster.shutdown.clone();
-        let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
         let mut deadline = Instant::now() + settings.heartbeat_timeout;
         let reason = loop {
             if self.offer_snapshot(&tx).await.is_err() {
@@ -333,10 +332,6 @@ impl Session {
                 _ = kill.changed() => break "session closed by the control plane (revoked or replaced)",
                 _ = shutdown.changed() => break "control plane shutting down",
                 changed = snapshots.changed() => if changed.is_err() { break "control plane shutting down" },
-                _ = heartbeat.tick() => {
-                    let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: platform::unix_ms() })) };
-                    if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
-                }
                 purge = purges.recv() => {
                     if let Ok(p) = purge {
                         let msg = ControlMessage { kind: Some(control_message::Kind::Purge(proto::Purge { cache: p.cache, key: p.key })) };
@@ -353,7 +348,14 @@ impl Session {
                 msg = inbound.message() => match msg {
                     Ok(Some(m)) => {
                         deadline = Instant::now() + settings.heartbeat_timeout;
+                        // A node's heartbeat is answered with one: the node times the control plane by
+                        // the answers, so one wake-up per interval serves both directions.
+                        let answer = matches!(m.kind, Some(node_message::Kind::Heartbeat(_)));
                         self.handle(m);
+                        if answer {
+                            let msg = ControlMessage { kind: Some(control_message::Kind::Heartbeat(proto::Heartbeat { sent_at_ms: platform::unix_ms() })) };
+                            if tx.send(Ok(msg)).await.is_err() { break "stream closed by the node" }
+                        }
                     }
                     Ok(None) => break "stream closed by the node",
                     Err(e) => { warn!(node_id = %self.node_id, error = %e, "sync stream error"); break "stream error" }
