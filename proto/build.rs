@@ -9,7 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes([
             "portcullis.cluster.v1.Snapshot.payload",
             "portcullis.cluster.v1.Delta.changes",
+            "portcullis.cluster.v1.PayloadPart.data",
         ])
+        .codec_path("crate::codec::ClusterCodec")
         .compile_fds(fds)?;
     Ok(())
 }

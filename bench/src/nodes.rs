@@ -21,6 +21,9 @@ use data_plane::identity::{self, Identity};
 use data_plane::sync::Backoff;
 use proto::cluster_client::ClusterClient;
 use proto::{control_message, node_message, NodeMessage};
+
+/// The largest configuration a simulated node takes, compressed or not.
+const MAX_CONFIG_BYTES: usize = 256 * 1024 * 1024;
 use shared::digest::StateDigest;
 use shared::state::ConfigState;
 use tokio::sync::mpsc;
@@ -259,7 +262,11 @@ async fn session(
         config_version: current.as_ref().map(|c| c.0).unwrap_or(0),
         config_hash: current.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
         cert_not_after: identity.cert_not_after,
-        features: vec!["delta".into(), "zstd".into()],
+        features: vec![
+            proto::payload::FEATURE_DELTA.into(),
+            proto::payload::FEATURE_ZSTD.into(),
+            proto::payload::FEATURE_PARTS.into(),
+        ],
     };
     tx.send(NodeMessage {
         kind: Some(node_message::Kind::Hello(hello)),
@@ -288,6 +295,7 @@ async fn session(
         (&mut leave).await;
         return Ok(());
     }
+    let mut parts = proto::payload::Assembly::default();
     loop {
         tokio::select! {
             _ = &mut leave => return Ok(()),
@@ -298,12 +306,18 @@ async fn session(
             msg = inbound.message() => {
                 let Some(msg) = msg.map_err(|s| anyhow!("stream closed: {}", s.message()))? else { return Ok(()) };
                 let reply = match msg.kind {
+                    Some(control_message::Kind::Part(p)) => {
+                        parts.push(&p.data, MAX_CONFIG_BYTES);
+                        None
+                    }
                     Some(control_message::Kind::Snapshot(s)) => {
-                        Some(answer(sim, behaviour, current, s.version, s.hash, &s.encoding, &s.payload, None))
+                        let payload = parts.finish(s.payload);
+                        Some(answer(sim, behaviour, current, s.version, s.hash, &s.encoding, payload, None))
                     }
                     Some(control_message::Kind::Delta(d)) => {
                         let base = Some((d.base_version, d.base_hash));
-                        Some(answer(sim, behaviour, current, d.version, d.hash, &d.encoding, &d.changes, base))
+                        let payload = parts.finish(d.changes);
+                        Some(answer(sim, behaviour, current, d.version, d.hash, &d.encoding, payload, base))
                     }
                     _ => None,
                 };
@@ -324,14 +338,24 @@ fn answer(
     version: u64,
     hash: String,
     encoding: &str,
-    bytes: &[u8],
+    payload: Result<bytes::Bytes, String>,
     base: Option<(u64, String)>,
 ) -> node_message::Kind {
     let started = Instant::now();
     let kind = if base.is_some() { "delta" } else { "full" };
-    let checked = match behaviour {
-        Behaviour::Nack => Err("refused by the simulator (--nack)".to_string()),
-        _ => check(sim, current.as_ref(), version, &hash, encoding, bytes, base),
+    let received_bytes = payload.as_ref().map_or(0, |b| b.len()) as u64;
+    let checked = match (behaviour, payload) {
+        (Behaviour::Nack, _) => Err("refused by the simulator (--nack)".to_string()),
+        (_, Err(why)) => Err(why),
+        (_, Ok(bytes)) => check(
+            sim,
+            current.as_ref(),
+            version,
+            &hash,
+            encoding,
+            &bytes,
+            base,
+        ),
     };
     match checked {
         Ok(config) => {
@@ -343,7 +367,7 @@ fn answer(
                 hash,
                 not_persisted: String::new(),
                 sync_kind: kind.to_string(),
-                received_bytes: bytes.len() as u64,
+                received_bytes,
                 apply_micros: micros,
                 apply_cpu_micros: micros,
             })
@@ -369,7 +393,7 @@ fn check(
     bytes: &[u8],
     base: Option<(u64, String)>,
 ) -> Result<Config, String> {
-    let plain = proto::payload::decompress(encoding, bytes, 256 * 1024 * 1024)?;
+    let plain = proto::payload::decompress(encoding, bytes, MAX_CONFIG_BYTES)?;
     let (state, digest) = match base {
         None => match sim.decoded.get(hash) {
             Some(known) => known,

@@ -118,13 +118,14 @@ pub struct Config {
     /// Extra CA certificates (PEM) trusted for HTTPS upstreams.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
-    /// Sync protocol features to announce: `delta` (incremental updates) and `zstd` (compressed payloads),
-    /// comma-separated, or `none` (full, uncompressed snapshots only).
+    /// Sync protocol features to announce: `delta` (incremental updates), `zstd` (compressed payloads) and
+    /// `parts` (large payloads in several messages), comma-separated, or `none` (full, uncompressed
+    /// snapshots only, each in one message).
     #[arg(
         long,
         env = "PORTCULLIS_SYNC_FEATURES",
         value_delimiter = ',',
-        default_value = "delta,zstd"
+        default_value = "delta,zstd,parts"
     )]
     pub sync_features: Vec<String>,
     /// Proxy worker threads, each with a single-threaded runtime and its own upstream pools, accepting from
@@ -224,7 +225,11 @@ pub(crate) fn select_plugins(wanted: &[String]) -> Result<Vec<(&'static str, &'s
 
 /// The sync features `--sync-features` names.
 pub(crate) fn select_features(wanted: &[String]) -> Result<Vec<String>> {
-    let known = [proto::payload::FEATURE_DELTA, proto::payload::FEATURE_ZSTD];
+    let known = [
+        proto::payload::FEATURE_DELTA,
+        proto::payload::FEATURE_ZSTD,
+        proto::payload::FEATURE_PARTS,
+    ];
     let mut out = Vec::new();
     for w in wanted
         .iter()

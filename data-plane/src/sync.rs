@@ -156,6 +156,8 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
     let mut reported_health = None;
     let revocations = node.session_revocations().clone();
     let mut revocations_sent = Vec::new();
+    // A payload sent in parts: the parts so far.
+    let mut parts = proto::payload::Assembly::default();
     send_revocations(&tx, &revocations, &mut revocations_sent).await?;
     loop {
         tokio::select! {
@@ -179,13 +181,14 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
                 let Some(msg) = msg.map_err(|s| anyhow!("sync stream closed by the control plane: {}", s.message()))? else { return Ok(()) };
                 deadline = Instant::now() + settings.heartbeat_timeout;
                 match msg.kind {
+                    Some(control_message::Kind::Part(p)) => parts.push(&p.data, settings.max_config_bytes),
                     Some(control_message::Kind::Snapshot(s)) => {
-                        let received = Received { version: s.version, hash: s.hash, encoding: s.encoding, bytes: s.payload, base: None };
+                        let received = Received { version: s.version, hash: s.hash, encoding: s.encoding, bytes: parts.finish(s.payload), base: None };
                         let reply = apply(node, received).await;
                         tx.send(NodeMessage { kind: Some(reply) }).await?;
                     }
                     Some(control_message::Kind::Delta(d)) => {
-                        let received = Received { version: d.version, hash: d.hash, encoding: d.encoding, bytes: d.changes, base: Some((d.base_version, d.base_hash)) };
+                        let received = Received { version: d.version, hash: d.hash, encoding: d.encoding, bytes: parts.finish(d.changes), base: Some((d.base_version, d.base_hash)) };
                         let reply = apply(node, received).await;
                         tx.send(NodeMessage { kind: Some(reply) }).await?;
                     }
@@ -227,7 +230,8 @@ struct Received {
     version: u64,
     hash: String,
     encoding: String,
-    bytes: bytes::Bytes,
+    /// The payload, assembled from its parts (an error when they were too large).
+    bytes: Result<bytes::Bytes, String>,
     /// Version and hash a delta applies to; `None` for a full snapshot.
     base: Option<(u64, String)>,
 }
@@ -252,13 +256,14 @@ fn health_report(node: &Node) -> proto::HealthReport {
 
 async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
     let (version, hash) = (r.version, r.hash.clone());
-    let received_bytes = r.bytes.len() as u64;
+    let received_bytes = r.bytes.as_ref().map_or(0, |b| b.len()) as u64;
     let kind = if r.base.is_some() { "delta" } else { "full" };
     let n = node.clone();
     let result = node
         .on_config_thread(move || {
+            let bytes = r.bytes?;
             let plain =
-                proto::payload::decompress(&r.encoding, &r.bytes, n.settings().max_config_bytes)?;
+                proto::payload::decompress(&r.encoding, &bytes, n.settings().max_config_bytes)?;
             let update = match r.base {
                 None => Update::Full {
                     version: r.version,

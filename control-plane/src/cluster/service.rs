@@ -258,6 +258,7 @@ impl proto::cluster_server::Cluster for ClusterService {
             session,
             deltas: has(proto::payload::FEATURE_DELTA),
             zstd: has(proto::payload::FEATURE_ZSTD),
+            parts: has(proto::payload::FEATURE_PARTS),
             acked: (hello.config_version, hello.config_hash.clone()),
             base: (hello.config_version, hello.config_hash),
             sent_version: 0,
@@ -285,6 +286,9 @@ struct Session {
     deltas: bool,
     /// The node reads zstd payloads.
     zstd: bool,
+    /// The node assembles payloads sent as `PayloadPart`s (large ones are, so that the stream's message
+    /// buffer stays small).
+    parts: bool,
     /// Version and hash the node last said it runs (hello, then ACKs).
     acked: (u64, String),
     /// Version and hash the node will run once everything sent has been applied: the base of the next
@@ -532,33 +536,42 @@ impl Session {
         let delta = (self.deltas && !self.full_next)
             .then(|| latest.delta(self.base.0, &self.base.1, self.zstd))
             .flatten();
-        let (kind, msg) = match delta {
-            Some(changes) => (
-                SyncKind::Delta,
-                control_message::Kind::Delta(proto::Delta {
-                    base_version: self.base.0,
-                    base_hash: self.base.1.clone(),
-                    version: latest.version,
-                    hash: latest.hash.clone(),
-                    changes,
-                    encoding,
-                }),
-            ),
-            None => (
-                SyncKind::Full,
-                control_message::Kind::Snapshot(proto::Snapshot {
-                    version: latest.version,
-                    hash: latest.hash.clone(),
-                    payload: latest.full(self.zstd).await,
-                    encoding,
-                }),
-            ),
+        let (kind, payload) = match delta {
+            Some(changes) => (SyncKind::Delta, changes),
+            None => (SyncKind::Full, latest.full(self.zstd).await),
+        };
+        let (parts, rest) = if self.parts {
+            proto::payload::split(&payload)
+        } else {
+            (Vec::new(), payload)
+        };
+        let msg = match kind {
+            SyncKind::Delta => control_message::Kind::Delta(proto::Delta {
+                base_version: self.base.0,
+                base_hash: self.base.1.clone(),
+                version: latest.version,
+                hash: latest.hash.clone(),
+                changes: rest,
+                encoding,
+            }),
+            SyncKind::Full => control_message::Kind::Snapshot(proto::Snapshot {
+                version: latest.version,
+                hash: latest.hash.clone(),
+                payload: rest,
+                encoding,
+            }),
         };
         self.sent_version = latest.version;
         self.base = (latest.version, latest.hash.clone());
         self.full_next = false;
         self.in_flight
             .push_back((latest.version, kind, Instant::now()));
+        for data in parts {
+            let part = control_message::Kind::Part(proto::PayloadPart { data });
+            tx.send(Ok(ControlMessage { kind: Some(part) }))
+                .await
+                .map_err(|_| ())?;
+        }
         tx.send(Ok(ControlMessage { kind: Some(msg) }))
             .await
             .map_err(|_| ())

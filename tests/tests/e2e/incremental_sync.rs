@@ -1,7 +1,7 @@
 //! Incremental sync end to end: nodes fed deltas and nodes fed full snapshots end in the same state; a
 //! node behind the change log's window gets a full snapshot; a delta that does not lead to the control
 //! plane's hash is refused and followed by a full resync; a restart after deltas serves the latest
-//! applied version from the last-known-good journal.
+//! applied version from the last-known-good journal; payloads larger than a message buffer arrive in parts.
 
 use std::path::PathBuf;
 
@@ -336,4 +336,65 @@ async fn a_change_of_most_of_the_configuration_travels_as_a_full_snapshot() {
     .await;
     let n = acked(&cp, &dp, cp.version().await).await;
     assert_eq!(n["sync"]["last_kind"], "delta", "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_larger_than_a_message_buffer_travel_in_parts() {
+    let cp = ControlPlane::start().await;
+    let up = EchoUpstream::start().await;
+    // 400 routes with paths that do not repeat much: tens of kilobytes even compressed.
+    let routes: Vec<Value> = (0..400)
+        .map(|i| json!({"name": format!("r{i}"), "paths": [format!("/p{i}/{:x}", i * 7919)]}))
+        .collect();
+    let config = |routes: &[Value]| json!({"_format_version": "3.0", "services": [{"name": "echo", "url": up.url, "routes": routes}]});
+    let (s, body) = cp
+        .call(reqwest::Method::POST, "/config", Some(config(&routes)))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{body}");
+    published(&cp).await;
+    let in_parts = node(&cp, &["delta", "zstd", "parts"], None).await;
+    let whole = node(&cp, &["delta", "zstd"], None).await;
+    let v = cp.version().await;
+    let p = acked(&cp, &in_parts, v).await;
+    let w = acked(&cp, &whole, v).await;
+    assert_eq!(p["sync"]["features"], json!(["delta", "zstd", "parts"]));
+    assert_eq!(p["config_hash"], w["config_hash"]);
+    let bytes = p["sync"]["last_received_bytes"].as_u64().unwrap();
+    assert!(
+        bytes > 3 * 4096,
+        "the snapshot spans several parts: {bytes} B"
+    );
+    assert_eq!(bytes, w["sync"]["last_received_bytes"].as_u64().unwrap());
+    assert_eq!(
+        status(&format!("{}/p399/{:x}", in_parts.proxy_url, 399 * 7919)).await,
+        200
+    );
+    // A replacement moving a quarter of the routes, then a one-route delta: both nodes end in the same state.
+    let mut moved = routes.clone();
+    for r in moved.iter_mut().take(100) {
+        let name = r["name"].as_str().unwrap().to_string();
+        r["paths"] = json!([format!("/moved/{name}/{}", name.len() * 104_729)]);
+    }
+    let (s, body) = cp
+        .call(reqwest::Method::POST, "/config", Some(config(&moved)))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let v = cp.version().await;
+    let p = acked(&cp, &in_parts, v).await;
+    assert_eq!(p["config_hash"], acked(&cp, &whole, v).await["config_hash"]);
+    cp.post(
+        "/services/echo/routes",
+        json!({"name": "one", "paths": ["/one"]}),
+    )
+    .await;
+    let v = cp.version().await;
+    let p = acked(&cp, &in_parts, v).await;
+    assert_eq!(p["sync"]["last_kind"], "delta", "{p}");
+    assert_eq!(status(&format!("{}/one", in_parts.proxy_url)).await, 200);
+    assert_eq!(
+        status(&format!("{}/moved/r5/{}", in_parts.proxy_url, 2 * 104_729)).await,
+        200
+    );
 }
