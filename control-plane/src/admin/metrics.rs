@@ -39,7 +39,12 @@ async fn metrics(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
     }
     let latest = ctx.cluster.latest();
     let remote = super::clustering::remote_status(&ctx).await;
-    let nodes = ctx.cluster.nodes.view(None, latest.as_deref(), &remote);
+    // Per-node series need every node's record rendered; the totals alone are counted without that.
+    let nodes = per_node.then(|| ctx.cluster.nodes.view(None, latest.as_deref(), &remote));
+    let census = match &nodes {
+        Some(nodes) => census_of(nodes),
+        None => ctx.cluster.nodes.census(latest.as_deref(), &remote),
+    };
     let here = ControlPlane {
         name: ctx.cluster.nodes.name().to_string(),
         config_version: ctx.core.current().version,
@@ -51,7 +56,7 @@ async fn metrics(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
             (versions, log.bytes())
         },
     };
-    let text = render(&here, &nodes, per_node);
+    let text = render(&here, &census, nodes.as_deref());
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -116,7 +121,25 @@ const SYNC_STATUSES: &[&str] = &[
     "unknown",
 ];
 
-fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
+/// How many of `nodes` (the node view) have each connection status and sync status.
+fn census_of(nodes: &[Value]) -> BTreeMap<(&str, &str), u64> {
+    let mut counts = BTreeMap::new();
+    for n in nodes {
+        let key = (
+            n["status"].as_str().unwrap_or("unknown"),
+            n["sync_status"].as_str().unwrap_or("unknown"),
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// The metrics text: `census` counts the nodes by status; `nodes`, when given, adds a series per node.
+fn render(
+    cp: &ControlPlane<'_>,
+    census: &BTreeMap<(&str, &str), u64>,
+    nodes: Option<&[Value]>,
+) -> String {
     let mut out = Out {
         text: String::new(),
     };
@@ -143,12 +166,8 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
             by_status.insert((status, sync), 0);
         }
     }
-    for n in nodes {
-        let key = (
-            n["status"].as_str().unwrap_or("unknown"),
-            n["sync_status"].as_str().unwrap_or("unknown"),
-        );
-        *by_status.entry(key).or_default() += 1;
+    for (key, count) in census {
+        *by_status.entry(*key).or_default() += count;
     }
     out.family(
         "portcullis_cp_data_planes",
@@ -257,7 +276,7 @@ fn render(cp: &ControlPlane<'_>, nodes: &[Value], per_node: bool) -> String {
             log.1,
         );
     }
-    if per_node {
+    if let Some(nodes) = nodes {
         node_series(&mut out, nodes);
     }
     out.text

@@ -355,7 +355,10 @@ impl Nodes {
                 let inner = self.inner.lock().expect("nodes lock");
                 let entry = inner.get(id);
                 entry
-                    .map(|e| self.render_entry(e, latest, remote))
+                    .map(|e| {
+                        let (live, held_by) = self.shown(e, remote);
+                        render(&e.record, live, held_by, latest)
+                    })
                     .into_iter()
                     .collect()
             }
@@ -365,6 +368,9 @@ impl Nodes {
 
     /// `size` nodes from position `offset` in the order of their ids, and how many nodes there are: only
     /// the nodes of the page are rendered.
+    ///
+    /// The nodes lock is held only to copy the page's records, not while rendering them: every stream
+    /// takes it to record heartbeats and ACKs.
     pub fn page(
         &self,
         offset: usize,
@@ -372,34 +378,61 @@ impl Nodes {
         latest: Option<&Published>,
         remote: &HashMap<String, Remote>,
     ) -> (Vec<Value>, usize) {
-        let inner = self.inner.lock().expect("nodes lock");
-        let mut ids: Vec<&String> = inner.keys().collect();
-        ids.sort_unstable();
-        let total = ids.len();
-        let out = ids
-            .into_iter()
-            .skip(offset)
-            .take(size)
-            .filter_map(|id| inner.get(id))
-            .map(|e| self.render_entry(e, latest, remote))
+        let (picked, total) = {
+            let inner = self.inner.lock().expect("nodes lock");
+            let mut ids: Vec<&String> = inner.keys().collect();
+            ids.sort_unstable();
+            let picked: Vec<(NodeRecord, Live, Option<String>)> = ids
+                .iter()
+                .skip(offset)
+                .take(size)
+                .filter_map(|id| inner.get(*id))
+                .map(|e| {
+                    let (live, held_by) = self.shown(e, remote);
+                    (e.record.clone(), live.clone(), held_by.map(str::to_string))
+                })
+                .collect();
+            (picked, ids.len())
+        };
+        let out = picked
+            .iter()
+            .map(|(record, live, held_by)| render(record, live, held_by.as_deref(), latest))
             .collect();
         (out, total)
     }
 
-    fn render_entry(
+    /// How many nodes the view would show with each connection status and sync status, without
+    /// rendering it.
+    pub fn census(
         &self,
-        e: &Entry,
         latest: Option<&Published>,
         remote: &HashMap<String, Remote>,
-    ) -> Value {
+    ) -> BTreeMap<(&'static str, &'static str), u64> {
+        let inner = self.inner.lock().expect("nodes lock");
+        let mut counts = BTreeMap::new();
+        for e in inner.values() {
+            let (live, _) = self.shown(e, remote);
+            let key = (
+                connection_status(&e.record, live),
+                sync_status(&e.record, live, latest).0,
+            );
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The live part the view shows for a node (another control plane's report while that one holds
+    /// its stream), and the control plane holding the stream.
+    fn shown<'a>(
+        &'a self,
+        e: &'a Entry,
+        remote: &'a HashMap<String, Remote>,
+    ) -> (&'a Live, Option<&'a str>) {
         match remote.get(&e.record.id) {
             Some(r) if !e.live.connected && r.control_plane != self.name => {
-                render(&e.record, &r.live, Some(&r.control_plane), latest)
+                (&r.live, Some(r.control_plane.as_str()))
             }
-            _ => {
-                let here = e.live.connected.then_some(self.name.as_str());
-                render(&e.record, &e.live, here, latest)
-            }
+            _ => (&e.live, e.live.connected.then_some(self.name.as_str())),
         }
     }
 }
@@ -423,13 +456,24 @@ fn decode(id: &str, value: Value) -> Result<NodeRecord, StoreError> {
     })
 }
 
-fn render(
+/// `revoked`, `connected` or `disconnected`.
+fn connection_status(record: &NodeRecord, live: &Live) -> &'static str {
+    if record.revoked {
+        "revoked"
+    } else if live.connected {
+        "connected"
+    } else {
+        "disconnected"
+    }
+}
+
+/// Whether the node runs the latest configuration, and if not, why (when there is a reason to give).
+fn sync_status(
     record: &NodeRecord,
     live: &Live,
-    control_plane: Option<&str>,
     latest: Option<&Published>,
-) -> Value {
-    let (sync_status, reason) = if record.revoked {
+) -> (&'static str, Option<String>) {
+    if record.revoked {
         ("revoked", None)
     } else if live.software_version.is_none() {
         ("unknown", None)
@@ -464,7 +508,16 @@ fn render(
                 }
             }
         }
-    };
+    }
+}
+
+fn render(
+    record: &NodeRecord,
+    live: &Live,
+    control_plane: Option<&str>,
+    latest: Option<&Published>,
+) -> Value {
+    let (sync_status, reason) = sync_status(record, live, latest);
     json!({
         "id": record.id,
         "hostname": record.hostname,
@@ -472,7 +525,7 @@ fn render(
         "labels": record.labels,
         "version": live.software_version,
         "plugins": live.plugins,
-        "status": if record.revoked { "revoked" } else if live.connected { "connected" } else { "disconnected" },
+        "status": connection_status(record, live),
         "control_plane": if record.revoked { None } else { control_plane },
         "config_version": live.applied_version,
         "config_hash": if live.applied_hash.is_empty() { Value::Null } else { Value::String(live.applied_hash.clone()) },

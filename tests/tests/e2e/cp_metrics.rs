@@ -168,6 +168,20 @@ async fn control_plane_metrics_follow_the_nodes() {
     // Without per-node series; and not without the admin token.
     let totals = scrape(&cp, "?per_node=false").await;
     assert!(!totals.contains("portcullis_cp_data_plane_"), "{totals}");
+    // The totals, counted without rendering the node view, are the ones the full scrape shows.
+    let census = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("portcullis_cp_data_planes{"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(census(&totals), census(&text), "{totals}");
+    assert!(
+        census(&totals)
+            .iter()
+            .any(|l| l.contains("status=\"revoked\"") && l.ends_with(" 1")),
+        "{totals}"
+    );
     let (s, _) = cp
         .call(Method::GET, "/metrics?per_node=maybe", None)
         .await

@@ -124,7 +124,7 @@ fn the_text_follows_the_format_and_names_every_node() {
         node("a", "edge-1", "connected", "in_sync"),
         node("b", "we\"ird\\host\nname", "disconnected", "rejected"),
     ];
-    let text = render(&cp, &nodes, true);
+    let text = render(&cp, &census_of(&nodes), Some(&nodes));
     let series = parse(&text);
     let get = |s: &str| *series.get(s).unwrap_or_else(|| panic!("{s} in\n{text}"));
     assert_eq!(get("portcullis_cp_config_version"), 9.0);
@@ -180,7 +180,7 @@ fn the_text_follows_the_format_and_names_every_node() {
         1.8e9
     );
     // Without per-node series, only the totals.
-    let totals = render(&cp, &nodes, false);
+    let totals = render(&cp, &census_of(&nodes), None);
     parse(&totals);
     assert!(!totals.contains("portcullis_cp_data_plane_"), "{totals}");
 }
