@@ -32,6 +32,10 @@ pub struct Settings {
     /// Seconds of idle CPU measured.
     #[arg(long, default_value_t = 30)]
     pub idle_seconds: u64,
+    /// Milliseconds between a node's heartbeats, on the nodes and the control plane alike (the timeout is
+    /// three times it).
+    #[arg(long, default_value_t = 2000)]
+    pub heartbeat_ms: u64,
 }
 
 fn free_port() -> Result<u16> {
@@ -50,10 +54,14 @@ struct ControlPlaneProcess {
 }
 
 impl ControlPlaneProcess {
-    fn start(binary: &Path, dir: &Path) -> Result<ControlPlaneProcess> {
+    fn start(binary: &Path, dir: &Path, heartbeat_ms: u64) -> Result<ControlPlaneProcess> {
         let (admin, cluster) = (free_port()?, free_port()?);
         let args = vec![
-            "--data-dir".to_string(),
+            "--heartbeat-interval-ms".to_string(),
+            heartbeat_ms.to_string(),
+            "--heartbeat-timeout-ms".to_string(),
+            (heartbeat_ms * 3).to_string(),
+            "--data-dir".into(),
             dir.join("cp").display().to_string(),
             "--admin-listen".into(),
             format!("127.0.0.1:{admin}"),
@@ -204,7 +212,8 @@ pub async fn run(s: Settings) -> Result<()> {
     let me = std::env::current_exe()?;
     let bin_dir = me.parent().context("no binary dir")?;
     let dir = tempfile::tempdir()?;
-    let mut cp = ControlPlaneProcess::start(&bin_dir.join("control-plane"), dir.path())?;
+    let mut cp =
+        ControlPlaneProcess::start(&bin_dir.join("control-plane"), dir.path(), s.heartbeat_ms)?;
     let services: Vec<Value> = (0..s.routes.div_ceil(10))
         .map(|i| json!({"name": format!("svc-{i}"), "url": format!("http://backend-{i}.test:8080"),
             "routes": (0..10).filter(|j| i * 10 + j < s.routes)
@@ -232,6 +241,8 @@ pub async fn run(s: Settings) -> Result<()> {
             &s.nodes.to_string(),
             "--ramp",
             &s.ramp.to_string(),
+            "--heartbeat-ms",
+            &s.heartbeat_ms.to_string(),
         ])
         .stdout(std::fs::File::create(&sim_log)?)
         .stderr(Stdio::null())

@@ -251,7 +251,8 @@ async fn session(
     current: &mut Option<Config>,
     backoff: &mut Backoff,
 ) -> Result<()> {
-    let channel = identity::connect(cp, identity.client_tls()?).await?;
+    let heartbeat_timeout = Duration::from_millis(sim.settings.heartbeat_ms * 3);
+    let channel = identity::connect(cp, identity.client_tls()?, heartbeat_timeout).await?;
     let mut client = ClusterClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
     let (tx, rx) = mpsc::channel::<NodeMessage>(16);
     let hello = proto::Hello {

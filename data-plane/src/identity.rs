@@ -194,13 +194,20 @@ impl ServerCertVerifier for PinnedCa {
 }
 
 /// Opens a gRPC channel to `cp` (`host:port`) over TLS configured by `tls`.
-pub async fn connect(cp: &Candidate, tls: Arc<rustls::ClientConfig>) -> Result<Channel> {
+///
+/// HTTP/2 sends a PING after `heartbeat_timeout` (10 s at least) without reading anything: while the
+/// stream's heartbeats are answered it never does, so a large cluster pays for one liveness check, not two.
+pub async fn connect(
+    cp: &Candidate,
+    tls: Arc<rustls::ClientConfig>,
+    heartbeat_timeout: std::time::Duration,
+) -> Result<Channel> {
     let server_name = ServerName::try_from(cp.server_name.clone())
         .map_err(|_| anyhow!("'{}' is not a valid server name", cp.server_name))?;
     let addr = cp.addr;
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
-        .http2_keep_alive_interval(std::time::Duration::from_secs(10));
+        .http2_keep_alive_interval(heartbeat_timeout.max(std::time::Duration::from_secs(10)));
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: http::Uri| {
             let tls = tls.clone();
@@ -250,7 +257,8 @@ async fn pair_with(cp: &Candidate, token: &str, hostname: &str) -> Result<Identi
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec()];
-    let channel = connect(cp, Arc::new(tls)).await?;
+    // One short call: the least keep-alive interval.
+    let channel = connect(cp, Arc::new(tls), std::time::Duration::ZERO).await?;
     let (key_pem, csr_pem) = new_key_and_csr()?;
     let resp = proto::cluster_client::ClusterClient::new(channel)
         .pair(proto::PairRequest {

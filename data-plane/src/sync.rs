@@ -105,7 +105,12 @@ async fn session(node: &Arc<Node>, cp: &Candidate, backoff: &mut Backoff) -> Res
     let identity = node
         .identity()
         .ok_or_else(|| anyhow!("node has no identity"))?;
-    let channel = identity::connect(cp, identity.client_tls()?).await?;
+    let channel = identity::connect(
+        cp,
+        identity.client_tls()?,
+        node.settings().heartbeat_timeout,
+    )
+    .await?;
     // Snapshots are as large as the node allows (--max-config-bytes), not gRPC's 4 MiB default.
     let mut client = ClusterClient::new(channel)
         .max_decoding_message_size(node.settings().max_config_bytes.saturating_add(64 * 1024));

@@ -287,7 +287,7 @@ async fn sync_with(
     node_id: &str,
 ) -> Result<(), String> {
     let cp = cps(addr).pick(0).await.map_err(|e| format!("{e:#}"))?;
-    let channel = data_plane::identity::connect(&cp, tls)
+    let channel = data_plane::identity::connect(&cp, tls, std::time::Duration::ZERO)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
