@@ -206,33 +206,14 @@ pub struct Route {
     pub given_empty: BTreeSet<RouteList>,
 }
 
-/// A Route's list field that is `null` while unset and `[]` once given empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteList {
-    Methods,
-    Hosts,
-    Paths,
-    Tags,
-}
-
-impl RouteList {
-    /// Every list field.
-    pub const ALL: [RouteList; 4] = [
-        RouteList::Methods,
-        RouteList::Hosts,
-        RouteList::Paths,
-        RouteList::Tags,
-    ];
-
-    /// The field's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            RouteList::Methods => "methods",
-            RouteList::Hosts => "hosts",
-            RouteList::Paths => "paths",
-            RouteList::Tags => "tags",
-        }
+crate::keywords! {
+    /// A Route's list field that is `null` while unset and `[]` once given empty.
+    #[derive(PartialOrd, Ord)]
+    pub enum RouteList {
+        Methods = "methods",
+        Hosts = "hosts",
+        Paths = "paths",
+        Tags = "tags",
     }
 }
 

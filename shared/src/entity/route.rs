@@ -184,8 +184,9 @@ impl Route {
 /// The list fields `v` gives as an empty array (or Kong's `{}`, which Lua's JSON cannot tell from one).
 fn given_empty(v: &Value) -> BTreeSet<RouteList> {
     RouteList::ALL
-        .into_iter()
-        .filter(|l| match v.get(l.name()) {
+        .iter()
+        .copied()
+        .filter(|l| match v.get(l.as_str()) {
             Some(Value::Array(items)) => items.is_empty(),
             Some(Value::Object(map)) => map.is_empty(),
             _ => false,

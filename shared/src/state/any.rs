@@ -7,6 +7,7 @@ use crate::entity::{
     Acl, Consumer, ConsumerGroup, ConsumerGroupMember, Kind, Plugin, Route, Service,
 };
 use crate::error::StateError;
+use crate::keyword::Keyword;
 use crate::tls::{CaCertificate, Certificate, Sni};
 use crate::upstream::{Target, Upstream};
 /// One entity of any kind.
@@ -126,7 +127,7 @@ impl Entity {
     /// were (`Route::given_empty`), which is not a field of the entity.
     fn unset_collections_as_null(&self, fields: &mut Map<String, Value>) {
         let given_empty = match self {
-            Entity::Route(r) => r.given_empty.iter().map(|l| l.name()).collect(),
+            Entity::Route(r) => r.given_empty.iter().map(|l| l.as_str()).collect(),
             _ => Vec::new(),
         };
         fields.remove("given_empty");
