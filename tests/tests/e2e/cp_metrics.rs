@@ -119,6 +119,16 @@ async fn control_plane_metrics_follow_the_nodes() {
         let c = json!({"username": format!("consumer-with-a-long-name-{i}"), "custom_id": format!("custom-{i}")});
         cp.post("/consumers", c).await;
     }
+    // Writes are published a few milliseconds after they commit, so the refusal waited for is the last
+    // version's: until it is published the node's status may still move (behind, then rejected again).
+    let last = cp.version().await;
+    let last_refused = format!("config version {last} rejected");
+    eventually(PATIENCE, "the last version refused", || async {
+        let n = cp.get(&format!("/clustering/data-planes/{b}")).await.ok()?;
+        let reason = n["sync_status_reason"].as_str().unwrap_or_default();
+        reason.starts_with(&last_refused).then_some(())
+    })
+    .await;
     let text = eventually(PATIENCE, "the refusal in the metrics", || async {
         let text = scrape(&cp, "").await;
         let rejected = [("node", b.as_str()), ("sync_status", "rejected")];
