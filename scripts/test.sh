@@ -3,7 +3,7 @@
 # the real binaries, and interop tests against a real OAuth 2.0 server (django-oauth-toolkit, installed here
 # into a virtualenv under target/). Needs only the Rust toolchain and python3 with pip/venv; installs curl,
 # PostgreSQL's server binaries (Debian's postgresql package) and Chromium with chromedriver when they are
-# missing, and promtool (Debian's prometheus package).
+# missing, promtool (Debian's prometheus package), Firefox ESR and geckodriver (from crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +40,20 @@ if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null; then
   echo "== installing Chromium and chromedriver (the real-browser sign-in test)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null ||
     echo "could not install chromium; the real-browser test will print SKIPPED"
+fi
+
+# The console's browser tests run in Firefox too: Debian's Firefox ESR, and geckodriver (Firefox's WebDriver,
+# not packaged by Debian) built from crates.io into cargo's own bin directory.
+if ! command -v firefox-esr >/dev/null && ! command -v firefox >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing Firefox ESR (the console's browser tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr) >/dev/null ||
+    echo "could not install firefox-esr; the console's Firefox tests will print SKIPPED"
+fi
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! command -v geckodriver >/dev/null; then
+  echo "== building geckodriver (the console's browser tests in Firefox)"
+  cargo install --quiet --locked geckodriver@0.37.1 ||
+    echo "could not build geckodriver; the console's Firefox tests will print SKIPPED"
 fi
 
 echo "== formatting"

@@ -2,13 +2,13 @@
 //! provider and a recording echo upstream. Every wait has a timeout; [`eventually`] replaces sleeps.
 
 pub mod browser;
-pub mod chrome;
 mod control_plane;
 mod data_plane;
 pub mod dns;
 pub mod docker;
 pub mod dot;
 pub mod grpc;
+pub mod headless;
 pub mod idp;
 pub mod mount;
 pub mod pki;

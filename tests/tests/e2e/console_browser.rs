@@ -1,14 +1,14 @@
-//! The operator console in a real browser: headless Chromium, driven over WebDriver, signs in with the
-//! admin token (a wrong one refused), watches two real nodes in sync and one of them go away without a
-//! reload, protects a route with `oauth2-introspection` through the forms (an invalid field answered
-//! beside the field, the secret never on a page again), is refused a form posted from another origin,
-//! and diffs then applies a YAML document. Screenshots of every page are kept in
-//! `target/test-artifacts/console_browser*/`.
+//! The operator console in real browsers: headless Chromium and Firefox, driven over WebDriver, sign in with the
+//! admin token (a wrong one refused), watch two real nodes in sync and one of them go away without a
+//! reload, protect a route with `oauth2-introspection` through the forms (an invalid field answered
+//! beside the field, the secret never on a page again), are refused a form posted from another origin,
+//! and diff then apply a YAML document. Each scenario runs in both browsers; screenshots of every page
+//! are kept in `target/test-artifacts/console_browser*/` (Firefox's under `*_firefox`).
 
 use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use tests::chrome::Chrome;
+use tests::headless::{Engine, Headless};
 use tests::{ControlPlane, CpOptions, DataPlane, EchoUpstream, PATIENCE};
 
 const TOKEN: &str = "console-browser-admin-token-42";
@@ -21,10 +21,10 @@ async fn control_plane() -> ControlPlane {
     .await
 }
 
-async fn sign_in(chrome: &Chrome, url: &str, token: &str) {
-    let c = &chrome.client;
+async fn sign_in(browser: &Headless, url: &str, token: &str) {
+    let c = &browser.client;
     c.goto(url).await.unwrap();
-    chrome.wait_for_text("id=\"token\"").await;
+    browser.wait_for_text("id=\"token\"").await;
     c.find(Locator::Id("token"))
         .await
         .unwrap()
@@ -75,9 +75,27 @@ fn row<'a>(page: &'a str, id: &str) -> Option<&'a str> {
     Some(&rest[..rest.find("</tr>")?])
 }
 
+/// Artifacts of `test` in `engine`: Chromium's under the test's name, Firefox's beside them.
+fn artifacts(test: &str, engine: Engine) -> String {
+    match engine {
+        Engine::Chromium => test.to_string(),
+        Engine::Firefox => format!("{test}_firefox"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_and_sees_a_node_go_away_without_a_reload() {
-    let Some(chrome) = Chrome::start_or_skip("console_browser").await else {
+    sees_a_node_go_away(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_firefox_an_operator_signs_in_and_sees_a_node_go_away_without_a_reload() {
+    sees_a_node_go_away(Engine::Firefox).await;
+}
+
+async fn sees_a_node_go_away(engine: Engine) {
+    let test = artifacts("console_browser", engine);
+    let Some(browser) = Headless::start_or_skip(&test, engine).await else {
         return;
     };
     let cp = control_plane().await;
@@ -87,18 +105,18 @@ async fn an_operator_signs_in_and_sees_a_node_go_away_without_a_reload() {
         second.node_id.clone().unwrap(),
     ];
     cp.wait_in_sync(&ids).await;
-    let c = chrome.client.clone();
+    let c = browser.client.clone();
 
-    sign_in(&chrome, &cp.console_url, "a-wrong-token-of-some-length").await;
-    chrome.wait_for_text("Wrong token").await;
-    chrome.screenshot("1-wrong-token").await;
-    sign_in(&chrome, &cp.console_url, TOKEN).await;
+    sign_in(&browser, &cp.console_url, "a-wrong-token-of-some-length").await;
+    browser.wait_for_text("Wrong token").await;
+    browser.screenshot("1-wrong-token").await;
+    sign_in(&browser, &cp.console_url, TOKEN).await;
     wait_until(&c, "both nodes shown in sync", |p| {
         ids.iter()
             .all(|id| row(p, id).is_some_and(|r| r.contains("status-in_sync")))
     })
     .await;
-    chrome.screenshot("2-cluster").await;
+    browser.screenshot("2-cluster").await;
 
     // The second node stops: its row says so within the heartbeat timeout, the page never reloaded.
     c.execute("window.notReloaded = true;", vec![])
@@ -119,13 +137,13 @@ async fn an_operator_signs_in_and_sees_a_node_go_away_without_a_reload() {
         serde_json::json!(true),
         "the page was not reloaded"
     );
-    chrome.screenshot("3-node-disconnected").await;
+    browser.screenshot("3-node-disconnected").await;
 
     // At a phone's width the page still shows the nodes.
     c.set_window_size(390, 844).await.unwrap();
-    chrome.screenshot("4-phone-width").await;
+    browser.screenshot("4-phone-width").await;
     c.set_window_size(1280, 800).await.unwrap();
-    chrome.stop().await;
+    browser.stop().await;
     drop(first);
 }
 
@@ -154,7 +172,17 @@ async fn hostile_page(console: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_protects_a_route_through_the_forms() {
-    let Some(chrome) = Chrome::start_or_skip("console_browser_forms").await else {
+    protects_a_route(Engine::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_firefox_an_operator_protects_a_route_through_the_forms() {
+    protects_a_route(Engine::Firefox).await;
+}
+
+async fn protects_a_route(engine: Engine) {
+    let test = artifacts("console_browser_forms", engine);
+    let Some(browser) = Headless::start_or_skip(&test, engine).await else {
         return;
     };
     let cp = control_plane().await;
@@ -167,10 +195,10 @@ async fn an_operator_protects_a_route_through_the_forms() {
         .unwrap()
         .trim_end_matches('/')
         .to_string();
-    let c = chrome.client.clone();
+    let c = browser.client.clone();
     let console = cp.console_url.clone();
-    sign_in(&chrome, &console, TOKEN).await;
-    chrome.wait_for_text("Data planes").await;
+    sign_in(&browser, &console, TOKEN).await;
+    browser.wait_for_text("Data planes").await;
 
     // A YAML document: what it changes, then applied.
     c.goto(&format!("{console}/config")).await.unwrap();
@@ -183,16 +211,18 @@ async fn an_operator_protects_a_route_through_the_forms() {
         .await
         .unwrap();
     submit(&c).await;
-    let page = chrome.wait_for_text("id=\"summary\"").await;
+    let page = browser.wait_for_text("id=\"summary\"").await;
     assert!(page.contains("1 created, 0 updated, 0 deleted."), "{page}");
-    chrome.screenshot("0-config-diff").await;
+    browser.screenshot("0-config-diff").await;
     c.find(Locator::Css("form[action=\"/config/apply\"] button"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    chrome.wait_for_text("Applied: configuration version").await;
+    browser
+        .wait_for_text("Applied: configuration version")
+        .await;
     assert_eq!(
         cp.get("/services/from-yaml").await.unwrap()["host"],
         "yaml.test"
@@ -206,16 +236,16 @@ async fn an_operator_protects_a_route_through_the_forms() {
     fill(&c, "f-host", "127.0.0.1").await;
     fill(&c, "f-port", "70000").await;
     submit(&c).await;
-    let page = chrome.wait_for_text("id=\"f-port-error\"").await;
+    let page = browser.wait_for_text("id=\"f-port-error\"").await;
     assert!(
         page.contains("value should be between 0 and 65535"),
         "{page}"
     );
-    chrome.screenshot("1-field-error").await;
+    browser.screenshot("1-field-error").await;
     fill(&c, "f-port", &upstream_port).await;
     submit(&c).await;
-    chrome.wait_for_text("Saved.").await;
-    chrome.screenshot("2-service").await;
+    browser.wait_for_text("Saved.").await;
+    browser.screenshot("2-service").await;
 
     // A route of it.
     c.goto(&format!("{console}/entities/routes/new"))
@@ -224,7 +254,7 @@ async fn an_operator_protects_a_route_through_the_forms() {
     choose(&c, "f-service", "shop").await;
     fill(&c, "f-paths", "/shop").await;
     submit(&c).await;
-    chrome.wait_for_text("Saved.").await;
+    browser.wait_for_text("Saved.").await;
 
     // oauth2-introspection on the service, chosen from the enabled plugins.
     c.goto(&format!("{console}/entities/plugins/new"))
@@ -236,7 +266,7 @@ async fn an_operator_protects_a_route_through_the_forms() {
         .click()
         .await
         .unwrap();
-    chrome.wait_for_text("config.introspection_url").await;
+    browser.wait_for_text("config.introspection_url").await;
     let secret = "Basic c2VjcmV0LWluLWEtYnJvd3Nlcg==";
     choose(&c, "f-service", "shop").await;
     fill(
@@ -246,10 +276,10 @@ async fn an_operator_protects_a_route_through_the_forms() {
     )
     .await;
     fill(&c, "f-config-authorization_value", secret).await;
-    chrome.screenshot("3-plugin-form").await;
+    browser.screenshot("3-plugin-form").await;
     submit(&c).await;
-    chrome.wait_for_text("Saved.").await;
-    chrome.screenshot("4-plugin").await;
+    browser.wait_for_text("Saved.").await;
+    browser.screenshot("4-plugin").await;
     let plugin_page = c.current_url().await.unwrap().path().to_string();
 
     // The route is protected on the node: no token, no entry.
@@ -275,11 +305,11 @@ async fn an_operator_protects_a_route_through_the_forms() {
             "the secret is in {page}"
         );
     }
-    chrome.screenshot("5-plugin-edit-without-secret").await;
+    browser.screenshot("5-plugin-edit-without-secret").await;
     c.goto(&format!("{console}/entities/plugins"))
         .await
         .unwrap();
-    chrome.screenshot("6-plugins").await;
+    browser.screenshot("6-plugins").await;
 
     // A form of another origin posting to the console is refused, and nothing is made.
     let hostile = hostile_page(&console).await;
@@ -290,13 +320,13 @@ async fn an_operator_protects_a_route_through_the_forms() {
         .click()
         .await
         .unwrap();
-    chrome.wait_for_text("Refused").await;
-    chrome.screenshot("7-cross-origin-refused").await;
+    browser.wait_for_text("Refused").await;
+    browser.screenshot("7-cross-origin-refused").await;
     let (status, _) = cp
         .call(reqwest::Method::GET, "/services/planted", None)
         .await
         .unwrap();
     assert_eq!(status, 404);
 
-    chrome.stop().await;
+    browser.stop().await;
 }

@@ -11,13 +11,13 @@ use fantoccini::{Client, Locator};
 use serde_json::json;
 
 use demo::idp::{DemoIdp, IdpSetup};
-use tests::chrome::Chrome;
 use tests::dot::Dot;
+use tests::headless::{Engine, Headless};
 use tests::{ControlPlane, DataPlane, EchoUpstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_with_django_oauth_toolkit_in_chromium_and_logs_out() {
-    let Some(chrome) = Chrome::start_or_skip("real_browser").await else {
+    let Some(chrome) = Headless::start_or_skip("real_browser", Engine::Chromium).await else {
         return;
     };
     let cp = ControlPlane::start().await;
@@ -132,7 +132,8 @@ async fn fill_in_login(c: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_renewed_without_a_login_and_ended_on_every_node_by_the_provider() {
-    let Some(chrome) = Chrome::start_or_skip("real_browser_backchannel").await else {
+    let Some(chrome) = Headless::start_or_skip("real_browser_backchannel", Engine::Chromium).await
+    else {
         return;
     };
     let cp = ControlPlane::start().await;
