@@ -1,10 +1,12 @@
 //! The operator console in real browsers: headless Chromium and Firefox, driven over WebDriver, sign in with the
-//! admin token (a wrong one refused), watch two real nodes in sync and one of them go away without a
+//! admin token (a wrong one refused; the right one with the keyboard alone, then the skip link), watch two real nodes in sync and one of them go away without a
 //! reload, protect a route with `oauth2-introspection` through the forms (an invalid field answered
 //! beside the field, the secret never on a page again), are refused a form posted from another origin,
 //! and diff then apply a YAML document. Each scenario runs in both browsers; screenshots of every page
 //! are kept in `target/test-artifacts/console_browser*/` (Firefox's under `*_firefox`).
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,6 +39,54 @@ async fn sign_in(browser: &Headless, url: &str, token: &str) {
         .click()
         .await
         .unwrap();
+}
+
+/// Presses `key` on whatever has the focus, as a person at a keyboard does.
+async fn press(c: &Client, key: Key) {
+    let value: char = key.into();
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value })
+        .then(KeyAction::Up { value });
+    c.perform_actions(keys).await.unwrap();
+}
+
+/// The `id` and `class` of the element that has the focus.
+async fn focused(c: &Client) -> (String, String) {
+    let e = c.active_element().await.unwrap();
+    let attr = |name| {
+        let e = e.clone();
+        async move { e.attr(name).await.unwrap().unwrap_or_default() }
+    };
+    (attr("id").await, attr("class").await)
+}
+
+/// Signs in with the keyboard alone: the token field has the focus, typing the token and Enter submit
+/// it; on the page then shown, the first Tab reaches the skip link and Enter on it moves to the content.
+async fn sign_in_by_keyboard(browser: &Headless, url: &str, token: &str) {
+    let c = &browser.client;
+    c.goto(url).await.unwrap();
+    browser.wait_for_text("id=\"token\"").await;
+    assert_eq!(focused(c).await.0, "token", "the token field has the focus");
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    press(c, Key::Enter).await;
+    browser.wait_for_text("Data planes").await;
+    press(c, Key::Tab).await;
+    assert_eq!(
+        focused(c).await.1,
+        "skip",
+        "the first Tab reaches the skip link"
+    );
+    press(c, Key::Enter).await;
+    tests::eventually(PATIENCE, "the skip link followed", || async {
+        let at = c.current_url().await.ok()?;
+        (at.fragment() == Some("main")).then_some(())
+    })
+    .await;
 }
 
 async fn submit(c: &Client) {
@@ -110,7 +160,7 @@ async fn sees_a_node_go_away(engine: Engine) {
     sign_in(&browser, &cp.console_url, "a-wrong-token-of-some-length").await;
     browser.wait_for_text("Wrong token").await;
     browser.screenshot("1-wrong-token").await;
-    sign_in(&browser, &cp.console_url, TOKEN).await;
+    sign_in_by_keyboard(&browser, &cp.console_url, TOKEN).await;
     wait_until(&c, "both nodes shown in sync", |p| {
         ids.iter()
             .all(|id| row(p, id).is_some_and(|r| r.contains("status-in_sync")))
