@@ -339,15 +339,15 @@ fn answer(
     version: u64,
     hash: String,
     encoding: &str,
-    payload: Result<bytes::Bytes, String>,
+    payload: Result<bytes::Bytes, proto::payload::PayloadError>,
     base: Option<(u64, String)>,
 ) -> node_message::Kind {
     let started = Instant::now();
     let kind = if base.is_some() { "delta" } else { "full" };
     let received_bytes = payload.as_ref().map_or(0, |b| b.len()) as u64;
     let checked = match (behaviour, payload) {
-        (Behaviour::Nack, _) => Err("refused by the simulator (--nack)".to_string()),
-        (_, Err(why)) => Err(why),
+        (Behaviour::Nack, _) => Err(("refused by the simulator (--nack)".to_string(), "simulated")),
+        (_, Err(why)) => Err((why.to_string(), why.kind())),
         (_, Ok(bytes)) => check(
             sim,
             current.as_ref(),
@@ -356,7 +356,8 @@ fn answer(
             encoding,
             &bytes,
             base,
-        ),
+        )
+        .map_err(|why| (why, "invalid")),
     };
     match checked {
         Ok(config) => {
@@ -373,12 +374,13 @@ fn answer(
                 apply_cpu_micros: micros,
             })
         }
-        Err(reason) => {
+        Err((reason, why)) => {
             sim.totals.nacks.fetch_add(1, Ordering::Relaxed);
             node_message::Kind::Nack(proto::Nack {
                 version,
                 hash,
                 reason,
+                kind: why.to_string(),
             })
         }
     }
@@ -394,7 +396,8 @@ fn check(
     bytes: &[u8],
     base: Option<(u64, String)>,
 ) -> Result<Config, String> {
-    let plain = proto::payload::decompress(encoding, bytes, MAX_CONFIG_BYTES)?;
+    let plain =
+        proto::payload::decompress(encoding, bytes, MAX_CONFIG_BYTES).map_err(|e| e.to_string())?;
     let (state, digest) = match base {
         None => match sim.decoded.get(hash) {
             Some(known) => known,

@@ -236,7 +236,7 @@ struct Received {
     hash: String,
     encoding: String,
     /// The payload, assembled from its parts (an error when they were too large).
-    bytes: Result<bytes::Bytes, String>,
+    bytes: Result<bytes::Bytes, proto::payload::PayloadError>,
     /// Version and hash a delta applies to; `None` for a full snapshot.
     base: Option<(u64, String)>,
 }
@@ -266,9 +266,11 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
     let n = node.clone();
     let result = node
         .on_config_thread(move || {
-            let bytes = r.bytes?;
+            let refused = |e: proto::payload::PayloadError| (e.to_string(), e.kind());
+            let bytes = r.bytes.map_err(refused)?;
             let plain =
-                proto::payload::decompress(&r.encoding, &bytes, n.settings().max_config_bytes)?;
+                proto::payload::decompress(&r.encoding, &bytes, n.settings().max_config_bytes)
+                    .map_err(refused)?;
             let update = match r.base {
                 None => Update::Full {
                     version: r.version,
@@ -283,10 +285,11 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
                     changes: plain,
                 },
             };
-            n.apply(&update, true).map_err(|e| e.to_string())
+            n.apply(&update, true)
+                .map_err(|e| (e.to_string(), e.kind()))
         })
         .await
-        .unwrap_or_else(Err);
+        .unwrap_or_else(|e| Err((e, "node_error")));
     match result {
         Ok(applied) => {
             let last = LastSync {
@@ -310,13 +313,14 @@ async fn apply(node: &Arc<Node>, r: Received) -> node_message::Kind {
                 apply_cpu_micros: applied.cpu_micros,
             })
         }
-        Err(reason) => {
+        Err((reason, why)) => {
             let rejected = format!("version {version} ({kind}): {reason}");
             node.update_cp_status(|st| st.last_rejected = Some(rejected));
             node_message::Kind::Nack(proto::Nack {
                 version,
                 hash,
                 reason,
+                kind: why.to_string(),
             })
         }
     }

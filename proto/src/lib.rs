@@ -115,9 +115,9 @@ pub mod payload {
         }
 
         /// The whole payload whose final message carries `last`; the assembly is empty again after.
-        pub fn finish(&mut self, last: Bytes) -> Result<Bytes, String> {
+        pub fn finish(&mut self, last: Bytes) -> Result<Bytes, PayloadError> {
             if let Some(limit) = self.too_large.take() {
-                return Err(too_large(limit));
+                return Err(PayloadError::TooLarge { limit });
             }
             if self.pending.is_empty() {
                 return Ok(last);
@@ -135,35 +135,53 @@ pub mod payload {
 
     /// The plain payload of `bytes` sent with `encoding`, refused when it would exceed `limit` bytes
     /// (a small message cannot make the node allocate without bound).
-    pub fn decompress(encoding: &str, bytes: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    pub fn decompress(encoding: &str, bytes: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
         match encoding {
             "" => {
                 if bytes.len() > limit {
-                    return Err(too_large(limit));
+                    return Err(PayloadError::TooLarge { limit });
                 }
                 Ok(bytes.to_vec())
             }
             ZSTD => {
-                let decoder = zstd::stream::read::Decoder::new(bytes)
-                    .map_err(|e| format!("cannot read the zstd payload: {e}"))?;
+                let damaged = |e: std::io::Error| PayloadError::Damaged(e.to_string());
+                let decoder = zstd::stream::read::Decoder::new(bytes).map_err(damaged)?;
                 let mut out = Vec::new();
                 decoder
                     .take(limit as u64 + 1)
                     .read_to_end(&mut out)
-                    .map_err(|e| format!("the zstd payload is damaged: {e}"))?;
+                    .map_err(damaged)?;
                 if out.len() > limit {
-                    return Err(too_large(limit));
+                    return Err(PayloadError::TooLarge { limit });
                 }
                 Ok(out)
             }
-            other => Err(format!("unknown payload encoding '{other}'")),
+            other => Err(PayloadError::UnknownEncoding(other.to_string())),
         }
     }
 
-    fn too_large(limit: usize) -> String {
-        format!(
+    /// Why a node cannot read a payload; [`PayloadError::kind`] is the NACK's `kind`.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum PayloadError {
+        #[error(
             "the payload is larger than this node's limit of {limit} bytes (--max-config-bytes)"
-        )
+        )]
+        TooLarge { limit: usize },
+        #[error("the zstd payload is damaged: {0}")]
+        Damaged(String),
+        #[error("unknown payload encoding '{0}'")]
+        UnknownEncoding(String),
+    }
+
+    impl PayloadError {
+        /// A short label of the reason, for metrics.
+        pub fn kind(&self) -> &'static str {
+            match self {
+                PayloadError::TooLarge { .. } => "too_large",
+                PayloadError::Damaged(_) => "undecodable",
+                PayloadError::UnknownEncoding(_) => "unknown_encoding",
+            }
+        }
     }
 
     #[cfg(test)]
@@ -176,15 +194,15 @@ pub mod payload {
             let packed = compress(&plain);
             assert!(packed.len() < plain.len() / 10);
             assert_eq!(decompress(ZSTD, &packed, plain.len()).unwrap(), plain);
-            assert!(decompress(ZSTD, &packed, plain.len() - 1)
-                .unwrap_err()
-                .contains("limit"));
-            assert!(decompress(ZSTD, b"not zstd", 100)
-                .unwrap_err()
-                .contains("zstd"));
-            assert!(decompress("gzip", b"x", 100)
-                .unwrap_err()
-                .contains("unknown"));
+            let over = decompress(ZSTD, &packed, plain.len() - 1).unwrap_err();
+            assert_eq!(over.kind(), "too_large");
+            assert!(over.to_string().contains("limit"));
+            let damaged = decompress(ZSTD, b"not zstd", 100).unwrap_err();
+            assert_eq!(damaged.kind(), "undecodable");
+            assert!(damaged.to_string().contains("zstd"));
+            let unknown = decompress("gzip", b"x", 100).unwrap_err();
+            assert_eq!(unknown.kind(), "unknown_encoding");
+            assert!(unknown.to_string().contains("unknown"));
             assert_eq!(decompress("", b"abc", 3).unwrap(), b"abc");
         }
 
@@ -221,7 +239,10 @@ pub mod payload {
             a.push(&[0; 10], 15);
             a.push(&[0; 10], 15);
             a.push(&[0; 10], 15);
-            assert!(a.finish(Bytes::new()).unwrap_err().contains("limit of 15"));
+            assert_eq!(
+                a.finish(Bytes::new()).unwrap_err(),
+                PayloadError::TooLarge { limit: 15 }
+            );
             a.push(&[1; 10], 15);
             assert_eq!(a.finish(Bytes::from_static(b"!")).unwrap().len(), 11);
         }

@@ -182,7 +182,7 @@ fn render(
         );
     }
     let c = cp.counters;
-    let counters: [Counter; 10] = [
+    let counters: [Counter; 9] = [
         (
             "portcullis_cp_sessions_total",
             "Node streams this control plane has opened.",
@@ -212,12 +212,6 @@ fn render(
             "",
             &[("kind", "delta")],
             SyncCounters::get(&c.bytes_delta),
-        ),
-        (
-            "portcullis_cp_config_nacks_total",
-            "Configurations nodes refused (the reasons are in the node view).",
-            &[],
-            SyncCounters::get(&c.nacks),
         ),
         (
             "portcullis_cp_session_revocations_total",
@@ -251,6 +245,15 @@ fn render(
         let mut all = vec![("control_plane", name)];
         all.extend_from_slice(labels);
         out.sample(metric, &all, value);
+    }
+    out.family(
+        "portcullis_cp_config_nacks_total",
+        "counter",
+        "Configurations nodes refused, by the reason's kind (the node view has each node's reason).",
+    );
+    for (kind, count) in c.nacks.read() {
+        let labels = [("control_plane", name), ("reason", kind.as_str())];
+        out.sample("portcullis_cp_config_nacks_total", &labels, count);
     }
     ack_histogram(&mut out, name, &c.ack_latency);
     {

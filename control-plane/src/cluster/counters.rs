@@ -56,7 +56,8 @@ pub struct SyncCounters {
     pub acks_delta: AtomicU64,
     pub bytes_full: AtomicU64,
     pub bytes_delta: AtomicU64,
-    pub nacks: AtomicU64,
+    /// Configurations refused, by the NACK's `kind`.
+    pub nacks: NackCounts,
     /// Session revocations (back-channel logout) received from nodes.
     pub session_revocations: AtomicU64,
     /// Nodes paired with an enrollment token, and pairings refused.
@@ -90,6 +91,37 @@ impl SyncCounters {
     }
 }
 
+/// Refused configurations by reason. The reason is the label a node sends, kept only when it is a short
+/// lower-case word and among the first [`NackCounts::KINDS`] seen, so a node cannot grow the series
+/// without bound; anything else is `other`, and nodes that send none are `unknown`.
+#[derive(Debug, Default)]
+pub struct NackCounts(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl NackCounts {
+    /// Most distinct reasons kept as their own label.
+    pub const KINDS: usize = 32;
+
+    /// Counts one refusal sent with `kind`.
+    pub fn refused(&self, kind: &str) {
+        let mut counts = self.0.lock().expect("nack counts lock");
+        let word = !kind.is_empty()
+            && kind.len() <= 32
+            && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let label = match kind {
+            "" => "unknown",
+            k if word && (counts.contains_key(k) || counts.len() < Self::KINDS) => k,
+            _ => "other",
+        };
+        *counts.entry(label.to_string()).or_default() += 1;
+    }
+
+    /// Every reason with its count.
+    pub fn read(&self) -> Vec<(String, u64)> {
+        let counts = self.0.lock().expect("nack counts lock");
+        counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +139,23 @@ mod tests {
         assert_eq!(*buckets.last().unwrap(), 2, "the minute is only in +Inf");
         assert_eq!(count, 3);
         assert!((sum - 60.073).abs() < 1e-6);
+    }
+
+    #[test]
+    fn refusals_are_counted_by_a_bounded_set_of_reasons() {
+        let n = NackCounts::default();
+        n.refused("too_large");
+        n.refused("too_large");
+        n.refused("");
+        n.refused("Not A Label");
+        n.refused(&"x".repeat(40));
+        for i in 0..NackCounts::KINDS * 2 {
+            n.refused(&format!("kind_{}", (b'a' + (i % 26) as u8) as char).repeat(1 + i / 26));
+        }
+        let read: std::collections::BTreeMap<String, u64> = n.read().into_iter().collect();
+        assert_eq!(read["too_large"], 2);
+        assert_eq!(read["unknown"], 1);
+        assert!(read["other"] >= 2);
+        assert!(read.len() <= NackCounts::KINDS + 1, "{read:?}");
     }
 }

@@ -399,8 +399,7 @@ impl Session {
             Some(node_message::Kind::Nack(nack)) => {
                 warn!(node_id = %self.node_id, version = nack.version, reason = %nack.reason, "node rejected config");
                 let refused = self.answered(nack.version).map(|(kind, _)| kind);
-                let nacks = &self.cluster.nodes.counters.nacks;
-                nacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.cluster.nodes.counters.nacks.refused(&nack.kind);
                 // The node still runs what it last acknowledged; everything sent after the refused message
                 // was built on it and will be refused too, unless a full snapshot is already on its way.
                 self.base = self.acked.clone();

@@ -135,7 +135,8 @@ async fn control_plane_metrics_follow_the_nodes() {
         (metric(&text, "portcullis_cp_data_plane_sync_status", &rejected) == 1.0).then_some(text)
     })
     .await;
-    assert!(metric(&text, "portcullis_cp_config_nacks_total", &[]) >= 1.0);
+    let too_large = [("reason", "too_large")];
+    assert!(metric(&text, "portcullis_cp_config_nacks_total", &too_large) >= 1.0);
     let rejected = [("status", "connected"), ("sync_status", "rejected")];
     assert_eq!(metric(&text, "portcullis_cp_data_planes", &rejected), 1.0);
 

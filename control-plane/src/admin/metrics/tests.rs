@@ -1,5 +1,4 @@
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
@@ -109,7 +108,8 @@ fn the_text_follows_the_format_and_names_every_node() {
     let counters = SyncCounters::default();
     counters.acked("delta", 300);
     counters.acked("full", 1000);
-    counters.nacks.fetch_add(2, Ordering::Relaxed);
+    counters.nacks.refused("too_large");
+    counters.nacks.refused("too_large");
     counters
         .ack_latency
         .observe(std::time::Duration::from_millis(20));
@@ -145,7 +145,7 @@ fn the_text_follows_the_format_and_names_every_node() {
         300.0
     );
     assert_eq!(
-        get("portcullis_cp_config_nacks_total{control_plane=\"cp-1\"}"),
+        get("portcullis_cp_config_nacks_total{control_plane=\"cp-1\",reason=\"too_large\"}"),
         2.0
     );
     assert_eq!(
