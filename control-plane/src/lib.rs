@@ -331,9 +331,11 @@ pub async fn run(
 
     let (published_tx, published_rx) = watch::channel(None);
     let (status_tx, status_rx) = watch::channel(Default::default());
+    let encode_times = Arc::new(cluster::counters::EncodeTimes::default());
     let publisher = tokio::spawn(cluster::snapshots::run_publisher(
         core.subscribe(),
         core.log().clone(),
+        encode_times.clone(),
         published_tx,
         status_tx,
     ));
@@ -352,6 +354,7 @@ pub async fn run(
         },
         snapshots: published_rx,
         publish_status: status_rx,
+        encode_times,
         purges: broadcast::channel(1024).0,
         revocations: broadcast::channel(1024).0,
         shutdown: stop_rx.clone(),

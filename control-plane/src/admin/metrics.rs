@@ -15,7 +15,7 @@ use axum::Router;
 use serde_json::Value;
 
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
-use crate::cluster::counters::SyncCounters;
+use crate::cluster::counters::{EncodeTimes, Histogram, SyncCounters};
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AdminCtx>> {
@@ -50,6 +50,7 @@ async fn metrics(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
         config_version: ctx.core.current().version,
         connected: ctx.cluster.nodes.connected(),
         counters: &ctx.cluster.nodes.counters,
+        encode_times: &ctx.cluster.encode_times,
         change_log: {
             let log = ctx.core.log().lock().expect("change log lock");
             let versions = log.span().map(|(a, b)| b - a + 1).unwrap_or(0);
@@ -70,6 +71,7 @@ struct ControlPlane<'a> {
     config_version: u64,
     connected: usize,
     counters: &'a SyncCounters,
+    encode_times: &'a EncodeTimes,
     /// Versions and bytes the change log keeps.
     change_log: (u64, usize),
 }
@@ -255,7 +257,28 @@ fn render(
         let labels = [("control_plane", name), ("reason", kind.as_str())];
         out.sample("portcullis_cp_config_nacks_total", &labels, count);
     }
-    ack_histogram(&mut out, name, &c.ack_latency);
+    histograms(
+        &mut out,
+        "portcullis_cp_config_ack_seconds",
+        "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
+        &[(&[("control_plane", name)], &c.ack_latency)],
+    );
+    let kinds = cp.encode_times.kinds();
+    let labelled: Vec<[(&str, &str); 2]> = kinds
+        .iter()
+        .map(|(kind, _)| [("control_plane", name), ("kind", *kind)])
+        .collect();
+    let each: Vec<(&[(&str, &str)], &Histogram)> = labelled
+        .iter()
+        .zip(&kinds)
+        .map(|(labels, (_, h))| (labels.as_slice(), *h))
+        .collect();
+    histograms(
+        &mut out,
+        "portcullis_cp_config_encode_seconds",
+        "Time to encode a configuration for the nodes, once per version (full, full_zstd) or per version and base (delta).",
+        &each,
+    );
     {
         let log = cp.change_log;
         out.family(
@@ -286,29 +309,22 @@ fn render(
 }
 
 /// The time from sending a configuration on a stream to its ACK, as a Prometheus histogram.
-fn ack_histogram(out: &mut Out, name: &str, h: &crate::cluster::counters::Histogram) {
-    let metric = "portcullis_cp_config_ack_seconds";
-    out.family(
-        metric,
-        "histogram",
-        "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
-    );
-    let (buckets, count, sum) = h.read();
+/// A histogram's family: its help once, then its buckets, sum and count for each labelled histogram.
+fn histograms(out: &mut Out, metric: &str, help: &str, each: &[(&[(&str, &str)], &Histogram)]) {
+    out.family(metric, "histogram", help);
     let bucket = format!("{metric}_bucket");
-    for (le, n) in crate::cluster::counters::ACK_BUCKETS.iter().zip(&buckets) {
-        out.sample(
-            &bucket,
-            &[("control_plane", name), ("le", &le.to_string())],
-            n,
-        );
+    for (labels, h) in each {
+        let (buckets, count, sum) = h.read();
+        let les: Vec<String> = h.bounds().iter().map(f64::to_string).collect();
+        let les = les.iter().map(String::as_str).chain(["+Inf"]);
+        for (le, n) in les.zip(buckets.iter().chain([&count])) {
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", le));
+            out.sample(&bucket, &with_le, n);
+        }
+        out.sample(&format!("{metric}_sum"), labels, sum);
+        out.sample(&format!("{metric}_count"), labels, count);
     }
-    out.sample(&bucket, &[("control_plane", name), ("le", "+Inf")], count);
-    out.sample(&format!("{metric}_sum"), &[("control_plane", name)], sum);
-    out.sample(
-        &format!("{metric}_count"),
-        &[("control_plane", name)],
-        count,
-    );
 }
 
 /// The series of each node.

@@ -11,20 +11,47 @@ pub const ACK_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// A Prometheus histogram with the [`ACK_BUCKETS`] bounds.
-#[derive(Debug, Default)]
+/// Upper bounds, in seconds, of the buckets of the time to encode a configuration for the nodes.
+pub const ENCODE_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A Prometheus histogram with fixed bucket bounds ([`ACK_BUCKETS`] unless made with others).
+#[derive(Debug)]
 pub struct Histogram {
+    bounds: &'static [f64],
     /// Observations at most each bound (not cumulative; summed when read).
-    buckets: [AtomicU64; ACK_BUCKETS.len()],
+    buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&ACK_BUCKETS)
+    }
+}
+
 impl Histogram {
+    /// An empty histogram with `bounds` (ascending, in seconds).
+    pub fn with_bounds(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// The upper bounds of the buckets, in seconds.
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
     /// Counts one observation.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = ACK_BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -88,6 +115,39 @@ impl SyncCounters {
     /// Reads one counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// How long encoding configurations for the nodes took, done once per version (a full snapshot, plain
+/// and compressed) or per version and base (a delta), whatever the number of nodes.
+#[derive(Debug)]
+pub struct EncodeTimes {
+    /// A full snapshot, plain.
+    pub full: Histogram,
+    /// A full snapshot compressed with zstd (after its plain encoding).
+    pub full_zstd: Histogram,
+    /// The changes from one base version, compressed when the nodes at that base read zstd.
+    pub delta: Histogram,
+}
+
+impl Default for EncodeTimes {
+    fn default() -> Self {
+        EncodeTimes {
+            full: Histogram::with_bounds(&ENCODE_BUCKETS),
+            full_zstd: Histogram::with_bounds(&ENCODE_BUCKETS),
+            delta: Histogram::with_bounds(&ENCODE_BUCKETS),
+        }
+    }
+}
+
+impl EncodeTimes {
+    /// Each histogram with its `kind` label.
+    pub fn kinds(&self) -> [(&'static str, &Histogram); 3] {
+        [
+            ("full", &self.full),
+            ("full_zstd", &self.full_zstd),
+            ("delta", &self.delta),
+        ]
     }
 }
 

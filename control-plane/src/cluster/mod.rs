@@ -55,6 +55,8 @@ pub struct Cluster {
     pub settings: ClusterSettings,
     pub snapshots: watch::Receiver<Option<Arc<Published>>>,
     pub publish_status: watch::Receiver<PublishStatus>,
+    /// How long encoding configurations for the nodes took.
+    pub encode_times: Arc<counters::EncodeTimes>,
     pub purges: broadcast::Sender<PurgeCommand>,
     /// Session revocations to send to every connected node.
     pub revocations: broadcast::Sender<revocations::SessionRevocation>,

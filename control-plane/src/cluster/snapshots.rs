@@ -12,6 +12,7 @@ use shared::ConfigState;
 use tokio::sync::{watch, OnceCell};
 use tracing::{error, info};
 
+use super::counters::{EncodeTimes, Histogram};
 use crate::changelog::ChangeLog;
 use crate::core::Versioned;
 
@@ -33,6 +34,8 @@ pub struct Published {
     /// Number of routes (for status pages).
     pub routes: usize,
     log: Arc<Mutex<ChangeLog>>,
+    /// Where the time each encoding took is counted.
+    times: Arc<EncodeTimes>,
     plain: OnceCell<Bytes>,
     zstd: OnceCell<Bytes>,
     deltas: Mutex<HashMap<(u64, String, bool), Option<Bytes>>>,
@@ -53,11 +56,13 @@ impl Published {
         let plain = self
             .plain
             .get_or_init(|| {
-                let state = self.state.clone();
+                let (state, times) = (self.state.clone(), self.times.clone());
                 async move {
-                    tokio::task::spawn_blocking(move || Bytes::from(shared::state::encode(&state)))
-                        .await
-                        .expect("encoding a config cannot fail")
+                    tokio::task::spawn_blocking(move || {
+                        timed(&times.full, || shared::state::encode(&state))
+                    })
+                    .await
+                    .expect("encoding a config cannot fail")
                 }
             })
             .await
@@ -65,11 +70,14 @@ impl Published {
         if !zstd {
             return plain;
         }
+        let times = self.times.clone();
         self.zstd
             .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || Bytes::from(proto::payload::compress(&plain)))
-                    .await
-                    .expect("compressing into memory cannot fail")
+                tokio::task::spawn_blocking(move || {
+                    timed(&times.full_zstd, || proto::payload::compress(&plain))
+                })
+                .await
+                .expect("compressing into memory cannot fail")
             })
             .await
             .clone()
@@ -89,11 +97,12 @@ impl Published {
             .between(base_version, base_hash, self.version)
             .filter(|changes| !replaces_most(changes.len(), &self.state))
             .map(|changes| {
-                let plain = shared::delta::encode_changes(&changes);
-                Bytes::from(if zstd {
-                    proto::payload::compress(&plain)
-                } else {
-                    plain
+                timed(&self.times.delta, || {
+                    let plain = shared::delta::encode_changes(&changes);
+                    match zstd {
+                        true => proto::payload::compress(&plain),
+                        false => plain,
+                    }
                 })
             });
         let mut memo = self.deltas.lock().expect("delta memo lock");
@@ -102,6 +111,14 @@ impl Published {
         }
         encoded
     }
+}
+
+/// Runs `encode`, counting the time it took in `histogram`.
+fn timed(histogram: &Histogram, encode: impl FnOnce() -> Vec<u8>) -> Bytes {
+    let started = Instant::now();
+    let bytes = encode();
+    histogram.observe(started.elapsed());
+    Bytes::from(bytes)
 }
 
 /// Changes that touch more entities than half the configuration holds (a declarative replacement, say)
@@ -122,6 +139,7 @@ pub struct PublishStatus {
 pub async fn run_publisher(
     mut committed: watch::Receiver<Arc<Versioned>>,
     log: Arc<Mutex<ChangeLog>>,
+    times: Arc<EncodeTimes>,
     published: watch::Sender<Option<Arc<Published>>>,
     status: watch::Sender<PublishStatus>,
 ) {
@@ -133,8 +151,9 @@ pub async fn run_publisher(
             .map(|s| (s.version, s.hash.clone()));
         if previous.as_ref().map(|p| p.0) != Some(current.version) && current.version > 0 {
             let started = Instant::now();
-            let log = log.clone();
-            let build = tokio::task::spawn_blocking(move || publish(&current, previous, log)).await;
+            let (log, times) = (log.clone(), times.clone());
+            let build =
+                tokio::task::spawn_blocking(move || publish(&current, previous, log, times)).await;
             match build {
                 Ok(Ok(p)) => {
                     info!(
@@ -168,6 +187,7 @@ fn publish(
     v: &Versioned,
     previous: Option<(u64, String)>,
     log: Arc<Mutex<ChangeLog>>,
+    times: Arc<EncodeTimes>,
 ) -> Result<Published, (u64, String)> {
     let since =
         previous.and_then(|(pv, ph)| log.lock().expect("log lock").between(pv, &ph, v.version));
@@ -190,6 +210,7 @@ fn publish(
         plugins,
         routes: v.state.routes.len(),
         log,
+        times,
         plain: OnceCell::new(),
         zstd: OnceCell::new(),
         deltas: Mutex::new(HashMap::new()),

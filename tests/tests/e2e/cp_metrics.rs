@@ -135,6 +135,15 @@ async fn control_plane_metrics_follow_the_nodes() {
         (metric(&text, "portcullis_cp_data_plane_sync_status", &rejected) == 1.0).then_some(text)
     })
     .await;
+    // Each encoding is timed: the small node's plain snapshots, the other node's deltas.
+    for kind in ["full", "delta"] {
+        let count = metric(
+            &text,
+            "portcullis_cp_config_encode_seconds_count",
+            &[("kind", kind)],
+        );
+        assert!(count >= 1.0, "{kind}: {text}");
+    }
     let too_large = [("reason", "too_large")];
     assert!(metric(&text, "portcullis_cp_config_nacks_total", &too_large) >= 1.0);
     let rejected = [("status", "connected"), ("sync_status", "rejected")];

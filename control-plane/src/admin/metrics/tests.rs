@@ -113,11 +113,14 @@ fn the_text_follows_the_format_and_names_every_node() {
     counters
         .ack_latency
         .observe(std::time::Duration::from_millis(20));
+    let times = crate::cluster::counters::EncodeTimes::default();
+    times.delta.observe(std::time::Duration::from_micros(300));
     let cp = ControlPlane {
         name: "cp-1".into(),
         config_version: 9,
         connected: 1,
         counters: &counters,
+        encode_times: &times,
         change_log: (3, 1200),
     };
     let nodes = [
@@ -147,6 +150,19 @@ fn the_text_follows_the_format_and_names_every_node() {
     assert_eq!(
         get("portcullis_cp_config_nacks_total{control_plane=\"cp-1\",reason=\"too_large\"}"),
         2.0
+    );
+    let encoded = |kind: &str, le: &str| {
+        get(&format!(
+            "portcullis_cp_config_encode_seconds_bucket{{control_plane=\"cp-1\",kind=\"{kind}\",le=\"{le}\"}}"
+        ))
+    };
+    assert_eq!(encoded("delta", "0.00025"), 0.0);
+    assert_eq!(encoded("delta", "0.0005"), 1.0);
+    assert_eq!(encoded("delta", "+Inf"), 1.0);
+    assert_eq!(encoded("full", "+Inf"), 0.0);
+    assert_eq!(
+        get("portcullis_cp_config_encode_seconds_count{control_plane=\"cp-1\",kind=\"full_zstd\"}"),
+        0.0
     );
     assert_eq!(
         get("portcullis_cp_config_ack_seconds_bucket{control_plane=\"cp-1\",le=\"0.01\"}"),
