@@ -214,9 +214,13 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
 }
 
 /// Opens PostgreSQL when `--database-url` is given, else the embedded store in the data dir; either way
-/// Certificates' private keys are sealed in it ([`store::SealingStore`]).
-async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
-    let inner: Arc<dyn store::Store> = match config.database.settings()? {
+/// its writes are timed into `times` ([`store::TimedStore`]) and Certificates' private keys are sealed in
+/// it ([`store::SealingStore`]).
+async fn open_store(
+    config: &Config,
+    times: Arc<store::StoreTimes>,
+) -> Result<Arc<dyn store::Store>> {
+    let opened: Arc<dyn store::Store> = match config.database.settings()? {
         None => {
             let dir = config.data_dir.join("store");
             Arc::new(store::SledStore::open(&dir).with_context(|| {
@@ -229,6 +233,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn store::Store>> {
                 .context("cannot open the PostgreSQL store")?,
         ),
     };
+    let inner: Arc<dyn store::Store> = Arc::new(store::TimedStore::new(opened, times));
     let key = store::sealing_key(
         config.secrets_key_file.as_deref(),
         config.cluster_ca_encryption_key_file.as_deref(),
@@ -285,7 +290,8 @@ pub async fn run(
     }
     platform::files::private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let store = open_store(&config).await?;
+    let store_times = Arc::new(store::StoreTimes::default());
+    let store = open_store(&config, store_times.clone()).await?;
     let core = Arc::new(
         core::Core::open(
             store.clone(),
@@ -365,6 +371,7 @@ pub async fn run(
         admin_token,
         cors_origin: config.admin_cors_origin.clone(),
         server_stats: Default::default(),
+        store_times,
         configuration: json!({
             "admin_listen": admin_addr.to_string(),
             "manager_listen": manager_addr.map(|a| a.to_string()),

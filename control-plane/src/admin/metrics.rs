@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::{AdminCtx, ApiError, ApiResult, Ctx};
 use crate::cluster::counters::{EncodeTimes, Histogram, SyncCounters};
+use crate::store::StoreTimes;
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AdminCtx>> {
@@ -51,6 +52,7 @@ async fn metrics(State(ctx): Ctx, RawQuery(q): RawQuery) -> ApiResult {
         connected: ctx.cluster.nodes.connected(),
         counters: &ctx.cluster.nodes.counters,
         encode_times: &ctx.cluster.encode_times,
+        store_times: &ctx.store_times,
         change_log: {
             let log = ctx.core.log().lock().expect("change log lock");
             let versions = log.span().map(|(a, b)| b - a + 1).unwrap_or(0);
@@ -72,6 +74,7 @@ struct ControlPlane<'a> {
     connected: usize,
     counters: &'a SyncCounters,
     encode_times: &'a EncodeTimes,
+    store_times: &'a StoreTimes,
     /// Versions and bytes the change log keeps.
     change_log: (u64, usize),
 }
@@ -263,21 +266,19 @@ fn render(
         "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
         &[(&[("control_plane", name)], &c.ack_latency)],
     );
-    let kinds = cp.encode_times.kinds();
-    let labelled: Vec<[(&str, &str); 2]> = kinds
-        .iter()
-        .map(|(kind, _)| [("control_plane", name), ("kind", *kind)])
-        .collect();
-    let each: Vec<(&[(&str, &str)], &Histogram)> = labelled
-        .iter()
-        .zip(&kinds)
-        .map(|(labels, (_, h))| (labels.as_slice(), *h))
-        .collect();
-    histograms(
+    labelled_histograms(
         &mut out,
         "portcullis_cp_config_encode_seconds",
         "Time to encode a configuration for the nodes, once per version (full, full_zstd) or per version and base (delta).",
-        &each,
+        (name, "kind"),
+        &cp.encode_times.kinds(),
+    );
+    labelled_histograms(
+        &mut out,
+        "portcullis_cp_store_write_seconds",
+        "Time the store (sled or PostgreSQL) took to write, by operation.",
+        (name, "operation"),
+        &cp.store_times.operations(),
     );
     {
         let log = cp.change_log;
@@ -325,6 +326,26 @@ fn histograms(out: &mut Out, metric: &str, help: &str, each: &[(&[(&str, &str)],
         out.sample(&format!("{metric}_sum"), labels, sum);
         out.sample(&format!("{metric}_count"), labels, count);
     }
+}
+
+/// A histogram family with one histogram per value of the label `label` (and this control plane's name).
+fn labelled_histograms(
+    out: &mut Out,
+    metric: &str,
+    help: &str,
+    (name, label): (&str, &str),
+    each: &[(&str, &Histogram)],
+) {
+    let labels: Vec<[(&str, &str); 2]> = each
+        .iter()
+        .map(|(value, _)| [("control_plane", name), (label, *value)])
+        .collect();
+    let each: Vec<(&[(&str, &str)], &Histogram)> = labels
+        .iter()
+        .zip(each)
+        .map(|(labels, (_, h))| (labels.as_slice(), *h))
+        .collect();
+    histograms(out, metric, help, &each);
 }
 
 /// The series of each node.

@@ -50,6 +50,8 @@ pub struct AdminCtx {
     pub cors_origin: Option<cors::CorsOrigin>,
     /// Connections and requests of the Admin API server (`GET /status`).
     pub server_stats: Arc<server_stats::ServerStats>,
+    /// How long the store's writes take (`GET /metrics`).
+    pub store_times: Arc<crate::store::StoreTimes>,
     /// Non-secret settings reported by `GET /`.
     pub configuration: Value,
     /// Discovery documents of `openid-connect` issuers.

@@ -11,8 +11,9 @@ pub const ACK_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Upper bounds, in seconds, of the buckets of the time to encode a configuration for the nodes.
-pub const ENCODE_BUCKETS: [f64; 14] = [
+/// Upper bounds, in seconds, of the buckets of work done once per change: encoding a configuration for
+/// the nodes, writing to the store.
+pub const WORK_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
@@ -133,9 +134,9 @@ pub struct EncodeTimes {
 impl Default for EncodeTimes {
     fn default() -> Self {
         EncodeTimes {
-            full: Histogram::with_bounds(&ENCODE_BUCKETS),
-            full_zstd: Histogram::with_bounds(&ENCODE_BUCKETS),
-            delta: Histogram::with_bounds(&ENCODE_BUCKETS),
+            full: Histogram::with_bounds(&WORK_BUCKETS),
+            full_zstd: Histogram::with_bounds(&WORK_BUCKETS),
+            delta: Histogram::with_bounds(&WORK_BUCKETS),
         }
     }
 }

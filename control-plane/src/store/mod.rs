@@ -12,6 +12,7 @@
 mod postgres;
 mod sealed;
 mod sled;
+mod timed;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use tokio::sync::broadcast;
 pub use self::postgres::{PgSettings, PgStore};
 pub use self::sealed::{sealing_key, SealingStore};
 pub use self::sled::SledStore;
+pub use self::timed::{StoreTimes, TimedStore};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]

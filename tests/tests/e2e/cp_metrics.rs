@@ -144,6 +144,16 @@ async fn control_plane_metrics_follow_the_nodes() {
         );
         assert!(count >= 1.0, "{kind}: {text}");
     }
+    // Every store write is timed: the 41 consumers' commits, the nodes' records.
+    let writes = |operation: &str| {
+        metric(
+            &text,
+            "portcullis_cp_store_write_seconds_count",
+            &[("operation", operation)],
+        )
+    };
+    assert!(writes("commit") >= 41.0, "{text}");
+    assert!(writes("put_record") >= 2.0, "{text}");
     let too_large = [("reason", "too_large")];
     assert!(metric(&text, "portcullis_cp_config_nacks_total", &too_large) >= 1.0);
     let rejected = [("status", "connected"), ("sync_status", "rejected")];

@@ -121,6 +121,7 @@ fn the_text_follows_the_format_and_names_every_node() {
         connected: 1,
         counters: &counters,
         encode_times: &times,
+        store_times: &Default::default(),
         change_log: (3, 1200),
     };
     let nodes = [
@@ -160,6 +161,10 @@ fn the_text_follows_the_format_and_names_every_node() {
     assert_eq!(encoded("delta", "0.0005"), 1.0);
     assert_eq!(encoded("delta", "+Inf"), 1.0);
     assert_eq!(encoded("full", "+Inf"), 0.0);
+    assert_eq!(
+        get("portcullis_cp_store_write_seconds_count{control_plane=\"cp-1\",operation=\"commit\"}"),
+        0.0
+    );
     assert_eq!(
         get("portcullis_cp_config_encode_seconds_count{control_plane=\"cp-1\",kind=\"full_zstd\"}"),
         0.0
