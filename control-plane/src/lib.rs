@@ -431,12 +431,7 @@ pub async fn run(
         admin::server_stats::CountingListener::new(listeners.admin, ctx.server_stats.clone());
     let admin_server = axum::serve(admin_listener, admin::router(ctx))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-    // HTTP/2 PINGs only once a connection has been silent for the heartbeat timeout (10 s at least): the
-    // nodes' heartbeats keep it from ever firing on a healthy stream, so it costs nothing at scale.
-    let keepalive = cluster
-        .settings
-        .heartbeat_timeout
-        .max(Duration::from_secs(10));
+    let keepalive = proto::keepalive_interval(cluster.settings.heartbeat_timeout);
     let grpc = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(keepalive))
         .add_service(

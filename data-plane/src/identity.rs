@@ -193,10 +193,8 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
-/// Opens a gRPC channel to `cp` (`host:port`) over TLS configured by `tls`.
-///
-/// HTTP/2 sends a PING after `heartbeat_timeout` (10 s at least) without reading anything: while the
-/// stream's heartbeats are answered it never does, so a large cluster pays for one liveness check, not two.
+/// Opens a gRPC channel to `cp` (`host:port`) over TLS configured by `tls`, checked with an HTTP/2 PING
+/// after [`proto::keepalive_interval`] of `heartbeat_timeout` without a read.
 pub async fn connect(
     cp: &Candidate,
     tls: Arc<rustls::ClientConfig>,
@@ -207,7 +205,7 @@ pub async fn connect(
     let addr = cp.addr;
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
-        .http2_keep_alive_interval(heartbeat_timeout.max(std::time::Duration::from_secs(10)));
+        .http2_keep_alive_interval(proto::keepalive_interval(heartbeat_timeout));
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: http::Uri| {
             let tls = tls.clone();

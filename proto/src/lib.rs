@@ -8,6 +8,13 @@ mod generated {
 }
 pub use generated::*;
 
+/// How long a cluster connection may read nothing before HTTP/2 checks it with a PING, on the node and
+/// the control plane alike: the heartbeat timeout, 10 s at least. While heartbeats are answered the PING
+/// never fires, so a large cluster pays for one liveness check per stream, not two.
+pub fn keepalive_interval(heartbeat_timeout: std::time::Duration) -> std::time::Duration {
+    heartbeat_timeout.max(std::time::Duration::from_secs(10))
+}
+
 /// The codec of every cluster RPC: prost messages, with a stream's message buffers kept small.
 pub mod codec {
     use std::marker::PhantomData;
