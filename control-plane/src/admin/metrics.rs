@@ -262,23 +262,32 @@ fn render(
     }
     histograms(
         &mut out,
-        "portcullis_cp_config_ack_seconds",
-        "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
-        &[(&[("control_plane", name)], &c.ack_latency)],
+        (
+            "portcullis_cp_config_ack_seconds",
+            "From sending a configuration (full or delta) on a node's stream to the node's ACK of it.",
+        ),
+        name,
+        &[(None, &c.ack_latency)],
     );
-    labelled_histograms(
+    histograms(
         &mut out,
-        "portcullis_cp_config_encode_seconds",
-        "Time to encode a configuration for the nodes, once per version (full, full_zstd) or per version and base (delta).",
-        (name, "kind"),
-        &cp.encode_times.kinds(),
+        (
+            "portcullis_cp_config_encode_seconds",
+            "Time to encode a configuration for the nodes, once per version (full, full_zstd) or per version and base (delta).",
+        ),
+        name,
+        &cp.encode_times.kinds().map(|(kind, h)| (Some(("kind", kind)), h)),
     );
-    labelled_histograms(
+    histograms(
         &mut out,
-        "portcullis_cp_store_write_seconds",
-        "Time the store (sled or PostgreSQL) took to write, by operation.",
-        (name, "operation"),
-        &cp.store_times.operations(),
+        (
+            "portcullis_cp_store_write_seconds",
+            "Time the store (sled or PostgreSQL) took to write, by operation.",
+        ),
+        name,
+        &cp.store_times
+            .operations()
+            .map(|(operation, h)| (Some(("operation", operation)), h)),
     );
     {
         let log = cp.change_log;
@@ -309,43 +318,32 @@ fn render(
     out.text
 }
 
-/// The time from sending a configuration on a stream to its ACK, as a Prometheus histogram.
-/// A histogram's family: its help once, then its buckets, sum and count for each labelled histogram.
-fn histograms(out: &mut Out, metric: &str, help: &str, each: &[(&[(&str, &str)], &Histogram)]) {
+/// A histogram family: its help once, then the buckets, sum and count of each histogram, labelled with
+/// this control plane's name and, where given, one label of its own.
+fn histograms(
+    out: &mut Out,
+    (metric, help): (&str, &str),
+    name: &str,
+    each: &[(Option<(&str, &str)>, &Histogram)],
+) {
     out.family(metric, "histogram", help);
     let bucket = format!("{metric}_bucket");
-    for (labels, h) in each {
+    for (label, h) in each {
+        let labels: Vec<(&str, &str)> = [("control_plane", name)]
+            .into_iter()
+            .chain(*label)
+            .collect();
         let (buckets, count, sum) = h.read();
         let les: Vec<String> = h.bounds().iter().map(f64::to_string).collect();
         let les = les.iter().map(String::as_str).chain(["+Inf"]);
         for (le, n) in les.zip(buckets.iter().chain([&count])) {
-            let mut with_le = labels.to_vec();
+            let mut with_le = labels.clone();
             with_le.push(("le", le));
             out.sample(&bucket, &with_le, n);
         }
-        out.sample(&format!("{metric}_sum"), labels, sum);
-        out.sample(&format!("{metric}_count"), labels, count);
+        out.sample(&format!("{metric}_sum"), &labels, sum);
+        out.sample(&format!("{metric}_count"), &labels, count);
     }
-}
-
-/// A histogram family with one histogram per value of the label `label` (and this control plane's name).
-fn labelled_histograms(
-    out: &mut Out,
-    metric: &str,
-    help: &str,
-    (name, label): (&str, &str),
-    each: &[(&str, &Histogram)],
-) {
-    let labels: Vec<[(&str, &str); 2]> = each
-        .iter()
-        .map(|(value, _)| [("control_plane", name), (label, *value)])
-        .collect();
-    let each: Vec<(&[(&str, &str)], &Histogram)> = labels
-        .iter()
-        .zip(each)
-        .map(|(labels, (_, h))| (labels.as_slice(), *h))
-        .collect();
-    histograms(out, metric, help, &each);
 }
 
 /// The series of each node.
