@@ -1,7 +1,7 @@
 //! A real headless browser for tests, driven over WebDriver (fantoccini): Debian's Chromium with
 //! chromedriver, or Debian's Firefox ESR with geckodriver (built from crates.io by the test command).
 //! Where the browser or its driver is missing, [`Headless::start`] says so and the test prints a loud
-//! SKIPPED line; screenshots go to `target/test-artifacts/<test>/`.
+//! SKIPPED line; screenshots go to `target/test-artifacts/<test>/` (`<test>_firefox/` for Firefox).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +30,14 @@ impl Engine {
                 find(&["firefox-esr", "firefox"]).ok_or("firefox (Debian package firefox-esr)")?,
                 find(&["geckodriver"]).ok_or("geckodriver (cargo install geckodriver)")?,
             )),
+        }
+    }
+
+    /// The directory of `test`'s screenshots: Chromium's under the test's name, Firefox's beside them.
+    fn artifacts(self, test: &str) -> String {
+        match self {
+            Engine::Chromium => test.to_string(),
+            Engine::Firefox => format!("{test}_firefox"),
         }
     }
 
@@ -134,7 +142,7 @@ impl Headless {
             .map_err(|e| format!("no browser session: {e}"))?;
         let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/test-artifacts")
-            .join(test);
+            .join(engine.artifacts(test));
         std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;
         Ok(Headless {
             client,

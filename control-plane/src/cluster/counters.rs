@@ -161,12 +161,14 @@ pub struct NackCounts(std::sync::Mutex<std::collections::BTreeMap<String, u64>>)
 impl NackCounts {
     /// Most distinct reasons kept as their own label.
     pub const KINDS: usize = 32;
+    /// Longest reason kept as a label, in bytes.
+    pub const KIND_BYTES: usize = 32;
 
     /// Counts one refusal sent with `kind`.
     pub fn refused(&self, kind: &str) {
         let mut counts = self.0.lock().expect("nack counts lock");
         let word = !kind.is_empty()
-            && kind.len() <= 32
+            && kind.len() <= Self::KIND_BYTES
             && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
         let label = match kind {
             "" => "unknown",
@@ -209,7 +211,7 @@ mod tests {
         n.refused("too_large");
         n.refused("");
         n.refused("Not A Label");
-        n.refused(&"x".repeat(40));
+        n.refused(&"x".repeat(NackCounts::KIND_BYTES + 1));
         for i in 0..NackCounts::KINDS * 2 {
             n.refused(&format!("kind_{}", (b'a' + (i % 26) as u8) as char).repeat(1 + i / 26));
         }

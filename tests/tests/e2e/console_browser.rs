@@ -1,9 +1,10 @@
-//! The operator console in real browsers: headless Chromium and Firefox, driven over WebDriver, sign in with the
-//! admin token (a wrong one refused; the right one with the keyboard alone, then the skip link), watch two real nodes in sync and one of them go away without a
-//! reload, protect a route with `oauth2-introspection` through the forms (an invalid field answered
-//! beside the field, the secret never on a page again), are refused a form posted from another origin,
-//! and diff then apply a YAML document. Each scenario runs in both browsers; screenshots of every page
-//! are kept in `target/test-artifacts/console_browser*/` (Firefox's under `*_firefox`).
+//! The operator console in real browsers: headless Chromium and Firefox, driven over WebDriver, sign in
+//! with the admin token (a wrong one refused; the right one with the keyboard alone, then the skip link),
+//! watch two real nodes in sync and one of them go away without a reload, protect a route with
+//! `oauth2-introspection` through the forms (an invalid field answered beside the field, the secret never
+//! on a page again), are refused a form posted from another origin, and diff then apply a YAML document.
+//! Each scenario runs in both browsers; screenshots of every page are kept in
+//! `target/test-artifacts/console_browser*/` (Firefox's under `*_firefox`).
 
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
@@ -125,14 +126,6 @@ fn row<'a>(page: &'a str, id: &str) -> Option<&'a str> {
     Some(&rest[..rest.find("</tr>")?])
 }
 
-/// Artifacts of `test` in `engine`: Chromium's under the test's name, Firefox's beside them.
-fn artifacts(test: &str, engine: Engine) -> String {
-    match engine {
-        Engine::Chromium => test.to_string(),
-        Engine::Firefox => format!("{test}_firefox"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_and_sees_a_node_go_away_without_a_reload() {
     sees_a_node_go_away(Engine::Chromium).await;
@@ -144,8 +137,7 @@ async fn in_firefox_an_operator_signs_in_and_sees_a_node_go_away_without_a_reloa
 }
 
 async fn sees_a_node_go_away(engine: Engine) {
-    let test = artifacts("console_browser", engine);
-    let Some(browser) = Headless::start_or_skip(&test, engine).await else {
+    let Some(browser) = Headless::start_or_skip("console_browser", engine).await else {
         return;
     };
     let cp = control_plane().await;
@@ -231,8 +223,7 @@ async fn in_firefox_an_operator_protects_a_route_through_the_forms() {
 }
 
 async fn protects_a_route(engine: Engine) {
-    let test = artifacts("console_browser_forms", engine);
-    let Some(browser) = Headless::start_or_skip(&test, engine).await else {
+    let Some(browser) = Headless::start_or_skip("console_browser_forms", engine).await else {
         return;
     };
     let cp = control_plane().await;
